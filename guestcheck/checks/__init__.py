@@ -1,0 +1,94 @@
+"""Checks: pure functions of Facts that return Findings, one module per area.
+
+Every module has the same face: `FINDINGS` (id -> FindingDoc, what `guestcheck explain` prints) and
+`run(facts) -> list[Finding]`. The runner calls each one isolated, so one failing check becomes an
+"unknown" result for its area instead of stopping the others.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Iterable, Optional
+
+from guestcheck.facts import Facts
+from guestcheck.findings import Finding, Severity
+
+CHECK_MODULES = ["virt", "nic", "offload", "queues"]
+
+
+@dataclass(frozen=True)
+class FindingDoc:
+    title: str
+    severity: str  # the usual severity
+    why: str
+    fix: str
+
+
+def modules() -> list[ModuleType]:
+    return [importlib.import_module(f"guestcheck.checks.{name}") for name in CHECK_MODULES]
+
+
+def catalog() -> dict[str, FindingDoc]:
+    out: dict[str, FindingDoc] = {}
+    for module in modules():
+        out.update(module.FINDINGS)
+    out.update(RUNNER_FINDINGS)
+    return out
+
+
+RUNNER_FINDINGS = {
+    "CHECK-FAILED": FindingDoc(
+        "A check could not run",
+        "info",
+        "A check raised an error on these facts. Its area is unknown; the other checks still ran.",
+        "Report the error with `guestcheck facts --json` attached.",
+    ),
+}
+
+
+def _selected(finding_id: str, only: Iterable[str], skip: Iterable[str]) -> bool:
+    only, skip = list(only), list(skip)
+    if only and not any(fnmatch.fnmatchcase(finding_id, p.upper()) for p in only):
+        return False
+    return not any(fnmatch.fnmatchcase(finding_id, p.upper()) for p in skip)
+
+
+def unknown_ids(patterns: Iterable[str]) -> list[str]:
+    """Patterns that match no known finding id: a typo the user should hear about."""
+    ids = list(catalog())
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(i, p.upper()) for i in ids)]
+
+
+def run_checks(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ()) -> tuple[list[Finding], bool]:
+    """All findings, worst first, and whether every check ran."""
+    findings: list[Finding] = []
+    complete = facts.complete
+    for module in modules():
+        if not any(_selected(i, only, skip) for i in module.FINDINGS):
+            continue
+        try:
+            found = module.run(facts)
+        except Exception as e:  # a bug in one check must not hide the others' results
+            complete = False
+            found = [Finding("CHECK-FAILED", Severity.INFO, module.__name__.rsplit(".", 1)[1],
+                             f"check failed: {type(e).__name__}: {e}", {}, RUNNER_FINDINGS["CHECK-FAILED"].fix)]
+        findings.extend(f for f in found if f.id == "CHECK-FAILED" or _selected(f.id, only, skip))
+    findings.sort(key=lambda f: (-f.severity, f.id, f.subject))
+    return findings, complete
+
+
+def traffic_nics(facts: Facts, kinds: Optional[set[str]] = None) -> list:
+    """NICs that carry traffic: up (or up with carrier where operstate is "unknown"), not loopback."""
+    out = []
+    for nic in facts.nics:
+        if nic.link_type == 772 or nic.software_type == "loopback":
+            continue
+        if kinds is not None and nic.kind not in kinds:
+            continue
+        up = nic.operstate == "up" or (nic.operstate == "unknown" and nic.admin_up and nic.carrier)
+        if up:
+            out.append(nic)
+    return out

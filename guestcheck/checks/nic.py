@@ -1,0 +1,83 @@
+"""Emulated NICs cost up to 5x throughput against virtio-net: the single biggest fix."""
+
+from __future__ import annotations
+
+from guestcheck import nicdb
+from guestcheck.checks import FindingDoc, traffic_nics
+from guestcheck.facts import Facts, Nic
+from guestcheck.findings import Finding, Severity
+
+FINDINGS = {
+    "NIC-EMULATED": FindingDoc(
+        "The NIC is emulated hardware",
+        "critical",
+        "The hypervisor emulates an old physical card (Intel e1000/e1000e/igb, Realtek 8139, NE2000, PCnet, "
+        "DEC tulip) register by register: every packet costs VM exits, there is one queue and few offloads. "
+        "Paravirtual virtio-net moves packets through shared rings and is up to 5x faster.",
+        nicdb.EMULATED_FIX,
+    ),
+    "NIC-PARAVIRTUAL": FindingDoc(
+        "The NIC is paravirtual",
+        "ok",
+        "virtio-net, vmxnet3, hv_netvsc, Xen netfront, ENA, gVNIC or MANA: the fast kind of virtual NIC.",
+        "Nothing to fix.",
+    ),
+    "NIC-SRIOV-VF": FindingDoc(
+        "The NIC is an SR-IOV virtual function",
+        "ok",
+        "A slice of a physical NIC passed to the guest: near line rate, the hypervisor is not in the data path.",
+        "Nothing to fix.",
+    ),
+    "NIC-PHYSICAL": FindingDoc(
+        "The NIC is physical hardware",
+        "ok",
+        "A physical NIC (bare metal or PCI passthrough).",
+        "Nothing to fix.",
+    ),
+    "NIC-UNKNOWN": FindingDoc(
+        "The NIC's kind is unknown",
+        "info",
+        "guestcheck's driver tables do not know this driver, or no driver is bound.",
+        "Report `guestcheck facts --json` so the driver can be added to the tables.",
+    ),
+    "NIC-NONE": FindingDoc(
+        "No interface carries traffic",
+        "warning",
+        "Only loopback, or only interfaces that are down: this machine has no working network path.",
+        "Bring an interface up (ip link set IFACE up) and check its configuration.",
+    ),
+}
+
+_OK_IDS = {"paravirtual": "NIC-PARAVIRTUAL", "sriov-vf": "NIC-SRIOV-VF", "physical": "NIC-PHYSICAL"}
+
+
+def _evidence(nic: Nic) -> dict:
+    return {
+        "driver_sysfs": nic.driver_sysfs,
+        "driver_ethtool": nic.driver_ethtool,
+        "bus": nic.bus,
+        "pci_id": nic.pci_id,
+        "pci_subsystem_id": nic.pci_subsystem_id,
+        "reason": nic.kind_reason,
+    }
+
+
+def run(facts: Facts) -> list[Finding]:
+    out = []
+    hardware = traffic_nics(facts, {"paravirtual", "sriov-vf", "emulated", "physical", "unknown"})
+    for nic in hardware:
+        if nic.kind == "emulated":
+            model = nicdb.EMULATED.get(nic.driver or "", nic.driver)
+            out.append(Finding("NIC-EMULATED", Severity.CRITICAL, nic.name,
+                               f"emulated {model} NIC: up to 5x slower than paravirtual virtio-net",
+                               _evidence(nic), nicdb.EMULATED_FIX))
+        elif nic.kind in _OK_IDS:
+            out.append(Finding(_OK_IDS[nic.kind], Severity.OK, nic.name,
+                               f"{nic.kind} NIC, driver {nic.driver}", _evidence(nic), ""))
+        else:
+            out.append(Finding("NIC-UNKNOWN", Severity.INFO, nic.name, nic.kind_reason, _evidence(nic),
+                               FINDINGS["NIC-UNKNOWN"].fix))
+    if not traffic_nics(facts) and facts.complete:
+        out.append(Finding("NIC-NONE", Severity.WARNING, "network", "no interface is up besides loopback",
+                           {"interfaces": [n.name for n in facts.nics]}, FINDINGS["NIC-NONE"].fix))
+    return out

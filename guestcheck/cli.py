@@ -1,0 +1,155 @@
+"""The command line: each command parses, makes one library call and reports.
+
+Subcommand groups that pull in heavier code (the tuner, iperf3 self-tests, first boot) are imported
+only when used, so `guestcheck doctor` at boot pays for nothing it does not run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from typing import Any, Optional
+
+import click
+
+EXIT_UNKNOWN = 3
+
+LAZY_COMMANDS = {
+    # name: "module:attribute"
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        if name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="guestcheck", message="guestcheck %(version)s")
+def cli() -> None:
+    """Why is this VM's network slow, and what can be fixed from inside."""
+
+
+def _pattern_list(values: tuple[str, ...]) -> list[str]:
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+def load_facts_file(path: str) -> Any:
+    from guestcheck.facts import FactsError, facts_from_dict
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise click.ClickException(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise click.ClickException(f"{path} is not JSON: {e}") from None
+    try:
+        return facts_from_dict(data)
+    except FactsError as e:
+        raise click.ClickException(f"{path} is not a guestcheck facts file: {e}") from None
+
+
+def collect() -> Any:
+    from guestcheck.collect.machine import collect_facts
+
+    return collect_facts()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report (guestcheck.doctor/1).")
+@click.option("--facts", "facts_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Judge a saved `guestcheck facts --json` file instead of this machine.")
+@click.option("--only", multiple=True, metavar="ID", help="Run only these finding ids (globs, comma-separated).")
+@click.option("--skip", multiple=True, metavar="ID", help="Skip these finding ids (globs, comma-separated).")
+@click.option("-v", "--verbose", is_flag=True, help="Show every finding, including ok and info.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool, facts_file: Optional[str], only: tuple[str, ...],
+           skip: tuple[str, ...], verbose: bool) -> None:
+    """Inspect this machine and report. Exit code as Nagios: 0 ok, 1 warning, 2 critical, 3 unknown."""
+    from guestcheck.checks import unknown_ids
+    from guestcheck.report import judge
+
+    only_l, skip_l = _pattern_list(only), _pattern_list(skip)
+    bad = unknown_ids(only_l + skip_l)
+    if bad:
+        raise click.UsageError(f"unknown finding id {bad[0]!r} (see `guestcheck explain --list`)")
+    facts = load_facts_file(facts_file) if facts_file else collect()
+    report = judge(facts, only_l, skip_l)
+    if as_json:
+        from guestcheck.render.json import dumps
+
+        click.echo(dumps(report.to_dict()), nl=False)
+    else:
+        from guestcheck.render.human import render
+
+        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        click.echo(render(report, colour=colour, verbose=verbose), nl=False)
+    ctx.exit(report.status.value)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, default=True, help="JSON (the only format; the default).")
+def facts(as_json: bool) -> None:
+    """Dump the collected facts as JSON, for `guestcheck doctor --facts FILE` elsewhere."""
+    from guestcheck.render.json import dumps
+
+    click.echo(dumps(collect().to_dict()), nl=False)
+
+
+@cli.command()
+@click.argument("finding_id", required=False)
+@click.option("--list", "list_all", is_flag=True, help="List every finding id.")
+def explain(finding_id: Optional[str], list_all: bool) -> None:
+    """Print what a finding means and how to fix it."""
+    from guestcheck.checks import catalog
+
+    docs = catalog()
+    if list_all or not finding_id:
+        for fid, doc in sorted(docs.items()):
+            click.echo(f"{fid:<28} {doc.severity:<8} {doc.title}")
+        return
+    doc = docs.get(finding_id.upper())
+    if doc is None:
+        raise click.ClickException(f"unknown finding id {finding_id!r} (see `guestcheck explain --list`)")
+    click.echo(f"{finding_id.upper()}: {doc.title}\nusual severity: {doc.severity}\n\n"
+               f"What it means:\n  {doc.why}\n\nHow to fix it:\n  {doc.fix}")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: one-line errors, never a traceback, Nagios-friendly codes for doctor."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = cli.main(args=args, prog_name="guestcheck", standalone_mode=False)
+    except click.exceptions.Exit as e:  # click < 8.2 may raise instead of returning
+        rv = e.exit_code
+    except click.UsageError as e:
+        e.show()
+        is_doctor = e.ctx is not None and e.ctx.command.name == "doctor"
+        sys.exit(EXIT_UNKNOWN if is_doctor else 2)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_UNKNOWN if args[:1] == ["doctor"] else e.exit_code)
+    except click.Abort:
+        click.echo("guestcheck: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("guestcheck: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as e:
+        if os.environ.get("GUESTCHECK_DEBUG"):
+            raise
+        click.echo(f"guestcheck: internal error: {type(e).__name__}: {e} (GUESTCHECK_DEBUG=1 shows more)", err=True)
+        sys.exit(EXIT_UNKNOWN)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,1 @@
+"""Collectors: the only code that reads the machine. Each degrades to "unknown", never crashes."""

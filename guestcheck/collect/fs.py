@@ -1,0 +1,86 @@
+"""Tiny readers for sysfs and procfs that tell "missing" from "not allowed" without raising."""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+# errnos that mean "this source says nothing": the file is absent, the device went away
+# between listing and reading, or the attribute has no value right now (speed of a down link
+# reads EINVAL, some virtual devices answer EOPNOTSUPP).
+_SAYS_NOTHING = {
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.ENODEV,
+    errno.ENXIO,
+    errno.EINVAL,
+    errno.EOPNOTSUPP,
+    errno.ESRCH,
+    errno.EIO,
+}
+
+
+@dataclass(frozen=True)
+class Read:
+    """A read that may have failed; `problem` is "missing", "denied" or an errno name."""
+
+    value: Optional[str]
+    problem: Optional[str] = None
+
+
+def read(path: str) -> Read:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return Read(f.read())
+    except (PermissionError, IsADirectoryError) as e:
+        return Read(None, "denied" if isinstance(e, PermissionError) else "directory")
+    except OSError as e:
+        if e.errno in _SAYS_NOTHING:
+            return Read(None, "missing")
+        return Read(None, errno.errorcode.get(e.errno or 0, str(e)))
+
+
+def cat(path: str) -> Optional[str]:
+    """The stripped content of a small file, or None when it cannot be read for any reason."""
+    value = read(path).value
+    return None if value is None else value.strip()
+
+
+def cat_int(path: str, base: int = 10) -> Optional[int]:
+    text = cat(path)
+    if text is None:
+        return None
+    try:
+        return int(text, base)
+    except ValueError:
+        return None
+
+
+def read_bytes(path: str, size: int = -1) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return None
+
+
+def listdir(path: str) -> list[str]:
+    """Sorted entries, or [] when the directory is missing or unreadable."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def link_name(path: str) -> Optional[str]:
+    """The last component of a symlink's target (a driver or a bus name), or None."""
+    try:
+        return os.path.basename(os.readlink(path))
+    except OSError:
+        return None
+
+
+def exists(path: str) -> bool:
+    return os.path.lexists(path)

@@ -1,0 +1,74 @@
+"""Gather all facts about this machine, one area at a time, each isolated from the others' failures."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from typing import Callable, Optional
+
+from guestcheck import __version__
+from guestcheck.collect import virt as virt_collector
+from guestcheck.collect.ethtool import Ethtool
+from guestcheck.collect.fs import cat
+from guestcheck.collect.nics import EthtoolSource, collect_nics
+from guestcheck.facts import Facts, Host
+from guestcheck.roots import Roots
+
+
+def parse_cpu_list(text: str) -> int:
+    """Count the CPUs in a kernel cpu list such as "0-3,8,10-11"."""
+    count = 0
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        count += (int(hi) - int(lo) + 1) if hi else 1
+    return count
+
+
+def _os_name(roots: Roots) -> str:
+    text = cat(os.path.join(roots.etc, "os-release")) or cat(os.path.join(roots.usr_lib, "os-release")) or ""
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return fields.get("PRETTY_NAME", "").strip('"')
+
+
+def collect_host(roots: Roots) -> Host:
+    online = cat(os.path.join(roots.sys, "devices/system/cpu/online"))
+    try:
+        vcpus = parse_cpu_list(online) if online else (os.cpu_count() or 1)
+    except ValueError:
+        vcpus = os.cpu_count() or 1
+    return Host(
+        kernel=cat(os.path.join(roots.proc, "sys/kernel/osrelease")) or "",
+        os=_os_name(roots),
+        hostname=cat(os.path.join(roots.proc, "sys/kernel/hostname")) or socket.gethostname(),
+        is_root=os.geteuid() == 0,
+        vcpus=max(vcpus, 1),
+    )
+
+
+def collect_facts(
+    roots: Optional[Roots] = None,
+    *,
+    ethtool: Optional[EthtoolSource] = None,
+    cpuid_reader: Optional[Callable[[], Optional[str]]] = None,
+) -> Facts:
+    roots = roots or Roots.from_env()
+    facts = Facts(
+        guestcheck_version=__version__,
+        collected_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    facts.host = collect_host(roots)
+    if cpuid_reader is None:
+        cpuid_reader = virt_collector.cpuid.hypervisor_vendor if roots.sys == "/sys" else (lambda: None)
+    facts.virt = virt_collector.detect(roots, cpuid_reader)
+    if not os.path.isdir(os.path.join(roots.sys, "class/net")):
+        facts.complete = False
+        facts.problems.append(f"{roots.sys}/class/net is not readable: is sysfs mounted?")
+    if ethtool is None:
+        with Ethtool() as real:
+            facts.nics = collect_nics(roots, real, in_vm=facts.virt.hypervisor is not None)
+    else:
+        facts.nics = collect_nics(roots, ethtool, in_vm=facts.virt.hypervisor is not None)
+    return facts

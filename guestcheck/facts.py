@@ -1,0 +1,179 @@
+"""Facts: plain, JSON-serialisable records of what the collectors saw.
+
+The checks judge only these, so a saved `guestcheck facts --json` can be judged anywhere.
+Optional fields are None when the machine did not say (not allowed, not supported, gone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+FACTS_SCHEMA = "guestcheck.facts/1"
+
+
+@dataclass
+class Evidence:
+    """One observation that argues for (or against) a verdict."""
+
+    source: str  # dmi, cpuid, acpi, hypervisor-sysfs, clocksource, cpuinfo, marker, cgroup, namespace
+    detail: str  # the file or call that was read
+    value: str  # what it said
+    points_to: Optional[str] = None  # the verdict it supports ("kvm", "docker"), None if neutral
+    strength: str = "strong"  # strong | medium | weak
+    used: bool = True  # False when decide() weighed it and set it aside
+    note: str = ""
+
+
+@dataclass
+class Virt:
+    hypervisor: Optional[str] = None  # kvm, qemu, xen, hyperv, vmware, virtualbox, firecracker, ..., None
+    product: Optional[str] = None  # the DMI product, when there is one
+    cloud: Optional[str] = None  # amazon, google, microsoft, oracle, ...
+    container: Optional[str] = None  # openvz, lxc, docker, podman, systemd-nspawn, wsl, ..., None
+    evidence: List[Evidence] = field(default_factory=list)
+
+
+@dataclass
+class Feature:
+    on: bool
+    fixed: bool
+
+
+@dataclass
+class Channels:
+    max_rx: int = 0
+    max_tx: int = 0
+    max_other: int = 0
+    max_combined: int = 0
+    rx: int = 0
+    tx: int = 0
+    other: int = 0
+    combined: int = 0
+
+
+@dataclass
+class Nic:
+    name: str
+    ifindex: Optional[int] = None
+    kind: str = "unknown"  # paravirtual | sriov-vf | emulated | software | physical | unknown
+    kind_reason: str = ""
+    driver: Optional[str] = None  # the best answer: sysfs first, then the ioctl
+    driver_sysfs: Optional[str] = None
+    driver_ethtool: Optional[str] = None
+    driver_version: Optional[str] = None
+    firmware: Optional[str] = None
+    bus: str = "none"  # pci | virtio | vmbus | xen | platform | usb | none
+    bus_info: Optional[str] = None
+    pci_id: Optional[str] = None  # "8086:100e" of the PCI function (a virtio device's parent)
+    pci_subsystem_id: Optional[str] = None
+    software_type: Optional[str] = None  # veth, bridge, bond, vlan, tun, macvlan, ... for software NICs
+    mac: Optional[str] = None
+    mtu: Optional[int] = None
+    operstate: Optional[str] = None
+    carrier: Optional[bool] = None
+    admin_up: Optional[bool] = None
+    speed_mbps: Optional[int] = None
+    duplex: Optional[str] = None
+    link_type: Optional[int] = None  # ARPHRD_*
+    rx_queues: Optional[int] = None  # sysfs queues/rx-*
+    tx_queues: Optional[int] = None
+    channels: Optional[Channels] = None  # ETHTOOL_GCHANNELS
+    features: Optional[Dict[str, Feature]] = None  # ETHTOOL_GFEATURES by kernel name
+    unknown: Dict[str, str] = field(default_factory=dict)  # what could not be read, and why
+
+
+@dataclass
+class Host:
+    kernel: str = ""
+    os: str = ""
+    hostname: str = ""
+    is_root: bool = False
+    vcpus: int = 1
+
+
+@dataclass
+class Facts:
+    schema: str = FACTS_SCHEMA
+    guestcheck_version: str = ""
+    collected_at: str = ""
+    host: Host = field(default_factory=Host)
+    virt: Virt = field(default_factory=Virt)
+    nics: List[Nic] = field(default_factory=list)
+    complete: bool = True  # False when a whole area could not be read
+    problems: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def nic(self, name: str) -> Optional[Nic]:
+        return next((n for n in self.nics if n.name == name), None)
+
+
+class FactsError(ValueError):
+    """A facts file that is not ours, or is damaged."""
+
+
+def facts_from_dict(data: Any) -> Facts:
+    """Rebuild Facts from JSON; a foreign or damaged document raises FactsError with the reason."""
+    if not isinstance(data, dict):
+        raise FactsError("not a guestcheck facts document (expected a JSON object)")
+    if data.get("schema") == "guestcheck.doctor/1" and isinstance(data.get("facts"), dict):
+        data = data["facts"]  # a saved doctor report carries its facts: accept it too
+    schema = data.get("schema")
+    if schema != FACTS_SCHEMA:
+        raise FactsError(f"unsupported schema {schema!r} (expected {FACTS_SCHEMA!r})")
+    try:
+        return _build(Facts, data, "facts")
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise FactsError(str(e)) from None
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    """Convert JSON to the annotated type; strict on shapes, tolerant of missing optional fields."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _build(inner[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise FactsError(f"{where}: expected an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp, vars(sys.modules[tp.__module__]))
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in value:
+                kwargs[f.name] = _build(hints[f.name], value[f.name], f"{where}.{f.name}")
+        return tp(**kwargs)
+    if origin in (list, List):
+        if not isinstance(value, list):
+            raise FactsError(f"{where}: expected a list")
+        return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            raise FactsError(f"{where}: expected an object")
+        return {str(k): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise FactsError(f"{where}: expected true/false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FactsError(f"{where}: expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FactsError(f"{where}: expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise FactsError(f"{where}: expected a string")
+        return value
+    raise FactsError(f"{where}: cannot read type {tp!r}")

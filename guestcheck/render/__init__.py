@@ -1,0 +1,1 @@
+"""Renderers only format: human text, JSON, Prometheus textfile."""

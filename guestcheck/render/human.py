@@ -1,0 +1,62 @@
+"""The short human report: one line per NIC, then findings worst first, each with its fix."""
+
+from __future__ import annotations
+
+from guestcheck.facts import Nic
+from guestcheck.findings import Severity
+from guestcheck.report import Report
+
+_COLOURS = {
+    Severity.CRITICAL: "\033[1;31m",
+    Severity.WARNING: "\033[33m",
+    Severity.INFO: "\033[36m",
+    Severity.OK: "\033[32m",
+}
+_STATUS_COLOURS = {"ok": "\033[32m", "warning": "\033[33m", "critical": "\033[1;31m", "unknown": "\033[35m"}
+_RESET = "\033[0m"
+
+
+def _nic_line(nic: Nic) -> str:
+    speed = f"{nic.speed_mbps}Mb/s" if nic.speed_mbps else "speed ?"
+    queues = nic.channels.combined if nic.channels and nic.channels.combined else nic.rx_queues
+    parts = [
+        f"{nic.name:<12}",
+        f"{(nic.driver or '-'):<12}",
+        f"{nic.kind:<11}",
+        f"{nic.bus:<7}",
+        f"{nic.pci_id or '-':<9}",
+        f"{nic.operstate or '?':<7}",
+        f"mtu {nic.mtu if nic.mtu is not None else '?':<6}",
+        f"{speed:<10}",
+        f"queues {queues if queues is not None else '?'}",
+    ]
+    return "  " + " ".join(parts).rstrip()
+
+
+def render(report: Report, *, colour: bool = False, verbose: bool = False) -> str:
+    def paint(text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if colour else text
+
+    f = report.facts
+    v = f.virt
+    lines = [
+        paint(f"guestcheck doctor: {report.status.label.upper()}", _STATUS_COLOURS[report.status.label]),
+        f"machine: {v.hypervisor or 'bare metal'}"
+        + (f" ({v.cloud})" if v.cloud else "")
+        + f", container: {v.container or 'none'}, {f.host.vcpus} vCPU(s), kernel {f.host.kernel or '?'}",
+        "interfaces:",
+    ]
+    lines += [_nic_line(n) for n in f.nics if verbose or n.software_type != "loopback"]
+    shown = [x for x in report.findings if verbose or x.severity >= Severity.WARNING]
+    if shown:
+        lines.append("findings:")
+    for x in shown:
+        tag = paint(f"{x.severity.label.upper():<8}", _COLOURS[x.severity])
+        lines.append(f"  {tag} {x.id} [{x.subject}] {x.summary}")
+        if x.fix:
+            lines.append(f"           fix: {x.fix}")
+    if not shown:
+        lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
+    for problem in f.problems:
+        lines.append(paint(f"note: {problem}", _STATUS_COLOURS["unknown"]))
+    return "\n".join(lines) + "\n"

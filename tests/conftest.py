@@ -1,0 +1,1 @@
+"""Shared pytest setup: markers are declared in pyproject.toml."""

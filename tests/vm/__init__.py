@@ -1,0 +1,1 @@
+"""QEMU test-guest harness (see guest.py); a package so its test modules can import it."""
