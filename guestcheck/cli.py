@@ -58,10 +58,15 @@ def load_facts_file(path: str) -> Any:
         raise click.ClickException(f"{path} is not a guestcheck facts file: {e}") from None
 
 
-def collect() -> Any:
+def collect(sample_seconds: float) -> Any:
     from guestcheck.collect.machine import collect_facts
 
-    return collect_facts()
+    return collect_facts(sample_seconds=sample_seconds)
+
+
+sample_option = click.option(
+    "--sample", "sample_seconds", type=click.FloatRange(0, 3600), default=1.0, show_default=True, metavar="SECONDS",
+    help="How long to sample counters (CPU steal, softnet drops, softirqs).")
 
 
 @cli.command()
@@ -71,9 +76,10 @@ def collect() -> Any:
 @click.option("--only", multiple=True, metavar="ID", help="Run only these finding ids (globs, comma-separated).")
 @click.option("--skip", multiple=True, metavar="ID", help="Skip these finding ids (globs, comma-separated).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every finding, including ok and info.")
+@sample_option
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool, facts_file: Optional[str], only: tuple[str, ...],
-           skip: tuple[str, ...], verbose: bool) -> None:
+           skip: tuple[str, ...], verbose: bool, sample_seconds: float) -> None:
     """Inspect this machine and report. Exit code as Nagios: 0 ok, 1 warning, 2 critical, 3 unknown."""
     from guestcheck.checks import unknown_ids
     from guestcheck.report import judge
@@ -82,7 +88,7 @@ def doctor(ctx: click.Context, as_json: bool, facts_file: Optional[str], only: t
     bad = unknown_ids(only_l + skip_l)
     if bad:
         raise click.UsageError(f"unknown finding id {bad[0]!r} (see `guestcheck explain --list`)")
-    facts = load_facts_file(facts_file) if facts_file else collect()
+    facts = load_facts_file(facts_file) if facts_file else collect(sample_seconds)
     report = judge(facts, only_l, skip_l)
     if as_json:
         from guestcheck.render.json import dumps
@@ -98,11 +104,12 @@ def doctor(ctx: click.Context, as_json: bool, facts_file: Optional[str], only: t
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, default=True, help="JSON (the only format; the default).")
-def facts(as_json: bool) -> None:
+@sample_option
+def facts(as_json: bool, sample_seconds: float) -> None:
     """Dump the collected facts as JSON, for `guestcheck doctor --facts FILE` elsewhere."""
     from guestcheck.render.json import dumps
 
-    click.echo(dumps(collect().to_dict()), nl=False)
+    click.echo(dumps(collect(sample_seconds).to_dict()), nl=False)
 
 
 @cli.command()

@@ -103,6 +103,7 @@ class Facts:
     host: Host = field(default_factory=Host)
     virt: Virt = field(default_factory=Virt)
     nics: List[Nic] = field(default_factory=list)
+    sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
     problems: List[str] = field(default_factory=list)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from guestcheck.collect.ethtool import DrvInfo, EthtoolError
-from guestcheck.facts import Channels, Feature
+from guestcheck.collect.machine import collect_facts
+from guestcheck.facts import Channels, Facts, Feature
 from guestcheck.roots import Roots
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,6 +70,11 @@ class FakeMachine:
         self.write("proc/sys/kernel/hostname", "fake\n")
         self.write("proc/1/cgroup", "0::/\n")
         self.set_cpus(1)
+
+    def collect(self, **kw: Any) -> Facts:
+        """Facts of this fake machine, collected by the real collectors (no CPUID, no sampling wait)."""
+        kw.setdefault("sample_seconds", 0)
+        return collect_facts(self.roots, ethtool=self.ethtool, cpuid_reader=lambda: None, **kw)
 
     def write(self, rel: str, text: str) -> Path:
         path = self.base / rel

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 from guestcheck import __version__
 from guestcheck.collect import virt as virt_collector
+from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, CounterSample, sample_counters
 from guestcheck.collect.ethtool import Ethtool
 from guestcheck.collect.fs import cat
 from guestcheck.collect.nics import EthtoolSource, collect_nics
@@ -53,7 +54,10 @@ def collect_facts(
     *,
     ethtool: Optional[EthtoolSource] = None,
     cpuid_reader: Optional[Callable[[], Optional[str]]] = None,
+    sample_seconds: float = DEFAULT_SAMPLE_SECONDS,
+    counters: Optional[CounterSample] = None,
 ) -> Facts:
+    """Everything guestcheck knows about the machine. `counters` replaces the live sampling in tests."""
     roots = roots or Roots.from_env()
     facts = Facts(
         guestcheck_version=__version__,
@@ -71,4 +75,8 @@ def collect_facts(
             facts.nics = collect_nics(roots, real, in_vm=facts.virt.hypervisor is not None)
     else:
         facts.nics = collect_nics(roots, ethtool, in_vm=facts.virt.hypervisor is not None)
+    if counters is None:
+        counters = sample_counters(roots, sample_seconds)
+    facts.sample_seconds = round(counters.seconds, 3)
+    # Areas that need the counter sample are collected below, each from `counters`.
     return facts

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from guestcheck.collect.machine import collect_facts
 from guestcheck.report import judge
 from tests.fakemachine import from_snapshot, load_snapshot, snapshot_names
 
@@ -31,7 +30,7 @@ def test_snapshot_is_classified(name, tmp_path):
     assert name in EXPECTED, f"new capture {name}: add its expectation"
     hv, nic_name, driver, kind, bus, present, absent = EXPECTED[name]
     machine = from_snapshot(name, tmp_path)
-    facts = collect_facts(machine.roots, ethtool=machine.ethtool, cpuid_reader=lambda: None)
+    facts = machine.collect()
     nic = facts.nic(nic_name)
     assert nic is not None
     assert (nic.driver, nic.driver_sysfs, nic.driver_ethtool) == (driver, driver, driver)
@@ -51,7 +50,7 @@ def test_snapshot_is_classified(name, tmp_path):
 
 def test_e1000_capture_is_critical_with_the_exact_fix(tmp_path):
     machine = from_snapshot("qemu-e1000", tmp_path)
-    report = judge(collect_facts(machine.roots, ethtool=machine.ethtool, cpuid_reader=lambda: None))
+    report = judge(machine.collect())
     assert report.status.value == 2
     emulated = next(f for f in report.findings if f.id == "NIC-EMULATED")
     assert "<model type='virtio'/>" in emulated.fix
@@ -63,7 +62,7 @@ def test_e1000_capture_is_critical_with_the_exact_fix(tmp_path):
 
 def test_virtio_on_user_networking_blames_the_host_backend(tmp_path):
     machine = from_snapshot("qemu-virtio", tmp_path)
-    report = judge(collect_facts(machine.roots, ethtool=machine.ethtool, cpuid_reader=lambda: None))
+    report = judge(machine.collect())
     backend = next(f for f in report.findings if f.id == "OFFLOAD-BACKEND-NONE")
     assert "TSO" in backend.summary and "TX checksum" in backend.summary
     assert "vnet_hdr=on" in backend.fix
@@ -75,7 +74,7 @@ def test_virtio_on_user_networking_blames_the_host_backend(tmp_path):
 
 def test_snapshot_cpu_and_queue_counts(tmp_path):
     machine = from_snapshot("qemu-virtio_tap_mq", tmp_path)
-    facts = collect_facts(machine.roots, ethtool=machine.ethtool, cpuid_reader=lambda: None)
+    facts = machine.collect()
     nic = facts.nic("ens3")
     assert facts.host.vcpus == load_snapshot("qemu-virtio_tap_mq")["nproc"] == 4
     assert nic.channels.combined == nic.channels.max_combined == 4

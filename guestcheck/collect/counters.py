@@ -1,0 +1,59 @@
+"""Two readings of the kernel's cumulative counters, `--sample` seconds apart.
+
+Steal time, softnet drops and time squeezes, NET_RX softirqs and NIC interrupts only mean something
+as rates; the collectors that need them get both readings and the elapsed time, and store rates in the
+facts (so a saved facts file judges exactly like the live machine).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from guestcheck.collect.fs import cat
+from guestcheck.roots import Roots
+
+DEFAULT_SAMPLE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class CounterReading:
+    monotonic: float
+    proc_stat: Optional[str]
+    softnet_stat: Optional[str]
+    softirqs: Optional[str]
+    interrupts: Optional[str]
+
+
+@dataclass(frozen=True)
+class CounterSample:
+    before: CounterReading
+    after: CounterReading
+
+    @property
+    def seconds(self) -> float:
+        return max(self.after.monotonic - self.before.monotonic, 1e-6)
+
+
+def read_counters(roots: Roots) -> CounterReading:
+    return CounterReading(
+        monotonic=time.monotonic(),
+        proc_stat=cat(os.path.join(roots.proc, "stat")),
+        softnet_stat=cat(os.path.join(roots.proc, "net/softnet_stat")),
+        softirqs=cat(os.path.join(roots.proc, "softirqs")),
+        interrupts=cat(os.path.join(roots.proc, "interrupts")),
+    )
+
+
+def sample_counters(roots: Roots, seconds: float) -> CounterSample:
+    before = read_counters(roots)
+    if seconds > 0:
+        time.sleep(seconds)
+    return CounterSample(before, read_counters(roots))
+
+
+def counter_delta(before: int, after: int, width: int = 32) -> int:
+    """after - before for a counter that wraps at 2**width (softnet_stat's are 32-bit)."""
+    return after - before if after >= before else after + (1 << width) - before
