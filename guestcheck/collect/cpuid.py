@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-import platform
+import os
 import struct
 from typing import Optional
 
@@ -33,7 +33,7 @@ HYPERVISOR_LEAF = 0x40000000
 
 
 def _cpuid(leaf: int) -> Optional[tuple[int, int, int, int]]:
-    if platform.machine() not in ("x86_64", "AMD64"):
+    if os.uname().machine != "x86_64":
         return None
     try:
         mem = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
