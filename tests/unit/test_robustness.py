@@ -35,10 +35,10 @@ def test_hundreds_of_interfaces(tmp_path):
     m = FakeMachine(tmp_path)
     for i in range(300):
         m.add_nic(f"veth{i}", bus=None, drvinfo_driver="veth", ifindex=i + 2,
-                  features={"rx-gro": Feature(i % 2 == 0, False)}, channels=Channels(max_rx=2, rx=1))
+                  features={"tx-generic-segmentation": Feature(i % 2 == 0, False)}, channels=Channels(max_rx=2, rx=1))
     report = judge(m.collect())
     assert len(report.facts.nics) == 300
-    assert sum(f.id == "OFFLOAD-GRO-OFF" for f in report.findings) == 150
+    assert sum(f.id == "OFFLOAD-GSO-OFF" for f in report.findings) == 150
 
 
 def test_odd_interface_names(tmp_path):
