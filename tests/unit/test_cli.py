@@ -1,0 +1,114 @@
+"""The command line's contract: one-line errors and documented exit codes, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from guestcheck.checks import catalog, modules
+from tests.fakemachine import REPO, from_snapshot, snapshot_names
+
+
+def guestcheck(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "guestcheck", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, cwd=str(REPO))
+
+
+def assert_one_line_error(out: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("Error")]
+    assert len(errors) == 1, out.stderr
+
+
+@pytest.mark.parametrize("content,why", [
+    ("{not json", "is not JSON"),
+    ('{"schema": "someone-else/1"}', "unsupported schema"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"schema": "guestcheck.facts/1", "nics": [{"name": 3}]}', "facts.nics[0].name: expected a string"),
+    ('{"schema": "guestcheck.facts/1", "host": {"vcpus": "two"}}', "facts.host.vcpus: expected an integer"),
+])
+def test_bad_facts_files_are_refused_clearly(tmp_path, content, why):
+    bad = tmp_path / "facts.json"
+    bad.write_text(content)
+    out = guestcheck("doctor", "--facts", str(bad))
+    assert out.returncode == 3
+    assert_one_line_error(out)
+    assert why in out.stderr
+
+
+def test_missing_facts_file(tmp_path):
+    out = guestcheck("doctor", "--facts", str(tmp_path / "nope.json"))
+    assert out.returncode == 3 and "cannot read" in out.stderr
+    assert_one_line_error(out)
+
+
+@pytest.mark.parametrize("name", snapshot_names())
+def test_saved_facts_judge_like_the_machine(tmp_path, name):
+    """A support engineer's workflow: facts saved on one machine, judged elsewhere, same findings."""
+    machine = from_snapshot(name, tmp_path / "root")
+    facts = machine.collect()
+    saved = tmp_path / "facts.json"
+    saved.write_text(json.dumps(facts.to_dict()))
+    from guestcheck.report import judge
+
+    live = judge(facts).to_dict()
+    out = guestcheck("doctor", "--facts", str(saved), "--json")
+    offline = json.loads(out.stdout)
+    assert offline["findings"] == live["findings"]
+    assert offline["status"] == live["status"]
+    assert out.returncode == {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}[live["status"]]
+    # a saved doctor report carries its facts and is accepted too
+    report_file = tmp_path / "report.json"
+    report_file.write_text(out.stdout)
+    again = json.loads(guestcheck("doctor", "--facts", str(report_file), "--json").stdout)
+    assert again["findings"] == live["findings"]
+
+
+def test_explain_known_and_unknown_ids():
+    out = guestcheck("explain", "nic-emulated")
+    assert out.returncode == 0
+    assert "<model type='virtio'/>" in out.stdout and "What it means" in out.stdout
+    out = guestcheck("explain", "NOPE-1")
+    assert out.returncode != 0
+    assert_one_line_error(out)
+    listing = guestcheck("explain", "--list").stdout
+    assert all(fid in listing for fid in catalog())
+
+
+def test_usage_errors_on_doctor_are_nagios_unknown():
+    out = guestcheck("doctor", "--no-such-flag")
+    assert out.returncode == 3 and "Traceback" not in out.stderr
+    out = guestcheck("doctor", "--only", "BOGUS-*")
+    assert out.returncode == 3 and "unknown finding id" in out.stderr
+
+
+def test_every_finding_id_is_documented_and_well_formed():
+    for module in modules():
+        for fid, doc in module.FINDINGS.items():
+            assert re.fullmatch(r"[A-Z0-9]+(-[A-Z0-9]+)+", fid), fid
+            assert doc.title and doc.why and doc.fix, fid
+            assert doc.severity in ("ok", "info", "warning", "critical"), fid
+
+
+@pytest.mark.parametrize("name", snapshot_names())
+def test_findings_emitted_are_in_the_catalog(tmp_path, name):
+    from guestcheck.report import judge
+
+    report = judge(from_snapshot(name, tmp_path).collect())
+    assert {f.id for f in report.findings} <= set(catalog())
+
+
+def test_readme_documents_every_command():
+    readme = (REPO / "README.md").read_text()
+    from guestcheck.cli import cli
+
+    import click
+
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        assert f"guestcheck {name}" in readme, f"README does not mention `guestcheck {name}`"
