@@ -105,9 +105,9 @@ def test_findings_emitted_are_in_the_catalog(tmp_path, name):
 
 def test_readme_documents_every_command():
     readme = (REPO / "README.md").read_text()
-    from guestcheck.cli import cli
-
     import click
+
+    from guestcheck.cli import cli
 
     ctx = click.Context(cli)
     for name in cli.list_commands(ctx):
