@@ -18,6 +18,7 @@ EXIT_UNKNOWN = 3
 
 LAZY_COMMANDS = {
     # name: "module:attribute"
+    "tune": "guestcheck.tune.cli:tune",
 }
 
 

@@ -1,0 +1,496 @@
+"""The only code that changes the machine: /proc/sys, the persist file, the journal, NIC features and channels.
+
+Every run follows one order, so a crash at any point can be rolled back:
+  1. the journal (original values of everything about to change) is written, atomically, first;
+  2. the live values are written one by one, each read back;
+  3. the persist file /etc/sysctl.d/90-guestcheck.conf is written atomically;
+  4. the journal is rewritten as complete.
+A failure in 2 or 3 undoes this run's writes and puts the journal back as it was. `rollback` writes
+every original value back, restores the persist file and NIC settings, and deletes the journal last,
+so an interrupted rollback can simply be run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import sys
+import tempfile
+import time
+from dataclasses import astuple, dataclass, field, replace
+from typing import Dict, Iterator, List, Optional
+
+from guestcheck.collect.ethtool import EthtoolError
+from guestcheck.facts import Channels, Feature, Nic
+from guestcheck.roots import Roots
+from guestcheck.tune import TuneError
+from guestcheck.tune.ethtool_set import EthtoolWriter
+from guestcheck.tune.live import ProcSys, in_initial_netns
+from guestcheck.tune.plan import HOST, SKIP, Change, Plan, plan_profile
+from guestcheck.tune.profile import Profile, normalise_value
+from guestcheck.tune.state import (
+    State,
+    SysctlBackup,
+    load_state,
+    lock_path,
+    persist_path,
+    state_path,
+)
+
+PAUSE_ENV = "GUESTCHECK_TEST_PAUSE_AFTER_WRITE"  # test-only: seconds to sleep after each /proc/sys write
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
+    """Temp file in the same directory, fsync, rename over, fsync the directory: all or nothing."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    _fsync_dir(os.path.dirname(path) or ".")
+
+
+def read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise TuneError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def restore_file(path: str, content: Optional[str]) -> None:
+    if content is None:
+        remove(path)
+    elif read_text(path) != content:
+        atomic_write(path, content)
+
+
+def save_state(roots: Roots, state: Optional[State]) -> None:
+    if state is None or state.empty():
+        remove(state_path(roots))
+    else:
+        atomic_write(state_path(roots), state.to_text(), mode=0o600)
+
+
+@contextlib.contextmanager
+def locked(roots: Roots) -> Iterator[None]:
+    """One tuner at a time on a machine (per journal)."""
+    path = lock_path(roots)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TuneError(f"another `guestcheck tune` is running (lock {path})") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _os_error(e: OSError) -> str:
+    return e.strerror or errno.errorcode.get(e.errno or 0, str(e))
+
+
+# --- /proc/sys -------------------------------------------------------------------------------------
+
+def _same(a: str, b: str) -> bool:
+    x, y = a.split(), b.split()
+    try:
+        return len(x) == len(y) and all(int(p) == int(q) for p, q in zip(x, y))
+    except ValueError:
+        return normalise_value(a) == normalise_value(b)
+
+
+def write_sysctl(procsys: ProcSys, key: str, value: str) -> None:
+    """Write one key and read it back; raises TuneError when the kernel refuses or keeps another value."""
+    try:
+        fd = os.open(procsys.path(key), os.O_WRONLY | os.O_TRUNC)  # never O_CREAT: keys are the kernel's
+        try:
+            os.write(fd, (value + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise TuneError(f"the kernel refused {key} = {value} ({_os_error(e)})") from None
+    now = procsys.read(key)
+    if now is None or not _same(now, value):
+        raise TuneError(f"{key} reads {now!r} after writing {value!r}")
+
+
+def _test_pause(key: str) -> None:
+    seconds = os.environ.get(PAUSE_ENV)
+    if seconds:
+        print(f"guestcheck-test: wrote {key}", file=sys.stderr, flush=True)
+        time.sleep(float(seconds))
+
+
+# --- profiles ----------------------------------------------------------------------------------------
+
+@dataclass
+class ApplyResult:
+    plan: Plan
+    persist_path: str
+    persist_text: Optional[str]  # the file's content after apply (None: no file)
+    written: List[Change] = field(default_factory=list)
+    nothing_to_do: bool = False
+    notes: List[str] = field(default_factory=list)
+
+
+def persist_text(profile: Profile, journal: Dict[str, SysctlBackup]) -> Optional[str]:
+    if not journal:
+        return None
+    lines = [f"# Written by `guestcheck tune apply {profile.name}`; `guestcheck tune rollback` removes it.",
+             f"# {profile.name}: {profile.summary}".rstrip(),
+             "# Only keys that differ from this kernel's own values are listed.", ""]
+    for key, backup in journal.items():
+        setting = profile.settings.get(key)
+        reason = setting.reason if setting else "kept from an earlier profile (its key is not settable here now)"
+        if reason:
+            lines.append(f"# reason: {reason}")
+        lines.append(f"{key} = {backup.applied}")
+    return "\n".join(lines) + "\n"
+
+
+def new_journal(plan: Plan, old: Optional[State]) -> Dict[str, SysctlBackup]:
+    """Keys that will differ from their original after this apply, in profile order."""
+    journal = {k: SysctlBackup(original, c.target or "")
+               for k, original in plan.backups().items() for c in plan.changes if c.key == k}
+    if old:
+        for c in plan.changes:  # keys we cannot touch now keep their backup, so rollback still restores them
+            if c.action in (SKIP, HOST) and c.key in old.sysctl:
+                journal[c.key] = old.sysctl[c.key]
+    return journal
+
+
+def apply_profile(profile: Profile, roots: Roots, *, dry_run: bool = False,
+                  procsys: Optional[ProcSys] = None) -> ApplyResult:
+    procsys = procsys or ProcSys(roots)
+    old = load_state(roots)
+    plan = plan_profile(profile, roots, old, procsys)
+    journal = new_journal(plan, old)
+    ppath = persist_path(roots)
+    original_persist = old.persist_original if old and old.persist_recorded else read_text(ppath)
+    text = persist_text(profile, journal) or original_persist
+    result = ApplyResult(plan, ppath, text)
+    if in_initial_netns(roots) is False and journal:
+        result.notes.append(f"{ppath} is read at boot in the host's own network namespace, not in this one")
+    final = (old.copy() if old else State())
+    final.profile, final.complete, final.sysctl = (profile.name if journal else None), True, journal
+    final.persist_original, final.persist_recorded = original_persist, True
+    if not journal and not final.features and not final.channels:
+        final = State()
+    writes = plan.writes()
+    unchanged_state = (old.to_text() if old else State().to_text()) == final.to_text()
+    if not writes and unchanged_state and read_text(ppath) == text:
+        result.nothing_to_do = True
+        return result
+    read_only = bool(writes) and procsys.mounted_read_only()
+    if read_only and dry_run:
+        result.notes.append(f"{procsys.base} is mounted read-only (a container?): apply would refuse")
+    if dry_run:
+        result.written = writes
+        return result
+    if read_only:
+        raise TuneError(f"{procsys.base} is mounted read-only (a container?): nothing was changed")
+    with io_errors("nothing was changed"), locked(roots):
+        _run_apply(roots, procsys, plan, old, final, ppath, text)
+    result.written = writes
+    return result
+
+
+@contextlib.contextmanager
+def io_errors(consequence: str) -> Iterator[None]:
+    """A file the tuner could not write (read-only /etc, full disk) becomes one clear line."""
+    try:
+        yield
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        raise TuneError(f"cannot write{where}: {_os_error(e)}; {consequence}") from None
+
+
+def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State], final: State,
+               ppath: str, text: Optional[str]) -> None:
+    journal = old.copy() if old else State()
+    journal.complete = False
+    for c in plan.changes:
+        if c.original is not None and c.target is not None and c.key not in journal.sysctl:
+            journal.sysctl[c.key] = SysctlBackup(c.original, c.target)
+    if not journal.persist_recorded:
+        journal.persist_original, journal.persist_recorded = final.persist_original, True
+    save_state(roots, journal)  # 1. the journal, before anything changes
+    done: List[Change] = []
+    try:
+        for c in plan.writes():  # 2. live values
+            done.append(c)  # before the write: a value the kernel took but reads back oddly is undone too
+            write_sysctl(procsys, c.key, c.target or "")
+            _test_pause(c.key)
+        restore_file(ppath, text)  # 3. persist (text is the original content when nothing is kept)
+    except (TuneError, OSError) as e:
+        message = str(e) if isinstance(e, TuneError) else f"cannot write {ppath}: {_os_error(e)}"
+        _undo(roots, procsys, done, old, message)
+    try:
+        save_state(roots, final)  # 4. complete
+    except OSError as e:
+        raise TuneError(f"applied, but the journal could not be marked complete ({_os_error(e)}); "
+                        "`guestcheck tune rollback` still restores the original values") from None
+
+
+def _undo(roots: Roots, procsys: ProcSys, done: List[Change], old: Optional[State], message: str) -> None:
+    failed = []
+    for c in reversed(done):
+        now = procsys.read(c.key)
+        if now is not None and c.live is not None and _same(now, c.live):
+            continue  # the kernel refused the write: nothing to undo
+        try:
+            write_sysctl(procsys, c.key, c.live or "")
+        except TuneError as e:
+            failed.append(str(e))
+    if failed:
+        raise TuneError(f"{message}; undoing failed too ({failed[0]}): run `guestcheck tune rollback`")
+    save_state(roots, old)
+    raise TuneError(f"{message}; undid {len(done) - 1} change(s) before it: the system is as it was")
+
+
+# --- rollback ----------------------------------------------------------------------------------------
+
+@dataclass
+class RollbackResult:
+    actions: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    nothing_to_do: bool = False
+
+
+def rollback(roots: Roots, *, dry_run: bool = False, procsys: Optional[ProcSys] = None,
+             ethtool: Optional[EthtoolWriter] = None) -> RollbackResult:
+    procsys = procsys or ProcSys(roots)
+    state = load_state(roots)
+    result = RollbackResult()
+    if state is None:
+        result.nothing_to_do = True
+        return result
+    sysctl_todo = []
+    for key, backup in state.sysctl.items():
+        live = procsys.read(key)
+        if live is None:
+            result.notes.append(f"{key}: gone from this kernel, cannot restore {backup.original}")
+        elif not _same(live, backup.original):
+            sysctl_todo.append((key, live, backup.original))
+            result.actions.append(f"{key}: {live} -> {backup.original}")
+    ppath = persist_path(roots)
+    if state.persist_recorded and read_text(ppath) != state.persist_original:
+        result.actions.append(f"remove {ppath}" if state.persist_original is None else f"restore {ppath}")
+    for ifname in state.features:
+        result.actions.append(f"{ifname}: restore offload features")
+    for ifname in state.channels:
+        result.actions.append(f"{ifname}: restore channel counts")
+    if dry_run:
+        return result
+    if sysctl_todo and procsys.mounted_read_only():
+        raise TuneError(f"{procsys.base} is mounted read-only (a container?): nothing was changed")
+    errors = []
+    with io_errors("run rollback again"), locked(roots):
+        for key, _live, original in sysctl_todo:
+            try:
+                write_sysctl(procsys, key, original)
+            except TuneError as e:
+                errors.append(str(e))
+        if state.persist_recorded:
+            restore_file(ppath, state.persist_original)
+        if state.features or state.channels:
+            with ethtool or EthtoolWriter() as et:
+                errors += _restore_nics(et, state, result)
+        if errors:
+            raise TuneError(f"rollback incomplete: {errors[0]} (the journal is kept; run rollback again)")
+        save_state(roots, None)  # last: an interrupted rollback can be run again
+    return result
+
+
+def _restore_nics(et: EthtoolWriter, state: State, result: RollbackResult) -> List[str]:
+    errors = []
+    for ifname, snapshot in state.features.items():
+        try:
+            live = et.features(ifname)
+            wanted = {n: on for n, on in snapshot.items() if n in live and live[n].on != on and not live[n].fixed}
+            if wanted:
+                et.set_features(ifname, wanted)
+                after = et.features(ifname)
+                stuck = [n for n, on in wanted.items() if after[n].on != on]
+                if stuck:
+                    errors.append(f"{ifname}: the kernel kept {', '.join(stuck)} as they were")
+        except EthtoolError as e:
+            if e.reason == "no-device":
+                result.notes.append(f"{ifname}: interface gone, its features were not restored")
+            else:
+                errors.append(f"{ifname}: {e}")
+    for ifname, counts in state.channels.items():
+        try:
+            et.set_channels(ifname, replace(et.channels(ifname), **counts))
+        except EthtoolError as e:
+            if e.reason == "no-device":
+                result.notes.append(f"{ifname}: interface gone, its channels were not restored")
+            else:
+                errors.append(f"{ifname}: {e}")
+    return errors
+
+
+# --- offloads and queues -------------------------------------------------------------------------------
+
+@dataclass
+class NicResult:
+    ifname: str
+    planned: Dict[str, str] = field(default_factory=dict)  # what -> "before -> after"
+    done: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    nothing_to_do: bool = False
+
+
+def offloads_to_enable(nic: Nic) -> tuple[Dict[str, List[str]], List[str]]:
+    """Changeable features doctor flags as off, by offload label; plus notes on what only the host can fix."""
+    from guestcheck.checks.offload import OFFLOADS, check_nic
+
+    by_id = {o.finding_id: o for o in OFFLOADS}
+    features = nic.features or {}
+    turn_on: Dict[str, List[str]] = {}
+    notes = []
+    for finding in check_nic(nic):
+        offload = by_id.get(finding.id)
+        if offload is None:
+            notes.append(f"{finding.id}: {finding.summary}")
+            continue
+        names = [n for n in offload.features if n in features and not features[n].on and not features[n].fixed]
+        if names:
+            turn_on[offload.label] = names
+    return turn_on, notes
+
+
+@contextlib.contextmanager
+def _journalled(roots: Roots) -> Iterator[tuple[Optional[State], State]]:
+    """The lock, and the journal as it was plus a copy marked in progress for this run to fill in."""
+    with io_errors("nothing was changed"), locked(roots):
+        old = load_state(roots)
+        journal = old.copy() if old else State()
+        journal.complete = False
+        yield old, journal
+
+
+def _only_planned(result: NicResult, dry_run: bool) -> bool:
+    result.nothing_to_do = not result.planned
+    return result.nothing_to_do or dry_run
+
+
+def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False,
+                   ethtool: Optional[EthtoolWriter] = None) -> NicResult:
+    result = NicResult(ifname)
+    with ethtool or EthtoolWriter() as et:
+        from guestcheck.collect.nics import collect_nic
+
+        nic = collect_nic(roots, ifname, et, in_vm=False)  # doctor's own view of the NIC
+        if nic is None:
+            raise TuneError(f"no network interface named {ifname!r} here")
+        if nic.features is None:
+            raise TuneError(f"cannot read the offloads of {ifname}: {nic.unknown.get('features', 'unknown')}")
+        before = nic.features
+        turn_on, result.notes = offloads_to_enable(nic)
+        for label, names in turn_on.items():
+            result.planned[label] = f"off -> on ({', '.join(names)})"
+        if _only_planned(result, dry_run):
+            return result
+        with _journalled(roots) as (old, journal):
+            journal.features.setdefault(ifname, {n: f.on for n, f in before.items() if not f.fixed})
+            save_state(roots, journal)
+            wanted = {n: True for names in turn_on.values() for n in names}
+            try:
+                et.set_features(ifname, wanted)
+                after = et.features(ifname)
+            except EthtoolError as e:
+                save_state(roots, old)
+                raise TuneError(f"cannot set the offloads of {ifname}: {e}; nothing was changed") from None
+            for label, names in turn_on.items():
+                on = [n for n in names if after.get(n, Feature(False, True)).on]
+                if on:
+                    result.done.append(f"{label}: on ({', '.join(on)})")
+                if len(on) < len(names):
+                    result.notes.append(f"{label}: the kernel kept {', '.join(n for n in names if n not in on)} off "
+                                        "(a feature it depends on is off, or the driver refuses)")
+            snapshot = journal.features[ifname]
+            if all(after.get(n, Feature(on, False)).on == on for n, on in snapshot.items()):
+                del journal.features[ifname]  # nothing differs from the original any more
+            journal.complete = True
+            save_state(roots, journal)
+    return result
+
+
+def queue_target(channels: Channels, vcpus: int) -> Optional[Dict[str, int]]:
+    """min(vCPUs, max) combined channels; separate rx/tx counts on devices without combined ones (veth)."""
+    if channels.max_combined:
+        return {"combined": min(vcpus, channels.max_combined)}
+    if channels.max_rx and channels.max_tx:
+        return {"rx": min(vcpus, channels.max_rx), "tx": min(vcpus, channels.max_tx)}
+    return None
+
+
+def apply_queues(ifname: str, roots: Roots, vcpus: int, *, dry_run: bool = False,
+                 ethtool: Optional[EthtoolWriter] = None) -> NicResult:
+    result = NicResult(ifname)
+    with ethtool or EthtoolWriter() as et:
+        try:
+            before = et.channels(ifname)
+        except EthtoolError as e:
+            raise TuneError(f"cannot read the channels of {ifname}: {e} (the driver has no queue settings)") from None
+        target = queue_target(before, vcpus)
+        if target is None:
+            raise TuneError(f"{ifname} has a fixed single queue: only the host can add queues "
+                            "(see `guestcheck explain QUEUES-SINGLE-VIRTIO`)")
+        now = {k: getattr(before, k) for k in target}
+        for k, want in target.items():
+            if now[k] != want:
+                result.planned[k] = f"{now[k]} -> {want}"
+        if _only_planned(result, dry_run):
+            return result
+        with _journalled(roots) as (old, journal):
+            journal.channels.setdefault(ifname, dict(zip(("rx", "tx", "other", "combined"), astuple(before)[4:])))
+            save_state(roots, journal)
+            try:
+                et.set_channels(ifname, replace(before, **target))
+                after = et.channels(ifname)
+            except EthtoolError as e:
+                save_state(roots, old)
+                raise TuneError(f"cannot set the channels of {ifname}: {e}; nothing was changed") from None
+            result.done = [f"{k}: {now[k]} -> {getattr(after, k)}" for k in target]
+            original = journal.channels[ifname]
+            if all(getattr(after, k) == v for k, v in original.items()):
+                del journal.channels[ifname]
+            journal.complete = True
+            save_state(roots, journal)
+    return result

@@ -1,0 +1,97 @@
+"""What the running kernel says: /proc/sys values, whether they can be written, which namespace we are in.
+
+The tuner reads the exact values it is about to replace (a failed read means no write), so this reader
+lives with the tuner rather than in collect/.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Optional
+
+from guestcheck.collect.fs import cat, listdir
+from guestcheck.roots import Roots
+from guestcheck.tune.profile import normalise_value
+
+
+class ProcSys:
+    """/proc/sys of one kernel (or of a fake tree under GUESTCHECK_ROOT)."""
+
+    def __init__(self, roots: Roots) -> None:
+        self.roots = roots
+        self.base = os.path.join(roots.proc, "sys")
+
+    def path(self, key: str) -> str:
+        # a dotted key's components may hold "/" standing for a literal dot (eth0.100 -> eth0/100)
+        return os.path.join(self.base, *(part.replace("/", ".") for part in key.split(".")))
+
+    def read(self, key: str) -> Optional[str]:
+        """The normalised value, or None when the key does not exist here."""
+        text = cat(self.path(key))
+        return None if text is None else normalise_value(text)
+
+    def writable(self, key: str) -> bool:
+        """procfs enforces the mode even for root: 0444 means read-only here (a global key in a netns)."""
+        try:
+            return bool(os.stat(self.path(key)).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        except OSError:
+            return False
+
+    def mounted_read_only(self) -> bool:
+        """A container's /proc/sys is often a read-only mount: nothing can be changed there."""
+        try:
+            return bool(os.statvfs(self.base).f_flag & os.ST_RDONLY)
+        except OSError:
+            return False
+
+
+def in_initial_netns(roots: Roots) -> Optional[bool]:
+    """True in the host's own network namespace, False in another, None when it cannot be told."""
+    try:
+        ours = os.stat(os.path.join(roots.proc, "self/ns/net"))
+        init = os.stat(os.path.join(roots.proc, "1/ns/net"))
+        return (ours.st_dev, ours.st_ino) == (init.st_dev, init.st_ino)
+    except OSError:  # pid 1's namespace can be closed to us (ptrace rules), or this is a fake tree
+        pass
+    # net.core.netdev_max_backlog is registered in the initial namespace only, somaxconn in every one
+    core = os.path.join(roots.proc, "sys/net/core")
+    if os.path.exists(os.path.join(core, "netdev_max_backlog")):
+        return True
+    if os.path.exists(os.path.join(core, "somaxconn")):
+        return False
+    return None
+
+
+def _modules_dir(roots: Roots) -> str:
+    """Kernel modules belong to the same machine as /proc (the real one unless a whole fake tree is used)."""
+    if roots.proc == "/proc":
+        return "/lib/modules"
+    return os.path.join(os.path.dirname(roots.proc.rstrip("/")), "lib/modules")
+
+
+def kernel_has_module(roots: Roots, module: str) -> bool:
+    """Loaded, built in, or installed for the running kernel (loaded on first use)."""
+    if os.path.isdir(os.path.join(roots.sys, "module", module)):
+        return True
+    release = cat(os.path.join(roots.proc, "sys/kernel/osrelease")) or ""
+    moddir = os.path.join(_modules_dir(roots), release)
+    builtin = cat(os.path.join(moddir, "modules.builtin")) or ""
+    if any(os.path.basename(line).split(".")[0] == module for line in builtin.splitlines()):
+        return True
+    sub = "ipv4" if module.startswith("tcp_") else "sched"
+    return any(name.split(".")[0] == module for name in listdir(os.path.join(moddir, "kernel/net", sub)))
+
+
+def choice_missing(roots: Roots, procsys: ProcSys, key: str, value: str) -> Optional[str]:
+    """For keys that name a kernel algorithm: why this kernel cannot take `value`, or None if it can."""
+    if key == "net.ipv4.tcp_congestion_control":
+        offered = (procsys.read("net.ipv4.tcp_available_congestion_control") or "").split()
+        if value in offered or kernel_has_module(roots, f"tcp_{value}"):
+            return None
+        return f"this kernel has no {value} congestion control (available: {' '.join(offered) or 'unknown'})"
+    if key == "net.core.default_qdisc":
+        if value in ("pfifo_fast", "pfifo", "bfifo") or kernel_has_module(roots, f"sch_{value}"):
+            return None
+        return f"this kernel has no {value} qdisc"
+    return None

@@ -1,0 +1,101 @@
+"""Is the tuning still in force: live values, the persist file, and who wins at boot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from guestcheck.roots import Roots
+from guestcheck.tune.conflicts import describe, find_conflicts, parse_sysctl_d
+from guestcheck.tune.live import ProcSys
+from guestcheck.tune.plan import HOST, SKIP, plan_profile
+from guestcheck.tune.profile import Profile
+from guestcheck.tune.state import State, persist_path
+
+
+@dataclass
+class Check:
+    key: str
+    expected: str
+    live: Optional[str]
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class Verification:
+    subject: str  # the profile checked, or what the journal says was applied
+    checks: List[Check] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)  # persist file, boot order, interrupted runs
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks) and not self.problems
+
+
+def at_least(live: str, wanted: str) -> bool:
+    have, want = live.split(), wanted.split()
+    try:
+        return len(have) == len(want) and all(int(h) >= int(w) for h, w in zip(have, want))
+    except ValueError:
+        return False
+
+
+def verify_profile(profile: Profile, roots: Roots, state: Optional[State],
+                   procsys: Optional[ProcSys] = None) -> Verification:
+    """Does the live kernel hold what `profile` asks for (raise-only keys: at least that much)?"""
+    procsys = procsys or ProcSys(roots)
+    out = Verification(profile.name)
+    plan = plan_profile(profile, roots, state, procsys)
+    for c in plan.changes:
+        if c.key not in profile.settings:
+            continue
+        if c.action in (SKIP, HOST):
+            out.notes.append(f"{c.key}: not checked, {c.note}")
+            continue
+        live = c.live or ""
+        ok = at_least(live, c.wanted) if c.raise_only else live == c.wanted
+        out.checks.append(Check(c.key, (">" if c.raise_only else "") + c.wanted, live, ok))
+    if state and state.profile == profile.name:
+        _check_persisted(out, roots, state)
+    elif out.checks:
+        out.notes.append("this profile is not the one guestcheck applied: its persist file was not checked")
+    return out
+
+
+def verify_applied(roots: Roots, state: Optional[State], procsys: Optional[ProcSys] = None) -> Verification:
+    """Does the live kernel still hold what guestcheck applied last?"""
+    procsys = procsys or ProcSys(roots)
+    if state is None:
+        out = Verification("nothing")
+        out.notes.append("guestcheck has changed nothing here")
+        return out
+    out = Verification(state.profile or "offloads/queues")
+    for key, backup in state.sysctl.items():
+        live = procsys.read(key)
+        out.checks.append(Check(key, backup.applied, live, live == backup.applied,
+                                "" if live == backup.applied else f"changed since apply (original {backup.original})"))
+    _check_persisted(out, roots, state)
+    return out
+
+
+def _check_persisted(out: Verification, roots: Roots, state: State) -> None:
+    if not state.complete:
+        out.problems.append("an apply was interrupted: run `guestcheck tune apply` again or `guestcheck tune rollback`")
+    path = persist_path(roots)
+    try:
+        with open(path, encoding="utf-8") as f:
+            persisted: Dict[str, str] = {k: v for k, v, _ in parse_sysctl_d(f.read())}
+    except OSError:
+        persisted = {}
+        if state.sysctl:
+            out.problems.append(f"{path} is missing: the values will not survive a reboot")
+    for key, backup in state.sysctl.items():
+        if persisted and persisted.get(key) != backup.applied:
+            out.problems.append(f"{path} does not set {key} = {backup.applied}")
+    for conflict in find_conflicts({k: b.applied for k, b in state.sysctl.items()}, roots):
+        if conflict.winner is not None and conflict.winner.value != conflict.ours:
+            out.problems.extend(describe(conflict)[-1:])
+        else:
+            out.notes.extend(describe(conflict)[-1:])

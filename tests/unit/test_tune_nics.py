@@ -1,0 +1,83 @@
+"""`tune offloads` and `tune queues` on fake NICs: doctor's flags decide, the journal restores."""
+
+from __future__ import annotations
+
+import pytest
+
+from guestcheck.facts import Channels, Feature
+from guestcheck.tune import TuneError
+from guestcheck.tune.apply import apply_offloads, apply_queues, queue_target, rollback
+from guestcheck.tune.state import load_state
+from tests.fakemachine import FakeEthtool, FakeMachine
+from tests.tune_fake import fake_ethtool_writer
+
+Writer = fake_ethtool_writer(FakeEthtool)
+
+
+def machine(tmp_path, features=None, channels=None, driver="virtio_net"):
+    m = FakeMachine(tmp_path)
+    m.add_nic("eth0", driver=driver, bus="virtio", features=features, channels=channels)
+    et = Writer(m.ethtool.drvinfos, m.ethtool.feature_sets, m.ethtool.channel_sets)
+    et.calls, et.refuse = [], set()
+    return m, et
+
+
+OFF = {"tx-tcp-segmentation": Feature(False, False), "tx-tcp6-segmentation": Feature(False, True),
+       "tx-generic-segmentation": Feature(False, False), "rx-gro": Feature(True, False),
+       "tx-scatter-gather": Feature(True, False), "tx-checksum-ip-generic": Feature(False, True),
+       "rx-checksum": Feature(False, True)}
+
+
+def test_offloads_turns_on_what_doctor_flags_and_rollback_restores(tmp_path):
+    m, et = machine(tmp_path, dict(OFF))
+    result = apply_offloads("eth0", m.roots, ethtool=et)
+    assert et.calls == [("features", "eth0", {"tx-tcp-segmentation": True, "tx-generic-segmentation": True})]
+    assert result.done == ["TSO: on (tx-tcp-segmentation)", "GSO: on (tx-generic-segmentation)"]
+    assert any("OFFLOAD-BACKEND-NONE" in n for n in result.notes)  # fixed-off checksums: only the host can
+    assert et.feature_sets["eth0"]["tx-tcp-segmentation"].on
+    assert load_state(m.roots).features["eth0"]["tx-tcp-segmentation"] is False
+    assert apply_offloads("eth0", m.roots, ethtool=et).nothing_to_do
+    rollback(m.roots, ethtool=et)
+    assert et.feature_sets["eth0"] == OFF and load_state(m.roots) is None
+
+
+def test_offloads_dry_run_and_refusals(tmp_path):
+    m, et = machine(tmp_path, dict(OFF))
+    result = apply_offloads("eth0", m.roots, dry_run=True, ethtool=et)
+    assert set(result.planned) == {"TSO", "GSO"} and et.calls == [] and load_state(m.roots) is None
+    et.refuse = {"tx-tcp-segmentation"}
+    result = apply_offloads("eth0", m.roots, ethtool=et)
+    assert result.done == ["GSO: on (tx-generic-segmentation)"]
+    assert any("kept tx-tcp-segmentation off" in n for n in result.notes)
+
+
+def test_offloads_on_a_missing_interface_is_a_clear_error(tmp_path):
+    m, et = machine(tmp_path, dict(OFF))
+    with pytest.raises(TuneError, match="no network interface named 'eth9'"):
+        apply_offloads("eth9", m.roots, ethtool=et)
+
+
+def test_queue_target():
+    assert queue_target(Channels(max_combined=8, combined=1), 4) == {"combined": 4}
+    assert queue_target(Channels(max_combined=2, combined=1), 4) == {"combined": 2}
+    assert queue_target(Channels(max_rx=2, max_tx=2, rx=1, tx=1), 4) == {"rx": 2, "tx": 2}  # veth
+    assert queue_target(Channels(), 4) is None
+
+
+def test_queues_set_min_vcpus_max_and_rollback_restores(tmp_path):
+    m, et = machine(tmp_path, channels=Channels(max_combined=8, combined=1))
+    result = apply_queues("eth0", m.roots, 4, ethtool=et)
+    assert result.done == ["combined: 1 -> 4"] and et.channel_sets["eth0"].combined == 4
+    assert load_state(m.roots).channels["eth0"] == {"rx": 0, "tx": 0, "other": 0, "combined": 1}
+    assert apply_queues("eth0", m.roots, 4, ethtool=et).nothing_to_do
+    rollback(m.roots, ethtool=et)
+    assert et.channel_sets["eth0"].combined == 1 and load_state(m.roots) is None
+
+
+def test_queues_on_a_single_fixed_queue_points_to_the_host(tmp_path):
+    m, et = machine(tmp_path, channels=Channels())
+    with pytest.raises(TuneError, match="only the host can add queues"):
+        apply_queues("eth0", m.roots, 4, ethtool=et)
+    m2, et2 = machine(tmp_path / "b")
+    with pytest.raises(TuneError, match="cannot read the channels of eth0"):
+        apply_queues("eth0", m2.roots, 4, ethtool=et2)
