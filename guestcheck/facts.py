@@ -96,6 +96,69 @@ class Host:
 
 
 @dataclass
+class Balloon:
+    """A way for the host to take memory back (or add removable memory), and how far it has gone."""
+
+    kind: str  # virtio-balloon | virtio-mem | hv-balloon | xen-balloon | vmw-balloon
+    bound: bool  # the driver serves the device: the host's requests are obeyed
+    device: str = ""  # virtio0, a vmbus GUID, xen_memory0, the module name
+    inflated_bytes: Optional[int] = None  # memory the host holds now, where the kernel shows it
+    inflated_source: str = ""  # the file that said so
+    target_bytes: Optional[int] = None  # what the host asks the guest to have (Xen, VMware)
+    current_bytes: Optional[int] = None
+    added_bytes: Optional[int] = None  # hot-added by the host (Hyper-V Dynamic Memory)
+    deflate_on_oom: Optional[bool] = None  # virtio feature bit 2: the guest takes memory back under pressure
+    detail: str = ""
+
+
+@dataclass
+class Beancounter:
+    """One row of OpenVZ/Virtuozzo /proc/user_beancounters (pages or bytes, as the kernel counts it)."""
+
+    resource: str
+    held: int
+    maxheld: int
+    barrier: int
+    limit: int
+    failcnt: int
+
+
+@dataclass
+class Memory:
+    total_bytes: Optional[int] = None  # MemTotal: what the kernel manages now
+    available_bytes: Optional[int] = None
+    firmware_bytes: Optional[int] = None  # "System RAM" in /sys/firmware/memmap: what the VM was given
+    swap_total_bytes: Optional[int] = None
+    swap_free_bytes: Optional[int] = None
+    committed_bytes: Optional[int] = None  # Committed_AS
+    commit_limit_bytes: Optional[int] = None  # CommitLimit
+    overcommit_memory: Optional[int] = None  # vm.overcommit_memory: 0 heuristic, 1 always, 2 never
+    overcommit_ratio: Optional[int] = None
+    balloon_bytes: Optional[int] = None  # meminfo "Balloon:" (newer kernels), all balloon drivers together
+    vmstat_balloon_inflate: Optional[int] = None  # pages, cumulative since boot
+    vmstat_balloon_deflate: Optional[int] = None
+    balloons: List[Balloon] = field(default_factory=list)
+    beancounters_uid: Optional[str] = None
+    beancounters: Optional[List[Beancounter]] = None  # None: no /proc/user_beancounters
+    cgroup_limit_bytes: Optional[int] = None  # the tightest limit over the whole system or container
+    cgroup_usage_bytes: Optional[int] = None
+    cgroup_limit_source: str = ""  # the file that set it
+    unknown: Dict[str, str] = field(default_factory=dict)  # what could not be read, and why
+
+
+@dataclass
+class CpuSteal:
+    """Time the hypervisor ran something else while a vCPU wanted to run, over the sample."""
+
+    seconds: float = 0.0
+    percent: Optional[float] = None  # over the CPUs seen in both readings; None when not measurable
+    per_cpu: Dict[str, float] = field(default_factory=dict)  # "cpu0": percent
+    since_boot_percent: Optional[float] = None  # the last reading's totals, for context
+    changed_cpus: List[str] = field(default_factory=list)  # went offline or came online between readings
+    notes: List[str] = field(default_factory=list)  # counters that went backwards, and such
+
+
+@dataclass
 class Facts:
     schema: str = FACTS_SCHEMA
     guestcheck_version: str = ""
@@ -103,6 +166,8 @@ class Facts:
     host: Host = field(default_factory=Host)
     virt: Virt = field(default_factory=Virt)
     nics: List[Nic] = field(default_factory=list)
+    memory: Optional[Memory] = None
+    cpu_steal: Optional[CpuSteal] = None
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
     problems: List[str] = field(default_factory=list)

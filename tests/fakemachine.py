@@ -181,6 +181,45 @@ def _features(raw: Any) -> Optional[dict[str, Feature]]:
     return {k: Feature(bool(v["on"]), bool(v["fixed"])) for k, v in raw.items() if k}
 
 
+# virtio device id -> the driver that binds it (include/uapi/linux/virtio_ids.h)
+VIRTIO_DRIVERS = {1: "virtio_net", 2: "virtio_blk", 3: "virtio_console", 4: "virtio_rng", 5: "virtio_balloon",
+                  0x13: "vmw_vsock_virtio_transport", 0x18: "virtio_mem"}
+
+
+def add_virtio_device(m: FakeMachine, name: str, device_id: int, driver: Optional[str]) -> None:
+    """A device on the virtio bus as the kernel links it: bus entry -> device, device/driver -> driver."""
+    dev = f"sys/devices/virtio-fake/{name}"
+    m.write(f"{dev}/device", f"0x{device_id:04x}\n")
+    m.symlink(f"sys/bus/virtio/devices/{name}", str(m.base / dev))
+    if driver:
+        m.write(f"sys/bus/virtio/drivers/{driver}/bind", "")
+        m.symlink(f"{dev}/driver", str(m.base / f"sys/bus/virtio/drivers/{driver}"))
+        m.symlink(f"sys/bus/virtio/drivers/{driver}/{name}", str(m.base / dev))
+
+
+def _write_memory_captures(m: FakeMachine, snap: dict[str, Any]) -> None:
+    """What the memory and steal collectors read: virtio devices and drivers, /proc/stat, beancounters, cgroup.
+
+    The captures list device ids and registered drivers but not the binding; a driver that is registered binds
+    its device id, as it did on those machines (virtio_balloon was in use where `balloon` is true).
+    """
+    drivers = set(snap.get("virtio_drivers") or [])
+    for name, device in (snap.get("virtio_devices") or {}).items():
+        driver = VIRTIO_DRIVERS.get(int(device, 16))
+        add_virtio_device(m, name, int(device, 16), driver if driver in drivers else None)
+    for driver in drivers:
+        m.write(f"sys/bus/virtio/drivers/{driver}/bind", "")
+    if snap.get("proc_stat_cpu"):
+        m.write("proc/stat", "\n".join(snap["proc_stat_cpu"]) + "\n")
+    if isinstance(snap.get("user_beancounters"), str):
+        m.write("proc/user_beancounters", snap["user_beancounters"])
+    if isinstance(snap.get("cgroup_memory_max"), str):
+        m.write("sys/fs/cgroup/cgroup.controllers", "memory\n")
+        m.write("sys/fs/cgroup/memory.max", snap["cgroup_memory_max"] + "\n")
+    if snap.get("modules"):
+        m.write("proc/modules", "".join(f"{mod} 16384 0 - Live 0x0\n" for mod in snap["modules"]))
+
+
 def from_snapshot(name: str, base: Path) -> FakeMachine:
     """Rebuild a captured machine as a tree under `base`."""
     snap = load_snapshot(name)
@@ -191,6 +230,7 @@ def from_snapshot(name: str, base: Path) -> FakeMachine:
     m.write("proc/1/cgroup", (snap.get("proc1_cgroup") or "0::/") + "\n")
     m.write("proc/meminfo", snap.get("meminfo") or "")
     m.write("proc/net/softnet_stat", snap.get("softnet_stat") or "")
+    _write_memory_captures(m, snap)
     for ifindex, nic in enumerate(snap["nics"], start=1):
         drv = nic.get("ethtool_drvinfo") or {}
         ch = nic.get("ethtool_channels") or {}

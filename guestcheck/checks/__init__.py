@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
 
-CHECK_MODULES = ["virt", "nic", "offload", "queues"]
+CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory"]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ from guestcheck.collect import virt as virt_collector
 from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, CounterSample, sample_counters
 from guestcheck.collect.ethtool import Ethtool
 from guestcheck.collect.fs import cat
+from guestcheck.collect.memory import collect_memory
 from guestcheck.collect.nics import EthtoolSource, collect_nics
+from guestcheck.collect.steal import measure_steal
 from guestcheck.facts import Facts, Host
 from guestcheck.roots import Roots
 
@@ -75,8 +77,10 @@ def collect_facts(
             facts.nics = collect_nics(roots, real, in_vm=facts.virt.hypervisor is not None)
     else:
         facts.nics = collect_nics(roots, ethtool, in_vm=facts.virt.hypervisor is not None)
+    facts.memory = collect_memory(roots)
     if counters is None:
         counters = sample_counters(roots, sample_seconds)
     facts.sample_seconds = round(counters.seconds, 3)
     # Areas that need the counter sample are collected below, each from `counters`.
+    facts.cpu_steal = measure_steal(counters)
     return facts

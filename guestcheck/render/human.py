@@ -33,6 +33,24 @@ def _nic_line(nic: Nic) -> str:
     return "  " + " ".join(parts).rstrip()
 
 
+def _memory_line(report: Report) -> str:
+    """RAM, the guarantee verdict and CPU steal: what the host may take from this machine."""
+    from guestcheck.checks.memory import fmt_bytes, fmt_installed, memory_verdict
+
+    f = report.facts
+    verdict = memory_verdict(f)
+    line = f"memory: {fmt_bytes(verdict.total_bytes)}" if f.memory else "memory: ?"
+    if verdict.installed_bytes:
+        line += f" of {fmt_installed(verdict.installed_bytes)}"
+    if f.memory and f.memory.swap_total_bytes:
+        line += f" + {fmt_bytes(f.memory.swap_total_bytes)} swap"
+    line += f", {verdict.label}"
+    steal = f.cpu_steal
+    if steal is not None and steal.percent is not None:
+        line += f"; cpu steal {steal.percent:.1f}% over {steal.seconds:g} s"
+    return line
+
+
 def render(report: Report, *, colour: bool = False, verbose: bool = False) -> str:
     def paint(text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if colour else text
@@ -44,6 +62,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         f"machine: {v.hypervisor or 'bare metal'}"
         + (f" ({v.cloud})" if v.cloud else "")
         + f", container: {v.container or 'none'}, {f.host.vcpus} vCPU(s), kernel {f.host.kernel or '?'}",
+        _memory_line(report),
         "interfaces:",
     ]
     lines += [_nic_line(n) for n in f.nics if verbose or n.software_type != "loopback"]

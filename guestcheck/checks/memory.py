@@ -1,0 +1,405 @@
+"""Is this machine's memory its own, and are its vCPUs? One verdict the tuner can use, and the findings behind it.
+
+Memory is "guaranteed" when nothing visible lets the host take it back: no balloon or removable memory the
+guest obeys, no container limit below MemTotal, no shared OpenVZ node. Drivers present in every guest of a
+platform are judged by what they show, not by being there: an idle Xen balloon is neutral (Xen only moves it
+on an explicit toolstack request), an idle VMware balloon is "unknown" (ESXi inflates it on its own unless a
+reservation, invisible from inside, backs the VM), Hyper-V's hv_balloon is neutral on Azure (no Dynamic
+Memory there) and "unknown" elsewhere unless it shows ballooned or hot-added pages. CPU steal lives here
+too: with ballooning it is the other sign of an oversold host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from guestcheck.checks import FindingDoc
+from guestcheck.facts import Balloon, Beancounter, Facts, Memory
+from guestcheck.findings import Finding, Severity
+
+UNLIMITED = 1 << 60
+OPENVZ_PAGE = 4096  # beancounter pages (OpenVZ and Virtuozzo run on x86 only)
+BEANCOUNTER_MEMORY = {"physpages", "privvmpages", "vmguarpages", "oomguarpages", "kmemsize", "swappages",
+                      "lockedpages", "shmpages"}
+STEAL_WARN_TOTAL = 10.0  # percent over all CPUs
+STEAL_WARN_CPU = 25.0  # percent on one CPU
+STEAL_INFO = 2.0
+COMMIT_WARN_RATIO = 0.9  # Committed_AS / CommitLimit under vm.overcommit_memory=2
+CGROUP_WARN_USAGE = 0.9
+
+ASK_PROVIDER = "Ask the provider for dedicated (reserved) memory."
+BALLOON_FIX = (
+    f"{ASK_PROVIDER} On your own host remove the balloon device: libvirt: <memballoon model='none'/> in the domain "
+    "XML; QEMU: drop -device virtio-balloon; Proxmox: qm set VMID --balloon 0; Firecracker: do not configure "
+    "/balloon. If the host must keep it, enable deflate-on-oom (libvirt <memballoon model='virtio' "
+    "deflate-on-oom='on'/>, QEMU -device virtio-balloon,deflate-on-oom=on) so the guest takes memory back under "
+    "pressure. Unbinding the guest's driver stops inflation, but an overcommitted host then swaps the guest's "
+    "memory instead, which is worse."
+)
+
+FINDINGS = {
+    "MEM-GUARANTEED": FindingDoc(
+        "Whether this machine's memory is guaranteed",
+        "info",
+        "One verdict over every memory signal: 'guaranteed' when nothing visible lets the host take memory back, "
+        "'not guaranteed' with the reasons (a bound balloon or virtio-mem device, ballooned pages, a container limit "
+        "below MemTotal, OpenVZ failures), or 'unknown' when a platform can reclaim memory without showing it. "
+        "The tuner refuses profiles that need guaranteed memory unless this says guaranteed. Also shows RAM (MemTotal, "
+        "the firmware's System RAM), swap and the usable total.",
+        "Nothing to fix by itself: see the MEM- findings it lists. " + ASK_PROVIDER,
+    ),
+    "MEM-BALLOON": FindingDoc(
+        "A virtio-balloon device is bound: the host can take memory back",
+        "info",
+        "The guest's virtio_balloon driver serves a balloon device, so the host can inflate it at any time and the "
+        "memory it takes is gone from the guest (from MemTotal, or counted as used with deflate-on-oom). Warning "
+        "when it is inflated now: page cache and socket buffers shrink and throughput drops under memory pressure. "
+        "The inflation comes from debugfs, meminfo 'Balloon:' or /proc/vmstat balloon_inflate - balloon_deflate.",
+        BALLOON_FIX,
+    ),
+    "MEM-VIRTIO-MEM": FindingDoc(
+        "A virtio-mem device is bound: the host can unplug memory",
+        "info",
+        "virtio-mem lets the host plug and unplug guest memory in blocks; memory it plugged can be asked back.",
+        f"{ASK_PROVIDER} On your own host give the VM its memory as boot memory (QEMU -m SIZE without a virtio-mem "
+        "device; libvirt: no <memory model='virtio-mem'> device) or keep requested-size at the full size.",
+    ),
+    "MEM-HV-BALLOON": FindingDoc(
+        "Hyper-V Dynamic Memory (hv_balloon)",
+        "info",
+        "The hv_balloon driver serves Hyper-V's Dynamic Memory device: with Dynamic Memory on, the host hot-adds "
+        "memory on demand and balloons it out when other VMs need it. Warning when pages are ballooned out now. "
+        "Azure does not use Dynamic Memory, so there it is neutral; elsewhere an idle driver cannot say whether "
+        "Dynamic Memory is on (debugfs hv-balloon shows pages ballooned and hot-added).",
+        "Hyper-V Manager > VM Settings > Memory: clear 'Enable Dynamic Memory' and set Startup RAM to the full "
+        "size (PowerShell: Set-VMMemory -VMName NAME -DynamicMemoryEnabled $false -StartupBytes SIZE). "
+        + ASK_PROVIDER,
+    ),
+    "MEM-XEN-BALLOON": FindingDoc(
+        "The Xen balloon holds memory or its target is below the current size",
+        "info",
+        "Xen guests always have a balloon driver; it moves memory only when the toolstack sets a target. "
+        "A target below the current size, or pages held in the balloon (info/low_kb + high_kb), mean the host "
+        "has taken or is taking memory back.",
+        "On the host: xl mem-set DOMAIN SIZE (and memory = maxmem in the domain config so it stays). " + ASK_PROVIDER,
+    ),
+    "MEM-VMW-BALLOON": FindingDoc(
+        "The VMware balloon (vmw_balloon)",
+        "info",
+        "ESXi inflates the guest's balloon on its own when the host runs short of memory, unless the VM has a full "
+        "memory reservation, which the guest cannot see. Warning when the balloon holds pages now "
+        "(debugfs vmmemctl 'current').",
+        "vSphere: VM > Edit Settings > Memory > Reservation: tick 'Reserve all guest memory (All locked)'; on a "
+        "hosted VM ask the provider for a full memory reservation. Do not remove vmw_balloon: ESXi then swaps "
+        "the VM's memory on the host instead, which is worse.",
+    ),
+    "MEM-BEANCOUNTERS": FindingDoc(
+        "OpenVZ/Virtuozzo container limits (user_beancounters)",
+        "info",
+        "An OpenVZ/Virtuozzo container shares the node's kernel and memory; /proc/user_beancounters shows its "
+        "limits, and failcnt counts allocations refused. Warning when any failcnt is above 0: memory (physpages, "
+        "privvmpages, kmemsize) or socket buffers (tcpsndbuf, tcprcvbuf, othersockbuf) ran out. Memory is "
+        "guaranteed only up to vmguarpages.",
+        "On the node: vzctl set CTID --ram SIZE --swap SIZE --save (Virtuozzo 7: prlctl set CTID --memsize SIZE); "
+        "for socket-buffer failures raise tcpsndbuf/tcprcvbuf/othersockbuf (vzctl set CTID --tcpsndbuf B:L "
+        "--save). On a hosted container ask for more RAM, or a VM with dedicated memory.",
+    ),
+    "MEM-CGROUP-LIMIT": FindingDoc(
+        "A cgroup memory limit below MemTotal applies to the whole system or container",
+        "info",
+        "MemTotal shows the host's RAM, but a cgroup limit (memory.max, or v1 memory.limit_in_bytes) over PID 1's "
+        "tree caps what this container can use; socket buffers count against it. Buffers sized for MemTotal can "
+        "get the container OOM-killed. Warning when usage is at 90 % of the limit or more.",
+        "Size buffers for the limit, not MemTotal, or raise it where the container is defined: docker update "
+        "--memory SIZE CONTAINER; LXC: lxc.cgroup2.memory.max = SIZE; systemd: systemctl set-property UNIT "
+        "MemoryMax=SIZE; Kubernetes: resources.limits.memory.",
+    ),
+    "MEM-OVERCOMMIT": FindingDoc(
+        "Memory overcommit policy and how much is committed",
+        "info",
+        "vm.overcommit_memory 0 (heuristic) and 1 (always) let programs commit more than RAM + swap; when they use "
+        "it the OOM killer ends one. Mode 2 refuses commitments past CommitLimit = swap + RAM x overcommit_ratio "
+        "/ 100, so allocations fail instead. Warning when Committed_AS exceeds RAM + swap (modes 0 and 1) or "
+        "reaches 90 % of CommitLimit (mode 2).",
+        "Add RAM or swap, or find the process committing it (ps -eo pid,vsz,rss,comm --sort=-vsz). "
+        "`sysctl vm.overcommit_memory=2` trades OOM kills for failed allocations but caps commitments at swap + "
+        "overcommit_ratio % of RAM (default 50 %): set vm.overcommit_ratio (e.g. 90) with it and test first, "
+        "since programs that reserve far more than they use (JVMs, browsers) then fail to start.",
+    ),
+    "CPU-STEAL": FindingDoc(
+        "CPU steal time over the sample",
+        "info",
+        "Steal is time a vCPU was ready to run while the host ran something else: the sign of an oversold host or "
+        "a burstable instance out of credits. Packets wait for a vCPU, so latency and throughput suffer. "
+        "Sampled over --sample seconds from /proc/stat per CPU. Warning at 10 % over all CPUs or 25 % on one.",
+        "Ask the provider for dedicated vCPUs or a non-shared instance type (AWS: a non-burstable type, or "
+        "T-family with unlimited credits; GCP: not the shared-core e2-micro/small/medium; Azure: not B-series). "
+        "On your own host do not overcommit vCPUs and pin them: libvirt <cputune><vcpupin vcpu='0' cpuset='2'/>"
+        "</cputune>; Proxmox: qm set VMID --affinity 2-3.",
+    ),
+}
+
+
+def fmt_bytes(n: Optional[int]) -> str:
+    if n is None:
+        return "?"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{n} B"
+
+
+def fmt_installed(n: Optional[int]) -> str:
+    """The firmware's RAM total rounded up to a MiB: it lacks the sub-MiB BIOS holes, so this is the VM's size."""
+    return fmt_bytes(None if n is None else -(-n // (1 << 20)) << 20)
+
+
+@dataclass(frozen=True)
+class MemoryVerdict:
+    """What the tuner needs: guaranteed (None = unknown), why not, and how much RAM can really be used."""
+
+    guaranteed: Optional[bool]
+    reasons: list[str] = field(default_factory=list)  # why not guaranteed first, then what is unknown
+    total_bytes: Optional[int] = None  # usable RAM: MemTotal capped by a cgroup or OpenVZ limit
+    mem_total_bytes: Optional[int] = None  # MemTotal as the kernel reports it
+    installed_bytes: Optional[int] = None  # the firmware's System RAM
+    inflated_bytes: Optional[int] = None  # what balloons hold now, where any shows it
+
+    @property
+    def label(self) -> str:
+        if self.guaranteed:
+            return "guaranteed"
+        word = "not guaranteed" if self.guaranteed is False else "unknown"
+        return f"{word}: {'; '.join(self.reasons)}" if self.reasons else word
+
+
+def _row(rows: Optional[list[Beancounter]], name: str) -> Optional[Beancounter]:
+    return next((r for r in rows or [] if r.resource == name), None)
+
+
+def _pages(value: Optional[int]) -> Optional[int]:
+    return None if value is None or value >= UNLIMITED else value * OPENVZ_PAGE
+
+
+def _inflation(b: Balloon) -> str:
+    if b.inflated_bytes is None:
+        return "inflation not visible (needs root and debugfs, or a kernel with meminfo Balloon)"
+    return f"{fmt_bytes(b.inflated_bytes)} inflated now"
+
+
+def _balloon_reasons(facts: Facts, m: Memory, no: list[str], unknown: list[str]) -> None:
+    for b in m.balloons:
+        if not b.bound:
+            continue
+        held = b.inflated_bytes or 0
+        if b.kind == "virtio-balloon":
+            no.append(f"virtio-balloon bound ({_inflation(b)})")
+        elif b.kind == "virtio-mem":
+            no.append("virtio-mem bound: the host can unplug memory")
+        elif b.kind == "hv-balloon":
+            if held or b.added_bytes:
+                no.append(f"Hyper-V Dynamic Memory: {fmt_bytes(held)} ballooned out, {fmt_bytes(b.added_bytes or 0)}"
+                          " hot-added")
+            elif facts.virt.cloud != "microsoft":
+                unknown.append("Hyper-V hv_balloon bound: whether Dynamic Memory is on is not visible")
+        elif b.kind == "xen-balloon":
+            shrinking = b.target_bytes is not None and b.current_bytes is not None and b.target_bytes < b.current_bytes
+            if held or shrinking:
+                no.append(f"Xen balloon holds {fmt_bytes(held)}, target {fmt_bytes(b.target_bytes)} "
+                          f"vs current {fmt_bytes(b.current_bytes)}")
+        elif b.kind == "vmw-balloon":
+            if held:
+                no.append(f"VMware balloon holds {fmt_bytes(held)}")
+            else:
+                unknown.append("VMware balloon loaded: a memory reservation is not visible from inside")
+    counted = sum(b.inflated_bytes or 0 for b in m.balloons)
+    if m.balloon_bytes and not counted:
+        no.append(f"the kernel counts {fmt_bytes(m.balloon_bytes)} in balloons (meminfo Balloon)")
+
+
+def _beancounter_reasons(m: Memory, no: list[str], unknown: list[str]) -> None:
+    if m.beancounters is None:
+        return
+    failed = [r for r in m.beancounters if r.failcnt and r.resource in BEANCOUNTER_MEMORY]
+    for r in failed:
+        no.append(f"OpenVZ {r.resource} refused allocations {r.failcnt} times")
+    vmguar, physpages = _row(m.beancounters, "vmguarpages"), _row(m.beancounters, "physpages")
+    guarantee = _pages(vmguar.barrier if vmguar else None)
+    ram = _pages(physpages.limit if physpages else None)
+    if guarantee is not None and ram is not None and guarantee < ram:
+        no.append(f"OpenVZ guarantees {fmt_bytes(guarantee)} of {fmt_bytes(ram)} (vmguarpages)")
+    elif not failed:
+        unknown.append("OpenVZ/Virtuozzo container: the node's memory is shared and its overcommit is not visible")
+
+
+def memory_verdict(facts: Facts) -> MemoryVerdict:
+    m = facts.memory
+    if m is None:
+        return MemoryVerdict(None, ["memory facts were not collected"])
+    no: list[str] = []
+    unknown: list[str] = []
+    _balloon_reasons(facts, m, no, unknown)
+    _beancounter_reasons(m, no, unknown)
+    usable = m.total_bytes
+    limit = m.cgroup_limit_bytes
+    if limit is not None and (m.total_bytes is None or limit < m.total_bytes):
+        no.append(f"cgroup memory limit {fmt_bytes(limit)} below MemTotal {fmt_bytes(m.total_bytes)}")
+        usable = limit
+    physpages = _row(m.beancounters, "physpages")
+    ram = _pages(physpages.limit if physpages else None)
+    if ram is not None and usable is not None:
+        usable = min(usable, ram)
+    container = facts.virt.container
+    if container and container != "openvz" and m.beancounters is None and limit is None:
+        unknown.append(f"{container} container: it shares the host's memory and no reservation is visible")
+    if m.total_bytes is None:
+        unknown.append("MemTotal could not be read")
+    guaranteed = False if no else (None if unknown else True)
+    inflated = [b.inflated_bytes for b in m.balloons if b.inflated_bytes is not None]
+    return MemoryVerdict(guaranteed, no + unknown, usable, m.total_bytes, m.firmware_bytes,
+                         sum(inflated) if inflated else m.balloon_bytes)
+
+
+def _balloon_finding(facts: Facts, b: Balloon) -> Optional[Finding]:
+    evidence: dict[str, Any] = {"device": b.device, "bound": b.bound, "detail": b.detail,
+                                "inflated_bytes": b.inflated_bytes, "inflated_source": b.inflated_source}
+    held = b.inflated_bytes or 0
+    if b.kind == "virtio-balloon":
+        if not b.bound:
+            return None
+        evidence["deflate_on_oom"] = b.deflate_on_oom
+        oom = {True: ", deflate-on-oom on", False: ", deflate-on-oom off", None: ""}[b.deflate_on_oom]
+        return Finding("MEM-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
+                       f"virtio-balloon bound: the host can take memory back ({_inflation(b)}{oom})",
+                       evidence, BALLOON_FIX)
+    if b.kind == "virtio-mem":
+        if not b.bound:
+            return None
+        return Finding("MEM-VIRTIO-MEM", Severity.INFO, b.device, "virtio-mem bound: the host can unplug memory",
+                       evidence, FINDINGS["MEM-VIRTIO-MEM"].fix)
+    if b.kind == "hv-balloon":
+        evidence["added_bytes"] = b.added_bytes
+        if b.bound and held:
+            summary = f"Hyper-V Dynamic Memory has ballooned out {fmt_bytes(held)}"
+        elif b.bound:
+            summary = f"hv_balloon bound ({_inflation(b)})" + (": Azure, no Dynamic Memory"
+                                                                if facts.virt.cloud == "microsoft" else "")
+        else:
+            summary = f"hv_balloon not bound ({b.detail}): Dynamic Memory requests are not obeyed"
+        return Finding("MEM-HV-BALLOON", Severity.WARNING if held else Severity.INFO, b.device, summary, evidence,
+                       FINDINGS["MEM-HV-BALLOON"].fix)
+    if b.kind == "xen-balloon":
+        evidence.update(target_bytes=b.target_bytes, current_bytes=b.current_bytes)
+        shrinking = b.target_bytes is not None and b.current_bytes is not None and b.target_bytes < b.current_bytes
+        bad = bool(held or shrinking)
+        return Finding("MEM-XEN-BALLOON", Severity.WARNING if bad else Severity.INFO, b.device,
+                       f"Xen balloon: target {fmt_bytes(b.target_bytes)}, current {fmt_bytes(b.current_bytes)}, "
+                       f"holding {fmt_bytes(held)}", evidence, FINDINGS["MEM-XEN-BALLOON"].fix)
+    if b.kind == "vmw-balloon":
+        evidence["target_bytes"] = b.target_bytes
+        return Finding("MEM-VMW-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
+                       f"VMware balloon loaded ({_inflation(b)}, target {fmt_bytes(b.target_bytes)})",
+                       evidence, FINDINGS["MEM-VMW-BALLOON"].fix)
+    return None
+
+
+def _beancounter_finding(m: Memory) -> Optional[Finding]:
+    if m.beancounters is None:
+        return None
+    failed = [r for r in m.beancounters if r.failcnt]
+    evidence: dict[str, Any] = {"uid": m.beancounters_uid}
+    for r in m.beancounters:
+        if r.failcnt or r.resource in ("physpages", "vmguarpages", "privvmpages", "tcpsndbuf", "tcprcvbuf"):
+            evidence[r.resource] = {"held": r.held, "barrier": r.barrier, "limit": r.limit, "failcnt": r.failcnt}
+    if failed:
+        summary = "allocations refused: " + ", ".join(f"{r.resource} failcnt {r.failcnt}" for r in failed)
+    else:
+        summary = f"OpenVZ/Virtuozzo container {m.beancounters_uid or ''}, no failures".replace("  ", " ")
+    return Finding("MEM-BEANCOUNTERS", Severity.WARNING if failed else Severity.INFO, "memory", summary, evidence,
+                   FINDINGS["MEM-BEANCOUNTERS"].fix)
+
+
+def _cgroup_finding(m: Memory) -> Optional[Finding]:
+    limit = m.cgroup_limit_bytes
+    if limit is None or (m.total_bytes is not None and limit >= m.total_bytes):
+        return None
+    usage = m.cgroup_usage_bytes
+    full = usage is not None and usage >= CGROUP_WARN_USAGE * limit
+    evidence = {"limit_bytes": limit, "usage_bytes": usage, "mem_total_bytes": m.total_bytes,
+                "source": m.cgroup_limit_source}
+    return Finding("MEM-CGROUP-LIMIT", Severity.WARNING if full else Severity.INFO, "memory",
+                   f"cgroup limit {fmt_bytes(limit)} (using {fmt_bytes(usage)}) below MemTotal "
+                   f"{fmt_bytes(m.total_bytes)}", evidence, FINDINGS["MEM-CGROUP-LIMIT"].fix)
+
+
+def _overcommit_finding(m: Memory) -> Optional[Finding]:
+    committed, limit, mode = m.committed_bytes, m.commit_limit_bytes, m.overcommit_memory
+    if committed is None or limit is None:
+        return None
+    ram_swap = (m.total_bytes or 0) + (m.swap_total_bytes or 0)
+    ratio = committed / limit if limit else None
+    evidence = {"overcommit_memory": mode, "overcommit_ratio": m.overcommit_ratio, "committed_bytes": committed,
+                "commit_limit_bytes": limit, "committed_ratio": None if ratio is None else round(ratio, 3),
+                "ram_plus_swap_bytes": ram_swap}
+    head = f"vm.overcommit_memory={mode if mode is not None else '?'}, Committed_AS {fmt_bytes(committed)}"
+    fix = FINDINGS["MEM-OVERCOMMIT"].fix
+    if mode == 2 and ratio is not None and ratio >= COMMIT_WARN_RATIO:
+        return Finding("MEM-OVERCOMMIT", Severity.WARNING, "memory",
+                       f"{head} is {ratio:.0%} of CommitLimit {fmt_bytes(limit)}: allocations will fail soon",
+                       evidence, "Raise vm.overcommit_ratio or add swap (CommitLimit = swap + RAM x ratio / 100).")
+    if mode != 2 and ram_swap and committed > ram_swap:
+        return Finding("MEM-OVERCOMMIT", Severity.WARNING, "memory",
+                       f"{head} exceeds RAM + swap {fmt_bytes(ram_swap)}: the OOM killer fires if it is used",
+                       evidence, fix)
+    severity = Severity.INFO if mode == 1 else Severity.OK
+    tail = ", always overcommits" if mode == 1 else ""
+    return Finding("MEM-OVERCOMMIT", severity, "memory",
+                   f"{head} of RAM + swap {fmt_bytes(ram_swap)}{tail}", evidence, fix if mode == 1 else "")
+
+
+def _verdict_finding(facts: Facts, m: Memory) -> Finding:
+    v = memory_verdict(facts)
+    swap = m.swap_total_bytes
+    sizes = f"{fmt_bytes(v.total_bytes)} usable"
+    if v.installed_bytes:
+        sizes += f" of {fmt_installed(v.installed_bytes)} installed"
+    sizes += f", swap {fmt_bytes(swap) if swap else 'none'}"
+    evidence = {"guaranteed": v.guaranteed, "reasons": v.reasons, "usable_bytes": v.total_bytes,
+                "mem_total_bytes": v.mem_total_bytes, "installed_bytes": v.installed_bytes,
+                "inflated_bytes": v.inflated_bytes, "available_bytes": m.available_bytes,
+                "swap_total_bytes": swap, "swap_free_bytes": m.swap_free_bytes, "unknown": dict(m.unknown)}
+    severity = Severity.OK if v.guaranteed else Severity.INFO
+    return Finding("MEM-GUARANTEED", severity, "memory", f"memory {v.label} ({sizes})", evidence,
+                   "" if v.guaranteed else FINDINGS["MEM-GUARANTEED"].fix)
+
+
+def _steal_finding(facts: Facts) -> Finding:
+    s = facts.cpu_steal
+    fix = FINDINGS["CPU-STEAL"].fix
+    if s is None or s.percent is None:
+        why = "/proc/stat unreadable" if s is None else f"no CPU time passed in a {s.seconds:g} s sample"
+        evidence = {} if s is None else {"since_boot_percent": s.since_boot_percent, "notes": s.notes}
+        return Finding("CPU-STEAL", Severity.INFO, "cpu", f"steal not measured ({why})", evidence, "")
+    worst = max(s.per_cpu.items(), key=lambda kv: kv[1], default=("", 0.0))
+    evidence = {"percent": s.percent, "per_cpu": s.per_cpu, "seconds": s.seconds,
+                "since_boot_percent": s.since_boot_percent, "changed_cpus": s.changed_cpus, "notes": s.notes}
+    summary = f"steal {s.percent:.1f}% over {s.seconds:g} s"
+    if worst[1] > 0 and len(s.per_cpu) > 1:
+        summary += f" (worst {worst[0]} {worst[1]:.1f}%)"
+    if s.percent >= STEAL_WARN_TOTAL or worst[1] >= STEAL_WARN_CPU:
+        return Finding("CPU-STEAL", Severity.WARNING, "cpu", summary + ": the host is oversold", evidence, fix)
+    severity = Severity.INFO if s.percent >= STEAL_INFO else Severity.OK
+    return Finding("CPU-STEAL", severity, "cpu", summary, evidence, fix if severity is Severity.INFO else "")
+
+
+def run(facts: Facts) -> list[Finding]:
+    out = [_steal_finding(facts)]
+    m = facts.memory
+    if m is None:
+        return out
+    out.append(_verdict_finding(facts, m))
+    out += [f for f in (_balloon_finding(facts, b) for b in m.balloons) if f]
+    out += [f for f in (_beancounter_finding(m), _cgroup_finding(m), _overcommit_finding(m)) if f]
+    return out
