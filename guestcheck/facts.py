@@ -168,6 +168,10 @@ class Facts:
     nics: List[Nic] = field(default_factory=list)
     memory: Optional[Memory] = None
     cpu_steal: Optional[CpuSteal] = None
+    softirq: Optional[Softirq] = None
+    path: Optional[Path] = None
+    bridges: List[Bridge] = field(default_factory=list)
+    vlans: List[Vlan] = field(default_factory=list)
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
     problems: List[str] = field(default_factory=list)
@@ -243,3 +247,109 @@ def _build(tp: Any, value: Any, where: str) -> Any:
             raise FactsError(f"{where}: expected a string")
         return value
     raise FactsError(f"{where}: cannot read type {tp!r}")
+
+
+# --- SoftIRQ health, the network path, bridges and VLANs (defined after Facts: hints resolve lazily) ---
+
+
+@dataclass
+class SoftnetCpu:
+    """One CPU's receive softirq work over the sample (/proc/net/softnet_stat and /proc/softirqs)."""
+
+    cpu: int
+    processed_per_s: float = 0.0  # packets taken off the backlog / NAPI
+    dropped_per_s: float = 0.0  # backlog full (net.core.netdev_max_backlog)
+    squeezed_per_s: float = 0.0  # net_rx_action ran out of budget with work left
+    dropped: int = 0  # in the sample
+    squeezed: int = 0
+    dropped_since_boot: int = 0  # the last reading; 32-bit counters, so they may have wrapped
+    squeezed_since_boot: int = 0
+    net_rx_per_s: Optional[float] = None  # NET_RX softirqs (None when /proc/softirqs lacks this CPU)
+
+
+@dataclass
+class NicIrq:
+    """One interrupt line of a NIC's queues, as /proc/interrupts names it, and where it may run."""
+
+    irq: str
+    name: str  # virtio0-input.0, eth0-TxRx-0, ens3, ...
+    per_s: Optional[float] = None  # interrupts per second over the sample
+    affinity: Optional[str] = None  # /proc/irq/N/smp_affinity_list: where it may run
+    effective: Optional[str] = None  # effective_affinity_list: where it runs (newer kernels)
+
+
+@dataclass
+class NicSteering:
+    """How one NIC's receive and transmit work is spread over the CPUs."""
+
+    nic: str
+    rx_queues: int = 0
+    tx_queues: int = 0
+    rps_cpus: Dict[str, str] = field(default_factory=dict)  # "rx-0": hex CPU mask ("0": RPS off)
+    xps_cpus: Dict[str, str] = field(default_factory=dict)  # "tx-0": hex CPU mask
+    irqs: List[NicIrq] = field(default_factory=list)
+
+
+@dataclass
+class Softirq:
+    cpus: List[SoftnetCpu] = field(default_factory=list)  # CPUs seen in both readings
+    cpus_went_offline: List[int] = field(default_factory=list)  # in the first reading only
+    cpus_came_online: List[int] = field(default_factory=list)  # in the second reading only
+    row_mapping: str = ""  # "cpu-column" (kernel >= 5.10) or "online-order" (older kernels)
+    nics: List[NicSteering] = field(default_factory=list)
+    irqbalance: Optional[bool] = None  # a process named irqbalance runs; None when /proc cannot tell
+    netdev_budget: Optional[int] = None
+    netdev_budget_usecs: Optional[int] = None
+    netdev_max_backlog: Optional[int] = None
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Route:
+    """A default route and what carries it."""
+
+    family: str  # ipv4 | ipv6
+    dev: Optional[str] = None
+    gateway: Optional[str] = None  # None: the route points at the link itself (point-to-point, tun)
+    metric: Optional[int] = None
+    table: str = "main"
+    source: str = "procfs"  # procfs (/proc/net/route, ipv6_route) | netlink (policy routing, via pyroute2)
+    networks: List[str] = field(default_factory=list)  # the connected networks on dev, CIDR
+    src_address: Optional[str] = None  # the address the kernel picks for traffic on this route
+    mtu: Optional[int] = None  # the route's MTU as the kernel applies it (route metric, else the link's)
+    dev_mtu: Optional[int] = None
+
+
+@dataclass
+class Path:
+    routes: List[Route] = field(default_factory=list)  # the default route of each family that has one
+    notes: List[str] = field(default_factory=list)
+
+    def route(self, family: str) -> Optional[Route]:
+        return next((r for r in self.routes if r.family == family), None)
+
+
+@dataclass
+class BridgePort:
+    name: str
+    state: Optional[str] = None  # disabled | listening | learning | forwarding | blocking
+
+
+@dataclass
+class Bridge:
+    """A Linux bridge (hosts and nested hypervisors run guestcheck too)."""
+
+    name: str
+    stp_state: Optional[int] = None  # 0 off, 1 kernel STP, 2 user-space STP (mstpd)
+    forward_delay_s: Optional[float] = None  # sysfs gives USER_HZ ticks (centiseconds)
+    ports: List[BridgePort] = field(default_factory=list)
+
+
+@dataclass
+class Vlan:
+    """An 802.1Q VLAN interface."""
+
+    name: str
+    vlan_id: Optional[int] = None
+    lower: Optional[str] = None  # the device it tags frames on
+    source: str = "procfs"  # procfs (/proc/net/vlan/config) | sysfs (id unknown)

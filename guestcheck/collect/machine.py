@@ -8,6 +8,9 @@ import socket
 from typing import Callable, Optional
 
 from guestcheck import __version__
+from guestcheck.collect import bridges as bridges_collector
+from guestcheck.collect import path as path_collector
+from guestcheck.collect import softirq as softirq_collector
 from guestcheck.collect import virt as virt_collector
 from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, CounterSample, sample_counters
 from guestcheck.collect.ethtool import Ethtool
@@ -78,9 +81,13 @@ def collect_facts(
     else:
         facts.nics = collect_nics(roots, ethtool, in_vm=facts.virt.hypervisor is not None)
     facts.memory = collect_memory(roots)
+    facts.path = path_collector.collect_path(roots, live=roots.proc == "/proc")
+    facts.bridges = bridges_collector.collect_bridges(roots)
+    facts.vlans = bridges_collector.collect_vlans(roots)
     if counters is None:
         counters = sample_counters(roots, sample_seconds)
     facts.sample_seconds = round(counters.seconds, 3)
     # Areas that need the counter sample are collected below, each from `counters`.
     facts.cpu_steal = measure_steal(counters)
+    facts.softirq = softirq_collector.collect_softirq(roots, facts.nics, counters)
     return facts

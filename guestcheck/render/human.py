@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guestcheck.facts import Nic
+from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Severity
 from guestcheck.report import Report
 
@@ -51,6 +51,33 @@ def _memory_line(report: Report) -> str:
     return line
 
 
+def _network_lines(f: Facts) -> list[str]:
+    """One line each: the way out, receive softirq work over the sample, bridges, VLANs."""
+    lines = []
+    if f.path is not None:
+        routes = [f"{r.family} via {r.gateway or 'link'} dev {r.dev or '?'}"
+                  + (f" mtu {r.mtu}" if r.mtu is not None else "")
+                  + (f" (table {r.table})" if r.table != "main" else "") for r in f.path.routes]
+        lines.append("path: " + ("; ".join(routes) if routes else "no default route"))
+    s = f.softirq
+    if s is not None and s.cpus:
+        rx = sum(c.net_rx_per_s or 0 for c in s.cpus)
+        drops = sum(c.dropped_per_s for c in s.cpus)
+        squeezes = sum(c.squeezed_per_s for c in s.cpus)
+        balance = {True: "irqbalance running", False: "no irqbalance", None: "irqbalance ?"}[s.irqbalance]
+        lines.append(f"softirq: {rx:.0f} NET_RX/s over {len(s.cpus)} CPUs, {drops:g} drops/s, "
+                     f"{squeezes:g} squeezes/s; {balance}")
+    if f.bridges:
+        lines.append("bridges: " + "; ".join(
+            f"{b.name} stp {'on' if b.stp_state else 'off'}, forward delay {b.forward_delay_s:g} s"
+            f"{', ports ' + ','.join(p.name for p in b.ports) if b.ports else ''}"
+            if b.forward_delay_s is not None else f"{b.name}" for b in f.bridges))
+    if f.vlans:
+        lines.append("vlans: " + "; ".join(
+            f"{v.name} id {v.vlan_id if v.vlan_id is not None else '?'} on {v.lower or '?'}" for v in f.vlans))
+    return lines
+
+
 def render(report: Report, *, colour: bool = False, verbose: bool = False) -> str:
     def paint(text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if colour else text
@@ -66,6 +93,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         "interfaces:",
     ]
     lines += [_nic_line(n) for n in f.nics if verbose or n.software_type != "loopback"]
+    lines += _network_lines(f)
     shown = [x for x in report.findings if verbose or x.severity >= Severity.WARNING]
     if shown:
         lines.append("findings:")

@@ -1,0 +1,74 @@
+"""Linux bridges that hold ports back (STP, forward delay) and the VLAN interfaces on the machine."""
+
+from __future__ import annotations
+
+from guestcheck.checks import FindingDoc
+from guestcheck.facts import Bridge, Facts
+from guestcheck.findings import Finding, Severity
+
+# Two commands, in this order: while STP is on the kernel refuses a forward delay below 2 s (ERANGE),
+# and it applies forward_delay before stp_state when both come in one `ip link set`.
+NOW = "ip link set {br} type bridge stp_state 0 && ip link set {br} type bridge forward_delay 0"
+PERSIST = (
+    "{now}; to keep it: /etc/network/interfaces (iface {br}): `bridge_stp off` and `bridge_fd 0`; "
+    "netplan: bridges: {{{br}: {{parameters: {{stp: false, forward-delay: 0}}}}}}; "
+    "NetworkManager: nmcli con mod {br} bridge.stp no bridge.forward-delay 0; "
+    "libvirt network: <bridge name='{br}' stp='off' delay='0'/>"
+)
+
+FINDINGS = {
+    "BRIDGE-STP-ON": FindingDoc(
+        "A Linux bridge runs the Spanning Tree Protocol",
+        "warning",
+        "With STP on, every port that comes up (a VM's tap at boot or migration, an uplink after a flap) "
+        "listens and then learns for forward_delay each before it forwards: 2 x 15 s by default, and never "
+        "less than 2 x 2 s (the kernel clamps the delay to 2-30 s while STP runs). Guests see a dead link "
+        "meanwhile (DHCP and PXE time out), topology changes flush the MAC table, and BPDUs sent to a "
+        "switch port with BPDU guard can shut the uplink down. A host bridge with one uplink has no loop "
+        "for STP to break.",
+        PERSIST.format(now=NOW.format(br="BR"), br="BR"),
+    ),
+    "BRIDGE-FORWARD-DELAY": FindingDoc(
+        "A bridge keeps a forward delay while STP is off",
+        "info",
+        "With STP off the kernel forwards on a new port at once and ignores the delay, but the moment STP "
+        "is switched on (a config manager, libvirt, mstpd) every port waits 2 x the delay again. Setting it "
+        "to 0 makes the bridge's configuration say what it does.",
+        PERSIST.format(now="ip link set BR type bridge forward_delay 0", br="BR"),
+    ),
+    "VLAN-INTERFACE": FindingDoc(
+        "An 802.1Q VLAN interface",
+        "info",
+        "Listed for the record: the VLAN id and the device it tags frames on. A VLAN device's MTU must fit "
+        "in its lower device's (4 bytes of tag), and offloads of the lower device decide what the VLAN gets.",
+        "Nothing to fix.",
+    ),
+}
+
+
+def _fix(bridge: Bridge, now: str) -> str:
+    return PERSIST.format(now=now, br=bridge.name)
+
+
+def run(facts: Facts) -> list[Finding]:
+    out = []
+    for br in facts.bridges:
+        delay = br.forward_delay_s
+        evidence = {"stp_state": br.stp_state, "forward_delay_s": delay,
+                    "ports": {p.name: p.state for p in br.ports}}
+        if br.stp_state in (1, 2):
+            kind = "kernel STP" if br.stp_state == 1 else "user-space STP"
+            wait = f"each new port waits {2 * delay:g} s before it forwards" if delay else "ports may block"
+            out.append(Finding("BRIDGE-STP-ON", Severity.WARNING, br.name,
+                               f"{kind} is on: {wait}", evidence, _fix(br, NOW.format(br=br.name))))
+        elif br.stp_state == 0 and delay:
+            out.append(Finding("BRIDGE-FORWARD-DELAY", Severity.INFO, br.name,
+                               f"forward delay {delay:g} s (no effect while STP is off; 2 x {delay:g} s if it "
+                               "is turned on)", evidence,
+                               _fix(br, f"ip link set {br.name} type bridge forward_delay 0")))
+    for vlan in facts.vlans:
+        vid = vlan.vlan_id if vlan.vlan_id is not None else "?"
+        out.append(Finding("VLAN-INTERFACE", Severity.INFO, vlan.name,
+                           f"VLAN {vid} on {vlan.lower or '?'}",
+                           {"vlan_id": vlan.vlan_id, "lower": vlan.lower, "source": vlan.source}, ""))
+    return out
