@@ -18,6 +18,7 @@ EXIT_UNKNOWN = 3
 
 LAZY_COMMANDS = {
     # name: "module:attribute"
+    "firstboot": "guestcheck.firstboot:firstboot_command",
     "tune": "guestcheck.tune.cli:tune",
 }
 
@@ -65,13 +66,60 @@ def collect(sample_seconds: float) -> Any:
     return collect_facts(sample_seconds=sample_seconds)
 
 
+REPORT_FORMATS = ("human", "json", "prometheus")
+
+
+def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], textfile_dir: Optional[str]) -> str:
+    """--json is the old spelling of --format json; --textfile-dir only makes sense for prometheus."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} disagree")
+    if textfile_dir is not None:
+        if fmt not in (None, "prometheus") or as_json:
+            raise click.UsageError("--textfile-dir writes the prometheus format only")
+        if output is not None:
+            raise click.UsageError("use either --output or --textfile-dir, not both")
+        return "prometheus"
+    return "json" if as_json else (fmt or "human")
+
+
+def render_report(report: Any, fmt: str, *, colour: bool = False, verbose: bool = False) -> str:
+    if fmt == "json":
+        from guestcheck.render.json import dumps
+
+        return dumps(report.to_dict())
+    if fmt == "prometheus":
+        from guestcheck.render.prometheus import render as render_prometheus
+
+        return render_prometheus(report)
+    from guestcheck.render.human import render
+
+    return render(report, colour=colour, verbose=verbose)
+
+
+def write_output(path: str, text: str) -> None:
+    """Atomic, so a reader (node_exporter, a monitoring agent) never sees half a report."""
+    from guestcheck.atomicfile import write_atomic
+
+    try:
+        write_atomic(path, text)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e.strerror or e}") from None
+
+
 sample_option = click.option(
     "--sample", "sample_seconds", type=click.FloatRange(0, 3600), default=1.0, show_default=True, metavar="SECONDS",
     help="How long to sample counters (CPU steal, softnet drops, softirqs).")
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report (guestcheck.doctor/1).")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default=None,
+              help="human (default), json (guestcheck.doctor/1) or prometheus (node_exporter textfile).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the report to FILE (atomically) instead of standard output.")
+@click.option("--textfile-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write guestcheck.prom atomically into node_exporter's textfile directory "
+                   "(implies --format prometheus).")
 @click.option("--facts", "facts_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Judge a saved `guestcheck facts --json` file instead of this machine.")
 @click.option("--only", multiple=True, metavar="ID", help="Run only these finding ids (globs, comma-separated).")
@@ -79,27 +127,30 @@ sample_option = click.option(
 @click.option("-v", "--verbose", is_flag=True, help="Show every finding, including ok and info.")
 @sample_option
 @click.pass_context
-def doctor(ctx: click.Context, as_json: bool, facts_file: Optional[str], only: tuple[str, ...],
+def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Optional[str],
+           textfile_dir: Optional[str], facts_file: Optional[str], only: tuple[str, ...],
            skip: tuple[str, ...], verbose: bool, sample_seconds: float) -> None:
     """Inspect this machine and report. Exit code as Nagios: 0 ok, 1 warning, 2 critical, 3 unknown."""
     from guestcheck.checks import unknown_ids
     from guestcheck.report import judge
 
+    fmt = _doctor_format(fmt, as_json, output, textfile_dir)
     only_l, skip_l = _pattern_list(only), _pattern_list(skip)
     bad = unknown_ids(only_l + skip_l)
     if bad:
         raise click.UsageError(f"unknown finding id {bad[0]!r} (see `guestcheck explain --list`)")
     facts = load_facts_file(facts_file) if facts_file else collect(sample_seconds)
     report = judge(facts, only_l, skip_l)
-    if as_json:
-        from guestcheck.render.json import dumps
+    colour = fmt == "human" and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    text = render_report(report, fmt, colour=colour, verbose=verbose)
+    if textfile_dir is not None:
+        from guestcheck.render.prometheus import TEXTFILE_NAME
 
-        click.echo(dumps(report.to_dict()), nl=False)
+        write_output(os.path.join(textfile_dir, TEXTFILE_NAME), text)
+    elif output is not None:
+        write_output(output, text)
     else:
-        from guestcheck.render.human import render
-
-        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        click.echo(render(report, colour=colour, verbose=verbose), nl=False)
+        click.echo(text, nl=False)
     ctx.exit(report.status.value)
 
 

@@ -1,0 +1,419 @@
+"""First boot of a cloud instance: judge the machine once and leave the verdict where people look.
+
+guestcheck-firstboot.service runs `guestcheck firstboot` after cloud-init on every boot; this module
+decides whether this boot is the instance's first (keyed on cloud-init's instance-id, else
+/etc/machine-id), optionally applies the profile /etc/guestcheck/guestcheck.conf names, runs the
+doctor within a time limit, and writes /var/lib/guestcheck/report.json, the node_exporter textfile
+and a short summary for the serial console and the journal. It never fails the boot: every problem
+is written down and the command exits 0.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import datetime
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, List, Optional
+
+import click
+
+from guestcheck.atomicfile import write_atomic
+from guestcheck.collect.fs import read
+from guestcheck.roots import Roots
+
+PREFIX = "guestcheck firstboot:"
+STAMP_SCHEMA = "guestcheck.firstboot/1"
+CONFIG_NAME = "guestcheck/guestcheck.conf"  # under /etc
+SECTION = "firstboot"
+MAX_FINDING_LINES = 10
+
+
+# --- where things are ----------------------------------------------------------------------------------
+
+def state_dir(roots: Roots) -> str:
+    return os.path.join(roots.var_lib, "guestcheck")
+
+
+def report_path(roots: Roots) -> str:
+    return os.path.join(state_dir(roots), "report.json")
+
+
+def stamp_path(roots: Roots) -> str:
+    return os.path.join(state_dir(roots), "firstboot.json")
+
+
+def config_path(roots: Roots) -> str:
+    return os.path.join(roots.etc, CONFIG_NAME)
+
+
+def on_machine(roots: Roots, path: str) -> str:
+    """An absolute path from the config file, seen through the roots (a fake machine in tests)."""
+    return os.path.join(roots.top, path.lstrip("/")) if roots.top != "/" else path
+
+
+# --- settings from /etc/guestcheck/guestcheck.conf -----------------------------------------------------
+
+@dataclass
+class Settings:
+    enabled: bool = True
+    profile: Optional[str] = None  # None: change nothing
+    textfile_dir: Optional[str] = None  # None: the default directory, when node_exporter made it
+    metrics: bool = True
+    timeout_seconds: float = 120.0
+    sample_seconds: float = 1.0
+    problems: List[str] = field(default_factory=list)
+
+
+_TRUE, _FALSE = ("yes", "true", "on", "1"), ("no", "false", "off", "0")
+
+
+def _number(text: str, key: str, low: float, high: float) -> float:
+    value = float(text)
+    if not low <= value <= high:
+        raise ValueError(f"{key} must be between {low:g} and {high:g}")
+    return value
+
+
+def load_settings(roots: Roots) -> Settings:
+    """Defaults for anything missing or wrong; each mistake is noted, none stops the boot check."""
+    settings = Settings()
+    path = config_path(roots)
+    got = read(path)
+    if got.value is None:
+        if got.problem != "missing":
+            settings.problems.append(f"cannot read {path} ({got.problem}): using defaults")
+        return settings
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(got.value, source=path)
+    except configparser.Error as e:
+        settings.problems.append(f"{path} is not an INI file ({str(e).splitlines()[0]}): using defaults")
+        return settings
+    if not parser.has_section(SECTION):
+        return settings
+    for key, raw in parser.items(SECTION):
+        value = raw.strip()
+        try:
+            _apply_setting(settings, key, value)
+        except ValueError as e:
+            settings.problems.append(f"{path}: [{SECTION}] {key} = {value!r} ignored: {e}")
+    return settings
+
+
+def _apply_setting(settings: Settings, key: str, value: str) -> None:
+    if key == "enabled":
+        if value.lower() not in _TRUE + _FALSE:
+            raise ValueError("expected yes or no")
+        settings.enabled = value.lower() in _TRUE
+    elif key == "profile":
+        settings.profile = value or None
+    elif key == "textfile_dir":
+        if value.lower() in _FALSE:
+            settings.metrics = False
+        elif value:
+            if not value.startswith("/"):
+                raise ValueError("expected an absolute path, or no")
+            settings.textfile_dir = value
+    elif key == "timeout":
+        settings.timeout_seconds = _number(value, key, 1, 3600)
+    elif key == "sample":
+        settings.sample_seconds = _number(value, key, 0, 60)
+    else:
+        raise ValueError("unknown key")
+
+
+# --- which instance is this ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    source: str  # cloud-init | machine-id | none
+
+
+def current_instance(roots: Roots) -> Instance:
+    """cloud-init's instance-id changes with every instance made from an image; machine-id is the fallback."""
+    got = read(os.path.join(roots.run, "cloud-init", "instance-data.json"))
+    if got.value is not None:
+        try:
+            v1 = json.loads(got.value).get("v1", {})
+            iid = v1.get("instance_id") or v1.get("instance-id")
+        except (ValueError, AttributeError):
+            iid = None
+        if isinstance(iid, str) and iid.strip():
+            return Instance(iid.strip(), "cloud-init")
+    machine_id = read(os.path.join(roots.etc, "machine-id")).value
+    if machine_id and machine_id.strip() and machine_id.strip() != "uninitialized":
+        return Instance(machine_id.strip(), "machine-id")
+    return Instance("", "none")
+
+
+def checked_instance(roots: Roots) -> Optional[dict[str, Any]]:
+    """The stamp of the last first boot, or None (never ran, forgotten, or unreadable)."""
+    got = read(stamp_path(roots))
+    if got.value is None:
+        return None
+    try:
+        stamp = json.loads(got.value)
+    except ValueError:
+        return None
+    return stamp if isinstance(stamp, dict) and stamp.get("schema") == STAMP_SCHEMA else None
+
+
+def forget_instance(roots: Roots) -> List[str]:
+    """Remove the stamp and the old report, so the next boot is a first boot (`cloud-init clean` runs this)."""
+    removed = []
+    for path in (stamp_path(roots), report_path(roots)):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+# --- a time limit that also interrupts blocking reads ----------------------------------------------------
+
+class TimeLimitExceeded(BaseException):
+    """BaseException, so the `except Exception` that isolates each check cannot swallow it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """SIGALRM in the main thread; elsewhere (no signals there) the unit's TimeoutStartSec is the backstop."""
+    if seconds <= 0:
+        raise TimeLimitExceeded()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+Collector = Callable[[Roots, float], Any]  # (roots, sample seconds) -> Facts
+ProfileApplier = Callable[[str, Roots], str]  # (profile, roots) -> one-line result; raises on failure
+
+
+def collect_live(roots: Roots, sample_seconds: float) -> Any:
+    from guestcheck.collect.machine import collect_facts
+
+    return collect_facts(roots, sample_seconds=sample_seconds)
+
+
+def apply_with_tuner(name: str, roots: Roots) -> str:
+    """What `guestcheck tune apply NAME` does, memory guard included (first boot has no --force).
+
+    The tuner plans, journals and writes on its own, and undoes a half-done apply itself.
+    """
+    from guestcheck.tune import guard
+    from guestcheck.tune.apply import apply_profile
+    from guestcheck.tune.profile import load, profile_dirs
+
+    profile = load(name, profile_dirs(roots.etc))
+    if profile.guards.requires_guaranteed_memory or profile.guards.min_ram_mb is not None:
+        verdict = guard.check(profile.guards, collect_live(roots, 0))
+        if not verdict.allowed:
+            raise RuntimeError(f"refused by its memory guard: {'; '.join(verdict.reasons)}")
+    result = apply_profile(profile, roots)
+    if result.nothing_to_do:
+        return "nothing to change, the kernel already has it"
+    persisted = f", persisted in {result.persist_path}" if result.persist_text else ""
+    return f"applied, {len(result.written)} key(s) written{persisted}"
+
+
+@dataclass
+class Outcome:
+    ran: bool
+    instance: Instance
+    status: Optional[str] = None
+    profile: Optional[str] = None
+    profile_result: Optional[str] = None
+    textfile: Optional[str] = None
+    problems: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _empty_report(problem: str) -> Any:
+    from guestcheck.facts import Facts
+    from guestcheck.findings import Status
+    from guestcheck.report import Report
+
+    return Report(Facts(collected_at=_now(), complete=False, problems=[problem]), [], Status.UNKNOWN)
+
+
+def _textfile_dir(settings: Settings, roots: Roots) -> Optional[str]:
+    """The configured directory (made if missing), else the default one only if node_exporter made it."""
+    from guestcheck.render.prometheus import DEFAULT_TEXTFILE_DIR
+
+    if not settings.metrics:
+        return None
+    if settings.textfile_dir:
+        return on_machine(roots, settings.textfile_dir)
+    default = on_machine(roots, DEFAULT_TEXTFILE_DIR)
+    return default if os.path.isdir(default) else None
+
+
+def run(
+    roots: Roots,
+    *,
+    force: bool = False,
+    collect: Collector = collect_live,
+    apply_profile: ProfileApplier = apply_with_tuner,
+    emit: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
+) -> Outcome:
+    """Check the machine if this is the instance's first boot. Never raises an Exception."""
+    from guestcheck.report import judge
+
+    started = clock()
+    settings = load_settings(roots)
+    instance = current_instance(roots)
+    outcome = Outcome(ran=False, instance=instance)
+    label = f"instance {instance.id or '?'} ({instance.source})"
+
+    def note(problem: str) -> None:
+        outcome.problems.append(problem)
+        emit(f"{PREFIX} problem: {problem}")
+
+    for problem in settings.problems:
+        note(problem)
+    if not settings.enabled and not force:
+        emit(f"{PREFIX} disabled in {config_path(roots)}; nothing to do")
+        return outcome
+    stamp = checked_instance(roots)
+    if not force and stamp is not None and stamp.get("instance_id") == instance.id:
+        emit(f"{PREFIX} {label} was already checked at {stamp.get('checked_at', '?')}; skipping "
+             f"(`cloud-init clean` or `guestcheck firstboot --force` checks again)")
+        return outcome
+
+    outcome.ran = True
+    emit(f"{PREFIX} {label}: first boot, checking the network")
+    if settings.profile:
+        outcome.profile = settings.profile
+        try:
+            outcome.profile_result = apply_profile(settings.profile, roots)
+            emit(f"{PREFIX} profile {settings.profile}: {outcome.profile_result}")
+        except Exception as e:  # the tuner restores what it touched; the boot goes on
+            outcome.profile_result = f"not applied: {e}"
+            note(f"profile {settings.profile} not applied: {e}")
+
+    budget = settings.timeout_seconds - (clock() - started)
+    try:
+        with time_limit(budget):
+            report = judge(collect(roots, settings.sample_seconds))
+    except TimeLimitExceeded:
+        problem = f"the check did not finish within {settings.timeout_seconds:g} s; gave up"
+        note(problem)
+        report = _empty_report(problem)
+    except Exception as e:
+        problem = f"the check failed: {type(e).__name__}: {e}"
+        note(problem)
+        report = _empty_report(problem)
+    outcome.status = report.status.label
+    outcome.seconds = round(clock() - started, 3)
+    _write_results(roots, settings, instance, report, outcome, note)
+    _summarise(report, outcome, roots, emit)
+    return outcome
+
+
+def _write_results(roots: Roots, settings: Settings, instance: Instance, report: Any, outcome: Outcome,
+                   note: Callable[[str], None]) -> None:
+    from guestcheck.render.json import dumps
+    from guestcheck.render.prometheus import render, write_textfile
+
+    document = report.to_dict()
+    document["firstboot"] = {
+        "instance_id": instance.id,
+        "instance_source": instance.source,
+        "checked_at": _now(),
+        "seconds": outcome.seconds,
+        "profile": outcome.profile,
+        "profile_result": outcome.profile_result,
+        "problems": outcome.problems,
+    }
+    try:
+        write_atomic(report_path(roots), dumps(document))
+    except OSError as e:
+        note(f"cannot write {report_path(roots)}: {e.strerror or e}")
+    directory = _textfile_dir(settings, roots)
+    if directory is not None:
+        try:
+            outcome.textfile = write_textfile(render(report), directory)
+        except OSError as e:
+            note(f"cannot write metrics into {directory}: {e.strerror or e}")
+    stamp = {"schema": STAMP_SCHEMA, "instance_id": instance.id, "instance_source": instance.source,
+             "checked_at": document["firstboot"]["checked_at"], "status": outcome.status}
+    try:  # written last, and even after problems: a boot that cannot finish must not retry forever
+        write_atomic(stamp_path(roots), json.dumps(stamp, indent=2) + "\n")
+    except OSError as e:
+        note(f"cannot write {stamp_path(roots)}: {e.strerror or e}")
+
+
+def _summarise(report: Any, outcome: Outcome, roots: Roots, emit: Callable[[str], None]) -> None:
+    from guestcheck.findings import Severity
+
+    counts = {s: sum(1 for f in report.findings if f.severity is s) for s in (Severity.CRITICAL, Severity.WARNING)}
+    emit(f"{PREFIX} status {report.status.label.upper()} ({counts[Severity.CRITICAL]} critical, "
+         f"{counts[Severity.WARNING]} warning) in {outcome.seconds:.1f} s")
+    serious = [f for f in report.findings if f.severity >= Severity.WARNING]
+    for f in serious[:MAX_FINDING_LINES]:
+        emit(f"{PREFIX} {f.severity.label.upper()} {f.id} [{f.subject}] {f.summary}")
+    if len(serious) > MAX_FINDING_LINES:
+        emit(f"{PREFIX} ... and {len(serious) - MAX_FINDING_LINES} more in the report")
+    where = f"report {report_path(roots)}"
+    if outcome.textfile:
+        where += f", metrics {outcome.textfile}"
+    emit(f"{PREFIX} {where}; `guestcheck explain ID` tells more")
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+def _emit(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+@click.command("firstboot")
+@click.option("--force", is_flag=True, help="Check even if this instance was already checked.")
+@click.option("--forget", is_flag=True,
+              help="Forget the checked instance so the next boot checks again (the cloud-init clean hook).")
+def firstboot_command(force: bool, forget: bool) -> None:
+    """Check this machine once per cloud instance (guestcheck-firstboot.service runs it at every boot).
+
+    Writes /var/lib/guestcheck/report.json, the node_exporter textfile and a short summary for the
+    console and the journal, and applies the profile named in /etc/guestcheck/guestcheck.conf.
+    Always exits 0, so it can never fail the boot.
+    """
+    roots = Roots.from_env()
+    if forget:
+        try:
+            removed = forget_instance(roots)
+        except OSError as e:
+            raise click.ClickException(f"cannot forget the first boot: {e.strerror or e}") from None
+        _emit(f"{PREFIX} forgot {', '.join(removed)}" if removed else f"{PREFIX} nothing to forget")
+        return
+    try:
+        run(roots, force=force, emit=_emit)
+    except Exception as e:  # last line of defence: the boot must go on
+        _emit(f"{PREFIX} problem: internal error {type(e).__name__}: {e}")

@@ -1,0 +1,89 @@
+"""The node_exporter textfile format: one gauge per finding and the overall status, for fleet dashboards.
+
+node_exporter's textfile collector reads every `*.prom` file in its directory on each scrape and
+rejects a whole file that is malformed, has client-side timestamps or repeats a series, so this
+renderer escapes every label value, never writes timestamps and emits each (id, subject) once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Optional
+
+from guestcheck.atomicfile import write_atomic
+from guestcheck.findings import Finding
+from guestcheck.report import Report
+
+TEXTFILE_NAME = "guestcheck.prom"
+DEFAULT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's prometheus-node-exporter default
+
+_METRICS = {
+    "guestcheck_check_severity": (
+        "Severity of each guestcheck finding (0 ok, 1 info, 2 warning, 3 critical), labelled with the "
+        "finding id, its subject and the severity name. See `guestcheck explain ID`."),
+    "guestcheck_status": (
+        "Overall guestcheck doctor status as its exit code (0 ok, 1 warning, 2 critical, 3 unknown)."),
+    "guestcheck_findings": "Number of guestcheck findings of each severity.",
+    "guestcheck_last_run_timestamp_seconds": "When guestcheck collected the facts, in seconds since the epoch.",
+}
+
+
+def escape_label_value(value: str) -> str:
+    """Backslash, double quote and line feed are the three characters the format escapes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items()) + "}"
+
+
+def _header(name: str) -> list[str]:
+    return [f"# HELP {name} {_escape_help(_METRICS[name])}", f"# TYPE {name} gauge"]
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
+    """One series per (id, subject): a repeated one would make node_exporter drop the whole file."""
+    worst: dict[tuple[str, str], Finding] = {}
+    for f in findings:
+        key = (f.id, f.subject)
+        if key not in worst or f.severity > worst[key].severity:
+            worst[key] = f
+    return list(worst.values())
+
+
+def _timestamp(collected_at: str) -> Optional[float]:
+    try:
+        return datetime.datetime.fromisoformat(collected_at).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def render(report: Report) -> str:
+    lines = _header("guestcheck_check_severity")
+    findings = _unique(report.findings)
+    for f in findings:
+        labels = _labels(id=f.id, subject=f.subject, severity=f.severity.label)
+        lines.append(f"guestcheck_check_severity{labels} {int(f.severity)}")
+    lines += _header("guestcheck_findings")
+    for label in ("ok", "info", "warning", "critical"):
+        count = sum(1 for f in findings if f.severity.label == label)
+        lines.append(f"guestcheck_findings{_labels(severity=label)} {count}")
+    lines += _header("guestcheck_status")
+    lines.append(f"guestcheck_status{_labels(status=report.status.label)} {report.status.value}")
+    when = _timestamp(report.facts.collected_at)
+    if when is not None:
+        lines += _header("guestcheck_last_run_timestamp_seconds")
+        lines.append(f"guestcheck_last_run_timestamp_seconds {when:.0f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_textfile(text: str, directory: str) -> str:
+    """Atomically (re)place guestcheck.prom in node_exporter's textfile directory; returns its path."""
+    path = os.path.join(directory, TEXTFILE_NAME)
+    write_atomic(path, text, mode=0o644)
+    return path

@@ -1,0 +1,351 @@
+"""First boot: once per instance, bounded in time, never fails, leaves report, stamp and metrics behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guestcheck import firstboot
+from guestcheck.roots import Roots
+from tests.fakemachine import REPO, FakeMachine
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> FakeMachine:
+    """A KVM guest with one emulated e1000, a cloud-init instance-id and a machine-id."""
+    m = FakeMachine(tmp_path / "root")
+    m.set_dmi(sys_vendor="QEMU", product_name="Standard PC (i440FX + PIIX, 1996)")
+    m.add_nic("ens3", driver="e1000", pci_id="8086:100e", speed=1000, duplex="full")
+    m.write("etc/machine-id", "0123456789abcdef0123456789abcdef\n")
+    set_instance(m, "i-0abc")
+    return m
+
+
+def set_instance(m: FakeMachine, iid: str, key: str = "instance_id") -> None:
+    m.write("run/cloud-init/instance-data.json", json.dumps({"v1": {key: iid, "cloud_name": "nocloud"}}))
+
+
+def fake_collect(m: FakeMachine):
+    return lambda roots, sample: m.collect()
+
+
+def run(m: FakeMachine, **kw: Any) -> tuple[firstboot.Outcome, list[str]]:
+    lines: list[str] = []
+    kw.setdefault("collect", fake_collect(m))
+    outcome = firstboot.run(m.roots, emit=lines.append, **kw)
+    return outcome, lines
+
+
+def report(m: FakeMachine) -> dict:
+    return json.loads((m.base / "var/lib/guestcheck/report.json").read_text())
+
+
+# --- which instance ---------------------------------------------------------------------------------
+
+def test_instance_from_cloud_init(machine):
+    assert firstboot.current_instance(machine.roots) == firstboot.Instance("i-0abc", "cloud-init")
+
+
+def test_instance_from_cloud_init_hyphenated_key(machine):
+    set_instance(machine, "iid-local01", key="instance-id")
+    assert firstboot.current_instance(machine.roots) == firstboot.Instance("iid-local01", "cloud-init")
+
+
+@pytest.mark.parametrize("content", ["{broken", '{"v1": {"instance_id": ""}}', '{"v1": []}', "[]"])
+def test_machine_id_when_cloud_init_says_nothing_useful(machine, content):
+    machine.write("run/cloud-init/instance-data.json", content)
+    assert firstboot.current_instance(machine.roots) == firstboot.Instance(
+        "0123456789abcdef0123456789abcdef", "machine-id")
+
+
+@pytest.mark.parametrize("content", ["", "uninitialized\n"])
+def test_no_identity_at_all(machine, content):
+    os.unlink(machine.base / "run/cloud-init/instance-data.json")
+    machine.write("etc/machine-id", content)
+    assert firstboot.current_instance(machine.roots) == firstboot.Instance("", "none")
+
+
+# --- settings --------------------------------------------------------------------------------------------
+
+def test_defaults_without_a_config_file(machine):
+    s = firstboot.load_settings(machine.roots)
+    assert (s.enabled, s.profile, s.textfile_dir, s.metrics, s.timeout_seconds, s.problems) == (
+        True, None, None, True, 120.0, [])
+
+
+def test_shipped_config_is_all_defaults(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", (REPO / "debian/conf/guestcheck.conf").read_text())
+    assert firstboot.load_settings(machine.roots) == firstboot.Settings()
+
+
+def test_settings_are_read(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = throughput\n"
+                  "textfile_dir = /srv/metrics\ntimeout = 30\nsample = 0.5\nenabled = yes\n")
+    s = firstboot.load_settings(machine.roots)
+    assert (s.profile, s.textfile_dir, s.timeout_seconds, s.sample_seconds, s.problems) == (
+        "throughput", "/srv/metrics", 30.0, 0.5, [])
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("[firstboot]\ntimeout = soon\n", "timeout = 'soon' ignored"),
+    ("[firstboot]\ntimeout = 0\n", "timeout must be between 1 and 3600"),
+    ("[firstboot]\nenabled = maybe\n", "enabled = 'maybe' ignored: expected yes or no"),
+    ("[firstboot]\ntextfile_dir = relative/dir\n", "expected an absolute path"),
+    ("[firstboot]\nprofle = throughput\n", "profle = 'throughput' ignored: unknown key"),
+    ("profile = throughput\n", "is not an INI file"),
+])
+def test_bad_settings_are_noted_and_defaulted(machine, text, problem):
+    machine.write("etc/guestcheck/guestcheck.conf", text)
+    s = firstboot.load_settings(machine.roots)
+    assert len(s.problems) == 1 and problem in s.problems[0], s.problems
+    assert s.profile is None and s.timeout_seconds == 120.0 and s.enabled
+
+
+# --- once per instance -----------------------------------------------------------------------------------
+
+def test_first_boot_checks_and_writes_report_and_stamp(machine):
+    outcome, lines = run(machine)
+    assert outcome.ran and outcome.status == "critical" and outcome.problems == []
+    doc = report(machine)
+    assert doc["schema"] == "guestcheck.doctor/1" and doc["status"] == "critical"
+    assert {(f["id"], f["subject"]) for f in doc["findings"]} >= {("NIC-EMULATED", "ens3")}
+    assert doc["firstboot"]["instance_id"] == "i-0abc"
+    assert doc["firstboot"]["instance_source"] == "cloud-init"
+    stamp = json.loads((machine.base / "var/lib/guestcheck/firstboot.json").read_text())
+    assert stamp["instance_id"] == "i-0abc" and stamp["status"] == "critical"
+    assert lines[0] == "guestcheck firstboot: instance i-0abc (cloud-init): first boot, checking the network"
+    assert any(ln.startswith("guestcheck firstboot: CRITICAL NIC-EMULATED [ens3] ") for ln in lines)
+    assert lines[-1].startswith(f"guestcheck firstboot: report {machine.base}/var/lib/guestcheck/report.json")
+
+
+def test_second_boot_of_the_same_instance_skips(machine):
+    run(machine)
+    before = (machine.base / "var/lib/guestcheck/report.json").read_bytes()
+    calls = []
+    outcome, lines = run(machine, collect=lambda roots, sample: calls.append(1))
+    assert not outcome.ran and calls == []
+    assert len(lines) == 1 and "instance i-0abc (cloud-init) was already checked at" in lines[0]
+    assert "skipping" in lines[0]
+    assert (machine.base / "var/lib/guestcheck/report.json").read_bytes() == before
+
+
+def test_a_new_instance_from_the_same_image_checks_again(machine):
+    run(machine)
+    set_instance(machine, "i-0def")
+    outcome, _ = run(machine)
+    assert outcome.ran and report(machine)["firstboot"]["instance_id"] == "i-0def"
+
+
+def test_forget_makes_the_next_boot_a_first_boot(machine):
+    run(machine)
+    removed = firstboot.forget_instance(machine.roots)
+    assert sorted(os.path.basename(p) for p in removed) == ["firstboot.json", "report.json"]
+    assert firstboot.forget_instance(machine.roots) == []
+    outcome, _ = run(machine)
+    assert outcome.ran
+
+
+def test_force_checks_again(machine):
+    run(machine)
+    outcome, _ = run(machine, force=True)
+    assert outcome.ran
+
+
+def test_disabled_does_nothing(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nenabled = no\n")
+    outcome, lines = run(machine)
+    assert not outcome.ran and lines == [
+        f"guestcheck firstboot: disabled in {machine.base}/etc/guestcheck/guestcheck.conf; nothing to do"]
+    assert not (machine.base / "var/lib/guestcheck").exists()
+
+
+def test_machine_id_keys_the_stamp_without_cloud_init(machine):
+    os.unlink(machine.base / "run/cloud-init/instance-data.json")
+    outcome, _ = run(machine)
+    assert outcome.ran and outcome.instance.source == "machine-id"
+    assert not run(machine)[0].ran
+    machine.write("etc/machine-id", "fedcba9876543210fedcba9876543210\n")  # a clone with a fresh machine-id
+    assert run(machine)[0].ran
+
+
+# --- profile -----------------------------------------------------------------------------------------
+
+def test_profile_only_when_the_config_says_so(machine):
+    calls: list[tuple[str, Roots]] = []
+
+    def applier(name: str, roots: Roots) -> str:
+        calls.append((name, roots))
+        return "3 settings changed"
+
+    run(machine, apply_profile=applier)
+    assert calls == []
+    assert report(machine)["firstboot"]["profile"] is None
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = throughput\n")
+    _, lines = run(machine, apply_profile=applier, force=True)
+    assert calls == [("throughput", machine.roots)]
+    assert "guestcheck firstboot: profile throughput: 3 settings changed" in lines
+    fb = report(machine)["firstboot"]
+    assert (fb["profile"], fb["profile_result"]) == ("throughput", "3 settings changed")
+
+
+def test_a_failing_profile_is_a_problem_not_a_failure(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = nosuch\n")
+
+    def applier(name: str, roots: Roots) -> str:
+        raise RuntimeError("no profile named 'nosuch'")
+
+    outcome, lines = run(machine, apply_profile=applier)
+    assert outcome.ran and outcome.status == "critical"
+    assert "guestcheck firstboot: problem: profile nosuch not applied: no profile named 'nosuch'" in lines
+    assert report(machine)["firstboot"]["problems"] == ["profile nosuch not applied: no profile named 'nosuch'"]
+
+
+# --- bounded, never failing ------------------------------------------------------------------------------
+
+def test_gives_up_after_the_timeout(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\ntimeout = 1\n")
+
+    def stuck(roots, sample):
+        try:  # a collector that swallows errors must not swallow the time limit
+            time.sleep(30)
+        except Exception:
+            time.sleep(30)
+
+    start = time.monotonic()
+    outcome, lines = run(machine, collect=stuck)
+    assert time.monotonic() - start < 5
+    assert outcome.ran and outcome.status == "unknown"
+    assert "guestcheck firstboot: problem: the check did not finish within 1 s; gave up" in lines
+    doc = report(machine)
+    assert doc["status"] == "unknown" and doc["findings"] == []
+    assert (machine.base / "var/lib/guestcheck/firstboot.json").exists()  # no retry loop on the next boot
+
+
+def test_a_crashing_collector_is_a_problem(machine):
+    def crash(roots, sample):
+        raise ValueError("sysfs exploded")
+
+    outcome, lines = run(machine, collect=crash)
+    assert outcome.status == "unknown"
+    assert "guestcheck firstboot: problem: the check failed: ValueError: sysfs exploded" in lines
+
+
+def test_unwritable_state_is_a_problem_not_a_crash(machine):
+    machine.write("var/lib/guestcheck", "a file where a directory should be")
+    outcome, lines = run(machine)
+    assert outcome.ran and outcome.status == "critical"
+    assert any("cannot write" in p and "report.json" in p for p in outcome.problems)
+    assert any("cannot write" in p and "firstboot.json" in p for p in outcome.problems)
+    assert sum("problem: cannot write" in ln for ln in lines) == 2
+
+
+# --- metrics ---------------------------------------------------------------------------------------------
+
+def test_metrics_go_to_the_default_dir_only_if_node_exporter_made_it(machine):
+    run(machine)
+    default = machine.base / "var/lib/prometheus/node-exporter"
+    assert not default.exists()
+    default.mkdir(parents=True)
+    outcome, lines = run(machine, force=True)
+    assert outcome.textfile == str(default / "guestcheck.prom")
+    assert 'guestcheck_check_severity{id="NIC-EMULATED",subject="ens3",severity="critical"} 3' in (
+        default / "guestcheck.prom").read_text()
+    assert lines[-1].endswith(f"metrics {default}/guestcheck.prom; `guestcheck explain ID` tells more")
+
+
+def test_configured_metrics_dir_is_made(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\ntextfile_dir = /srv/metrics\n")
+    outcome, _ = run(machine)
+    assert outcome.textfile == str(machine.base / "srv/metrics/guestcheck.prom")
+    assert "guestcheck_status{status=\"critical\"} 2" in Path(outcome.textfile).read_text()
+
+
+def test_metrics_off(machine):
+    (machine.base / "var/lib/prometheus/node-exporter").mkdir(parents=True)
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\ntextfile_dir = no\n")
+    outcome, _ = run(machine)
+    assert outcome.textfile is None
+    assert os.listdir(machine.base / "var/lib/prometheus/node-exporter") == []
+
+
+def test_timeout_still_writes_unknown_metrics(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\ntimeout = 1\ntextfile_dir = /m\n")
+    run(machine, collect=lambda roots, sample: time.sleep(10))
+    assert 'guestcheck_status{status="unknown"} 3' in (machine.base / "m/guestcheck.prom").read_text()
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+def command(machine: FakeMachine, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "guestcheck", "firstboot", *args], capture_output=True, text=True,
+                          timeout=120, cwd=str(REPO),
+                          env={**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": str(machine.base)})
+
+
+def test_command_runs_once_then_skips_then_forgets(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nsample = 0\n")
+    first = command(machine)
+    assert first.returncode == 0, first.stderr
+    assert "guestcheck firstboot: instance i-0abc (cloud-init): first boot" in first.stdout
+    assert "CRITICAL NIC-EMULATED [ens3]" in first.stdout
+    second = command(machine)
+    assert second.returncode == 0 and "already checked" in second.stdout
+    forget = command(machine, "--forget")
+    assert forget.returncode == 0 and "forgot" in forget.stdout
+    assert "first boot, checking" in command(machine).stdout
+
+
+def test_command_exits_0_even_when_everything_is_wrong(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nsample = 0\nprofile = nosuch\ntimeout = x\n")
+    machine.write("var/lib/guestcheck", "not a directory")
+    out = command(machine)
+    assert out.returncode == 0
+    assert "Traceback" not in out.stderr + out.stdout
+    assert "problem: " in out.stdout
+
+
+def test_clean_hook_calls_forget():
+    hook = (REPO / "debian/conf/50-guestcheck").read_text()
+    assert os.access(REPO / "debian/conf/50-guestcheck", os.X_OK)
+    assert hook.rstrip().splitlines()[-1] == "exec /usr/bin/guestcheck firstboot --forget"
+
+
+# --- the real tuner on a fake tree ---------------------------------------------------------------------
+
+MANY_CONNECTIONS_LIVE = {
+    "net/ipv4/tcp_tw_reuse": "2", "net/ipv4/tcp_fin_timeout": "60", "net/core/somaxconn": "4096",
+    "net/ipv4/tcp_max_syn_backlog": "1024", "net/core/netdev_max_backlog": "1000",
+    "net/ipv4/ip_local_port_range": "32768\t60999",
+}
+
+
+def test_profile_applied_through_the_tuner(machine):
+    for key, value in MANY_CONNECTIONS_LIVE.items():
+        machine.write(f"proc/sys/{key}", value + "\n")
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = many-connections\n")
+    outcome, _ = run(machine, apply_profile=firstboot.apply_with_tuner)
+    assert outcome.problems == [], outcome.problems
+    assert outcome.profile_result.startswith("applied, 6 key(s) written, persisted in ")
+    assert (machine.base / "proc/sys/net/core/somaxconn").read_text().strip() == "8192"
+    assert "net.core.somaxconn = 8192" in (machine.base / "etc/sysctl.d/90-guestcheck.conf").read_text()
+    assert (machine.base / "var/lib/guestcheck/tune-state.json").exists()  # rollback stays possible
+
+
+def test_a_guarded_profile_is_refused_without_guaranteed_memory(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = throughput\n")
+    outcome, _ = run(machine, apply_profile=firstboot.apply_with_tuner)
+    assert outcome.ran and outcome.profile_result.startswith("not applied: refused by its memory guard: ")
+    assert not (machine.base / "etc/sysctl.d").exists()
+
+
+def test_an_unknown_profile_is_a_problem(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = nosuch\n")
+    outcome, _ = run(machine, apply_profile=firstboot.apply_with_tuner)
+    assert outcome.ran and len(outcome.problems) == 1 and "profile nosuch not applied" in outcome.problems[0]

@@ -1,0 +1,99 @@
+"""`guestcheck doctor --format human|json|prometheus`, `--output`, `--textfile-dir`: the real command, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakemachine import REPO, FakeMachine
+from tests.unit.test_prometheus import parse
+
+
+def guestcheck(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "guestcheck", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+
+
+@pytest.fixture
+def e1000_facts(tmp_path: Path) -> Path:
+    """A KVM guest whose only NIC is an emulated e1000: NIC-EMULATED, critical."""
+    machine = FakeMachine(tmp_path / "root")
+    machine.set_dmi(sys_vendor="QEMU", product_name="Standard PC (i440FX + PIIX, 1996)")
+    machine.add_nic("ens3", driver="e1000", pci_id="8086:100e", speed=1000, duplex="full")
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(machine.collect().to_dict()))
+    return path
+
+
+def checks_of(text: str) -> dict[tuple[str, str], str]:
+    return {(lb["id"], lb["subject"]): lb["severity"] for n, lb, _ in parse(text) if n == "guestcheck_check_severity"}
+
+
+def test_prometheus_to_stdout(e1000_facts):
+    out = guestcheck("doctor", "--facts", str(e1000_facts), "--format", "prometheus")
+    assert out.returncode == 2, out.stderr
+    assert checks_of(out.stdout)[("NIC-EMULATED", "ens3")] == "critical"
+    assert ("guestcheck_status", {"status": "critical"}, 2.0) in parse(out.stdout)
+
+
+def test_json_flag_is_an_alias_of_format_json(e1000_facts):
+    a = guestcheck("doctor", "--facts", str(e1000_facts), "--json")
+    b = guestcheck("doctor", "--facts", str(e1000_facts), "--format", "json")
+    assert a.returncode == b.returncode == 2
+    assert json.loads(a.stdout) == json.loads(b.stdout)
+    assert json.loads(a.stdout)["schema"] == "guestcheck.doctor/1"
+
+
+def test_human_is_the_default(e1000_facts):
+    out = guestcheck("doctor", "--facts", str(e1000_facts))
+    assert out.stdout.startswith("guestcheck doctor: CRITICAL")
+    assert "\033[" not in out.stdout
+
+
+def test_textfile_dir_writes_guestcheck_prom(e1000_facts, tmp_path):
+    textfiles = tmp_path / "node-exporter"
+    out = guestcheck("doctor", "--facts", str(e1000_facts), "--textfile-dir", str(textfiles))
+    assert out.returncode == 2, out.stderr
+    assert out.stdout == ""
+    assert sorted(os.listdir(textfiles)) == ["guestcheck.prom"]
+    assert checks_of((textfiles / "guestcheck.prom").read_text())[("NIC-EMULATED", "ens3")] == "critical"
+
+
+@pytest.mark.parametrize("fmt", ["human", "json", "prometheus"])
+def test_output_file_holds_what_stdout_would(e1000_facts, tmp_path, fmt):
+    target = tmp_path / f"report.{fmt}"
+    out = guestcheck("doctor", "--facts", str(e1000_facts), "--format", fmt, "--output", str(target))
+    shown = guestcheck("doctor", "--facts", str(e1000_facts), "--format", fmt)
+    assert out.returncode == 2 and out.stdout == ""
+    if fmt == "json":  # facts carry no clock, but compare parsed to be safe about key order
+        assert json.loads(target.read_text()) == json.loads(shown.stdout)
+    else:
+        assert target.read_text() == shown.stdout
+
+
+@pytest.mark.parametrize("args,why", [
+    (["--json", "--format", "human"], "--json and --format human disagree"),
+    (["--format", "json", "--textfile-dir", "DIR"], "--textfile-dir writes the prometheus format only"),
+    (["--output", "F", "--textfile-dir", "DIR"], "either --output or --textfile-dir"),
+    (["--format", "yaml"], "Invalid value for '--format'"),
+])
+def test_conflicting_options_are_usage_errors(e1000_facts, args, why):
+    out = guestcheck("doctor", "--facts", str(e1000_facts), *args)
+    assert out.returncode == 3
+    assert "Traceback" not in out.stderr
+    assert why in out.stderr
+
+
+def test_unwritable_output_is_one_line_and_unknown(e1000_facts, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = guestcheck("doctor", "--facts", str(e1000_facts), "--textfile-dir", str(blocker / "sub"))
+    assert out.returncode == 3
+    assert "Traceback" not in out.stderr
+    assert [ln for ln in out.stderr.splitlines() if ln.startswith("Error")] == [
+        f"Error: cannot write {blocker}/sub/guestcheck.prom: Not a directory"]
