@@ -25,7 +25,8 @@ FINDINGS = {
         "less than 2 x 2 s (the kernel clamps the delay to 2-30 s while STP runs). Guests see a dead link "
         "meanwhile (DHCP and PXE time out), topology changes flush the MAC table, and BPDUs sent to a "
         "switch port with BPDU guard can shut the uplink down. A host bridge with one uplink has no loop "
-        "for STP to break.",
+        "for STP to break. Ports STP holds when it is switched off still sit out their current delay (up to "
+        "2 x the old one); they forward nothing anyway, so the fix bounces them (down, up) to release them.",
         PERSIST.format(now=NOW.format(br="BR"), br="BR"),
     ),
     "BRIDGE-FORWARD-DELAY": FindingDoc(
@@ -59,8 +60,12 @@ def run(facts: Facts) -> list[Finding]:
         if br.stp_state in (1, 2):
             kind = "kernel STP" if br.stp_state == 1 else "user-space STP"
             wait = f"each new port waits {2 * delay:g} s before it forwards" if delay else "ports may block"
+            held = [p.name for p in br.ports if p.state in ("listening", "learning")]
+            now = NOW.format(br=br.name) + "".join(f" && ip link set {p} down && ip link set {p} up" for p in held)
+            if held:
+                wait += f"; held now: {', '.join(held)}"
             out.append(Finding("BRIDGE-STP-ON", Severity.WARNING, br.name,
-                               f"{kind} is on: {wait}", evidence, _fix(br, NOW.format(br=br.name))))
+                               f"{kind} is on: {wait}", evidence, _fix(br, now)))
         elif br.stp_state == 0 and delay:
             out.append(Finding("BRIDGE-FORWARD-DELAY", Severity.INFO, br.name,
                                f"forward delay {delay:g} s (no effect while STP is off; 2 x {delay:g} s if it "

@@ -34,6 +34,7 @@ RTF_LOCAL = 0x80000000
 IP_MTU = getattr(socket, "IP_MTU", 14)  # Python does not export these on every version
 IPV6_MTU = getattr(socket, "IPV6_MTU", 24)
 SIOCGIFADDR = 0x8915
+RTM_F_LOOKUP_TABLE = 0x1000
 # Documentation addresses (RFC 5737, RFC 3849/9637): no real host, so normally only a default route
 # covers them. Some labs number their own links from them, so the first one no other route covers is used.
 PROBE_CANDIDATES = {
@@ -162,7 +163,8 @@ def netlink_route(family: str, destination: str) -> Tuple[Optional[Dict[str, Any
     try:
         with IPRoute() as ipr:
             # 0.7 returns a tuple, 0.9 a list; both carry rtmsg objects with get_attr().
-            answers = list(ipr.route("get", dst=destination))
+            # RTM_F_LOOKUP_TABLE, as `ip route get` sends it: without it the kernel reports table main.
+            answers = list(ipr.route("get", dst=destination, flags=RTM_F_LOOKUP_TABLE))
             if not answers:
                 return None, "netlink returned no route"
             msg = answers[0]

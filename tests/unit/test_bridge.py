@@ -73,7 +73,8 @@ def test_stp_on_warns_with_every_fix() -> None:
     assert (f.id, f.severity.label, f.subject) == ("BRIDGE-STP-ON", "warning", "br0")
     assert "30 s" in f.summary and f.evidence["ports"] == {"tap0": "listening"}
     # stp first, then the delay: the kernel refuses forward_delay 0 while STP is on
-    assert f.fix.startswith("ip link set br0 type bridge stp_state 0 && ip link set br0 type bridge forward_delay 0")
+    assert f.fix.startswith("ip link set br0 type bridge stp_state 0 && ip link set br0 type bridge forward_delay 0"
+                            " && ip link set tap0 down && ip link set tap0 up;")  # a held port sits out its delay
     for persistent in ("bridge_stp off", "bridge_fd 0", "parameters: {stp: false, forward-delay: 0}",
                        "nmcli con mod br0 bridge.stp no bridge.forward-delay 0"):
         assert persistent in f.fix
