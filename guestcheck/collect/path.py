@@ -224,7 +224,7 @@ def default_route(
         if route is not None:
             route.src_address = src
             route.mtu = mtu
-    elif probe is not None and chosen is not None:
+    elif probe is not None and destination is not None and chosen is not None:
         notes.append(f"{family}: a default route via {chosen.dev} is listed, but the kernel cannot use it "
                      "(no source address, or the link is down)")
     if route is not None and route.dev:
