@@ -19,6 +19,7 @@ EXIT_UNKNOWN = 3
 LAZY_COMMANDS = {
     # name: "module:attribute"
     "firstboot": "guestcheck.firstboot:firstboot_command",
+    "selftest": "guestcheck.selftest.cli:selftest",
     "tune": "guestcheck.tune.cli:tune",
 }
 

@@ -85,3 +85,9 @@ def guestcheck_in(ns: Netns, *args: str, timeout: float = 60) -> subprocess.Comp
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": repo}
     return ns.run([sys.executable, "-m", "guestcheck", *args], check=False, timeout=timeout, env=env)
+
+
+def tbf_limit(ns: Netns, dev: str, rate: str, *, burst: str = "64kb", latency: str = "20ms") -> None:
+    """Rate-limit `dev`'s egress inside `ns` with tbf (this kernel has tbf, not netem). Shape both ends
+    of a veth pair to limit both directions."""
+    ns.run(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", burst, "latency", latency])

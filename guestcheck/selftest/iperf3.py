@@ -1,0 +1,239 @@
+"""Run the real iperf3 client from an argv list and read its `-J` JSON into one RunResult.
+
+iperf3 can hang on a silent peer, so every run is bounded three ways: iperf3's own --connect-timeout,
+--snd-timeout (TCP_USER_TIMEOUT on the data streams) and --rcv-timeout (receiving side only: iperf3 3.12
+refuses it on a sending client), each set when `iperf3 --help` lists it; then a hard limit after which
+the whole process group is killed. iperf3 3.12 exits 0 even when its JSON reports an error, so the
+JSON's "error" decides, never the exit status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Optional, Sequence
+
+from guestcheck.selftest.errors import (
+    BUSY,
+    IPERF3_FAILED,
+    IPERF3_MISSING,
+    PEER_DIED,
+    REFUSED,
+    UNREACHABLE,
+    SelftestError,
+)
+
+INSTALL_COMMAND = "apt-get install iperf3"
+TIMEOUT_OPTIONS = ("--connect-timeout", "--snd-timeout", "--rcv-timeout", "--extra-data")
+UPLOAD, DOWNLOAD = "upload", "download"
+
+
+def find_iperf3() -> str:
+    path = shutil.which("iperf3")
+    if path is None:
+        raise SelftestError(IPERF3_MISSING, f"iperf3 is not installed: install it with `{INSTALL_COMMAND}` "
+                                            "(Debian, Ubuntu; `dnf install iperf3` on Fedora, RHEL)")
+    return path
+
+
+@functools.cache
+def supported_options(binary: str) -> frozenset[str]:
+    """The timeout options this iperf3 knows, read from its --help (feature-test, not version-test)."""
+    try:
+        out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=3, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    text = out.stdout + out.stderr
+    return frozenset(opt for opt in TIMEOUT_OPTIONS if opt in text)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    address: str
+    port: int
+    direction: str  # upload (client sends) | download (-R: the peer sends)
+    streams: int
+    duration: int  # whole seconds, what iperf3 -t takes
+    timeout: float  # seconds of silence tolerated
+    tag: str = ""  # --extra-data: lets `selftest --serve --once` see the last run of a session
+
+    @property
+    def hard_limit(self) -> float:
+        """Connect budget + the test + the silence budget + a second for the results exchange."""
+        return self.timeout + self.duration + self.timeout + 1
+
+
+@dataclass
+class RunResult:
+    direction: str
+    streams: int
+    throughput_bps: float  # what the receiver got: the honest figure
+    sent_bps: float
+    retransmits: Optional[int]
+    cpu_local_percent: Optional[float]
+    cpu_remote_percent: Optional[float]
+    rtt_mean_ms: Optional[float]  # iperf3's TCP info (the sender's smoothed RTT), mean over streams
+    rtt_min_ms: Optional[float]
+    rtt_max_ms: Optional[float]
+    seconds: float  # iperf3's measured interval
+    wall_seconds: float  # the whole iperf3 process, start to exit
+    iperf3_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def client_argv(binary: str, spec: RunSpec, options: frozenset[str]) -> list[str]:
+    ms = str(max(1, int(spec.timeout * 1000)))
+    argv = [binary, "-c", spec.address, "-p", str(spec.port), "-J", "-t", str(spec.duration),
+            "-P", str(spec.streams)]
+    if spec.direction == DOWNLOAD:
+        argv += ["-R", "--get-server-output"]  # the peer is the sender: its JSON has the RTT
+    if "--connect-timeout" in options:
+        argv += ["--connect-timeout", ms]
+    if "--snd-timeout" in options:
+        argv += ["--snd-timeout", ms]
+    if spec.direction == DOWNLOAD and "--rcv-timeout" in options:
+        argv += ["--rcv-timeout", ms]
+    if spec.tag and "--extra-data" in options:
+        argv += ["--extra-data", spec.tag]
+    return argv
+
+
+@dataclass
+class Completed:
+    stdout: str
+    stderr: str
+    wall_seconds: float
+    timed_out: bool
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group we started; the group may already be gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def run_process(argv: Sequence[str], hard_limit: float) -> Completed:
+    """Run in its own process group; kill the group at the hard limit or if we are interrupted."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        try:
+            out, err = proc.communicate(timeout=hard_limit)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            out, err = proc.communicate()
+            timed_out = True
+    finally:
+        if proc.poll() is None:  # KeyboardInterrupt or another error: leave nothing running
+            kill_group(proc)
+            proc.wait()
+    return Completed(out or "", err or "", time.perf_counter() - start, timed_out)
+
+
+def first_json_object(text: str) -> Optional[dict[str, Any]]:
+    """iperf3 may print a warning line before its JSON: decode from the first '{'."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _num(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _rtts_ms(streams: Any) -> list[tuple[float, float, float]]:
+    """(mean, min, max) per stream from the sender's TCP info, microseconds -> ms; 0 means not measured."""
+    out = []
+    for stream in streams if isinstance(streams, list) else []:
+        sender = stream.get("sender") if isinstance(stream, dict) else None
+        if not isinstance(sender, dict):
+            continue
+        mean, lo, hi = (_num(sender.get(k)) for k in ("mean_rtt", "min_rtt", "max_rtt"))
+        if mean:
+            out.append((mean / 1000, (lo or mean) / 1000, (hi or mean) / 1000))
+    return out
+
+
+def parse_run(doc: dict[str, Any], direction: str, streams: int, wall_seconds: float) -> RunResult:
+    """The figures a verdict needs from one client JSON document (no "error" in it)."""
+    end = doc.get("end") or {}
+    received, sent = end.get("sum_received") or {}, end.get("sum_sent") or {}
+    cpu = end.get("cpu_utilization_percent") or {}
+    rtt_source = end.get("streams")
+    if direction == DOWNLOAD:  # we received: the sender's TCP info is in the server's own JSON
+        rtt_source = ((doc.get("server_output_json") or {}).get("end") or {}).get("streams")
+    rtts = _rtts_ms(rtt_source)
+    retransmits = sent.get("retransmits")
+    throughput = _num(received.get("bits_per_second"))
+    if throughput is None:
+        raise SelftestError(IPERF3_FAILED, "iperf3's JSON has no end.sum_received.bits_per_second")
+    return RunResult(
+        direction=direction,
+        streams=streams,
+        throughput_bps=throughput,
+        sent_bps=_num(sent.get("bits_per_second")) or 0.0,
+        retransmits=int(retransmits) if isinstance(retransmits, int) else None,
+        cpu_local_percent=_num(cpu.get("host_total")),
+        cpu_remote_percent=_num(cpu.get("remote_total")),
+        rtt_mean_ms=sum(r[0] for r in rtts) / len(rtts) if rtts else None,
+        rtt_min_ms=min(r[1] for r in rtts) if rtts else None,
+        rtt_max_ms=max(r[2] for r in rtts) if rtts else None,
+        seconds=_num(received.get("seconds")) or 0.0,
+        wall_seconds=wall_seconds,
+        iperf3_version=str((doc.get("start") or {}).get("version", "")),
+    )
+
+
+_DIED = ("closed unexpectedly", "stream socket", "idle timeout", "unable to receive", "unable to send",
+         "reset by peer", "broken pipe", "unable to connect stream", "unable to read", "unable to write")
+
+
+def classify(message: str, started: bool, peer: str) -> SelftestError:
+    """Turn iperf3's error text into our fault with its exit code."""
+    text = " ".join(message.split())
+    low = text.lower()
+    if "busy" in low:
+        return SelftestError(BUSY, f"{peer}: the server is busy running a test; try again later "
+                                   f"(iperf3: {text})")
+    if "unable to connect to server" in low:
+        if "refused" in low:
+            return SelftestError(REFUSED, f"{peer} refused the connection: nothing listens on that port; start "
+                                          f"`guestcheck selftest --serve` or `iperf3 -s` there (iperf3: {text})")
+        return SelftestError(UNREACHABLE, f"{peer} is unreachable (iperf3: {text})")
+    if started or any(p in low for p in _DIED):
+        return SelftestError(PEER_DIED, f"{peer} went away during the test (iperf3: {text})")
+    return SelftestError(IPERF3_FAILED, f"iperf3 failed against {peer}: {text}")
+
+
+def run_client(binary: str, spec: RunSpec, peer: str) -> RunResult:
+    """One iperf3 run; a SelftestError with the right exit code for every way it can fail."""
+    argv = client_argv(binary, spec, supported_options(binary))
+    done = run_process(argv, spec.hard_limit)
+    doc = first_json_object(done.stdout)
+    if done.timed_out:
+        raise SelftestError(PEER_DIED, f"{peer} stopped answering: iperf3 had no result after "
+                                       f"{spec.hard_limit:g}s and was killed")
+    if doc is None:
+        reason = next((line for line in done.stderr.splitlines() if line.strip()), "no output")
+        raise classify(reason.replace("iperf3: ", "", 1), False, peer)
+    if doc.get("error"):
+        start = doc.get("start") or {}
+        started = bool(start.get("connected")) or bool(doc.get("intervals"))
+        raise classify(str(doc["error"]), started, peer)
+    return parse_run(doc, spec.direction, spec.streams, done.wall_seconds)

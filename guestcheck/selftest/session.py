@@ -1,0 +1,155 @@
+"""One selftest: resolve the peer, settle the expected rate, run iperf3 in each direction and stream
+count, sample the connect round trip, judge, and ask doctor why when the result is slow."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from guestcheck.selftest import errors
+from guestcheck.selftest.errors import SelftestError
+from guestcheck.selftest.iperf3 import DOWNLOAD, UPLOAD, RunResult, RunSpec, find_iperf3, run_client
+from guestcheck.selftest.peer import Peer, resolve
+from guestcheck.selftest.probe import ConnectRtt, connect_rtt
+from guestcheck.selftest.route import egress_interface
+from guestcheck.selftest.verdict import Cause, Verdict, judge_runs, likely_causes
+
+BUSY_RETRY_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Plan:
+    peer: Peer
+    duration: int = 5
+    parallel: int = 4
+    directions: tuple[str, ...] = (UPLOAD, DOWNLOAD)
+    timeout: float = 10.0
+    expect_bps: Optional[float] = None
+
+    def runs(self) -> list[tuple[str, int]]:
+        counts = [1] if self.parallel <= 1 else [1, self.parallel]
+        return [(d, n) for d in self.directions for n in counts]
+
+
+@dataclass
+class Expected:
+    bps: float
+    source: str  # "--expect" or "nic"
+    interface: Optional[str] = None  # the NIC whose speed it is, when source is "nic"
+
+
+@dataclass
+class Doctor:
+    """What doctor said about this machine: facts (for the NIC speed) and findings (for the causes)."""
+
+    nic_speeds_mbps: dict[str, Optional[int]] = field(default_factory=dict)
+    findings: list = field(default_factory=list)
+    problem: Optional[str] = None
+
+
+def ask_doctor() -> Doctor:
+    from guestcheck.collect.machine import collect_facts
+    from guestcheck.report import judge
+
+    try:
+        facts = collect_facts(sample_seconds=0)
+        findings = judge(facts).findings
+    except Exception as e:  # the measurement stands without doctor; say why the causes are missing
+        return Doctor(problem=f"doctor could not run: {type(e).__name__}: {e}")
+    return Doctor({n.name: n.speed_mbps for n in facts.nics}, findings)
+
+
+@dataclass
+class Result:
+    plan: Plan
+    address: str
+    iperf3_path: str
+    started_at: str
+    expected: Expected
+    interface: Optional[str]  # the NIC on the route to the peer; None when nothing needed it
+    runs: list[RunResult]
+    connect_rtt: Optional[ConnectRtt]
+    verdict: Verdict
+    causes: list[Cause]
+    other_findings: list[str]  # warning/critical doctor findings that map to no cause
+    doctor_ran: bool
+    doctor_problem: Optional[str]
+    total_seconds: float
+
+
+def expected_rate(plan: Plan, interface: Optional[str], doctor: Callable[[], Doctor]) -> tuple[Expected, Any]:
+    """--expect wins; else the speed of the NIC carrying the route. Returns doctor's answer if asked."""
+    if plan.expect_bps is not None:
+        return Expected(plan.expect_bps, "--expect"), None
+    told = doctor()
+    speed = told.nic_speeds_mbps.get(interface) if interface else None
+    if not speed or speed <= 0:
+        where = f"interface {interface}" if interface else "the interface towards the peer"
+        raise SelftestError(errors.EXPECT_UNKNOWN,
+                            f"the speed of {where} is unknown (virtual NICs rarely report one): "
+                            "pass the rate you expect, e.g. --expect 1G")
+    return Expected(speed * 1e6, "nic", interface), told
+
+
+def _run_with_busy_retry(runner: Callable[..., RunResult], binary: str, spec: RunSpec, peer: str,
+                         retry_for: float) -> RunResult:
+    """A run right after ours may find the server still closing the last one: retry "busy" a while."""
+    deadline = time.monotonic() + retry_for
+    while True:
+        try:
+            return runner(binary, spec, peer)
+        except SelftestError as e:
+            if e.code != errors.BUSY or time.monotonic() + BUSY_RETRY_SECONDS > deadline:
+                raise
+        time.sleep(BUSY_RETRY_SECONDS)
+
+
+def run_selftest(
+    plan: Plan,
+    *,
+    runner: Callable[..., RunResult] = run_client,
+    doctor: Callable[[], Doctor] = ask_doctor,
+    interface_of: Callable[[str], Optional[str]] = egress_interface,
+    probe: Callable[..., Optional[ConnectRtt]] = connect_rtt,
+    binary: Optional[str] = None,
+) -> Result:
+    started = time.perf_counter()
+    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    binary = binary or find_iperf3()
+    address = resolve(plan.peer, plan.timeout)
+    # pyroute2 costs most of a second to import: with --expect, ask only if the result needs explaining
+    interface = interface_of(address) if plan.expect_bps is None else None
+    expected, told = expected_rate(plan, interface, doctor)
+    peer_label = str(plan.peer)
+    session = secrets.token_hex(4)
+    todo = plan.runs()
+    runs: list[RunResult] = []
+    for index, (direction, streams) in enumerate(todo, 1):
+        spec = RunSpec(address, plan.peer.port, direction, streams, plan.duration, plan.timeout,
+                       f"guestcheck-selftest/1 session={session} run={index}/{len(todo)}")
+        try:
+            # the first run gets no retry: a server busy before we start is busy with someone else
+            runs.append(_run_with_busy_retry(runner, binary, spec, peer_label, plan.timeout if runs else 0))
+        except SelftestError as e:
+            if e.code == errors.REFUSED and runs:
+                e = SelftestError(e.code, f"{e.message}; the first run worked, so the server may serve one test "
+                                          "only (`iperf3 -s -1`): run `iperf3 -s` or `guestcheck selftest --serve` "
+                                          "there")
+            e.runs = runs
+            raise e from None
+    rtt = probe(address, plan.peer.port, timeout=min(plan.timeout, 2.0))
+    verdict = judge_runs(runs, expected.bps)
+    causes: list[Cause] = []
+    other: list[str] = []
+    if verdict.key != "near":
+        if interface is None:  # with --expect it was not needed until now: doctor's findings are per NIC
+            interface = interface_of(address)
+        told = told or doctor()
+        causes, other = likely_causes(told.findings, interface, told.nic_speeds_mbps.keys())
+    return Result(plan, address, binary, started_at, expected, interface, runs, rtt, verdict, causes, other,
+                  doctor_ran=told is not None and told.problem is None,
+                  doctor_problem=told.problem if told is not None else None,
+                  total_seconds=time.perf_counter() - started)

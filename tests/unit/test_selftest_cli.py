@@ -1,0 +1,102 @@
+"""`guestcheck selftest` at the command line: bad input gets one line and its own exit code, never a
+traceback; the exit codes and the JSON schema are documented. Nothing here touches the network: every
+case stops before iperf3 would run (the live tests run it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from guestcheck.selftest import errors
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def selftest(*args: str, path: str = "", cwd: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if path:
+        env["PATH"] = path
+    return subprocess.run([sys.executable, "-m", "guestcheck", "selftest", *args], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=cwd or None)
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--peer", "10.0.0.2", "--expect", "1Q"], errors.BAD_INPUT, "Invalid value for '--expect': '1Q' is not a rate"),
+    (["--peer", "10.0.0.2", "--expect", "100MB"], errors.BAD_INPUT, "not bytes"),
+    (["--peer", "10.0.0.2", "--duration", "0"], errors.BAD_INPUT, "must be whole seconds from 1 to 3600"),
+    (["--peer", "10.0.0.2", "--duration", "1.5"], errors.BAD_INPUT, "must be whole seconds"),
+    (["--peer", "10.0.0.2", "--duration", "soon"], errors.BAD_INPUT, "is not a duration"),
+    (["--peer", "10.0.0.2", "--timeout", "-1"], errors.BAD_INPUT, "is not a duration"),
+    (["--peer", "10.0.0.2", "--parallel", "0"], errors.BAD_INPUT, "--parallel"),
+    (["--peer", "-s"], errors.BAD_INPUT, "bad peer '-s': starts with '-'"),
+    (["--peer", "a;reboot"], errors.BAD_INPUT, "is neither an IP address nor a host name"),
+    (["--peer", "10.0.0.2:99999"], errors.BAD_INPUT, "port '99999'"),
+    (["--peer", "10.0.0.2:5201", "--port", "5301"], errors.BAD_INPUT, "--port 5301 disagrees"),
+    ([], errors.BAD_INPUT, "give --peer HOST[:PORT] to test against, or --serve"),
+    (["--serve", "--expect", "1G"], errors.BAD_INPUT, "--expect does not go with --serve"),
+    (["--serve", "--peer", "10.0.0.2"], errors.BAD_INPUT, "--peer does not go with --serve"),
+    (["--peer", "10.0.0.2", "--once"], errors.BAD_INPUT, "--once does not go with --peer"),
+    (["--serve", "--bind", "myhost"], errors.BAD_INPUT, "give an IP address"),
+    (["--peer", "10.0.0.2", "--frobnicate"], errors.BAD_INPUT, "--frobnicate"),  # wording varies by click
+    (["--peer", "10.0.0.2", "--compare", "/nonexistent/before.json"], errors.FILE_ERROR, "cannot read"),
+])
+def test_bad_input_is_one_line_with_its_exit_code(args, code, message):
+    out = selftest(*args)
+    assert out.returncode == code, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("Error: ") and message in lines[0]
+
+
+def test_missing_iperf3_names_the_install_command(tmp_path):
+    out = selftest("--peer", "10.0.0.2", "--expect", "1G", path=str(tmp_path))
+    assert out.returncode == errors.IPERF3_MISSING == 16
+    assert out.stderr.strip() == ("Error: iperf3 is not installed: install it with `apt-get install iperf3` "
+                                  "(Debian, Ubuntu; `dnf install iperf3` on Fedora, RHEL)")
+    served = selftest("--serve", path=str(tmp_path))
+    assert served.returncode == errors.IPERF3_MISSING and "apt-get install iperf3" in served.stderr
+
+
+def test_errors_in_json_mode_also_print_a_document(tmp_path):
+    out = selftest("--peer", "10.0.0.2", "--expect", "1G", "--json", path=str(tmp_path))
+    assert out.returncode == errors.IPERF3_MISSING
+    doc = json.loads(out.stdout)
+    assert doc["schema"] == "guestcheck.selftest/1"
+    assert doc["error"]["code"] == 16 and doc["error"]["kind"] == "iperf3-missing"
+
+
+def test_help_lists_every_exit_code():
+    out = selftest("--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    for code in errors.EXIT_CODES:
+        assert re.search(rf"\b{code} ", text), code
+
+
+def test_selftest_is_a_guestcheck_command():
+    out = subprocess.run([sys.executable, "-m", "guestcheck", "--help"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert re.search(r"^\s+selftest\s", out.stdout, re.M), out.stdout
+
+
+def test_exit_codes_do_not_collide():
+    assert len(errors.EXIT_CODES) == len({kind for kind, _ in errors.EXIT_CODES.values()})
+    faults = [c for c in errors.EXIT_CODES if c >= 10]
+    assert min(faults) > 3  # never read as one of doctor's Nagios codes
+
+
+def test_readme_documents_the_exit_codes_and_the_schema():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Self-test"):]
+    for code, (kind, _) in errors.EXIT_CODES.items():
+        assert re.search(rf"^\| {code} \| `{kind}` \|", section, re.M), (code, kind)
+    assert "guestcheck.selftest/1" in section
+    for field in ("peer", "expected", "runs", "connect_rtt", "verdict", "causes", "compare", "exit_code", "error"):
+        assert f"`{field}`" in section, field

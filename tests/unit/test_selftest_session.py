@@ -1,0 +1,122 @@
+"""The sequence of a selftest, with iperf3, doctor, routing and the probe replaced by recorded answers.
+The same sequence against the real iperf3 between namespaces is in tests/live/test_selftest_live.py."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pytest
+
+from guestcheck.findings import Finding, Severity
+from guestcheck.selftest import errors
+from guestcheck.selftest.errors import SelftestError
+from guestcheck.selftest.iperf3 import RunResult, RunSpec
+from guestcheck.selftest.peer import Peer
+from guestcheck.selftest.probe import ConnectRtt
+from guestcheck.selftest.session import Doctor, Plan, run_selftest
+
+PEER = Peer("10.199.0.2", 5201)
+
+
+class Runner:
+    """Answers each run with a rate, or raises the fault queued for it."""
+
+    def __init__(self, mbps: float = 950, faults: Optional[dict[int, list[SelftestError]]] = None) -> None:
+        self.mbps, self.faults, self.specs = mbps, faults or {}, []
+
+    def __call__(self, binary: str, spec: RunSpec, peer: str) -> RunResult:
+        self.specs.append(spec)
+        index = len({s.tag for s in self.specs})
+        queued = self.faults.get(index, [])
+        if queued:
+            raise queued.pop(0)
+        return RunResult(spec.direction, spec.streams, self.mbps * 1e6, self.mbps * 1e6, 0, 1, 1, 0.5, 0.4, 0.6,
+                         spec.duration, spec.duration + 0.1, "iperf 3.12")
+
+
+def doctor_with(speed: Optional[int], findings=()) -> Doctor:
+    return Doctor({"lo": None, "eth0": speed}, list(findings))
+
+
+def selftest(plan: Plan, runner: Runner, told: Doctor, interface: Optional[str] = "eth0"):
+    asked = []
+
+    def doctor() -> Doctor:
+        asked.append(1)
+        return told
+
+    result = run_selftest(plan, runner=runner, doctor=doctor, interface_of=lambda a: interface,
+                          probe=lambda a, p, timeout: ConnectRtt([0.2, 0.3, 0.25], ["syn-ack"] * 3), binary="iperf3")
+    return result, len(asked)
+
+
+def test_four_runs_in_order_and_a_near_verdict_without_asking_doctor():
+    runner = Runner(950)
+    result, asked = selftest(Plan(PEER, duration=3, parallel=4, expect_bps=1e9), runner, doctor_with(1000))
+    assert [(s.direction, s.streams) for s in runner.specs] == [("upload", 1), ("upload", 4), ("download", 1),
+                                                                ("download", 4)]
+    assert [s.tag.rsplit(" ", 1)[1] for s in runner.specs] == ["run=1/4", "run=2/4", "run=3/4", "run=4/4"]
+    assert len({s.tag.split()[1] for s in runner.specs}) == 1  # one session id for all runs
+    assert all(s.address == "10.199.0.2" and s.duration == 3 and s.timeout == 10 for s in runner.specs)
+    assert result.verdict.key == "near" and result.expected.source == "--expect"
+    assert result.interface is None  # with --expect and a near result, nothing needed the route
+    assert asked == 0 and result.causes == []
+
+
+def test_expected_rate_defaults_to_the_speed_of_the_nic_on_the_route():
+    result, asked = selftest(Plan(PEER, parallel=1), Runner(95), doctor_with(1000, [
+        Finding("NIC-EMULATED", Severity.CRITICAL, "eth0", "emulated e1000 NIC", fix="use virtio")]))
+    assert (result.expected.bps, result.expected.source, result.expected.interface) == (1e9, "nic", "eth0")
+    assert result.verdict.key == "far-below" and result.interface == "eth0"
+    assert asked == 1  # the same doctor answer gave the speed and the causes
+    assert [(c.cause, c.finding) for c in result.causes] == [("emulated NIC", "NIC-EMULATED")]
+
+
+@pytest.mark.parametrize("speed,interface", [(None, "eth0"), (-1, "eth0"), (1000, None)])
+def test_unknown_speed_asks_for_expect_before_any_run(speed, interface):
+    runner = Runner()
+    with pytest.raises(SelftestError, match=r"pass the rate you expect, e\.g\. --expect 1G") as caught:
+        selftest(Plan(PEER), runner, doctor_with(speed), interface)
+    assert caught.value.code == errors.EXPECT_UNKNOWN
+    assert runner.specs == []
+
+
+def test_busy_on_a_later_run_is_retried_but_not_on_the_first():
+    busy = SelftestError(errors.BUSY, "busy")
+    runner = Runner(950, {2: [busy, SelftestError(errors.BUSY, "busy")]})
+    result, _ = selftest(Plan(PEER, parallel=2, expect_bps=1e9, timeout=5), runner, doctor_with(None))
+    assert len(result.runs) == 4 and len(runner.specs) == 6
+    with pytest.raises(SelftestError) as caught:
+        selftest(Plan(PEER, expect_bps=1e9), Runner(950, {1: [busy]}), doctor_with(None))
+    assert caught.value.code == errors.BUSY and caught.value.runs == []
+
+
+def test_a_fault_mid_session_carries_the_runs_before_it():
+    died = SelftestError(errors.PEER_DIED, "10.199.0.2:5201 went away during the test")
+    with pytest.raises(SelftestError) as caught:
+        selftest(Plan(PEER, expect_bps=1e9), Runner(950, {3: [died]}), doctor_with(None))
+    assert caught.value.code == errors.PEER_DIED
+    assert [(r.direction, r.streams) for r in caught.value.runs] == [("upload", 1), ("upload", 4)]
+
+
+def test_refused_after_a_good_run_suggests_a_one_test_server():
+    refused = SelftestError(errors.REFUSED, "10.199.0.2:5201 refused the connection")
+    with pytest.raises(SelftestError, match=r"serve one test only \(`iperf3 -s -1`\)") as caught:
+        selftest(Plan(PEER, expect_bps=1e9), Runner(950, {2: [refused]}), doctor_with(None))
+    assert caught.value.code == errors.REFUSED
+
+
+def test_doctor_failing_leaves_the_measurement_standing():
+    result = run_selftest(Plan(PEER, parallel=1, expect_bps=1e9), runner=Runner(95),
+                          doctor=lambda: Doctor(problem="doctor could not run: OSError: boom"),
+                          interface_of=lambda a: "eth0", probe=lambda a, p, timeout: None, binary="iperf3")
+    assert result.verdict.key == "far-below" and result.causes == []
+    assert result.interface == "eth0"  # looked up after the runs, to tell doctor's findings apart
+    assert (result.doctor_ran, result.doctor_problem) == (False, "doctor could not run: OSError: boom")
+    assert result.connect_rtt is None
+
+
+def test_one_direction_and_single_stream():
+    runner = Runner(950)
+    selftest(Plan(PEER, parallel=1, directions=("download",), expect_bps=1e9), runner, doctor_with(None))
+    assert [(s.direction, s.streams) for s in runner.specs] == [("download", 1)]
