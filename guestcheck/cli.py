@@ -83,11 +83,13 @@ def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], tex
     return "json" if as_json else (fmt or "human")
 
 
-def render_report(report: Any, fmt: str, *, colour: bool = False, verbose: bool = False) -> str:
+def render_report(
+    report: Any, fmt: str, *, colour: bool = False, verbose: bool = False, pretty: bool = True
+) -> str:
     if fmt == "json":
         from guestcheck.render.json import dumps
 
-        return dumps(report.to_dict())
+        return dumps(report.to_dict(), pretty=pretty)
     if fmt == "prometheus":
         from guestcheck.render.prometheus import render as render_prometheus
 
@@ -142,8 +144,9 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
         raise click.UsageError(f"unknown finding id {bad[0]!r} (see `guestcheck explain --list`)")
     facts = load_facts_file(facts_file) if facts_file else collect(sample_seconds)
     report = judge(facts, only_l, skip_l)
-    colour = fmt == "human" and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = render_report(report, fmt, colour=colour, verbose=verbose)
+    to_terminal = output is None and textfile_dir is None and sys.stdout.isatty()
+    colour = fmt == "human" and to_terminal and "NO_COLOR" not in os.environ
+    text = render_report(report, fmt, colour=colour, verbose=verbose, pretty=to_terminal or output is not None)
     if textfile_dir is not None:
         from guestcheck.render.prometheus import TEXTFILE_NAME
 
