@@ -33,6 +33,11 @@ def test_the_best_run_of_each_direction_counts_and_the_worse_direction_decides()
     assert any("download is the slower direction" in n for n in v.notes)
 
 
+def test_directions_within_ten_percent_are_not_called_slower():
+    v = judge_runs([run("upload", 1, 95), run("download", 1, 98)], 1e9)
+    assert v.key == "far-below" and v.notes == []
+
+
 def test_exit_codes_follow_the_verdict():
     assert judge_runs([run("upload", 1, 956)], 1e9).exit_code == errors.NEAR == 0
     assert judge_runs([run("upload", 1, 95)], 1e9).exit_code == errors.FAR_BELOW == 2
