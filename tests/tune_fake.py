@@ -102,6 +102,9 @@ def fake_ethtool_writer(base: type) -> type:
         def __exit__(self, *exc):
             return None
 
+        def requested_features(self, ifname):
+            return {n: f.on for n, f in self._get(self.feature_sets, ifname).items() if not f.fixed}
+
         def set_features(self, ifname, wanted):
             feats = self._get(self.feature_sets, ifname)
             self.calls.append(("features", ifname, dict(wanted)))

@@ -39,7 +39,7 @@ from guestcheck.tune.state import (
     state_path,
 )
 
-PAUSE_ENV = "GUESTCHECK_TEST_PAUSE_AFTER_WRITE"  # test-only: seconds to sleep after each /proc/sys write
+PAUSE_ENV = "GUESTCHECK_TEST_PAUSE_AFTER_WRITE"  # test-only: "N" pauses 60 s after the N-th /proc/sys write
 
 
 # --- files -----------------------------------------------------------------------------------------
@@ -148,11 +148,14 @@ def write_sysctl(procsys: ProcSys, key: str, value: str) -> None:
         raise TuneError(f"{key} reads {now!r} after writing {value!r}")
 
 
-def _test_pause(key: str) -> None:
-    seconds = os.environ.get(PAUSE_ENV)
-    if seconds:
-        print(f"guestcheck-test: wrote {key}", file=sys.stderr, flush=True)
-        time.sleep(float(seconds))
+def _test_pause(key: str, count: int) -> None:
+    """Test hook: report each write and stop for a minute after the N-th, so a test can kill us there."""
+    wanted = os.environ.get(PAUSE_ENV)
+    if not wanted:
+        return
+    print(f"guestcheck-test: wrote {key}", file=sys.stderr, flush=True)
+    if wanted.isdigit() and count == int(wanted):
+        time.sleep(60)
 
 
 # --- profiles ----------------------------------------------------------------------------------------
@@ -254,7 +257,7 @@ def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State],
         for c in plan.writes():  # 2. live values
             done.append(c)  # before the write: a value the kernel took but reads back oddly is undone too
             write_sysctl(procsys, c.key, c.target or "")
-            _test_pause(c.key)
+            _test_pause(c.key, len(done))
         restore_file(ppath, text)  # 3. persist (text is the original content when nothing is kept)
     except (TuneError, OSError) as e:
         message = str(e) if isinstance(e, TuneError) else f"cannot write {ppath}: {_os_error(e)}"
@@ -340,12 +343,11 @@ def _restore_nics(et: EthtoolWriter, state: State, result: RollbackResult) -> Li
     errors = []
     for ifname, snapshot in state.features.items():
         try:
-            live = et.features(ifname)
-            wanted = {n: on for n, on in snapshot.items() if n in live and live[n].on != on and not live[n].fixed}
+            requested = et.requested_features(ifname)
+            wanted = {n: on for n, on in snapshot.items() if n in requested and requested[n] != on}
             if wanted:
                 et.set_features(ifname, wanted)
-                after = et.features(ifname)
-                stuck = [n for n, on in wanted.items() if after[n].on != on]
+                stuck = [n for n, on in wanted.items() if et.requested_features(ifname).get(n) != on]
                 if stuck:
                     errors.append(f"{ifname}: the kernel kept {', '.join(stuck)} as they were")
         except EthtoolError as e:
@@ -420,14 +422,17 @@ def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False,
             raise TuneError(f"no network interface named {ifname!r} here")
         if nic.features is None:
             raise TuneError(f"cannot read the offloads of {ifname}: {nic.unknown.get('features', 'unknown')}")
-        before = nic.features
         turn_on, result.notes = offloads_to_enable(nic)
         for label, names in turn_on.items():
             result.planned[label] = f"off -> on ({', '.join(names)})"
         if _only_planned(result, dry_run):
             return result
         with _journalled(roots) as (old, journal):
-            journal.features.setdefault(ifname, {n: f.on for n, f in before.items() if not f.fixed})
+            try:  # what was asked for, not only what is active, so rollback restores "off [requested on]" too
+                requested_before = et.requested_features(ifname)
+            except EthtoolError as e:
+                raise TuneError(f"cannot read the offloads of {ifname}: {e}") from None
+            journal.features.setdefault(ifname, requested_before)
             save_state(roots, journal)
             wanted = {n: True for names in turn_on.values() for n in names}
             try:
@@ -443,8 +448,11 @@ def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False,
                 if len(on) < len(names):
                     result.notes.append(f"{label}: the kernel kept {', '.join(n for n in names if n not in on)} off "
                                         "(a feature it depends on is off, or the driver refuses)")
-            snapshot = journal.features[ifname]
-            if all(after.get(n, Feature(on, False)).on == on for n, on in snapshot.items()):
+            try:
+                unchanged = et.requested_features(ifname) == journal.features[ifname]
+            except EthtoolError:
+                unchanged = False
+            if unchanged:
                 del journal.features[ifname]  # nothing differs from the original any more
             journal.complete = True
             save_state(roots, journal)
