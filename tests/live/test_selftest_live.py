@@ -140,6 +140,19 @@ def test_shaped_to_a_tenth_is_far_below():
     assert any(line.startswith("likely causes") or line.startswith("doctor also reports") for line in lines)
 
 
+def test_far_below_names_doctors_findings_on_the_path_as_causes():
+    """Offloads switched off on the client's veth: the slow result is explained by doctor's finding."""
+    with shaped_path("10mbit") as (a, b), iperf3_server(b):
+        a.run(["ethtool", "-K", "gc0", "tso", "off", "gso", "off"])
+        code, doc, _ = selftest_json(a, "--peer", SERVER, "--expect", "100M", "--duration", "2", "--parallel", "1",
+                                     "--direction", "upload")
+    assert code == 2 and doc["verdict"]["label"] == "far below line rate", doc["verdict"]
+    causes = {c["finding"]: c for c in doc["causes"]}
+    assert {"OFFLOAD-TSO-OFF", "OFFLOAD-GSO-OFF"} <= set(causes), doc["causes"]
+    assert causes["OFFLOAD-TSO-OFF"]["subject"] == "gc0"
+    assert causes["OFFLOAD-TSO-OFF"]["fix"] == "ethtool -K gc0 tso on"
+
+
 def test_compare_shows_the_change_after_raising_the_limit(tmp_path):
     before = tmp_path / "before.json"
     args = ("--peer", SERVER, "--expect", "100M", "--duration", "2", "--parallel", "1", "--direction", "upload")
