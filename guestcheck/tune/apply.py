@@ -17,11 +17,11 @@ import errno
 import fcntl
 import os
 import sys
-import tempfile
 import time
 from dataclasses import astuple, dataclass, field, replace
 from typing import Dict, Iterator, List, Optional
 
+from guestcheck.atomicfile import write_atomic
 from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.facts import Channels, Feature, Nic
 from guestcheck.roots import Roots
@@ -43,25 +43,6 @@ PAUSE_ENV = "GUESTCHECK_TEST_PAUSE_AFTER_WRITE"  # test-only: "N" pauses 60 s af
 
 
 # --- files -----------------------------------------------------------------------------------------
-
-def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
-    """Temp file in the same directory, fsync, rename over, fsync the directory: all or nothing."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
 
 def _fsync_dir(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY)
@@ -93,14 +74,14 @@ def restore_file(path: str, content: Optional[str]) -> None:
     if content is None:
         remove(path)
     elif read_text(path) != content:
-        atomic_write(path, content)
+        write_atomic(path, content)
 
 
 def save_state(roots: Roots, state: Optional[State]) -> None:
     if state is None or state.empty():
         remove(state_path(roots))
     else:
-        atomic_write(state_path(roots), state.to_text(), mode=0o600)
+        write_atomic(state_path(roots), state.to_text(), mode=0o600)
 
 
 @contextlib.contextmanager
