@@ -16,6 +16,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ENTRY_POINT = "import sys; from guestcheck.entry import main; sys.exit(main())"
 REPO = os.path.dirname(HERE)
 
 
@@ -36,9 +37,12 @@ def main() -> int:
     # whatever PYTHONDONTWRITEBYTECODE says, so the bench measures start-up and not the compiler.
     subprocess.run([args.python, "-m", "compileall", "-q", os.path.join(REPO, "guestcheck")], check=True,
                    env={k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"})
+    doctor_args = ["doctor", "--json", "--sample", "0"]
     commands = {
         "bare interpreter": [args.python, "-c", "pass"],
-        "guestcheck doctor --json": [args.python, "-m", "guestcheck", "doctor", "--json", "--sample", "0"],
+        # what /usr/bin/guestcheck (the console-script entry point) runs
+        "guestcheck doctor --json": [args.python, "-c", ENTRY_POINT, *doctor_args],
+        "python3 -m guestcheck doctor": [args.python, "-m", "guestcheck", *doctor_args],
         "admin by hand (sh)": ["sh", os.path.join(HERE, "admin_by_hand.sh")],
     }
     times: dict[str, list[float]] = {k: [] for k in commands}
@@ -55,6 +59,7 @@ def main() -> int:
     doctor, shell, bare = med["guestcheck doctor --json"], med["admin by hand (sh)"], med["bare interpreter"]
     print(f"doctor / admin script : {doctor / shell:.2f}x   (target <= 1.5x)")
     print(f"doctor / bare start   : {doctor / bare:.2f}x   (doctor's own cost {1000 * (doctor - bare):.0f} ms)")
+    print(f"python3 -m / admin    : {med['python3 -m guestcheck doctor'] / shell:.2f}x   (runpy adds its own imports)")
     return 0 if doctor <= 1.5 * shell else 1
 
 

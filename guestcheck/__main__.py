@@ -1,6 +1,6 @@
 """`python3 -m guestcheck` is the same as the `guestcheck` command."""
 
-from guestcheck.cli import main
+from guestcheck.entry import main
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import click
 
+from guestcheck.render import REPORT_FORMATS, render_for
+
 EXIT_UNKNOWN = 3
 
 LAZY_COMMANDS = {
@@ -67,9 +69,6 @@ def collect(sample_seconds: float) -> Any:
     return collect_facts(sample_seconds=sample_seconds)
 
 
-REPORT_FORMATS = ("human", "json", "prometheus")
-
-
 def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], textfile_dir: Optional[str]) -> str:
     """--json is the old spelling of --format json; --textfile-dir only makes sense for prometheus."""
     if as_json and fmt not in (None, "json"):
@@ -81,22 +80,6 @@ def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], tex
             raise click.UsageError("use either --output or --textfile-dir, not both")
         return "prometheus"
     return "json" if as_json else (fmt or "human")
-
-
-def render_report(
-    report: Any, fmt: str, *, colour: bool = False, verbose: bool = False, pretty: bool = True
-) -> str:
-    if fmt == "json":
-        from guestcheck.render.json import dumps
-
-        return dumps(report.to_dict(), pretty=pretty)
-    if fmt == "prometheus":
-        from guestcheck.render.prometheus import render as render_prometheus
-
-        return render_prometheus(report)
-    from guestcheck.render.human import render
-
-    return render(report, colour=colour, verbose=verbose)
 
 
 def write_output(path: str, text: str) -> None:
@@ -145,8 +128,7 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
     facts = load_facts_file(facts_file) if facts_file else collect(sample_seconds)
     report = judge(facts, only_l, skip_l)
     to_terminal = output is None and textfile_dir is None and sys.stdout.isatty()
-    colour = fmt == "human" and to_terminal and "NO_COLOR" not in os.environ
-    text = render_report(report, fmt, colour=colour, verbose=verbose, pretty=to_terminal or output is not None)
+    text = render_for(report, fmt, to_terminal=to_terminal, to_file=output is not None, verbose=verbose)
     if textfile_dir is not None:
         from guestcheck.render.prometheus import TEXTFILE_NAME
 
@@ -188,8 +170,14 @@ def explain(finding_id: Optional[str], list_all: bool) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point: one-line errors, never a traceback, Nagios-friendly codes for doctor."""
+    """The click command line: one-line errors, never a traceback, Nagios-friendly codes for doctor."""
+    from guestcheck.entry import guarded
+
     args = sys.argv[1:] if argv is None else argv
+    sys.exit(guarded(lambda: _run_click(args)))
+
+
+def _run_click(args: list[str]) -> int:
     try:
         rv = cli.main(args=args, prog_name="guestcheck", standalone_mode=False)
     except click.exceptions.Exit as e:  # click < 8.2 may raise instead of returning
@@ -197,22 +185,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     except click.UsageError as e:
         e.show()
         is_doctor = e.ctx is not None and e.ctx.command.name == "doctor"
-        sys.exit(EXIT_UNKNOWN if is_doctor else 2)
+        return EXIT_UNKNOWN if is_doctor else 2
     except click.ClickException as e:
         e.show()
-        sys.exit(EXIT_UNKNOWN if args[:1] == ["doctor"] else e.exit_code)
+        return EXIT_UNKNOWN if args[:1] == ["doctor"] else e.exit_code
     except click.Abort:
         click.echo("guestcheck: aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("guestcheck: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(0)
-    except Exception as e:
-        if os.environ.get("GUESTCHECK_DEBUG"):
-            raise
-        click.echo(f"guestcheck: internal error: {type(e).__name__}: {e} (GUESTCHECK_DEBUG=1 shows more)", err=True)
-        sys.exit(EXIT_UNKNOWN)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return 130
+    return rv if isinstance(rv, int) else 0

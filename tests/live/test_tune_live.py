@@ -179,7 +179,7 @@ def test_read_only_proc_sys_is_refused_before_anything_changes(tmp_path):
     script = ("import os, subprocess, sys\n"
               "subprocess.run(['mount', '--bind', '/proc/sys', '/proc/sys'], check=True)\n"
               "subprocess.run(['mount', '-o', 'remount,bind,ro', '/proc/sys'], check=True)\n"
-              "from guestcheck.cli import main\n"
+              "from guestcheck.entry import main\n"
               "main(sys.argv[1:])\n")
     with netns() as ns:
         before = sysctls(ns)

@@ -1,0 +1,93 @@
+"""The `guestcheck` executable.
+
+`guestcheck doctor` runs at every boot and from monitoring every few minutes, and importing click costs
+more than everything doctor does. So the plain invocations those callers use (`doctor`, `--json`,
+`--format F`, `--sample S`, `-v`) are recognised here without click; anything else, including every
+error and `--help`, goes to the click CLI in guestcheck/cli.py, which stays the one definition of the
+command line. The fast path accepts a strict subset of what click accepts and does the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Callable, Optional
+
+EXIT_UNKNOWN = 3
+FAST_FORMATS = ("human", "json", "prometheus")
+
+
+def fast_doctor_options(args: list[str]) -> Optional[dict]:
+    """The options of a plain doctor run, or None when click must parse (or reject) the command line."""
+    if not args or args[0] != "doctor":
+        return None
+    options = {"fmt": "human", "sample_seconds": 1.0, "verbose": False}
+    rest = list(args[1:])
+    while rest:
+        token = rest.pop(0)
+        name, eq, value = token.partition("=")
+        if token == "--json":
+            options["fmt"] = "json"
+        elif token in ("-v", "--verbose"):
+            options["verbose"] = True
+        elif name in ("--format", "--sample"):
+            if not eq:
+                if not rest:
+                    return None
+                value = rest.pop(0)
+            if name == "--format":
+                if value not in FAST_FORMATS:
+                    return None
+                options["fmt"] = value
+            else:
+                try:
+                    seconds = float(value)
+                except ValueError:
+                    return None
+                if not (math.isfinite(seconds) and 0 <= seconds <= 3600):
+                    return None
+                options["sample_seconds"] = seconds
+        else:
+            return None
+    return options
+
+
+def run_fast_doctor(fmt: str, sample_seconds: float, verbose: bool) -> int:
+    from guestcheck.collect.machine import collect_facts
+    from guestcheck.render import render_for
+    from guestcheck.report import judge
+
+    report = judge(collect_facts(sample_seconds=sample_seconds))
+    sys.stdout.write(render_for(report, fmt, to_terminal=sys.stdout.isatty(), verbose=verbose))
+    sys.stdout.flush()
+    return report.status.value
+
+
+def guarded(run: Callable[[], int]) -> int:
+    """Never a traceback: interrupts, closed pipes and bugs become one line and an exit code."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print("guestcheck: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`guestcheck doctor | head`): not an error; silence the flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as e:
+        if os.environ.get("GUESTCHECK_DEBUG"):
+            raise
+        print(f"guestcheck: internal error: {type(e).__name__}: {e} (GUESTCHECK_DEBUG=1 shows more)",
+              file=sys.stderr)
+        return EXIT_UNKNOWN
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    options = fast_doctor_options(args)
+    if options is not None:
+        sys.exit(guarded(lambda: run_fast_doctor(**options)))
+    from guestcheck.cli import main as cli_main
+
+    cli_main(args)

@@ -1,0 +1,65 @@
+"""The click-free fast path for plain doctor runs: a strict subset of the CLI, with the same output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from guestcheck.entry import fast_doctor_options
+from tests.fakemachine import REPO, FakeMachine
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["doctor"], {"fmt": "human", "sample_seconds": 1.0, "verbose": False}),
+    (["doctor", "--json"], {"fmt": "json", "sample_seconds": 1.0, "verbose": False}),
+    (["doctor", "--json", "--sample", "0"], {"fmt": "json", "sample_seconds": 0.0, "verbose": False}),
+    (["doctor", "--sample=2.5", "-v"], {"fmt": "human", "sample_seconds": 2.5, "verbose": True}),
+    (["doctor", "--format", "prometheus"], {"fmt": "prometheus", "sample_seconds": 1.0, "verbose": False}),
+    (["doctor", "--format=json", "--verbose"], {"fmt": "json", "sample_seconds": 1.0, "verbose": True}),
+])
+def test_plain_runs_take_the_fast_path(args, expected):
+    assert fast_doctor_options(args) == expected
+
+
+@pytest.mark.parametrize("args", [
+    [], ["tune", "list"], ["doctor", "--help"], ["doctor", "-h"], ["doctor", "--sample"], ["doctor", "--sample", "x"],
+    ["doctor", "--sample", "nan"], ["doctor", "--sample", "-1"], ["doctor", "--sample", "1e9"],
+    ["doctor", "--format", "xml"], ["doctor", "--only", "NIC-*"], ["doctor", "--facts", "f.json"],
+    ["doctor", "-o", "out"], ["doctor", "extra"], ["doctor", "--json", "--textfile-dir", "/tmp"], ["--version"],
+])
+def test_everything_else_goes_to_click(args):
+    assert fast_doctor_options(args) is None
+
+
+def _run(code: str, root: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": root}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("args", [
+    ["doctor", "--json", "--sample", "0"],
+    ["doctor", "--sample", "0", "-v"],
+    ["doctor", "--format", "prometheus", "--sample", "0"],
+])
+def test_fast_path_prints_what_click_prints(tmp_path, args):
+    m = FakeMachine(tmp_path)
+    m.add_nic("ens3", driver="e1000", pci_id="8086:100e", pci_subsystem_id="1af4:1100")
+    fast = _run("import sys; from guestcheck.entry import main\n"
+                "try:\n    main(sys.argv[1:])\nfinally:\n    print('click' in sys.modules, file=sys.stderr)\n"
+                .replace("sys.argv[1:]", repr(args)), str(tmp_path))
+    slow = _run(f"from guestcheck.cli import main; main({args!r})", str(tmp_path))
+    assert fast.stderr.strip() == "False"  # the fast path never imported click
+    assert fast.returncode == slow.returncode == 2
+
+    def comparable(text: str) -> str:
+        if args[1] == "--json":
+            doc = json.loads(text)
+            doc["facts"]["collected_at"] = ""
+            return json.dumps(doc)
+        return text
+
+    assert comparable(fast.stdout) == comparable(slow.stdout)
