@@ -151,6 +151,17 @@ say "somaxconn=$(cat /proc/sys/net/core/somaxconn)"
 say "cloud-init status: $(cloud-init status 2>&1 | tr '\n' ' ')"
 if grep -qw guestcheck.e2e=doctor /proc/cmdline; then
     guestcheck doctor --sample 0.5 2>&1 | sed 's/^/GUESTCHECK-E2E-DOCTOR: /' >/dev/ttyS0
+    # the packaged units as systemd reads them, and the (opt-in) metrics service run once by hand
+    systemd-analyze verify --man=no /lib/systemd/system/guestcheck-firstboot.service \
+        /lib/systemd/system/guestcheck-metrics.service /lib/systemd/system/guestcheck-metrics.timer 2>&1 |
+        sed 's/^/GUESTCHECK-E2E-VERIFY: /' >/dev/ttyS0
+    say "metrics timer: $(systemctl is-enabled guestcheck-metrics.timer 2>&1)"
+    prom=/var/lib/prometheus/node-exporter/guestcheck.prom
+    say "metrics before: $(grep -h '^guestcheck_last_run' "$prom")"
+    sleep 1
+    systemctl start guestcheck-metrics.service
+    say "metrics service: $(systemctl show -p Result --value guestcheck-metrics.service)"
+    say "metrics after: $(grep -h -e '^guestcheck_last_run' -e '^guestcheck_status' "$prom" | tr '\n' ' ')"
 fi
 if grep -qw guestcheck.e2e=clean /proc/cmdline; then
     cloud-init clean --logs >/dev/ttyS0 2>&1
