@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import pytest
+
 from guestcheck.collect.ethtool import DrvInfo, EthtoolError
 from guestcheck.collect.machine import collect_facts
 from guestcheck.facts import Channels, Facts, Feature
@@ -27,7 +29,12 @@ def snapshot_names() -> list[str]:
 
 
 def load_snapshot(name: str) -> dict[str, Any]:
-    return json.loads((SNAPSHOTS / f"{name}.json").read_text())
+    """A capture from shared/reference; the test is skipped where the captures are not beside the repo
+    (a package build from a source tarball)."""
+    path = SNAPSHOTS / f"{name}.json"
+    if not path.is_file():
+        pytest.skip(f"reference snapshot {path} not found (set GUESTCHECK_SNAPSHOTS)")
+    return json.loads(path.read_text())
 
 
 @dataclass
