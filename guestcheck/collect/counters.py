@@ -48,9 +48,12 @@ def read_counters(roots: Roots) -> CounterReading:
 
 
 def sample_counters(roots: Roots, seconds: float) -> CounterSample:
+    """`seconds` <= 0 means "do not sample": one reading twice, so every rate is 0 rather than a few
+    packets divided by the microseconds between two reads."""
     before = read_counters(roots)
-    if seconds > 0:
-        time.sleep(seconds)
+    if seconds <= 0:
+        return CounterSample(before, before)
+    time.sleep(seconds)
     return CounterSample(before, read_counters(roots))
 
 

@@ -65,8 +65,9 @@ def _network_lines(f: Facts) -> list[str]:
         drops = sum(c.dropped_per_s for c in s.cpus)
         squeezes = sum(c.squeezed_per_s for c in s.cpus)
         balance = {True: "irqbalance running", False: "no irqbalance", None: "irqbalance ?"}[s.irqbalance]
-        lines.append(f"softirq: {rx:.0f} NET_RX/s over {len(s.cpus)} CPUs, {drops:g} drops/s, "
-                     f"{squeezes:g} squeezes/s; {balance}")
+        rates = (f"{rx:.0f} NET_RX/s over {len(s.cpus)} CPUs, {drops:g} drops/s, {squeezes:g} squeezes/s"
+                 if f.sample_seconds > 0 else f"{len(s.cpus)} CPUs, rates not sampled (--sample 0)")
+        lines.append(f"softirq: {rates}; {balance}")
     if f.bridges:
         lines.append("bridges: " + "; ".join(
             f"{b.name} stp {'on' if b.stp_state else 'off'}, forward delay {b.forward_delay_s:g} s"

@@ -94,3 +94,29 @@ def test_non_root_run_degrades_to_unknown_values():
         assert doc["facts"]["host"]["is_root"] is False
         assert by_name(doc)["gc0"]["driver_ethtool"] == "veth"  # the GET ioctls need no privilege
         assert out.returncode in (0, 1, 2, 3)
+
+
+def test_facts_round_trip_gives_the_machines_own_findings(tmp_path):
+    """doctor on the machine equals doctor on its dumped facts (a support engineer's offline workflow)."""
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("link", "add", "gcbr0", "type", "bridge", "stp_state", "1")
+        a.ip("link", "set", "gcbr0", "up")
+        a.run(["ethtool", "-K", "gc0", "gso", "off"])
+        live = guestcheck_in(a, "doctor", "--json", "--sample", "0.5")
+        saved = tmp_path / "report.json"
+        saved.write_text(live.stdout)
+        offline = guestcheck_in(a, "doctor", "--json", "--facts", str(saved))
+        live_doc, offline_doc = json.loads(live.stdout), json.loads(offline.stdout)
+        assert offline_doc["findings"] == live_doc["findings"]
+        assert (offline.returncode, offline_doc["status"]) == (live.returncode, live_doc["status"])
+        assert {"BRIDGE-STP-ON", "OFFLOAD-GSO-OFF"} <= {f["id"] for f in live_doc["findings"]}
+
+        facts = guestcheck_in(a, "facts", "--sample", "0")
+        (tmp_path / "facts.json").write_text(facts.stdout)
+        from_facts = json.loads(guestcheck_in(a, "doctor", "--json", "--facts", str(tmp_path / "facts.json")).stdout)
+        _, again = doctor_json(a)
+
+        def verdicts(doc: dict) -> list:
+            return sorted((f["id"], f["subject"], f["severity"]) for f in doc["findings"])
+
+        assert verdicts(from_facts) == verdicts(again)
