@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 ANSWERED = {0: "syn-ack", errno.ECONNREFUSED: "rst"}
+TIMED_OUT = "timed out"
 
 
 @dataclass
@@ -44,21 +45,33 @@ def connect_once(address: str, port: int, timeout: float) -> tuple[Optional[floa
         start = time.perf_counter()
         try:
             code = sock.connect_ex((address, port))
-        except OSError as e:  # socket.timeout on Python < 3.10 is not errno-based
-            return None, getattr(e, "strerror", None) or "timed out"
+        except socket.timeout:  # TimeoutError from 3.10 on; not errno-based before
+            return None, TIMED_OUT
+        except OSError as e:
+            return None, e.strerror or str(e)
         elapsed = (time.perf_counter() - start) * 1000
     if code in ANSWERED:
         return elapsed, ANSWERED[code]
+    if code in (errno.ETIMEDOUT, errno.EAGAIN, errno.EINPROGRESS):
+        return None, TIMED_OUT
     return None, errno.errorcode.get(code, str(code))
 
 
 def connect_rtt(address: str, port: int, *, samples: int = 3, timeout: float = 2.0) -> Optional[ConnectRtt]:
-    """Up to `samples` connect round trips; None when the peer answered none of them."""
+    """Up to `samples` connect round trips; None when the peer answered none of them.
+
+    A silence (timeout) ends the probe: a silent peer would cost `timeout` per sample. Any other miss
+    (a peer server restarting between tests, a transient local error) is retried, within 2x `samples`
+    attempts, so one unlucky moment does not cost a sample."""
     out = ConnectRtt()
-    for _ in range(samples):
+    for _ in range(2 * samples):
+        if len(out.samples_ms) == samples:
+            break
         ms, answer = connect_once(address, port, timeout)
         if ms is None:
-            break  # a silent peer would cost `timeout` per sample: one miss is enough
+            if answer == TIMED_OUT:
+                break
+            continue
         out.samples_ms.append(ms)
         out.answers.append(answer)
     return out if out.samples_ms else None
