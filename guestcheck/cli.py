@@ -14,9 +14,9 @@ from typing import Any, Optional
 
 import click
 
+from guestcheck import __version__
+from guestcheck.entry import EXIT_UNKNOWN
 from guestcheck.render import REPORT_FORMATS, render_for
-
-EXIT_UNKNOWN = 3
 
 LAZY_COMMANDS = {
     # name: "module:attribute"
@@ -38,7 +38,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="guestcheck", message="guestcheck %(version)s")
+@click.version_option(__version__, message="guestcheck %(version)s")  # works from a checkout too
 def cli() -> None:
     """Why is this VM's network slow, and what can be fixed from inside."""
 

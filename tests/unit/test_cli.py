@@ -112,3 +112,10 @@ def test_readme_documents_every_command():
     ctx = click.Context(cli)
     for name in cli.list_commands(ctx):
         assert f"guestcheck {name}" in readme, f"README does not mention `guestcheck {name}`"
+
+
+def test_version_works_from_a_checkout():
+    from guestcheck import __version__
+
+    out = guestcheck("--version")
+    assert (out.returncode, out.stdout.strip()) == (0, f"guestcheck {__version__}")
