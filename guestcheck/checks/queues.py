@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from guestcheck.checks import FindingDoc, traffic_nics
+from guestcheck.cpus import first_cpus_mask
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
 
@@ -52,7 +53,7 @@ def run(facts: Facts) -> list[Finding]:
             fix = HOST_MQ_FIX.replace("N = (number of vCPUs)", f"N = {vcpus}")
             if facts.virt.hypervisor == "firecracker":
                 fix = ("Firecracker's virtio-net has a single queue pair; spread receive work with RPS: "
-                       f"echo {(1 << vcpus) - 1:x} > /sys/class/net/{nic.name}/queues/rx-0/rps_cpus")
+                       f"echo {first_cpus_mask(vcpus)} > /sys/class/net/{nic.name}/queues/rx-0/rps_cpus")
             out.append(Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name,
                                f"virtio-net with one queue pair on {vcpus} vCPUs", evidence, fix))
     return out

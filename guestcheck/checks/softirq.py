@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Set
+from typing import List, Set
 
 from guestcheck.checks import FindingDoc, traffic_nics
+from guestcheck.cpus import cpu_bitmap, cpu_list, first_cpus_mask, mask_is_zero
 from guestcheck.facts import Facts, NicSteering, Softirq
 from guestcheck.findings import Finding, Severity
 
@@ -86,33 +87,6 @@ FINDINGS = {
 }
 
 
-def cpu_list(text: Optional[str]) -> Set[int]:
-    """"0-3,8" -> {0, 1, 2, 3, 8}; an unreadable list is the empty set."""
-    out: Set[int] = set()
-    for part in (text or "").split(","):
-        lo, _, hi = part.strip().partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()):
-            out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def cpu_mask(cpus: int) -> str:
-    """The hex mask of CPUs 0..cpus-1 in the kernel's bitmap format (32-bit groups, comma-separated)."""
-    digits = f"{(1 << cpus) - 1:x}"
-    groups = []
-    while digits:
-        groups.insert(0, digits[-8:])
-        digits = digits[:-8]
-    return ",".join(groups)
-
-
-def mask_is_zero(mask: str) -> bool:
-    try:
-        return int(mask.replace(",", ""), 16) == 0
-    except ValueError:
-        return False
-
-
 def queue_index(name: str, fallback: int) -> int:
     """The queue number an interrupt name ends with (virtio0-input.3, eth0-TxRx-3), so rx and tx pair up."""
     match = re.search(r"(\d+)$", name)
@@ -185,7 +159,7 @@ def run(facts: Facts) -> list[Finding]:
         st = steering.get(nic.name)
         if st is None or vcpus < 2:
             continue
-        mask = cpu_mask(vcpus)
+        mask = first_cpus_mask(vcpus)
         rps = st.rps_cpus.get("rx-0")
         if st.rx_queues == 1 and rps is not None and mask_is_zero(rps):
             out.append(Finding(
@@ -203,7 +177,7 @@ def run(facts: Facts) -> list[Finding]:
                 "SOFTIRQ-NO-XPS", Severity.INFO, nic.name,
                 f"{st.tx_queues} transmit queues, none mapped to a CPU",
                 {"xps_cpus": st.xps_cpus, "vcpus": vcpus},
-                "; ".join(f"echo {1 << (i % vcpus):x} > /sys/class/net/{nic.name}/queues/tx-{i}/xps_cpus"
+                "; ".join(f"echo {cpu_bitmap([i % vcpus])} > /sys/class/net/{nic.name}/queues/tx-{i}/xps_cpus"
                           for i in range(st.tx_queues))))
         cpus = irq_cpus(st)
         if st.irqs:

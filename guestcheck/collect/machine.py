@@ -18,19 +18,9 @@ from guestcheck.collect.fs import cat
 from guestcheck.collect.memory import collect_memory
 from guestcheck.collect.nics import EthtoolSource, collect_nics
 from guestcheck.collect.steal import measure_steal
+from guestcheck.cpus import cpu_list
 from guestcheck.facts import Facts, Host
 from guestcheck.roots import Roots
-
-
-def parse_cpu_list(text: str) -> int:
-    """Count the CPUs in a kernel cpu list such as "0-3,8,10-11"."""
-    count = 0
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        count += (int(hi) - int(lo) + 1) if hi else 1
-    return count
 
 
 def _os_name(roots: Roots) -> str:
@@ -40,17 +30,13 @@ def _os_name(roots: Roots) -> str:
 
 
 def collect_host(roots: Roots) -> Host:
-    online = cat(os.path.join(roots.sys, "devices/system/cpu/online"))
-    try:
-        vcpus = parse_cpu_list(online) if online else (os.cpu_count() or 1)
-    except ValueError:
-        vcpus = os.cpu_count() or 1
+    vcpus = len(cpu_list(cat(os.path.join(roots.sys, "devices/system/cpu/online")))) or os.cpu_count() or 1
     return Host(
         kernel=cat(os.path.join(roots.proc, "sys/kernel/osrelease")) or "",
         os=_os_name(roots),
         hostname=cat(os.path.join(roots.proc, "sys/kernel/hostname")) or socket.gethostname(),
         is_root=os.geteuid() == 0,
-        vcpus=max(vcpus, 1),
+        vcpus=vcpus,
     )
 
 

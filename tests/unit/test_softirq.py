@@ -11,6 +11,7 @@ import pytest
 from guestcheck.checks import softirq as check
 from guestcheck.collect.counters import CounterReading, CounterSample
 from guestcheck.collect.softirq import collect_softirq, nic_steering, parse_interrupts, parse_softnet
+from guestcheck.cpus import cpu_bitmap, first_cpus_mask
 from guestcheck.facts import Facts, Host, Nic, NicIrq, NicSteering, Softirq, SoftnetCpu, facts_from_dict
 from guestcheck.roots import Roots
 from tests.fakemachine import FakeMachine, load_snapshot
@@ -244,8 +245,9 @@ def test_no_rps_on_single_queue_nic_info_when_idle_warning_under_load() -> None:
 
 
 def test_cpu_mask_for_many_cpus_uses_32bit_groups() -> None:
-    assert check.cpu_mask(4) == "f"
-    assert check.cpu_mask(40) == "ff,ffffffff"
+    assert first_cpus_mask(4) == "f"
+    assert first_cpus_mask(40) == "ff,ffffffff"
+    assert cpu_bitmap([39]) == "80,00000000" and cpu_bitmap([]) == "0"
 
 
 def multi_queue(effective: list[str], xps: Optional[dict[str, str]] = None) -> NicSteering:

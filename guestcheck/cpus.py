@@ -1,0 +1,43 @@
+"""The kernel's two ways of writing a set of CPUs: lists ("0-3,8") and hex bitmaps ("ff,ffffffff").
+
+Pure parsing and formatting, shared by the collectors (online CPUs) and the checks (IRQ affinity, the
+RPS/XPS masks their fixes print). Bitmaps are 32-bit hex groups separated by commas: the kernel's
+bitmap_parse rejects a longer run of digits, so a mask for more than 32 CPUs must be grouped.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Set
+
+
+def cpu_list(text: Optional[str]) -> Set[int]:
+    """"0-3,8" -> {0, 1, 2, 3, 8}; an unreadable list is the empty set."""
+    out: Set[int] = set()
+    for part in (text or "").split(","):
+        lo, _, hi = part.strip().partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def cpu_bitmap(cpus: Iterable[int]) -> str:
+    """{0, 1, 2, 3} -> "f"; {39} -> "80,00000000" (32-bit groups, as the kernel writes and reads them)."""
+    value = sum(1 << cpu for cpu in set(cpus))
+    digits = f"{value:x}"
+    groups = []
+    while digits:
+        groups.insert(0, digits[-8:])
+        digits = digits[:-8]
+    return ",".join(groups) or "0"
+
+
+def first_cpus_mask(count: int) -> str:
+    """The bitmap of CPUs 0..count-1."""
+    return cpu_bitmap(range(count))
+
+
+def mask_is_zero(mask: str) -> bool:
+    try:
+        return int(mask.replace(",", ""), 16) == 0
+    except ValueError:
+        return False
