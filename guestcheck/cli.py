@@ -15,6 +15,7 @@ from typing import Any, Optional
 import click
 
 from guestcheck import __version__
+from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS
 from guestcheck.entry import EXIT_UNKNOWN
 from guestcheck.render import REPORT_FORMATS, render_for
 
@@ -93,7 +94,8 @@ def write_output(path: str, text: str) -> None:
 
 
 sample_option = click.option(
-    "--sample", "sample_seconds", type=click.FloatRange(0, 3600), default=1.0, show_default=True, metavar="SECONDS",
+    "--sample", "sample_seconds", type=click.FloatRange(0, MAX_SAMPLE_SECONDS), default=DEFAULT_SAMPLE_SECONDS,
+    show_default=True, metavar="SECONDS",
     help="How long to sample counters (CPU steal, softnet drops, softirqs).")
 
 

@@ -22,7 +22,9 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
     """The options of a plain doctor run, or None when click must parse (or reject) the command line."""
     if not args or args[0] != "doctor":
         return None
-    options = {"fmt": "human", "sample_seconds": 1.0, "verbose": False}
+    from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS
+
+    options = {"fmt": "human", "sample_seconds": DEFAULT_SAMPLE_SECONDS, "verbose": False}
     rest = list(args[1:])
     while rest:
         token = rest.pop(0)
@@ -45,7 +47,7 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
                     seconds = float(value)
                 except ValueError:
                     return None
-                if not (math.isfinite(seconds) and 0 <= seconds <= 3600):
+                if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SAMPLE_SECONDS):
                     return None
                 options["sample_seconds"] = seconds
         else:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, List, Optional
 import click
 
 from guestcheck.atomicfile import write_atomic
+from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
 from guestcheck.collect.fs import read
 from guestcheck.roots import Roots
 
@@ -67,7 +68,7 @@ class Settings:
     textfile_dir: Optional[str] = None  # None: the default directory, when node_exporter made it
     metrics: bool = True
     timeout_seconds: float = 120.0
-    sample_seconds: float = 1.0
+    sample_seconds: float = DEFAULT_SAMPLE_SECONDS
     problems: List[str] = field(default_factory=list)
 
 

@@ -16,6 +16,7 @@ from guestcheck.collect.fs import cat
 from guestcheck.roots import Roots
 
 DEFAULT_SAMPLE_SECONDS = 1.0
+MAX_SAMPLE_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
