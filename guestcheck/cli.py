@@ -167,8 +167,9 @@ def explain(finding_id: Optional[str], list_all: bool) -> None:
     doc = docs.get(finding_id.upper())
     if doc is None:
         raise click.ClickException(f"unknown finding id {finding_id!r} (see `guestcheck explain --list`)")
+    judged = f"\n\nJudged on:\n  {doc.judged_on}" if doc.judged_on else ""
     click.echo(f"{finding_id.upper()}: {doc.title}\nusual severity: {doc.severity}\n\n"
-               f"What it means:\n  {doc.why}\n\nHow to fix it:\n  {doc.fix}")
+               f"What it means:\n  {doc.why}\n\nHow to fix it:\n  {doc.fix}{judged}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

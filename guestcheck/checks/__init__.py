@@ -25,6 +25,16 @@ class FindingDoc:
     severity: str  # the usual severity
     why: str
     fix: str
+    judged_on: str = ""  # for NIC-level findings: PRESENT or CARRYING_TRAFFIC, printed by `explain`
+
+
+# Which interfaces a NIC-level check looks at. A setting of the VM (the NIC model, the queues the host gave,
+# what the host's backend negotiated) is wrong whatever the link state, so a NIC that is still coming up
+# must not hide it; a setting that only costs while packets flow is judged where packets can flow.
+PRESENT = ("every interface present, whatever its link state (down, or still coming up): "
+           "the VM's configuration is wrong either way")
+CARRYING_TRAFFIC = ("interfaces that carry traffic (operstate up, or unknown with the link up and a carrier): "
+                    "it only costs while packets flow")
 
 
 def modules() -> list[ModuleType]:
@@ -80,15 +90,16 @@ def run_checks(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ())
     return findings, complete
 
 
+def present_nics(facts: Facts, kinds: Optional[set[str]] = None) -> list:
+    """Every NIC but loopback, whatever its link state (see PRESENT)."""
+    return [nic for nic in facts.nics
+            if nic.link_type != 772 and nic.software_type != "loopback" and (kinds is None or nic.kind in kinds)]
+
+
+def carries_traffic(nic) -> bool:
+    return nic.operstate == "up" or (nic.operstate == "unknown" and bool(nic.admin_up) and bool(nic.carrier))
+
+
 def traffic_nics(facts: Facts, kinds: Optional[set[str]] = None) -> list:
     """NICs that carry traffic: up (or up with carrier where operstate is "unknown"), not loopback."""
-    out = []
-    for nic in facts.nics:
-        if nic.link_type == 772 or nic.software_type == "loopback":
-            continue
-        if kinds is not None and nic.kind not in kinds:
-            continue
-        up = nic.operstate == "up" or (nic.operstate == "unknown" and nic.admin_up and nic.carrier)
-        if up:
-            out.append(nic)
-    return out
+    return [nic for nic in present_nics(facts, kinds) if carries_traffic(nic)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guestcheck.checks import FindingDoc
+from guestcheck.checks import PRESENT, FindingDoc
 from guestcheck.facts import Bridge, Facts
 from guestcheck.findings import Finding, Severity
 
@@ -28,6 +28,7 @@ FINDINGS = {
         "for STP to break. Ports STP holds when it is switched off still sit out their current delay (up to "
         "2 x the old one); they forward nothing anyway, so the fix bounces them (down, up) to release them.",
         PERSIST.format(now=NOW.format(br="BR"), br="BR"),
+        judged_on=PRESENT,
     ),
     "BRIDGE-FORWARD-DELAY": FindingDoc(
         "A bridge keeps a forward delay while STP is off",
@@ -36,6 +37,7 @@ FINDINGS = {
         "is switched on (a config manager, libvirt, mstpd) every port waits 2 x the delay again. Setting it "
         "to 0 makes the bridge's configuration say what it does.",
         PERSIST.format(now="ip link set BR type bridge forward_delay 0", br="BR"),
+        judged_on=PRESENT,
     ),
     "VLAN-INTERFACE": FindingDoc(
         "An 802.1Q VLAN interface",
@@ -43,6 +45,7 @@ FINDINGS = {
         "Listed for the record: the VLAN id and the device it tags frames on. A VLAN device's MTU must fit "
         "in its lower device's (4 bytes of tag), and offloads of the lower device decide what the VLAN gets.",
         "Nothing to fix.",
+        judged_on=PRESENT,
     ),
 }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from guestcheck import nicdb
-from guestcheck.checks import FindingDoc, traffic_nics
+from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics, traffic_nics
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Finding, Severity
 
@@ -15,36 +15,42 @@ FINDINGS = {
         "DEC tulip) register by register: every packet costs VM exits, there is one queue and few offloads. "
         "Paravirtual virtio-net moves packets through shared rings and is up to 5x faster.",
         nicdb.EMULATED_FIX,
+        judged_on=PRESENT,
     ),
     "NIC-PARAVIRTUAL": FindingDoc(
         "The NIC is paravirtual",
         "ok",
         "virtio-net, vmxnet3, hv_netvsc, Xen netfront, ENA, gVNIC or MANA: the fast kind of virtual NIC.",
         "Nothing to fix.",
+        judged_on=PRESENT,
     ),
     "NIC-SRIOV-VF": FindingDoc(
         "The NIC is an SR-IOV virtual function",
         "ok",
         "A slice of a physical NIC passed to the guest: near line rate, the hypervisor is not in the data path.",
         "Nothing to fix.",
+        judged_on=PRESENT,
     ),
     "NIC-PHYSICAL": FindingDoc(
         "The NIC is physical hardware",
         "ok",
         "A physical NIC (bare metal or PCI passthrough).",
         "Nothing to fix.",
+        judged_on=PRESENT,
     ),
     "NIC-UNKNOWN": FindingDoc(
         "The NIC's kind is unknown",
         "info",
         "guestcheck's driver tables do not know this driver, or no driver is bound.",
         "Report `guestcheck facts --json` so the driver can be added to the tables.",
+        judged_on=PRESENT,
     ),
     "NIC-NONE": FindingDoc(
         "No interface carries traffic",
         "warning",
         "Only loopback, or only interfaces that are down: this machine has no working network path.",
         "Bring an interface up (ip link set IFACE up) and check its configuration.",
+        judged_on=CARRYING_TRAFFIC,
     ),
 }
 
@@ -59,17 +65,20 @@ def _evidence(nic: Nic) -> dict:
         "pci_id": nic.pci_id,
         "pci_subsystem_id": nic.pci_subsystem_id,
         "reason": nic.kind_reason,
+        "operstate": nic.operstate,
     }
 
 
 def run(facts: Facts) -> list[Finding]:
     out = []
-    hardware = traffic_nics(facts, {"paravirtual", "sriov-vf", "emulated", "physical", "unknown"})
+    # the NIC model is the VM's configuration: judged on every NIC present, even one whose link is still coming up
+    hardware = present_nics(facts, {"paravirtual", "sriov-vf", "emulated", "physical", "unknown"})
     for nic in hardware:
         if nic.kind == "emulated":
             model = nicdb.EMULATED.get(nic.driver or "", nic.driver)
+            link = "" if carries_traffic(nic) else f" (link {nic.operstate or 'state unknown'})"
             out.append(Finding("NIC-EMULATED", Severity.CRITICAL, nic.name,
-                               f"emulated {model} NIC: up to 5x slower than paravirtual virtio-net",
+                               f"emulated {model} NIC: up to 5x slower than paravirtual virtio-net{link}",
                                _evidence(nic), nicdb.EMULATED_FIX))
         elif nic.kind in _OK_IDS:
             out.append(Finding(_OK_IDS[nic.kind], Severity.OK, nic.name,

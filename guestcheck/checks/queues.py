@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guestcheck.checks import FindingDoc, traffic_nics
+from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics
 from guestcheck.cpus import first_cpus_mask
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
@@ -22,6 +22,7 @@ FINDINGS = {
         "The NIC offers more combined channels than are enabled, and there are vCPUs to serve them: "
         "more queues spread interrupts and softirq work across vCPUs.",
         "ethtool -L IFACE combined N  with N = min(vCPUs, the maximum `ethtool -l IFACE` shows)",
+        judged_on=CARRYING_TRAFFIC,
     ),
     "QUEUES-SINGLE-VIRTIO": FindingDoc(
         "A single-queue virtio NIC on a multi-vCPU guest",
@@ -29,6 +30,7 @@ FINDINGS = {
         "The host gave this virtio-net device one queue pair, so one vCPU takes all of its interrupts; "
         "the guest cannot add queues, the host must (virtio multiqueue).",
         HOST_MQ_FIX,
+        judged_on=PRESENT,
     ),
 }
 
@@ -38,14 +40,14 @@ HARDWARE = {"paravirtual", "sriov-vf", "emulated", "physical"}
 def run(facts: Facts) -> list[Finding]:
     out = []
     vcpus = facts.host.vcpus
-    for nic in traffic_nics(facts, HARDWARE):
+    for nic in present_nics(facts, HARDWARE):
         ch = nic.channels
         if ch is None:
             continue
         evidence = {"vcpus": vcpus, "combined": ch.combined, "max_combined": ch.max_combined,
                     "rx_queues_sysfs": nic.rx_queues, "tx_queues_sysfs": nic.tx_queues}
         want = min(vcpus, ch.max_combined)
-        if ch.max_combined and ch.combined < want:
+        if ch.max_combined and ch.combined < want and carries_traffic(nic):
             out.append(Finding("QUEUES-FEWER-THAN-VCPUS", Severity.WARNING, nic.name,
                                f"{ch.combined} combined channel(s) in use, {want} possible with {vcpus} vCPUs",
                                evidence, f"ethtool -L {nic.name} combined {want}"))

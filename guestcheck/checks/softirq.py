@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import List, Set
 
-from guestcheck.checks import FindingDoc, traffic_nics
+from guestcheck.checks import CARRYING_TRAFFIC, FindingDoc, traffic_nics
 from guestcheck.cpus import cpu_bitmap, cpu_list, first_cpus_mask, mask_is_zero
 from guestcheck.facts import Facts, NicSteering, Softirq
 from guestcheck.findings import Finding, Severity
@@ -58,6 +58,7 @@ FINDINGS = {
         "for RFS also sysctl -w net.core.rps_sock_flow_entries=32768 and echo 32768 > "
         "/sys/class/net/IFACE/queues/rx-0/rps_flow_cnt; to keep it, a udev rule: "
         "ACTION==\"add\", SUBSYSTEM==\"net\", KERNEL==\"IFACE\", ATTR{queues/rx-0/rps_cpus}=\"MASK\"",
+        judged_on=CARRYING_TRAFFIC,
     ),
     "SOFTIRQ-NO-XPS": FindingDoc(
         "Transmit queues are not mapped to CPUs",
@@ -66,6 +67,7 @@ FINDINGS = {
         "CPUs contend for each other's queue locks and completions land on other CPUs' caches.",
         "Map transmit queue i to CPU i: echo $((1 << i)) as hex > /sys/class/net/IFACE/queues/tx-i/xps_cpus "
         "(virtio-net does this itself when it has one queue pair per vCPU).",
+        judged_on=CARRYING_TRAFFIC,
     ),
     "IRQ-AFFINITY-ONE-CPU": FindingDoc(
         "All of a multi-queue NIC's interrupts go to one CPU",
@@ -74,6 +76,7 @@ FINDINGS = {
         "same CPU, so that CPU takes all receive work and the other queues buy nothing.",
         "Spread them, one queue per CPU: echo CPU > /proc/irq/N/smp_affinity_list for each queue interrupt; "
         "or run irqbalance (apt install irqbalance; systemctl enable --now irqbalance).",
+        judged_on=CARRYING_TRAFFIC,
     ),
     "IRQBALANCE-MISSING": FindingDoc(
         "irqbalance is not running and NIC interrupts sit on one CPU",

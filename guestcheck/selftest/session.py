@@ -18,6 +18,10 @@ from guestcheck.selftest.route import egress_interface
 from guestcheck.selftest.verdict import Cause, Verdict, judge_runs, likely_causes
 
 BUSY_RETRY_SECONDS = 0.5
+# iperf3's server closes its listening socket when a test ends and opens a new one only after it has written
+# that test's results (cleanup_server, then iperf_run_server again): a run started at once may be refused.
+REOPEN_SECONDS = 3.0
+REOPEN_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -94,17 +98,20 @@ def expected_rate(plan: Plan, interface: Optional[str], doctor: Callable[[], Doc
     return Expected(speed * 1e6, "nic", interface), told
 
 
-def _run_with_busy_retry(runner: Callable[..., RunResult], binary: str, spec: RunSpec, peer: str,
-                         retry_for: float) -> RunResult:
-    """A run right after ours may find the server still closing the last one: retry "busy" a while."""
-    deadline = time.monotonic() + retry_for
+def _run_with_retry(runner: Callable[..., RunResult], binary: str, spec: RunSpec, peer: str,
+                    retry_for: float) -> RunResult:
+    """A run right after ours may find the server still closing the last one: retry "busy" for `retry_for`,
+    and "refused" for REOPEN_SECONDS of it (the server reopens its port between tests)."""
+    start = time.monotonic()
     while True:
         try:
             return runner(binary, spec, peer)
         except SelftestError as e:
-            if e.code != errors.BUSY or time.monotonic() + BUSY_RETRY_SECONDS > deadline:
+            pause = {errors.BUSY: BUSY_RETRY_SECONDS, errors.REFUSED: REOPEN_POLL_SECONDS}.get(e.code)
+            limit = min(retry_for, REOPEN_SECONDS) if e.code == errors.REFUSED else retry_for
+            if pause is None or time.monotonic() + pause > start + limit:
                 raise
-        time.sleep(BUSY_RETRY_SECONDS)
+        time.sleep(pause)
 
 
 def run_selftest(
@@ -131,8 +138,8 @@ def run_selftest(
         spec = RunSpec(address, plan.peer.port, direction, streams, plan.duration, plan.timeout,
                        f"guestcheck-selftest/1 session={session} run={index}/{len(todo)}")
         try:
-            # the first run gets no retry: a server busy before we start is busy with someone else
-            runs.append(_run_with_busy_retry(runner, binary, spec, peer_label, plan.timeout if runs else 0))
+            # the first run gets no retry: a server busy or closed before we start is not between our runs
+            runs.append(_run_with_retry(runner, binary, spec, peer_label, plan.timeout if runs else 0))
         except SelftestError as e:
             if e.code == errors.REFUSED and runs:
                 e = SelftestError(e.code, f"{e.message}; the first run worked, so the server may serve one test "

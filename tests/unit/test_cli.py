@@ -73,6 +73,10 @@ def test_explain_known_and_unknown_ids():
     out = guestcheck("explain", "nic-emulated")
     assert out.returncode == 0
     assert "<model type='virtio'/>" in out.stdout and "What it means" in out.stdout
+    assert out.stdout.rstrip().endswith("Judged on:\n  every interface present, whatever its link state (down, or "
+                                        "still coming up): the VM's configuration is wrong either way")
+    assert "carry traffic" in guestcheck("explain", "OFFLOAD-TSO-OFF").stdout
+    assert "Judged on" not in guestcheck("explain", "MEM-BALLOON").stdout
     out = guestcheck("explain", "NOPE-1")
     assert out.returncode != 0
     assert_one_line_error(out)

@@ -3,12 +3,13 @@ The same sequence against the real iperf3 between namespaces is in tests/live/te
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import pytest
 
 from guestcheck.findings import Finding, Severity
-from guestcheck.selftest import errors
+from guestcheck.selftest import errors, session
 from guestcheck.selftest.errors import SelftestError
 from guestcheck.selftest.iperf3 import RunResult, RunSpec
 from guestcheck.selftest.peer import Peer
@@ -99,11 +100,34 @@ def test_a_fault_mid_session_carries_the_runs_before_it():
     assert [(r.direction, r.streams) for r in caught.value.runs] == [("upload", 1), ("upload", 4)]
 
 
-def test_refused_after_a_good_run_suggests_a_one_test_server():
-    refused = SelftestError(errors.REFUSED, "10.199.0.2:5201 refused the connection")
+def refused() -> SelftestError:
+    return SelftestError(errors.REFUSED, "10.199.0.2:5201 refused the connection")
+
+
+def test_refused_while_the_server_reopens_its_port_between_runs_is_retried():
+    """iperf3 closes its listener after each test and reopens it after writing the results."""
+    runner = Runner(950, {2: [refused(), refused()], 3: [refused()]})
+    result, _ = selftest(Plan(PEER, expect_bps=1e9), runner, doctor_with(None))
+    assert len(result.runs) == 4 and len(runner.specs) == 7
+
+
+def test_refused_for_longer_than_a_reopen_suggests_a_one_test_server(monkeypatch):
+    monkeypatch.setattr(session, "REOPEN_SECONDS", 0.3)
+    runner = Runner(950, {2: [refused() for _ in range(100)]})
+    started = time.monotonic()
     with pytest.raises(SelftestError, match=r"serve one test only \(`iperf3 -s -1`\)") as caught:
-        selftest(Plan(PEER, expect_bps=1e9), Runner(950, {2: [refused]}), doctor_with(None))
-    assert caught.value.code == errors.REFUSED
+        selftest(Plan(PEER, expect_bps=1e9, timeout=10), runner, doctor_with(None))
+    assert caught.value.code == errors.REFUSED and len(caught.value.runs) == 1
+    assert 1 < len(runner.specs) - 1 <= 0.3 / session.REOPEN_POLL_SECONDS + 1  # polled, and within the bound
+    assert time.monotonic() - started < 2
+
+
+def test_refused_on_the_first_run_is_not_retried():
+    runner = Runner(950, {1: [refused()]})
+    with pytest.raises(SelftestError) as caught:
+        selftest(Plan(PEER, expect_bps=1e9), runner, doctor_with(None))
+    assert caught.value.code == errors.REFUSED and len(runner.specs) == 1
+    assert "first run worked" not in caught.value.message
 
 
 def test_doctor_failing_leaves_the_measurement_standing():

@@ -67,6 +67,11 @@ if [ -n "$nic" ]; then
     ip link set "$nic" up
     ip addr add 10.0.2.15/24 dev "$nic"
     ip route add default via 10.0.2.2 dev "$nic"
+    # The link comes up a moment after `ip link set up` (e1000's watchdog takes seconds under TCG): wait for
+    # it, bounded, so no test depends on how fast this guest happened to be.
+    i=0
+    while [ "$(cat "/sys/class/net/$nic/operstate")" != up ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    cat "/sys/class/net/$nic/operstate" >"$R/link_state"
 fi
 cut -d' ' -f1 /proc/uptime >"$R/boot_seconds"
 cd /mnt/src
@@ -102,6 +107,7 @@ class GuestResult:
     exit_code: int
     serial_log: str
     boot_seconds: float  # guest uptime when the command started
+    link_state: str  # the first NIC's operstate when the command started ("up" unless the bound ran out)
     wall_seconds: float  # host time from QEMU start to exit
 
 
@@ -182,7 +188,7 @@ def _read_results(disk: Path, dest: Path) -> dict[str, bytes]:
     dest.mkdir()
     subprocess.run(["debugfs", "-R", f"rdump /{RUN_DIR} .", str(disk)], cwd=dest, check=True, capture_output=True)
     out = dest / RUN_DIR
-    names = ("stdout", "stderr", "rc", "boot_seconds")
+    names = ("stdout", "stderr", "rc", "boot_seconds", "link_state")
     return {n: (out / n).read_bytes() for n in names if (out / n).is_file()}
 
 
@@ -272,5 +278,6 @@ def run_in_guest(
             exit_code=int(results["rc"]),
             serial_log=log,
             boot_seconds=float(results.get("boot_seconds", b"nan")),
+            link_state=results.get("link_state", b"").decode(errors="replace").strip(),
             wall_seconds=wall,
         )

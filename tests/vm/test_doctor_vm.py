@@ -25,8 +25,25 @@ def _main_nic(doc: dict) -> dict:
     return nics[0]
 
 
+def _reports(stdout: str) -> list[tuple[int, dict]]:
+    """Each doctor document and the exit code echoed after it as `rc=N`."""
+    out, decoder, rest = [], json.JSONDecoder(), stdout.lstrip()
+    while rest:
+        doc, end = decoder.raw_decode(rest)
+        line, _, rest = rest[end:].lstrip().partition("\n")
+        out.append((int(line.removeprefix("rc=")), doc))
+        rest = rest.lstrip()
+    return out
+
+
 def test_e1000_guest_is_critical_on_that_nic(vm_image):
-    code, doc = _doctor("e1000")
+    # the harness waits for the link; then the same doctor with the link taken down, as while it comes up
+    nic = "$(ls /sys/class/net | grep -vx lo | head -n 1)"
+    result = guest.run_in_guest(f'{DOCTOR}; echo "rc=$?"; ip link set dev "{nic}" down; {DOCTOR}; echo "rc=$?"',
+                                nic_model="e1000", timeout=420)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.link_state == "up"
+    (code, doc), (down_code, down) = _reports(result.stdout)
     nic = _main_nic(doc)
     assert (nic["driver_sysfs"], nic["driver_ethtool"], nic["kind"], nic["bus"]) == ("e1000", "e1000", "emulated",
                                                                                      "pci")
@@ -36,6 +53,12 @@ def test_e1000_guest_is_critical_on_that_nic(vm_image):
     assert [f["subject"] for f in emulated] == [nic["name"]]
     assert emulated[0]["severity"] == "critical" and "virtio-net-pci" in emulated[0]["fix"]
     assert code == 2 and doc["status"] == "critical"
+    # link down: the VM's configuration is still wrong, and doctor still says so
+    assert _main_nic(down)["operstate"] == "down"
+    emulated = [f for f in down["findings"] if f["id"] == "NIC-EMULATED"]
+    assert [(f["subject"], f["severity"], f["evidence"]["operstate"]) for f in emulated] == [
+        (nic["name"], "critical", "down")]
+    assert down_code == 2 and down["status"] == "critical"
 
 
 def test_virtio_guest_is_not_critical(vm_image):

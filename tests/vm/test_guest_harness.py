@@ -23,6 +23,7 @@ def test_guest_sees_nic_driver(vm_image: guest.Image, nic_model: str, driver: st
         f"total {result.wall_seconds:.1f} s wall"
     )
     assert result.exit_code == 0, result.stderr + guest._tail(result.serial_log)
+    assert result.link_state == "up"  # the harness waited for the link before running the command
     assert f"driver: {driver}\n" in result.stdout
     assert any(line.endswith(f"/{driver}") for line in result.stdout.splitlines())
     assert "===GUESTVM-STDOUT-BEGIN===" in result.serial_log
