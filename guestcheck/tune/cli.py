@@ -31,12 +31,21 @@ def config_roots(base: str) -> Roots:
     return dataclasses.replace(Roots.under(base), sys="/sys", proc="/proc")
 
 
+EXIT_FAILED = 3  # README "Exit codes": the tuner could not do it, and the system is as it was
+
+
+class TuneFailed(click.ClickException):
+    """A one-line error with tune's own exit code, apart from verify's 1 (something drifted)."""
+
+    exit_code = EXIT_FAILED
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     try:
         yield
     except TuneError as e:
-        raise click.ClickException(str(e)) from None
+        raise TuneFailed(str(e)) from None
 
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
@@ -75,7 +84,7 @@ def list_(tc: TuneContext) -> None:
     """List the profiles and where they come from."""
     found = available(tc.dirs)
     if not found:
-        raise click.ClickException(f"no profiles found in {', '.join(tc.dirs)}")
+        raise TuneFailed(f"no profiles found in {', '.join(tc.dirs)}")
     for name in sorted(found):
         try:
             p = load(name, tc.dirs)
@@ -176,7 +185,7 @@ def apply(tc: TuneContext, profile: str, dry_run: bool, force: bool, facts_file:
         verdict = guard.check(p.guards, _facts(tc, facts_file))
         why = "; ".join(verdict.reasons)
         if not verdict.allowed and not (force or dry_run):
-            raise click.ClickException(f"refusing {p.name}: {why} (--force applies it anyway)")
+            raise TuneFailed(f"refusing {p.name}: {why} (--force applies it anyway)")
         if not verdict.allowed:
             click.echo(f"memory guard overridden by --force: {why}" if force else
                        f"note: apply would refuse {p.name} without --force: {why}")

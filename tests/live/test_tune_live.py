@@ -165,7 +165,7 @@ def test_a_value_the_kernel_refuses_midway_undoes_the_earlier_writes(tmp_path):
     with netns() as ns:
         before = sysctls(ns)
         out = tune(ns, tmp_path, "--profiles", str(profiles), "apply", "bad")
-        assert out.returncode == 1
+        assert out.returncode == 3
         assert out.stderr.strip().splitlines() == [
             "Error: the kernel refused net.ipv4.tcp_mtu_probing = banana (Invalid argument); "
             "undid 2 change(s) before it: the system is as it was"]
@@ -186,7 +186,7 @@ def test_read_only_proc_sys_is_refused_before_anything_changes(tmp_path):
         out = ns.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", script,
                       "tune", "--root", str(tmp_path), "apply", "many-connections"],
                      check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
-        assert out.returncode == 1, out.stderr
+        assert out.returncode == 3, out.stderr
         assert out.stderr.strip() == ("Error: /proc/sys is mounted read-only (a container?): nothing was changed")
         assert sysctls(ns) == before
         assert not (tmp_path / "var/lib/guestcheck/tune-state.json").exists()
