@@ -16,10 +16,11 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import sys
 import time
 from dataclasses import astuple, dataclass, field, replace
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 from guestcheck.atomicfile import write_atomic
 from guestcheck.collect.ethtool import EthtoolError
@@ -27,7 +28,8 @@ from guestcheck.facts import Channels, Feature, Nic
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune.ethtool_set import EthtoolWriter
-from guestcheck.tune.live import ProcSys, in_initial_netns
+from guestcheck.tune.live import ProcSys, boot_id, in_initial_netns
+from guestcheck.tune.persist import ABSENT, FILE, MASKED, SYMLINK, PersistFile, encode, inspect, render
 from guestcheck.tune.plan import HOST, SKIP, Change, Plan, plan_profile
 from guestcheck.tune.profile import Profile, normalise_value
 from guestcheck.tune.state import (
@@ -60,21 +62,25 @@ def remove(path: str) -> None:
     _fsync_dir(os.path.dirname(path) or ".")
 
 
-def read_text(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise TuneError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+PERSIST_MODE = 0o644
 
 
-def restore_file(path: str, content: Optional[str]) -> None:
+def persist_holds(now: PersistFile, content: Optional[str], mode: Optional[int]) -> bool:
+    """Whether the persist file is already `content` (None: absent) with `mode` (None: any mode)."""
     if content is None:
-        remove(path)
-    elif read_text(path) != content:
-        write_atomic(path, content)
+        return now.kind == ABSENT
+    return now.kind == FILE and now.content == content and (mode is None or now.mode == mode)
+
+
+def put_persist(now: PersistFile, content: Optional[str], mode: Optional[int]) -> None:
+    """Make the persist file (a regular file or absent, never a link: callers check) hold `content`, its
+    bytes exactly, with `mode` (None: 0644), or remove it when `content` is None."""
+    if persist_holds(now, content, mode):
+        return
+    if content is None:
+        remove(now.path)
+    else:
+        write_atomic(now.path, encode(content), mode=PERSIST_MODE if mode is None else mode)
 
 
 def save_state(roots: Roots, state: Optional[State]) -> None:
@@ -84,12 +90,32 @@ def save_state(roots: Roots, state: Optional[State]) -> None:
         write_atomic(state_path(roots), state.to_text(), mode=0o600)
 
 
+def _open_lock(path: str) -> int:
+    """The lock file, a regular file: never followed through a link, never waited on (a FIFO)."""
+    not_regular = f"the lock {path} is not a regular file: remove it and run again; nothing was changed"
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise TuneError(not_regular)  # refused before it is opened: opening a device may do something
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise TuneError(not_regular) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise TuneError(not_regular)
+    return fd
+
+
 @contextlib.contextmanager
 def locked(roots: Roots) -> Iterator[None]:
-    """One tuner at a time on a machine (per journal)."""
+    """One tuner at a time on a machine (per journal); taken before the journal is read."""
     path = lock_path(roots)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    fd = _open_lock(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -154,16 +180,12 @@ class ApplyResult:
 def persist_text(profile: Profile, journal: Dict[str, SysctlBackup]) -> Optional[str]:
     if not journal:
         return None
-    lines = [f"# Written by `guestcheck tune apply {profile.name}`; `guestcheck tune rollback` removes it.",
-             f"# {profile.name}: {profile.summary}".rstrip(),
-             "# Only keys that differ from this kernel's own values are listed.", ""]
+    entries = []
     for key, backup in journal.items():
         setting = profile.settings.get(key)
         reason = setting.reason if setting else "kept from an earlier profile (its key is not settable here now)"
-        if reason:
-            lines.append(f"# reason: {reason}")
-        lines.append(f"{key} = {backup.applied}")
-    return "\n".join(lines) + "\n"
+        entries.append((key, backup.applied, reason))
+    return render(profile.name, profile.summary, entries)
 
 
 def new_journal(plan: Plan, old: Optional[State]) -> Dict[str, SysctlBackup]:
@@ -180,23 +202,58 @@ def new_journal(plan: Plan, old: Optional[State]) -> Dict[str, SysctlBackup]:
 def apply_profile(profile: Profile, roots: Roots, *, dry_run: bool = False,
                   procsys: Optional[ProcSys] = None) -> ApplyResult:
     procsys = procsys or ProcSys(roots)
+    if dry_run:
+        return _apply_profile(profile, roots, procsys, dry_run=True)
+    refusal = inspect(persist_path(roots)).refusal()  # before the lock: a refused apply creates nothing
+    if refusal:
+        raise TuneError(f"{refusal}; nothing was changed")
+    return _under_lock(roots, lambda dry: _apply_profile(profile, roots, procsys, dry_run=dry),
+                       lambda r: r.nothing_to_do, "nothing was changed")
+
+
+R = TypeVar("R")
+
+
+def _under_lock(roots: Roots, run: Callable[[bool], R], idle: Callable[[R], bool], consequence: str) -> R:
+    """run(dry_run=False) with the lock taken before the journal is read. Where no tuner has run yet (no lock
+    file), a dry pass comes first, so a run with nothing to do creates nothing, not even the lock file; all
+    that is written is still decided from a journal read under the lock."""
+    if not os.path.lexists(lock_path(roots)):
+        probe = run(True)
+        if idle(probe):
+            return probe
+    with io_errors(consequence), locked(roots):
+        return run(False)
+
+
+def _apply_profile(profile: Profile, roots: Roots, procsys: ProcSys, *, dry_run: bool) -> ApplyResult:
     old = load_state(roots)
     plan = plan_profile(profile, roots, old, procsys)
     journal = new_journal(plan, old)
     ppath = persist_path(roots)
-    original_persist = old.persist_original if old and old.persist_recorded else read_text(ppath)
-    text = persist_text(profile, journal) or original_persist
-    result = ApplyResult(plan, ppath, text)
+    now = inspect(ppath)
+    if old and old.persist_recorded:
+        original, original_mode = old.persist_original, old.persist_mode
+    else:
+        original, original_mode = now.content, now.mode
+    text = persist_text(profile, journal)
+    content, mode = (text, PERSIST_MODE) if text is not None else (original, original_mode)
+    result = ApplyResult(plan, ppath, content)
+    refusal = now.refusal()
+    if refusal and not dry_run:
+        raise TuneError(f"{refusal}; nothing was changed")
+    if refusal:
+        result.notes.append(f"apply would refuse: {refusal}")
     if in_initial_netns(roots) is False and journal:
         result.notes.append(f"{ppath} is read at boot in the host's own network namespace, not in this one")
     final = (old.copy() if old else State())
     final.profile, final.complete, final.sysctl = (profile.name if journal else None), True, journal
-    final.persist_original, final.persist_recorded = original_persist, True
+    final.persist_original, final.persist_mode, final.persist_recorded = original, original_mode, True
     if not journal and not final.features and not final.channels:
         final = State()
     writes = plan.writes()
     unchanged_state = (old.to_text() if old else State().to_text()) == final.to_text()
-    if not writes and unchanged_state and read_text(ppath) == text:
+    if not writes and unchanged_state and persist_holds(now, content, mode):
         result.nothing_to_do = True
         return result
     read_only = bool(writes) and procsys.mounted_read_only()
@@ -207,8 +264,7 @@ def apply_profile(profile: Profile, roots: Roots, *, dry_run: bool = False,
         return result
     if read_only:
         raise TuneError(f"{procsys.base} is mounted read-only (a container?): nothing was changed")
-    with io_errors("nothing was changed"), locked(roots):
-        _run_apply(roots, procsys, plan, old, final, ppath, text)
+    _run_apply(roots, procsys, plan, old, final, now, content, mode)
     result.written = writes
     return result
 
@@ -224,14 +280,15 @@ def io_errors(consequence: str) -> Iterator[None]:
 
 
 def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State], final: State,
-               ppath: str, text: Optional[str]) -> None:
+               persist: PersistFile, content: Optional[str], mode: Optional[int]) -> None:
     journal = old.copy() if old else State()
     journal.complete = False
     for c in plan.changes:
         if c.original is not None and c.target is not None and c.key not in journal.sysctl:
             journal.sysctl[c.key] = SysctlBackup(c.original, c.target)
     if not journal.persist_recorded:
-        journal.persist_original, journal.persist_recorded = final.persist_original, True
+        journal.persist_original, journal.persist_mode = final.persist_original, final.persist_mode
+        journal.persist_recorded = True
     save_state(roots, journal)  # 1. the journal, before anything changes
     done: List[Change] = []
     try:
@@ -239,9 +296,9 @@ def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State],
             done.append(c)  # before the write: a value the kernel took but reads back oddly is undone too
             write_sysctl(procsys, c.key, c.target or "")
             _test_pause(c.key, len(done))
-        restore_file(ppath, text)  # 3. persist (text is the original content when nothing is kept)
+        put_persist(persist, content, mode)  # 3. persist (the original content when nothing is kept)
     except (TuneError, OSError) as e:
-        message = str(e) if isinstance(e, TuneError) else f"cannot write {ppath}: {_os_error(e)}"
+        message = str(e) if isinstance(e, TuneError) else f"cannot write {persist.path}: {_os_error(e)}"
         _undo(roots, procsys, done, old, message)
     try:
         save_state(roots, final)  # 4. complete
@@ -252,18 +309,20 @@ def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State],
 
 def _undo(roots: Roots, procsys: ProcSys, done: List[Change], old: Optional[State], message: str) -> None:
     failed = []
+    undone = 0
     for c in reversed(done):
         now = procsys.read(c.key)
         if now is not None and c.live is not None and _same(now, c.live):
-            continue  # the kernel refused the write: nothing to undo
+            continue  # the kernel refused the write (or never got it): nothing to undo
         try:
             write_sysctl(procsys, c.key, c.live or "")
+            undone += 1
         except TuneError as e:
             failed.append(str(e))
     if failed:
         raise TuneError(f"{message}; undoing failed too ({failed[0]}): run `guestcheck tune rollback`")
     save_state(roots, old)
-    raise TuneError(f"{message}; undid {len(done) - 1} change(s) before it: the system is as it was")
+    raise TuneError(f"{message}; undid {undone} change(s) before it: the system is as it was")
 
 
 # --- rollback ----------------------------------------------------------------------------------------
@@ -278,6 +337,13 @@ class RollbackResult:
 def rollback(roots: Roots, *, dry_run: bool = False, procsys: Optional[ProcSys] = None,
              ethtool: Optional[EthtoolWriter] = None) -> RollbackResult:
     procsys = procsys or ProcSys(roots)
+    if dry_run:
+        return _rollback(roots, procsys, ethtool, dry_run=True)
+    return _under_lock(roots, lambda dry: _rollback(roots, procsys, ethtool, dry_run=dry),
+                       lambda r: r.nothing_to_do, "run rollback again")
+
+
+def _rollback(roots: Roots, procsys: ProcSys, ethtool: Optional[EthtoolWriter], *, dry_run: bool) -> RollbackResult:
     state = load_state(roots)
     result = RollbackResult()
     if state is None:
@@ -291,33 +357,74 @@ def rollback(roots: Roots, *, dry_run: bool = False, procsys: Optional[ProcSys] 
         elif not _same(live, backup.original):
             sysctl_todo.append((key, live, backup.original))
             result.actions.append(f"{key}: {live} -> {backup.original}")
-    ppath = persist_path(roots)
-    if state.persist_recorded and read_text(ppath) != state.persist_original:
-        result.actions.append(f"remove {ppath}" if state.persist_original is None else f"restore {ppath}")
-    for ifname in state.features:
-        result.actions.append(f"{ifname}: restore offload features")
-    for ifname in state.channels:
-        result.actions.append(f"{ifname}: restore channel counts")
+    persist = _persist_to_restore(roots, state, result)
+    nics = _nics_to_restore(procsys, state, result)
     if dry_run:
         return result
     if sysctl_todo and procsys.mounted_read_only():
         raise TuneError(f"{procsys.base} is mounted read-only (a container?): nothing was changed")
     errors = []
-    with io_errors("run rollback again"), locked(roots):
-        for key, _live, original in sysctl_todo:
-            try:
-                write_sysctl(procsys, key, original)
-            except TuneError as e:
-                errors.append(str(e))
-        if state.persist_recorded:
-            restore_file(ppath, state.persist_original)
-        if state.features or state.channels:
-            with ethtool or EthtoolWriter() as et:
-                errors += _restore_nics(et, state, result)
-        if errors:
-            raise TuneError(f"rollback incomplete: {errors[0]} (the journal is kept; run rollback again)")
-        save_state(roots, None)  # last: an interrupted rollback can be run again
+    for key, _live, original in sysctl_todo:
+        try:
+            write_sysctl(procsys, key, original)
+        except TuneError as e:
+            errors.append(str(e))
+    sysctl_failed = bool(errors)
+    if persist is not None:
+        try:
+            put_persist(persist, state.persist_original, state.persist_mode)
+        except OSError as e:
+            errors.append(f"cannot write {persist.path}: {_os_error(e)}")
+    if nics:
+        with ethtool or EthtoolWriter() as et:
+            errors += _restore_nics(et, state, result)
+    if errors:
+        done = "the kernel values are restored, " if sysctl_todo and not sysctl_failed else ""
+        raise TuneError(f"rollback incomplete: {errors[0]} ({done}the journal is kept; run rollback again)")
+    save_state(roots, None)  # last: an interrupted rollback can be run again
     return result
+
+
+def _persist_to_restore(roots: Roots, state: State, result: RollbackResult) -> Optional[PersistFile]:
+    """The persist file when it must be put back as it was, else None (and a note when it is left alone)."""
+    if not state.persist_recorded:
+        return None
+    path = persist_path(roots)
+    try:
+        now = inspect(path)
+    except TuneError as e:
+        result.notes.append(f"{e}: left as it is")
+        return None
+    if now.kind in (SYMLINK, MASKED):
+        what = "masked (a symlink to /dev/null)" if now.kind == MASKED else f"a symlink to {now.target!r}"
+        result.notes.append(f"{path} is now {what}, not guestcheck's file: left as it is")
+        return None
+    if now.kind not in (FILE, ABSENT):
+        result.notes.append(f"{path} is not a regular file now: left as it is")
+        return None
+    if persist_holds(now, state.persist_original, state.persist_mode):
+        return None
+    verb = "remove" if state.persist_original is None else "restore"
+    why = " (it held bytes that are not UTF-8)" if not now.utf8 else ""
+    result.actions.append(f"{verb} {path}{why}")
+    return now
+
+
+def _nics_to_restore(procsys: ProcSys, state: State, result: RollbackResult) -> bool:
+    """Whether NIC settings need restoring: live-only changes made in an earlier boot are gone already."""
+    ifaces = sorted(set(state.features) | set(state.channels))
+    if not ifaces:
+        return False
+    current = boot_id(procsys)
+    if state.boot_id and current and state.boot_id != current:
+        result.notes.append(f"{', '.join(ifaces)}: offloads and queue counts were changed live only, and the "
+                            "reboot since put them back: nothing to restore")
+        return False
+    for ifname in state.features:
+        result.actions.append(f"{ifname}: restore offload features")
+    for ifname in state.channels:
+        result.actions.append(f"{ifname}: restore channel counts")
+    return True
 
 
 def _restore_nics(et: EthtoolWriter, state: State, result: RollbackResult) -> List[str]:
@@ -384,6 +491,12 @@ def _journalled(roots: Roots) -> Iterator[tuple[Optional[State], State]]:
         old = load_state(roots)
         journal = old.copy() if old else State()
         journal.complete = False
+        current = boot_id(ProcSys(roots))
+        if journal.boot_id != current:
+            if journal.boot_id and current:  # a reboot put these back: today's values are the originals
+                journal.features.clear()
+                journal.channels.clear()
+            journal.boot_id = current
         yield old, journal
 
 

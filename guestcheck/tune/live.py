@@ -12,6 +12,7 @@ from typing import Optional
 
 from guestcheck.collect.fs import cat, listdir
 from guestcheck.roots import Roots
+from guestcheck.tune.keys import UnknownInterface, resolve
 from guestcheck.tune.profile import normalise_value
 
 
@@ -23,12 +24,17 @@ class ProcSys:
         self.base = os.path.join(roots.proc, "sys")
 
     def path(self, key: str) -> str:
-        # a dotted key's components may hold "/" standing for a literal dot (eth0.100 -> eth0/100)
-        return os.path.join(self.base, *(part.replace("/", ".") for part in key.split(".")))
+        """The key's file, proved to stay under /proc/sys (keys.BadKey otherwise): every read and write
+        of the tuner goes through here."""
+        return resolve(key, self.base, os.path.join(self.roots.sys, "class/net"))
 
     def read(self, key: str) -> Optional[str]:
         """The normalised value, or None when the key does not exist here."""
-        text = cat(self.path(key))
+        try:
+            path = self.path(key)
+        except UnknownInterface:
+            return None
+        text = cat(path)
         return None if text is None else normalise_value(text)
 
     def writable(self, key: str) -> bool:
@@ -95,3 +101,8 @@ def choice_missing(roots: Roots, procsys: ProcSys, key: str, value: str) -> Opti
             return None
         return f"this kernel has no {value} qdisc"
     return None
+
+
+def boot_id(procsys: ProcSys) -> Optional[str]:
+    """This boot's id: NIC settings changed live only are gone once it differs from the journal's."""
+    return procsys.read("kernel.random.boot_id")

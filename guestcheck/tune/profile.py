@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence
 
 from guestcheck.tune import TuneError
+from guestcheck.tune.keys import BadKey, check_syntax
 
 PROFILE_SUFFIX = ".conf"
 SHARE_DIR = "/usr/share/guestcheck/profiles"
@@ -155,6 +156,10 @@ def _setting(key: str, value: str, reason: Optional[str], where: str) -> Setting
         raise ProfileError(f"{where}: {key!r} is not a sysctl name")
     if key.startswith("-") or "*" in key:
         raise ProfileError(f"{where}: {key!r}: a profile names exact keys (no '-' prefix, no globs)")
+    try:
+        check_syntax(normalise_key(key))  # the same check as journal keys and every /proc/sys path
+    except BadKey as e:
+        raise ProfileError(f"{where}: {e}") from None
     raise_only = value.startswith(">")
     if raise_only:
         value = value[1:].strip()

@@ -8,16 +8,28 @@ backup. The file is JSON under /var/lib/guestcheck/; apply.py writes it (atomica
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import stat
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
+from guestcheck.tune.keys import BadKey, check_syntax, valid_ifname
+from guestcheck.tune.persist import MAX_BYTES as MAX_PERSIST_BYTES
+from guestcheck.tune.persist import encode
 
 STATE_SCHEMA = "guestcheck.tune-state/1"
 PERSIST_NAME = "90-guestcheck.conf"
+MAX_JOURNAL_BYTES = 4 * 1024 * 1024
+MAX_VALUE_LENGTH = 4096
+CHANNEL_NAMES = ("rx", "tx", "other", "combined")
+MAX_CHANNELS = 65535
+_FEATURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_BOOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
 
 
 def state_path(roots: Roots) -> str:
@@ -45,8 +57,10 @@ class State:
     sysctl: Dict[str, SysctlBackup] = field(default_factory=dict)
     persist_original: Optional[str] = None  # the persist file's content before guestcheck, None if absent
     persist_recorded: bool = False  # whether persist_original was taken (the file may have been absent)
+    persist_mode: Optional[int] = None  # its permission bits then (None: absent, or not recorded: 0644)
     features: Dict[str, Dict[str, bool]] = field(default_factory=dict)  # iface -> changeable feature -> on
     channels: Dict[str, Dict[str, int]] = field(default_factory=dict)  # iface -> rx/tx/other/combined
+    boot_id: Optional[str] = None  # the boot in which `features`/`channels` were changed (a reboot undoes them)
 
     def empty(self) -> bool:
         return not (self.sysctl or self.persist_recorded or self.features or self.channels)
@@ -58,43 +72,160 @@ class State:
         return state_from_text(self.to_text(), "<copy>")
 
 
+class _Damaged(ValueError):
+    """One thing wrong in a journal, said in words (the caller adds the path)."""
+
+
+def _no_constant(name: str) -> None:
+    raise _Damaged(f"{name} is not a value a journal holds")
+
+
+def _no_float(text: str) -> None:
+    raise _Damaged(f"{text[:20]} is not a whole number")
+
+
+def _small_int(text: str) -> int:
+    if len(text.lstrip("-")) > 12:
+        raise _Damaged(f"a number of {len(text)} digits is out of range")
+    return int(text)
+
+
 def state_from_text(text: str, path: str) -> State:
+    """The journal, every value checked for type and range: a damaged one is a TuneError, never a crash."""
     damaged = f"{path} is damaged"
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant, parse_float=_no_float, parse_int=_small_int)
+    except RecursionError:
+        raise TuneError(f"{damaged}: nested too deeply") from None
     except ValueError as e:
-        raise TuneError(f"{damaged}: {e}") from None
+        raise TuneError(f"{damaged}: {_one_line(str(e))}") from None
     if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
         raise TuneError(f"{damaged}: not a {STATE_SCHEMA} document")
     try:
-        return State(
-            profile=_opt_str(data.get("profile")),
-            complete=bool(data.get("complete", True)),
-            sysctl={str(k): SysctlBackup(str(v["original"]), str(v["applied"]))
-                    for k, v in dict(data.get("sysctl", {})).items()},
-            persist_original=_opt_str(data.get("persist_original")),
-            persist_recorded=bool(data.get("persist_recorded", False)),
-            features={str(i): {str(n): bool(on) for n, on in dict(f).items()}
-                      for i, f in dict(data.get("features", {})).items()},
-            channels={str(i): {str(n): int(c) for n, c in dict(ch).items()}
-                      for i, ch in dict(data.get("channels", {})).items()},
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise TuneError(f"{damaged}: {type(e).__name__}: {e}") from None
+        return _state(data)
+    except _Damaged as e:
+        raise TuneError(f"{damaged}: {e}") from None
+    except BadKey as e:
+        raise TuneError(f"{damaged}: {e}") from None
 
 
-def _opt_str(value: object) -> Optional[str]:
-    return None if value is None else str(value)
+def _state(data: Dict[str, Any]) -> State:
+    sysctl = {}
+    for key, backup in _dict(data, "sysctl").items():
+        check_syntax(key)
+        if not isinstance(backup, dict):
+            raise _Damaged(f"sysctl {key}: not an object")
+        sysctl[key] = SysctlBackup(_value(backup.get("original"), f"{key} original"),
+                                   _value(backup.get("applied"), f"{key} applied"))
+    features = {_ifname(i): {_feature(n): _bool(on, f"features {i} {n}") for n, on in _object(f, i).items()}
+                for i, f in _dict(data, "features").items()}
+    channels = {_ifname(i): {_channel_name(n): _count(c, f"channels {i} {n}") for n, c in _object(ch, i).items()}
+                for i, ch in _dict(data, "channels").items()}
+    persist_original = data.get("persist_original")
+    if persist_original is not None:
+        if not isinstance(persist_original, str) or len(persist_original) > MAX_PERSIST_BYTES:
+            raise _Damaged("persist_original: not the content of a file")
+        try:
+            encode(persist_original)
+        except UnicodeEncodeError:
+            raise _Damaged("persist_original: not the content of a file") from None
+    mode = data.get("persist_mode")
+    if mode is not None and (type(mode) is not int or not 0 <= mode <= 0o777):
+        raise _Damaged(f"persist_mode {_show(mode)}: not a file mode")
+    boot = data.get("boot_id")
+    if boot is not None and (not isinstance(boot, str) or not _BOOT_ID.fullmatch(boot)):
+        raise _Damaged(f"boot_id {_show(boot)}: not a boot id")
+    profile = data.get("profile")
+    if profile is not None and (not isinstance(profile, str) or len(profile) > 255):  # any name: shown escaped
+        raise _Damaged(f"profile {_show(profile)}: not a profile name")
+    return State(profile=profile, complete=_bool(data.get("complete", True), "complete"), sysctl=sysctl,
+                 persist_original=persist_original,
+                 persist_recorded=_bool(data.get("persist_recorded", False), "persist_recorded"),
+                 features=features, channels=channels, persist_mode=mode, boot_id=boot)
+
+
+def _dict(data: Dict[str, Any], name: str) -> Dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise _Damaged(f"{name}: not an object")
+    return value
+
+
+def _object(value: object, where: str) -> Dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Damaged(f"{_show(where)}: not an object")
+    return value
+
+
+def _bool(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Damaged(f"{where}: {_show(value)} is not true or false")
+    return value
+
+
+def _value(value: object, where: str) -> str:
+    """A sysctl value: one line of printable text, as /proc/sys gives it."""
+    if not isinstance(value, str) or len(value) > MAX_VALUE_LENGTH or _one_line(value) != value:
+        raise _Damaged(f"{_show(where)}: {_show(value)} is not a sysctl value")
+    return value
+
+
+def _ifname(name: str) -> str:
+    if not valid_ifname(name):
+        raise _Damaged(f"{_show(name)} is not an interface name")
+    return name
+
+
+def _feature(name: str) -> str:
+    if not _FEATURE.fullmatch(name):
+        raise _Damaged(f"{_show(name)} is not an offload feature name")
+    return name
+
+
+def _channel_name(name: str) -> str:
+    if name not in CHANNEL_NAMES:
+        raise _Damaged(f"{_show(name)} is not a channel kind ({', '.join(CHANNEL_NAMES)})")
+    return name
+
+
+def _count(value: object, where: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_CHANNELS:
+        raise _Damaged(f"{where}: {_show(value)} is not a channel count (0-{MAX_CHANNELS})")
+    return value
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in text)
+
+
+def _show(value: object) -> str:
+    shown = _one_line(repr(value))
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def load_state(roots: Roots) -> Optional[State]:
-    """The journal, or None when guestcheck has changed nothing on this machine."""
+    """The journal, or None when guestcheck has changed nothing on this machine. Not followed through a link,
+    never blocks on a FIFO, never read past MAX_JOURNAL_BYTES."""
     path = state_path(roots)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as e:
+        why = "a symlink" if e.errno == errno.ELOOP else e.strerror
+        raise TuneError(f"cannot read {path}: {why}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TuneError(f"{path} is damaged: not a regular file")
+        data = os.read(fd, MAX_JOURNAL_BYTES + 1)
+    except OSError as e:
         raise TuneError(f"cannot read {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_JOURNAL_BYTES:
+        raise TuneError(f"{path} is damaged: larger than {MAX_JOURNAL_BYTES // 1024 // 1024} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TuneError(f"{path} is damaged: not UTF-8 text") from None
     return state_from_text(text, path)

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from guestcheck.roots import Roots
+from guestcheck.tune import TuneError
 from guestcheck.tune.conflicts import describe, find_conflicts, parse_sysctl_d
 from guestcheck.tune.live import ProcSys
+from guestcheck.tune.persist import ABSENT, FILE, MASKED, OTHER, PersistFile, inspect, one_line
 from guestcheck.tune.plan import HOST, SKIP, plan_profile
 from guestcheck.tune.profile import Profile
 from guestcheck.tune.state import State, persist_path
@@ -71,7 +73,7 @@ def verify_applied(roots: Roots, state: Optional[State], procsys: Optional[ProcS
         out = Verification("nothing")
         out.notes.append("guestcheck has changed nothing here")
         return out
-    out = Verification(state.profile or "offloads/queues")
+    out = Verification(one_line(state.profile or "offloads/queues"))
     for key, backup in state.sysctl.items():
         live = procsys.read(key)
         out.checks.append(Check(key, backup.applied, live, live == backup.applied,
@@ -85,12 +87,19 @@ def _check_persisted(out: Verification, roots: Roots, state: State) -> None:
         out.problems.append("an apply was interrupted: run `guestcheck tune apply` again or `guestcheck tune rollback`")
     path = persist_path(roots)
     try:
-        with open(path, encoding="utf-8") as f:
-            persisted: Dict[str, str] = {k: v for k, v, _ in parse_sysctl_d(f.read())}
-    except OSError:
-        persisted = {}
-        if state.sysctl:
-            out.problems.append(f"{path} is missing: the values will not survive a reboot")
+        now = inspect(path)
+    except TuneError as e:
+        now = PersistFile(path, OTHER)
+        out.problems.append(str(e))
+    persisted: Dict[str, str] = {}
+    if now.kind == FILE and now.content is not None:
+        persisted = {k: v for k, v, _ in parse_sysctl_d(now.content)}
+        if not now.utf8:
+            out.problems.append(f"{path} holds bytes that are not UTF-8 (edited since apply?)")
+    elif state.sysctl:
+        why = {ABSENT: "is missing", MASKED: "is masked (a symlink to /dev/null)"}.get(now.kind, "is not guestcheck's "
+                                                                                              "regular file")
+        out.problems.append(f"{path} {why}: the values will not survive a reboot")
     for key, backup in state.sysctl.items():
         if persisted and persisted.get(key) != backup.applied:
             out.problems.append(f"{path} does not set {key} = {backup.applied}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from guestcheck.facts import Channels, Feature
@@ -81,3 +83,37 @@ def test_queues_on_a_single_fixed_queue_points_to_the_host(tmp_path):
     m2, et2 = machine(tmp_path / "b")
     with pytest.raises(TuneError, match="cannot read the channels of eth0"):
         apply_queues("eth0", m2.roots, 4, ethtool=et2)
+
+
+def set_boot_id(m, value):
+    path = os.path.join(m.roots.proc, "sys/kernel/random/boot_id")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(value + "\n")
+
+
+def test_rollback_after_a_reboot_leaves_live_only_nic_settings_alone(tmp_path):
+    m, et = machine(tmp_path, dict(OFF), channels=Channels(max_combined=8, combined=1))
+    set_boot_id(m, "11111111-1111-1111-1111-111111111111")
+    apply_offloads("eth0", m.roots, ethtool=et)
+    apply_queues("eth0", m.roots, 4, ethtool=et)
+    assert load_state(m.roots).boot_id == "11111111-1111-1111-1111-111111111111"
+    set_boot_id(m, "22222222-2222-2222-2222-222222222222")  # a reboot: the driver's defaults are back
+    et.feature_sets["eth0"], et.channel_sets["eth0"] = dict(OFF), Channels(max_combined=8, combined=1)
+    et.calls = []
+    result = rollback(m.roots, ethtool=et)
+    assert et.calls == [] and result.actions == []
+    assert any("the reboot since put them back: nothing to restore" in n for n in result.notes)
+    assert load_state(m.roots) is None
+
+
+def test_offloads_after_a_reboot_record_todays_originals(tmp_path):
+    m, et = machine(tmp_path, dict(OFF))
+    set_boot_id(m, "11111111-1111-1111-1111-111111111111")
+    apply_offloads("eth0", m.roots, ethtool=et)
+    set_boot_id(m, "22222222-2222-2222-2222-222222222222")
+    et.feature_sets["eth0"] = {**OFF, "rx-gro": Feature(False, False)}  # booted with another default
+    apply_offloads("eth0", m.roots, ethtool=et)
+    assert load_state(m.roots).features["eth0"]["rx-gro"] is False
+    rollback(m.roots, ethtool=et)
+    assert et.feature_sets["eth0"]["rx-gro"] == Feature(False, False)

@@ -1,0 +1,124 @@
+"""The persist file /etc/sysctl.d/90-guestcheck.conf: what is there now, and the text guestcheck puts there.
+
+What is there is read without following a link and without blocking on a FIFO, as bytes: a byte that is
+not UTF-8 is kept as a surrogate escape, so the journal (JSON) holds the old content exactly and rollback
+writes back the same bytes. A symlink (a /dev/null mask included) is the admin's choice: apply refuses it
+and rollback leaves it alone. The text written there is one assignment per line, and nothing in a profile
+(its name, summary, reasons) can add a line: control characters are escaped in comments and refused in
+keys and values.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable, Optional, Tuple
+
+from guestcheck.tune import TuneError
+
+ABSENT, FILE, SYMLINK, MASKED, OTHER = "absent", "file", "symlink", "masked", "other"
+MAX_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PersistFile:
+    path: str
+    kind: str  # absent | file | symlink | masked (a symlink to /dev/null) | other (FIFO, directory, device)
+    content: Optional[str] = None  # a regular file's content, bytes that are not UTF-8 as surrogate escapes
+    mode: Optional[int] = None  # a regular file's permission bits
+    target: Optional[str] = None  # a symlink's target
+
+    @property
+    def utf8(self) -> bool:
+        return self.content is None or decode(encode(self.content), strict=True) is not None
+
+    def refusal(self) -> Optional[str]:
+        """Why apply must not write here, or None."""
+        if self.kind == MASKED:
+            return (f"{self.path} is masked (a symlink to /dev/null): the admin does not want it; "
+                    "remove the mask to apply a profile")
+        if self.kind == SYMLINK:
+            return f"{self.path} is a symlink (to {self.target!r}): guestcheck does not write through links"
+        if self.kind == OTHER:
+            return f"{self.path} is not a regular file"
+        return None
+
+
+def encode(content: str) -> bytes:
+    return content.encode("utf-8", "surrogateescape")
+
+
+def decode(data: bytes, strict: bool = False) -> Optional[str]:
+    try:
+        return data.decode("utf-8", "strict" if strict else "surrogateescape")
+    except UnicodeDecodeError:
+        return None
+
+
+def inspect(path: str) -> PersistFile:
+    """What is at `path` now. Raises TuneError when it cannot be read (or is over MAX_BYTES)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return PersistFile(path, ABSENT)
+    except OSError as e:
+        raise TuneError(f"cannot read {path}: {e.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError as e:
+            raise TuneError(f"cannot read {path}: {e.strerror}") from None
+        masked = os.path.realpath(path) == os.devnull
+        return PersistFile(path, MASKED if masked else SYMLINK, target=target)
+    if not stat.S_ISREG(st.st_mode):
+        return PersistFile(path, OTHER)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # replaced by a link since the lstat
+            return inspect(path)
+        raise TuneError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return PersistFile(path, OTHER)
+        data = os.read(fd, MAX_BYTES + 1)
+    except OSError as e:
+        raise TuneError(f"cannot read {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise TuneError(f"{path} is larger than {MAX_BYTES // 1024} KiB: not guestcheck's file")
+    return PersistFile(path, FILE, decode(data), stat.S_IMODE(st.st_mode) & 0o777)
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that could end or rewrite a line (control, line and paragraph
+    separators) escaped, so it stays inside its comment."""
+    out = []
+    for c in text:
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp") or 0xD800 <= ord(c) <= 0xDFFF:
+            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def render(profile_name: str, summary: str, entries: Iterable[Tuple[str, str, str]]) -> str:
+    """The file's text: a header, then `# reason:` and `key = value` for each (key, value, reason).
+    Raises TuneError for a key or value that would not stay on its own line."""
+    lines = [f"# Written by `guestcheck tune apply {one_line(profile_name)}`; "
+             "`guestcheck tune rollback` removes it.",
+             f"# {one_line(profile_name)}: {one_line(summary)}".rstrip(),
+             "# Only keys that differ from this kernel's own values are listed.", ""]
+    for key, value, reason in entries:
+        for what in (key, value):
+            if one_line(what) != what or what != what.strip() or not what or "=" in key:
+                raise TuneError(f"refusing to persist {key!r} = {value!r}: not a one-line sysctl assignment")
+        if reason:
+            lines.append(f"# reason: {one_line(reason)}")
+        lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
