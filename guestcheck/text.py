@@ -31,7 +31,7 @@ def plain_or(value: str, placeholder: str) -> str:
 
 # C0/C1 controls and DEL, lone surrogates, and format characters that reorder or hide text (soft hyphen,
 # zero-width and bidi controls, line/paragraph separators, BOM, tags): a terminal must show them, not obey them
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
                      "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -51,4 +51,4 @@ def escape_control(text: object) -> str:
 
     Newlines are escaped too: callers escape each value (or each line) and join lines themselves.
     """
-    return _UNSAFE.sub(_escape, str(text))
+    return UNSAFE.sub(_escape, str(text))

@@ -7,8 +7,7 @@ import math
 import re
 from typing import Any
 
-# a lone surrogate: os.listdir's stand-in for a non-UTF-8 byte in an interface name; it cannot be written as UTF-8
-_SURROGATE = re.compile("[\ud800-\udfff]")
+from guestcheck.text import UNSAFE
 
 
 def finite(value: Any) -> Any:
@@ -30,6 +29,17 @@ def dumps(document: dict[str, Any], *, pretty: bool = True) -> str:
     except ValueError:  # a NaN somewhere: the rare case pays for the walk
         document = finite(document)
         text = json.dumps(document, ensure_ascii=False, allow_nan=False, **options)
-    if _SURROGATE.search(text):  # \udcxx escapes instead: still JSON, and writable
-        text = json.dumps(document, ensure_ascii=True, allow_nan=False, **options)
+    if UNSAFE.search(text):  # json leaves DEL, C1 controls, bidi marks and lone surrogates raw
+        text = UNSAFE.sub(_json_escape, text)
     return text + "\n"
+
+
+def _json_escape(match: re.Match) -> str:
+    """A \\u escape: such a character can only sit inside a JSON string, so the text stays the same JSON."""
+    code = ord(match.group())
+    if code < 0x20:  # json escapes these in strings itself: a raw one is the indentation's newline
+        return match.group()
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
