@@ -7,8 +7,8 @@ only when used, so `guestcheck doctor` at boot pays for nothing it does not run.
 from __future__ import annotations
 
 import importlib
-import json
 import os
+import stat
 import sys
 from typing import Any, Optional
 
@@ -48,20 +48,46 @@ def _pattern_list(values: tuple[str, ...]) -> list[str]:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
+MAX_FACTS_BYTES = 64 << 20  # a machine's facts are a few hundred KiB
+
+
+def _read_input_file(path: str, limit: int) -> str:
+    """A regular file's text; a FIFO or device is refused rather than waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit >> 20} MiB")
+    return data.decode("utf-8")
+
+
 def load_facts_file(path: str) -> Any:
+    """A saved facts (or doctor) file, strictly checked: a damaged one is one line and exit 3, never a crash."""
     from guestcheck.facts import FactsError, facts_from_dict
+    from guestcheck.strictjson import loads
+    from guestcheck.text import escape_control
+
+    def refuse(message: str) -> click.ClickException:
+        return click.ClickException(escape_control(message))
 
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        text = _read_input_file(path, MAX_FACTS_BYTES)
     except OSError as e:
-        raise click.ClickException(f"cannot read {path}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise click.ClickException(f"{path} is not JSON: {e}") from None
+        raise refuse(f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise refuse(f"{path} is not JSON: not UTF-8 text") from None
+    except ValueError as e:
+        raise refuse(f"cannot read {path}: {e}") from None
+    try:
+        data = loads(text)
+    except ValueError as e:
+        raise refuse(f"{path} is not JSON: {e}") from None
     try:
         return facts_from_dict(data)
     except FactsError as e:
-        raise click.ClickException(f"{path} is not a guestcheck facts file: {e}") from None
+        raise refuse(f"{path} is not a guestcheck facts file: {e}") from None
 
 
 def collect(sample_seconds: float) -> Any:
@@ -83,14 +109,19 @@ def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], tex
     return "json" if as_json else (fmt or "human")
 
 
-def write_output(path: str, text: str) -> None:
-    """Atomic, so a reader (node_exporter, a monitoring agent) never sees half a report."""
+def write_output(path: str, text: str, *, named_by_user: bool) -> None:
+    """Atomic, so a reader (node_exporter, a monitoring agent) never sees half a report.
+
+    `-o FILE` (named_by_user) keeps an existing FILE's mode and makes no directories: a typo gets an error. The
+    textfile directory is made when missing and guestcheck.prom is always 0644, so node_exporter can read it.
+    """
     from guestcheck.atomicfile import write_atomic
+    from guestcheck.text import escape_control
 
     try:
-        write_atomic(path, text)
+        write_atomic(path, text, make_parents=not named_by_user, keep_mode=named_by_user)
     except OSError as e:
-        raise click.ClickException(f"cannot write {path}: {e.strerror or e}") from None
+        raise click.ClickException(escape_control(f"cannot write {path}: {e.strerror or e}")) from None
 
 
 sample_option = click.option(
@@ -134,9 +165,9 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
     if textfile_dir is not None:
         from guestcheck.render.prometheus import TEXTFILE_NAME
 
-        write_output(os.path.join(textfile_dir, TEXTFILE_NAME), text)
+        write_output(os.path.join(textfile_dir, TEXTFILE_NAME), text, named_by_user=False)
     elif output is not None:
-        write_output(output, text)
+        write_output(output, text, named_by_user=True)
     else:
         click.echo(text, nl=False)
     ctx.exit(report.status.value)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Set
 
+MAX_CPUS = 65536  # above any kernel's NR_CPUS: a list naming more came from a damaged (or hostile) facts file
+
 
 def cpu_list(text: Optional[str]) -> Set[int]:
-    """"0-3,8" -> {0, 1, 2, 3, 8}; an unreadable list is the empty set."""
+    """"0-3,8" -> {0, 1, 2, 3, 8}; an unreadable list is the empty set, a CPU beyond MAX_CPUS is left out."""
     out: Set[int] = set()
     for part in (text or "").split(","):
         lo, _, hi = part.strip().partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()):
-            out.update(range(int(lo), int(hi or lo) + 1))
+        if lo.isdigit() and (not hi or hi.isdigit()) and len(lo) < 7 and len(hi) < 7:
+            out.update(range(int(lo), min(int(hi or lo) + 1, MAX_CPUS)))
     return out
 
 

@@ -7,12 +7,19 @@ Optional fields are None when the machine did not say (not allowed, not supporte
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 FACTS_SCHEMA = "guestcheck.facts/1"
+
+# Bounds for numbers read from a facts file: every counter the kernel has fits in 64 bits, and no rate,
+# percentage or duration comes near 1e15. Beyond them a file is damaged (or hostile), not a measurement.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+FLOAT_MAX = 1e15
 
 
 @dataclass
@@ -198,8 +205,18 @@ def facts_from_dict(data: Any) -> Facts:
         raise FactsError(f"unsupported schema {schema!r} (expected {FACTS_SCHEMA!r})")
     try:
         return _build(Facts, data, "facts")
+    except RecursionError:
+        raise FactsError("nested too deeply") from None
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise FactsError(str(e)) from None
+
+
+# Counts the checks loop over or build masks from: no kernel has more CPUs or queues than this.
+_COUNT = (0, 65536)
+_FIELD_RANGES = {("Host", "vcpus"): _COUNT, ("Nic", "rx_queues"): _COUNT, ("Nic", "tx_queues"): _COUNT,
+                 ("NicSteering", "rx_queues"): _COUNT, ("NicSteering", "tx_queues"): _COUNT,
+                 ("SoftnetCpu", "cpu"): _COUNT}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _build(tp: Any, value: Any, where: str) -> Any:
@@ -221,6 +238,10 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         for f in dataclasses.fields(tp):
             if f.name in value:
                 kwargs[f.name] = _build(hints[f.name], value[f.name], f"{where}.{f.name}")
+                bounds = _FIELD_RANGES.get((tp.__name__, f.name))
+                if bounds and kwargs[f.name] is not None and not bounds[0] <= kwargs[f.name] <= bounds[1]:
+                    raise FactsError(f"{where}.{f.name}: {kwargs[f.name]} is out of range "
+                                     f"({bounds[0]} to {bounds[1]})")
         return tp(**kwargs)
     if origin in (list, List):
         if not isinstance(value, list):
@@ -229,7 +250,7 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if origin in (dict, Dict):
         if not isinstance(value, dict):
             raise FactsError(f"{where}: expected an object")
-        return {str(k): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+        return {_build(str, k, where): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise FactsError(f"{where}: expected true/false")
@@ -237,14 +258,23 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise FactsError(f"{where}: expected an integer")
+        if not INT_MIN <= value <= INT_MAX:
+            raise FactsError(f"{where}: integer out of range (more than 64 bits)")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FactsError(f"{where}: expected a number")
-        return float(value)
+        if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+            raise FactsError(f"{where}: number out of range")
+        number = float(value)
+        if not (math.isfinite(number) and abs(number) <= FLOAT_MAX):
+            raise FactsError(f"{where}: number out of range")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise FactsError(f"{where}: expected a string")
+        if _SURROGATE.search(value):
+            raise FactsError(f"{where}: not valid Unicode text (a lone surrogate)")
         return value
     raise FactsError(f"{where}: cannot read type {tp!r}")
 

@@ -3,8 +3,9 @@
 guestcheck-firstboot.service runs `guestcheck firstboot` after cloud-init on every boot; this module
 decides whether this boot is the instance's first (keyed on cloud-init's instance-id, else
 /etc/machine-id), optionally applies the profile /etc/guestcheck/guestcheck.conf names, runs the
-doctor within a time limit, and writes /var/lib/guestcheck/report.json, the node_exporter textfile
-and a short summary for the serial console and the journal. It never fails the boot: every problem
+doctor, and writes /var/lib/guestcheck/report.json, the node_exporter textfile and a short summary
+for the serial console and the journal. One time limit covers all of it, the profile apply included:
+an apply it cuts off is rolled back from the tuner's journal. It never fails the boot: every problem
 is written down and the command exits 0.
 """
 
@@ -15,6 +16,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -28,12 +30,17 @@ from guestcheck.atomicfile import write_atomic
 from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
 from guestcheck.collect.fs import read
 from guestcheck.roots import Roots
+from guestcheck.strictjson import loads as strict_json
+from guestcheck.text import escape_control
 
 PREFIX = "guestcheck firstboot:"
 STAMP_SCHEMA = "guestcheck.firstboot/1"
 CONFIG_NAME = "guestcheck/guestcheck.conf"  # under /etc
 SECTION = "firstboot"
 MAX_FINDING_LINES = 10
+MAX_INSTANCE_ID = 1024  # cloud-init ids are short; a longer "id" is damage
+# a name from `guestcheck tune list`, never a path: letters, digits, ".", "_", "-", no leading dot
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
 # --- where things are ----------------------------------------------------------------------------------
@@ -55,7 +62,7 @@ def config_path(roots: Roots) -> str:
 
 
 def on_machine(roots: Roots, path: str) -> str:
-    """An absolute path from the config file, seen through the roots (a fake machine in tests)."""
+    """An absolute path from the config file (no `..`, see _apply_setting), seen through the roots."""
     return os.path.join(roots.top, path.lstrip("/")) if roots.top != "/" else path
 
 
@@ -65,6 +72,7 @@ def on_machine(roots: Roots, path: str) -> str:
 class Settings:
     enabled: bool = True
     profile: Optional[str] = None  # None: change nothing
+    refused_profile: Optional[str] = None  # a `profile =` that is not a profile name: nothing is applied
     textfile_dir: Optional[str] = None  # None: the default directory, when node_exporter made it
     metrics: bool = True
     timeout_seconds: float = 120.0
@@ -105,6 +113,8 @@ def load_settings(roots: Roots) -> Settings:
             _apply_setting(settings, key, value)
         except ValueError as e:
             settings.problems.append(f"{path}: [{SECTION}] {key} = {value!r} ignored: {e}")
+            if key == "profile":
+                settings.refused_profile = value
     return settings
 
 
@@ -114,14 +124,17 @@ def _apply_setting(settings: Settings, key: str, value: str) -> None:
             raise ValueError("expected yes or no")
         settings.enabled = value.lower() in _TRUE
     elif key == "profile":
+        if value and not PROFILE_NAME.fullmatch(value):
+            raise ValueError("expected a profile name from `guestcheck tune list` (letters, digits, '.', '_', "
+                             "'-'; not a path); no profile is applied")
         settings.profile = value or None
     elif key == "textfile_dir":
         if value.lower() in _FALSE:
             settings.metrics = False
         elif value:
-            if not value.startswith("/"):
-                raise ValueError("expected an absolute path, or no")
-            settings.textfile_dir = value
+            if not value.startswith("/") or ".." in value.split("/") or not value.isprintable():
+                raise ValueError("expected an absolute path without '..', or no")
+            settings.textfile_dir = os.path.normpath(value)
     elif key == "timeout":
         settings.timeout_seconds = _number(value, key, 1, 3600)
     elif key == "sample":
@@ -142,16 +155,17 @@ def current_instance(roots: Roots) -> Instance:
     """cloud-init's instance-id changes with every instance made from an image; machine-id is the fallback."""
     got = read(os.path.join(roots.run, "cloud-init", "instance-data.json"))
     if got.value is not None:
-        try:
-            v1 = json.loads(got.value).get("v1", {})
-            iid = v1.get("instance_id") or v1.get("instance-id")
-        except (ValueError, AttributeError):
-            iid = None
-        if isinstance(iid, str) and iid.strip():
+        try:  # damaged, hostile or of another shape: machine-id decides instead
+            data = strict_json(got.value)
+        except ValueError:
+            data = None
+        v1 = data.get("v1") if isinstance(data, dict) else None
+        iid = (v1.get("instance_id") or v1.get("instance-id")) if isinstance(v1, dict) else None
+        if isinstance(iid, str) and iid.strip() and len(iid.strip()) <= MAX_INSTANCE_ID:
             return Instance(iid.strip(), "cloud-init")
-    machine_id = read(os.path.join(roots.etc, "machine-id")).value
-    if machine_id and machine_id.strip() and machine_id.strip() != "uninitialized":
-        return Instance(machine_id.strip(), "machine-id")
+    machine_id = (read(os.path.join(roots.etc, "machine-id")).value or "").strip()
+    if machine_id and machine_id != "uninitialized" and len(machine_id) <= MAX_INSTANCE_ID:
+        return Instance(machine_id, "machine-id")
     return Instance("", "none")
 
 
@@ -161,7 +175,7 @@ def checked_instance(roots: Roots) -> Optional[dict[str, Any]]:
     if got.value is None:
         return None
     try:
-        stamp = json.loads(got.value)
+        stamp = strict_json(got.value)
     except ValueError:
         return None
     return stamp if isinstance(stamp, dict) and stamp.get("schema") == STAMP_SCHEMA else None
@@ -246,6 +260,7 @@ class Outcome:
     status: Optional[str] = None
     profile: Optional[str] = None
     profile_result: Optional[str] = None
+    profile_rolled_back: bool = False  # the time limit cut the apply off and the journal undid it
     textfile: Optional[str] = None
     problems: List[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -275,6 +290,42 @@ def _textfile_dir(settings: Settings, roots: Roots) -> Optional[str]:
     return default if os.path.isdir(default) else None
 
 
+def _journal_text(roots: Roots) -> Optional[str]:
+    """The tuner's journal as it is on disk (None: absent or unreadable), to tell whether an apply began."""
+    from guestcheck.tune.state import state_path
+
+    try:
+        with open(state_path(roots), encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def undo_cut_apply(roots: Roots, journal_before: Optional[str], limit: float) -> tuple[str, bool]:
+    """After the time limit cut an apply off: roll it back with the tuner's own rollback, from its journal.
+
+    Returns the line for the report and whether a rollback ran. The journal is written before the first
+    change and marked complete after the last, so an unchanged journal means nothing was touched, and a
+    complete new one means the apply had finished.
+    """
+    from guestcheck.tune import TuneError
+    from guestcheck.tune.apply import rollback
+    from guestcheck.tune.state import load_state
+
+    cut = f"cut off by the {limit:g} s time limit"
+    if _journal_text(roots) == journal_before:
+        return f"not applied: {cut} before it changed anything", False
+    try:
+        state = load_state(roots)
+        if state is not None and state.complete:
+            return f"applied, but {cut} as it finished (`guestcheck tune rollback` undoes it)", False
+        result = rollback(roots)
+    except TuneError as e:
+        return f"not applied: {cut}, and rolling back failed: {e}; run `guestcheck tune rollback`", False
+    undone = f"{len(result.actions)} change(s) undone" if result.actions else "nothing had changed yet"
+    return f"not applied: {cut}; rolled back from its journal ({undone})", True
+
+
 def run(
     roots: Roots,
     *,
@@ -284,58 +335,102 @@ def run(
     emit: Callable[[str], None] = print,
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
-    """Check the machine if this is the instance's first boot. Never raises an Exception."""
-    from guestcheck.report import judge
+    """Check the machine if this is the instance's first boot. Never raises an Exception.
 
+    One time limit, from the start, covers reading the settings and the instance, the profile apply and the
+    check; only writing the results comes after it, so a boot that hit the limit still leaves its stamp.
+    """
     started = clock()
-    settings = load_settings(roots)
-    instance = current_instance(roots)
-    outcome = Outcome(ran=False, instance=instance)
-    label = f"instance {instance.id or '?'} ({instance.source})"
+    outcome = Outcome(ran=False, instance=Instance("", "none"))
+
+    def say(line: str) -> None:  # the serial console is a terminal: no control character from a file reaches it
+        emit(escape_control(line))
 
     def note(problem: str) -> None:
         outcome.problems.append(problem)
-        emit(f"{PREFIX} problem: {problem}")
+        say(f"{PREFIX} problem: {problem}")
 
+    settings = Settings()
+    try:
+        with time_limit(settings.timeout_seconds):  # the default, until the settings say otherwise
+            settings = load_settings(roots)
+            outcome.instance = current_instance(roots)
+    except TimeLimitExceeded:
+        note(f"reading the settings and the instance id took more than {settings.timeout_seconds:g} s; "
+             "using defaults")
+    deadline = started + settings.timeout_seconds
+
+    def remaining() -> float:
+        return deadline - clock()
+
+    instance = outcome.instance
+    label = f"instance {instance.id or '?'} ({instance.source})"
     for problem in settings.problems:
         note(problem)
     if not settings.enabled and not force:
-        emit(f"{PREFIX} disabled in {config_path(roots)}; nothing to do")
+        say(f"{PREFIX} disabled in {config_path(roots)}; nothing to do")
         return outcome
     stamp = checked_instance(roots)
     if not force and stamp is not None and stamp.get("instance_id") == instance.id:
-        emit(f"{PREFIX} {label} was already checked at {stamp.get('checked_at', '?')}; skipping "
-             f"(`cloud-init clean` or `guestcheck firstboot --force` checks again)")
+        say(f"{PREFIX} {label} was already checked at {stamp.get('checked_at', '?')}; skipping "
+            f"(`cloud-init clean` or `guestcheck firstboot --force` checks again)")
         return outcome
 
     outcome.ran = True
-    emit(f"{PREFIX} {label}: first boot, checking the network")
+    say(f"{PREFIX} {label}: first boot, checking the network")
+    report = None
+    if settings.refused_profile is not None:
+        outcome.profile = settings.refused_profile
+        outcome.profile_result = "not applied: not a profile name (see the problems)"
     if settings.profile:
         outcome.profile = settings.profile
-        try:
-            outcome.profile_result = apply_profile(settings.profile, roots)
-            emit(f"{PREFIX} profile {settings.profile}: {outcome.profile_result}")
-        except Exception as e:  # the tuner restores what it touched; the boot goes on
-            outcome.profile_result = f"not applied: {e}"
-            note(f"profile {settings.profile} not applied: {e}")
-
-    budget = settings.timeout_seconds - (clock() - started)
-    try:
-        with time_limit(budget):
-            report = judge(collect(roots, settings.sample_seconds))
-    except TimeLimitExceeded:
-        problem = f"the check did not finish within {settings.timeout_seconds:g} s; gave up"
-        note(problem)
-        report = _empty_report(problem)
-    except Exception as e:
-        problem = f"the check failed: {type(e).__name__}: {e}"
-        note(problem)
-        report = _empty_report(problem)
+        report = _apply(settings, roots, outcome, apply_profile, remaining, say, note)
+    if report is None:
+        report = _check(settings, roots, collect, remaining, note)
     outcome.status = report.status.label
     outcome.seconds = round(clock() - started, 3)
-    _write_results(roots, settings, instance, report, outcome, note)
-    _summarise(report, outcome, roots, emit)
+    _write_results(roots, settings, outcome.instance, report, outcome, note)
+    _summarise(report, outcome, roots, say)
     return outcome
+
+
+def _apply(settings: Settings, roots: Roots, outcome: Outcome, apply_profile: ProfileApplier,
+           remaining: Callable[[], float], say: Callable[[str], None], note: Callable[[str], None]) -> Any:
+    """Apply the profile within the time limit; None, or the report to write when the limit cut it off."""
+    name = settings.profile or ""
+    journal_before = _journal_text(roots)
+    try:
+        with time_limit(remaining()):
+            try:
+                outcome.profile_result = apply_profile(name, roots)
+            except Exception as e:  # the tuner restores what it touched; the boot goes on
+                outcome.profile_result = f"not applied: {e}"
+                note(f"profile {name} not applied: {e}")
+                return None
+    except TimeLimitExceeded:
+        outcome.profile_result, outcome.profile_rolled_back = undo_cut_apply(
+            roots, journal_before, settings.timeout_seconds)
+        note(f"profile {name} {outcome.profile_result}")
+        return _empty_report(f"the {settings.timeout_seconds:g} s time limit ran out while the profile "
+                             f"{name} was applied; the check did not run")
+    say(f"{PREFIX} profile {name}: {outcome.profile_result}")
+    return None
+
+
+def _check(settings: Settings, roots: Roots, collect: Collector, remaining: Callable[[], float],
+           note: Callable[[str], None]) -> Any:
+    """Collect and judge within what is left of the time limit; an empty unknown report when it cannot."""
+    from guestcheck.report import judge
+
+    try:
+        with time_limit(remaining()):
+            return judge(collect(roots, settings.sample_seconds))
+    except TimeLimitExceeded:
+        problem = f"the check did not finish within {settings.timeout_seconds:g} s; gave up"
+    except Exception as e:
+        problem = f"the check failed: {type(e).__name__}: {e}"
+    note(problem)
+    return _empty_report(problem)
 
 
 def _write_results(roots: Roots, settings: Settings, instance: Instance, report: Any, outcome: Outcome,
@@ -351,6 +446,7 @@ def _write_results(roots: Roots, settings: Settings, instance: Instance, report:
         "seconds": outcome.seconds,
         "profile": outcome.profile,
         "profile_result": outcome.profile_result,
+        "profile_rolled_back": outcome.profile_rolled_back,
         "problems": outcome.problems,
     }
     try:
@@ -391,7 +487,7 @@ def _summarise(report: Any, outcome: Outcome, roots: Roots, emit: Callable[[str]
 # --- the command ---------------------------------------------------------------------------------------
 
 def _emit(line: str) -> None:
-    click.echo(line)
+    click.echo(escape_control(line))
     sys.stdout.flush()
 
 

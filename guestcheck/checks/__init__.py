@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
+from guestcheck.text import shell_word
 
 CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge"]
 
@@ -94,6 +95,11 @@ def present_nics(facts: Facts, kinds: Optional[set[str]] = None) -> list:
     """Every NIC but loopback, whatever its link state (see PRESENT)."""
     return [nic for nic in facts.nics
             if nic.link_type != 772 and nic.software_type != "loopback" and (kinds is None or nic.kind in kinds)]
+
+
+def queue_file(ifname: str, name: str) -> str:
+    """/sys/class/net/IFACE/queues/NAME as one shell word, for fixes: the interface name is not ours."""
+    return shell_word(f"/sys/class/net/{ifname}/queues/{name}")
 
 
 def carries_traffic(nic) -> bool:

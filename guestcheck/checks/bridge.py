@@ -5,6 +5,7 @@ from __future__ import annotations
 from guestcheck.checks import PRESENT, FindingDoc
 from guestcheck.facts import Bridge, Facts
 from guestcheck.findings import Finding, Severity
+from guestcheck.text import plain_or, shell_word
 
 # Two commands, in this order: while STP is on the kernel refuses a forward delay below 2 s (ERANGE),
 # and it applies forward_delay before stp_state when both come in one `ip link set`.
@@ -12,7 +13,7 @@ NOW = "ip link set {br} type bridge stp_state 0 && ip link set {br} type bridge 
 PERSIST = (
     "{now}; to keep it: /etc/network/interfaces (iface {br}): `bridge_stp off` and `bridge_fd 0`; "
     "netplan: bridges: {{{br}: {{parameters: {{stp: false, forward-delay: 0}}}}}}; "
-    "NetworkManager: nmcli con mod {br} bridge.stp no bridge.forward-delay 0; "
+    "NetworkManager: nmcli con mod {br_shell} bridge.stp no bridge.forward-delay 0; "
     "libvirt network: <bridge name='{br}' stp='off' delay='0'/>"
 )
 
@@ -27,7 +28,7 @@ FINDINGS = {
         "switch port with BPDU guard can shut the uplink down. A host bridge with one uplink has no loop "
         "for STP to break. Ports STP holds when it is switched off still sit out their current delay (up to "
         "2 x the old one); they forward nothing anyway, so the fix bounces them (down, up) to release them.",
-        PERSIST.format(now=NOW.format(br="BR"), br="BR"),
+        PERSIST.format(now=NOW.format(br="BR"), br="BR", br_shell="BR"),
         judged_on=PRESENT,
     ),
     "BRIDGE-FORWARD-DELAY": FindingDoc(
@@ -36,7 +37,7 @@ FINDINGS = {
         "With STP off the kernel forwards on a new port at once and ignores the delay, but the moment STP "
         "is switched on (a config manager, libvirt, mstpd) every port waits 2 x the delay again. Setting it "
         "to 0 makes the bridge's configuration say what it does.",
-        PERSIST.format(now="ip link set BR type bridge forward_delay 0", br="BR"),
+        PERSIST.format(now="ip link set BR type bridge forward_delay 0", br="BR", br_shell="BR"),
         judged_on=PRESENT,
     ),
     "VLAN-INTERFACE": FindingDoc(
@@ -51,7 +52,9 @@ FINDINGS = {
 
 
 def _fix(bridge: Bridge, now: str) -> str:
-    return PERSIST.format(now=now, br=bridge.name)
+    """Commands take the name quoted; config snippets (interfaces, netplan, XML) take it only when it is plain."""
+    text = PERSIST.format(now=now, br=plain_or(bridge.name, "BR"), br_shell=shell_word(bridge.name))
+    return text if plain_or(bridge.name, "") else text + " (BR: this bridge, whose name needs quoting)"
 
 
 def run(facts: Facts) -> list[Finding]:
@@ -64,7 +67,8 @@ def run(facts: Facts) -> list[Finding]:
             kind = "kernel STP" if br.stp_state == 1 else "user-space STP"
             wait = f"each new port waits {2 * delay:g} s before it forwards" if delay else "ports may block"
             held = [p.name for p in br.ports if p.state in ("listening", "learning")]
-            now = NOW.format(br=br.name) + "".join(f" && ip link set {p} down && ip link set {p} up" for p in held)
+            now = NOW.format(br=shell_word(br.name)) + "".join(
+                f" && ip link set {shell_word(p)} down && ip link set {shell_word(p)} up" for p in held)
             if held:
                 wait += f"; held now: {', '.join(held)}"
             out.append(Finding("BRIDGE-STP-ON", Severity.WARNING, br.name,
@@ -73,7 +77,7 @@ def run(facts: Facts) -> list[Finding]:
             out.append(Finding("BRIDGE-FORWARD-DELAY", Severity.INFO, br.name,
                                f"forward delay {delay:g} s (no effect while STP is off; 2 x {delay:g} s if it "
                                "is turned on)", evidence,
-                               _fix(br, f"ip link set {br.name} type bridge forward_delay 0")))
+                               _fix(br, f"ip link set {shell_word(br.name)} type bridge forward_delay 0")))
     for vlan in facts.vlans:
         vid = vlan.vlan_id if vlan.vlan_id is not None else "?"
         out.append(Finding("VLAN-INTERFACE", Severity.INFO, vlan.name,

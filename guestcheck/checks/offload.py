@@ -8,6 +8,7 @@ from typing import Optional
 from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics
 from guestcheck.facts import Facts, Feature, Nic
 from guestcheck.findings import Finding, Severity
+from guestcheck.text import shell_word
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def check_nic(nic: Nic) -> list[Finding]:
             continue
         out.append(Finding(offload.finding_id, Severity.WARNING, nic.name,
                            f"{offload.label} is off but can be turned on", evidence,
-                           f"ethtool -K {nic.name} {offload.ethtool_name} on"))
+                           f"ethtool -K {shell_word(nic.name)} {offload.ethtool_name} on"))
     if fixed_off and nic.driver == "virtio_net":
         evidence = {}
         for _, ev in fixed_off:

@@ -8,6 +8,7 @@ from typing import Optional
 from guestcheck.checks import FindingDoc
 from guestcheck.facts import Facts, Route
 from guestcheck.findings import Finding, Severity
+from guestcheck.text import shell_word
 
 IP_MAX_MTU = 65535  # the kernel caps a route's MTU here; lo has 65536
 
@@ -111,9 +112,10 @@ def run(facts: Facts) -> list[Finding]:
         if route.mtu is None or route.dev_mtu is None or route.mtu == min(route.dev_mtu, IP_MAX_MTU):
             continue
         higher = route.mtu > route.dev_mtu
+        dev = shell_word(route.dev or "IFACE")
         fix = (f"ip {'-6 ' if route.family == 'ipv6' else ''}route change default"
-               f"{' via ' + route.gateway if route.gateway else ''} dev {route.dev} mtu {route.dev_mtu}"
-               + (f"  (or, if the whole link carries {route.mtu}: ip link set {route.dev} mtu {route.mtu})"
+               f"{' via ' + shell_word(route.gateway) if route.gateway else ''} dev {dev} mtu {route.dev_mtu}"
+               + (f"  (or, if the whole link carries {route.mtu}: ip link set {dev} mtu {route.mtu})"
                   if higher else "")
                + "; then the same where the route is configured (netplan routes: mtu, /etc/network/interfaces)")
         out.append(Finding(

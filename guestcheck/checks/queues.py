@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics
+from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics, queue_file
 from guestcheck.cpus import first_cpus_mask
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
+from guestcheck.text import shell_word
 
 HOST_MQ_FIX = (
     "Give the NIC N = (number of vCPUs) queue pairs on the host, then reboot the guest: "
@@ -50,12 +51,12 @@ def run(facts: Facts) -> list[Finding]:
         if ch.max_combined and ch.combined < want and carries_traffic(nic):
             out.append(Finding("QUEUES-FEWER-THAN-VCPUS", Severity.WARNING, nic.name,
                                f"{ch.combined} combined channel(s) in use, {want} possible with {vcpus} vCPUs",
-                               evidence, f"ethtool -L {nic.name} combined {want}"))
+                               evidence, f"ethtool -L {shell_word(nic.name)} combined {want}"))
         elif nic.driver == "virtio_net" and vcpus > 1 and ch.max_combined <= 1:
             fix = HOST_MQ_FIX.replace("N = (number of vCPUs)", f"N = {vcpus}")
             if facts.virt.hypervisor == "firecracker":
                 fix = ("Firecracker's virtio-net has a single queue pair; spread receive work with RPS: "
-                       f"echo {first_cpus_mask(vcpus)} > /sys/class/net/{nic.name}/queues/rx-0/rps_cpus")
+                       f"echo {first_cpus_mask(vcpus)} > {queue_file(nic.name, 'rx-0/rps_cpus')}")
             out.append(Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name,
                                f"virtio-net with one queue pair on {vcpus} vCPUs", evidence, fix))
     return out

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import List, Set
 
-from guestcheck.checks import CARRYING_TRAFFIC, FindingDoc, traffic_nics
+from guestcheck.checks import CARRYING_TRAFFIC, FindingDoc, queue_file, traffic_nics
 from guestcheck.cpus import cpu_bitmap, cpu_list, first_cpus_mask, mask_is_zero
 from guestcheck.facts import Facts, NicSteering, Softirq
 from guestcheck.findings import Finding, Severity
+from guestcheck.text import plain_or, shell_word
 
 HARDWARE = {"paravirtual", "sriov-vf", "emulated", "physical"}
 MIN_NET_RX_PER_S = 1000.0  # below this the machine is idle and shares mean nothing
@@ -170,17 +171,18 @@ def run(facts: Facts) -> list[Finding]:
                 f"one receive queue, {vcpus} vCPUs, RPS off"
                 + ("" if under_load else " (idle during the sample)"),
                 {"rx_queues": st.rx_queues, "rps_cpus": st.rps_cpus, "vcpus": vcpus},
-                f"echo {mask} > /sys/class/net/{nic.name}/queues/rx-0/rps_cpus; "
+                f"echo {mask} > {queue_file(nic.name, 'rx-0/rps_cpus')}; "
                 f"sysctl -w net.core.rps_sock_flow_entries=32768; "
-                f"echo 32768 > /sys/class/net/{nic.name}/queues/rx-0/rps_flow_cnt; to keep it, a udev rule: "
-                f"ACTION==\"add\", SUBSYSTEM==\"net\", KERNEL==\"{nic.name}\", "
-                f"ATTR{{queues/rx-0/rps_cpus}}=\"{mask}\""))
+                f"echo 32768 > {queue_file(nic.name, 'rx-0/rps_flow_cnt')}; to keep it, a udev rule: "
+                f"ACTION==\"add\", SUBSYSTEM==\"net\", KERNEL==\"{plain_or(nic.name, 'IFACE')}\", "
+                f"ATTR{{queues/rx-0/rps_cpus}}=\"{mask}\""
+                + ("" if plain_or(nic.name, "") else " (IFACE: this interface, whose name needs quoting)")))
         if st.tx_queues > 1 and st.xps_cpus and all(mask_is_zero(m) for m in st.xps_cpus.values()):
             out.append(Finding(
                 "SOFTIRQ-NO-XPS", Severity.INFO, nic.name,
                 f"{st.tx_queues} transmit queues, none mapped to a CPU",
                 {"xps_cpus": st.xps_cpus, "vcpus": vcpus},
-                "; ".join(f"echo {cpu_bitmap([i % vcpus])} > /sys/class/net/{nic.name}/queues/tx-{i}/xps_cpus"
+                "; ".join(f"echo {cpu_bitmap([i % vcpus])} > {queue_file(nic.name, f'tx-{i}/xps_cpus')}"
                           for i in range(st.tx_queues))))
         cpus = irq_cpus(st)
         if st.irqs:
@@ -193,8 +195,9 @@ def run(facts: Facts) -> list[Finding]:
                 f"all {len(st.irqs)} queue interrupts run on cpu{cpu}",
                 {"irqs": {i.irq: {"name": i.name, "affinity": i.affinity, "effective": i.effective,
                                   "per_s": i.per_s} for i in st.irqs}},
-                "; ".join(f"echo {queue_index(irq.name, n) % vcpus} > /proc/irq/{irq.irq}/smp_affinity_list"
-                          for n, irq in enumerate(st.irqs)) + "; or systemctl enable --now irqbalance"))
+                "; ".join(f"echo {queue_index(irq.name, n) % vcpus} > "
+                          + shell_word(f"/proc/irq/{irq.irq}/smp_affinity_list") for n, irq in enumerate(st.irqs))
+                + "; or systemctl enable --now irqbalance"))
     if s.irqbalance is False and vcpus > 1 and nics_with_irqs and len(spread_cpus) == 1:
         out.append(Finding(
             "IRQBALANCE-MISSING", Severity.INFO, ",".join(nics_with_irqs),

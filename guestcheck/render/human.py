@@ -1,10 +1,15 @@
-"""The short human report: one line per NIC, then findings worst first, each with its fix."""
+"""The short human report: one line per NIC, then findings worst first, each with its fix.
+
+Every value may come from a facts file or the kernel, so each line is escaped (guestcheck.text) before the
+colour codes, the only control characters this renderer emits, go around it.
+"""
 
 from __future__ import annotations
 
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Severity
 from guestcheck.report import Report
+from guestcheck.text import escape_control
 
 _COLOURS = {
     Severity.CRITICAL: "\033[1;31m",
@@ -83,28 +88,29 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
     def paint(text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if colour else text
 
+    esc = escape_control
     f = report.facts
     v = f.virt
     lines = [
         paint(f"guestcheck doctor: {report.status.label.upper()}", _STATUS_COLOURS[report.status.label]),
-        f"machine: {v.hypervisor or 'bare metal'}"
-        + (f" ({v.cloud})" if v.cloud else "")
-        + f", container: {v.container or 'none'}, {f.host.vcpus} vCPU(s), kernel {f.host.kernel or '?'}",
-        _memory_line(report),
+        esc(f"machine: {v.hypervisor or 'bare metal'}"
+            + (f" ({v.cloud})" if v.cloud else "")
+            + f", container: {v.container or 'none'}, {f.host.vcpus} vCPU(s), kernel {f.host.kernel or '?'}"),
+        esc(_memory_line(report)),
         "interfaces:",
     ]
-    lines += [_nic_line(n) for n in f.nics if verbose or n.software_type != "loopback"]
-    lines += _network_lines(f)
+    lines += [esc(_nic_line(n)) for n in f.nics if verbose or n.software_type != "loopback"]
+    lines += [esc(line) for line in _network_lines(f)]
     shown = [x for x in report.findings if verbose or x.severity >= Severity.WARNING]
     if shown:
         lines.append("findings:")
     for x in shown:
         tag = paint(f"{x.severity.label.upper():<8}", _COLOURS[x.severity])
-        lines.append(f"  {tag} {x.id} [{x.subject}] {x.summary}")
+        lines.append(f"  {tag} " + esc(f"{x.id} [{x.subject}] {x.summary}"))
         if x.fix:
-            lines.append(f"           fix: {x.fix}")
+            lines.append("           fix: " + esc(x.fix))
     if not shown:
         lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
     for problem in f.problems:
-        lines.append(paint(f"note: {problem}", _STATUS_COLOURS["unknown"]))
+        lines.append(paint(esc(f"note: {problem}"), _STATUS_COLOURS["unknown"]))
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from typing import Optional
 from guestcheck.atomicfile import write_atomic
 from guestcheck.findings import Finding
 from guestcheck.report import Report
+from guestcheck.text import escape_control
 
 TEXTFILE_NAME = "guestcheck.prom"
 DEFAULT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's prometheus-node-exporter default
@@ -34,12 +35,18 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def label_text(value: str) -> str:
+    """A label value as written: other control characters shown, not sent (the file may be printed on a
+    terminal), and lone surrogates, which are not UTF-8, spelled out; then the format's own escapes."""
+    return escape_label_value(value if value.isprintable() else escape_control(value))
+
+
 def _escape_help(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _labels(**labels: str) -> str:
-    return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items()) + "}"
+    return "{" + ",".join(f'{k}="{label_text(v)}"' for k, v in labels.items()) + "}"
 
 
 def _header(name: str) -> list[str]:

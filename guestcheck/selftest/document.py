@@ -50,7 +50,8 @@ def error_document(error: SelftestError) -> dict[str, Any]:
 
 def save(path: str, document: dict[str, Any]) -> None:
     try:
-        write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", make_parents=False,
+                     keep_mode=True)
     except OSError as e:
         raise SelftestError(FILE_ERROR, f"cannot save {path}: {e.strerror or e}") from None
 

@@ -123,3 +123,48 @@ def test_version_works_from_a_checkout():
 
     out = guestcheck("--version")
     assert (out.returncode, out.stdout.strip()) == (0, f"guestcheck {__version__}")
+
+
+# --- hostile facts files: one line, exit 3, never a traceback (issue 9) -------------------------------------
+
+@pytest.mark.parametrize("content,why", [
+    ('{"schema": "guestcheck.facts/1", "memory": {"total_bytes": ' + str(10**400) + "}}", "401 digits"),
+    ('{"schema": "guestcheck.facts/1", "memory": {"total_bytes": 36893488147419103232}}',
+     "facts.memory.total_bytes: integer out of range"),
+    ('{"schema": "guestcheck.facts/1", "cpu_steal": {"percent": NaN}}', "NaN is not a JSON number"),
+    ('{"schema": "guestcheck.facts/1", "cpu_steal": {"percent": 1e400}}', "out of range"),
+    ('{"schema": "guestcheck.facts/1", "cpu_steal": {"percent": 1e300}}', "facts.cpu_steal.percent: number out of"),
+    ('{"schema": "guestcheck.facts/1", "host": {"vcpus": 100000000}}', "facts.host.vcpus: 100000000 is out of range"),
+    ('{"schema": "guestcheck.facts/1", "nics": [{"name": "\\ud800"}]}', "not valid Unicode text"),
+    ('{"schema": "guestcheck.facts/1", "nics": [{"name": "x\\u001b[2J", "mtu": "x"}]}', "facts.nics[0].mtu"),
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    ('{"schema": "guestcheck.facts/1", "nics": ' + "[" * 900 + "]" * 900 + "}", "expected an object"),
+], ids=lambda v: v[:40] if len(v) < 200 else f"{len(v)} characters")  # a huge id would not fit in the environment
+def test_hostile_facts_files_are_one_line_errors(tmp_path, content, why):
+    bad = tmp_path / "facts.json"
+    bad.write_text(content)
+    for fmt in ("human", "json", "prometheus"):
+        out = guestcheck("doctor", "--facts", str(bad), "--format", fmt)
+        assert out.returncode == 3 and out.stdout == ""
+        assert_one_line_error(out)
+        assert why in out.stderr and "\x1b" not in out.stderr
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "facts.json"
+    os.mkfifo(fifo)
+    out = guestcheck("doctor", "--facts", str(fifo))
+    assert out.returncode == 3 and "not a regular file" in out.stderr
+
+
+def test_output_makes_no_directories_and_keeps_the_file_mode(tmp_path):
+    facts = tmp_path / "facts.json"
+    facts.write_text('{"schema": "guestcheck.facts/1"}')
+    out = guestcheck("doctor", "--facts", str(facts), "-o", str(tmp_path / "typo/report.txt"))
+    assert out.returncode == 3 and "does not exist" in out.stderr and not (tmp_path / "typo").exists()
+    assert_one_line_error(out)
+    report = tmp_path / "report.txt"
+    report.write_text("old")
+    report.chmod(0o600)
+    out = guestcheck("doctor", "--facts", str(facts), "-o", str(report))
+    assert out.returncode in (0, 1, 2) and (report.stat().st_mode & 0o777) == 0o600 and "doctor" in report.read_text()

@@ -349,3 +349,106 @@ def test_an_unknown_profile_is_a_problem(machine):
     machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = nosuch\n")
     outcome, _ = run(machine, apply_profile=firstboot.apply_with_tuner)
     assert outcome.ran and len(outcome.problems) == 1 and "profile nosuch not applied" in outcome.problems[0]
+
+
+# --- one time limit over everything, the profile apply included ---------------------------------------------
+
+def many_connections_machine(machine: FakeMachine, timeout: int = 1) -> dict[str, str]:
+    for key, value in MANY_CONNECTIONS_LIVE.items():
+        machine.write(f"proc/sys/{key}", value + "\n")
+    machine.write("etc/guestcheck/guestcheck.conf", f"[firstboot]\nprofile = many-connections\ntimeout = {timeout}\n")
+    return {k: (machine.base / "proc/sys" / k).read_text() for k in MANY_CONNECTIONS_LIVE}
+
+
+def test_the_time_limit_cuts_off_a_real_apply_and_the_journal_rolls_it_back(machine, monkeypatch):
+    before = many_connections_machine(machine)
+    monkeypatch.setenv("GUESTCHECK_TEST_PAUSE_AFTER_WRITE", "2")  # the tuner stops for 60 s after its 2nd write
+    collected = []
+    start = time.monotonic()
+    outcome, lines = run(machine, apply_profile=firstboot.apply_with_tuner,
+                         collect=lambda roots, sample: collected.append(1))
+    assert time.monotonic() - start < 5
+    after = {k: (machine.base / "proc/sys" / k).read_text() for k in MANY_CONNECTIONS_LIVE}
+    assert after == before  # the two values written before the cut are back
+    assert not (machine.base / "var/lib/guestcheck/tune-state.json").exists()
+    assert not (machine.base / "etc/sysctl.d/90-guestcheck.conf").exists()
+    assert outcome.profile_rolled_back and collected == []
+    assert outcome.profile_result == ("not applied: cut off by the 1 s time limit; rolled back from its journal "
+                                      "(2 change(s) undone)")
+    assert ("guestcheck firstboot: problem: profile many-connections not applied: cut off by the 1 s time limit; "
+            "rolled back from its journal (2 change(s) undone)") in lines
+    fb = report(machine)["firstboot"]
+    assert fb["profile_rolled_back"] is True and fb["profile_result"] == outcome.profile_result
+    assert report(machine)["status"] == "unknown"
+    assert (machine.base / "var/lib/guestcheck/firstboot.json").exists()
+
+
+def test_a_cut_before_the_first_change_rolls_nothing_back(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = slow\ntimeout = 1\n")
+    outcome, _ = run(machine, apply_profile=lambda name, roots: time.sleep(30))
+    assert outcome.profile_result == "not applied: cut off by the 1 s time limit before it changed anything"
+    assert not outcome.profile_rolled_back
+    assert (machine.base / "var/lib/guestcheck/firstboot.json").exists()
+
+
+def test_the_apply_and_the_check_share_one_time_limit(machine):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = slow\ntimeout = 2\n")
+    start = time.monotonic()
+    outcome, lines = run(machine, apply_profile=lambda name, roots: time.sleep(1.5) or "applied",
+                         collect=lambda roots, sample: time.sleep(30))
+    assert time.monotonic() - start < 3.5  # 2 s in all, not 2 s for the check after 1.5 s of apply
+    assert outcome.profile_result == "applied" and outcome.status == "unknown"
+    assert "guestcheck firstboot: problem: the check did not finish within 2 s; gave up" in lines
+
+
+# --- hostile settings and instance data ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", [
+    "[" * 100000 + "]" * 100000,  # RecursionError in json
+    '{"v1": {"instance_id": NaN}}', '{"v1": {"instance_id": 1e400}}', '{"v1": {"instance_id": ' + "9" * 5000 + "}}",
+    '{"v1": {"instance_id": ["i-1"]}}', '{"v1": {"instance_id": {"a": 1}}}', '{"v1": "i-1"}', '"i-1"', "\xff\xfe",
+    '{"v1": {"instance_id": "' + "x" * 5000 + '"}}',
+])
+def test_damaged_instance_data_falls_back_to_machine_id_and_still_stamps(machine, content):
+    machine.write("run/cloud-init/instance-data.json", content)
+    outcome, _ = run(machine)
+    assert outcome.ran and outcome.instance == firstboot.Instance("0123456789abcdef0123456789abcdef", "machine-id")
+    stamp = json.loads((machine.base / "var/lib/guestcheck/firstboot.json").read_text())
+    assert stamp["instance_id"] == "0123456789abcdef0123456789abcdef"
+    assert not run(machine)[0].ran  # the next boot does not repeat the work
+
+
+@pytest.mark.parametrize("value", ["/etc/guestcheck/evil.conf", "../../tmp/x", ".hidden", "a/b", "many connections",
+                                   "x;rm -rf /", "throughput\\", "e\u0301"])
+def test_profile_takes_a_name_not_a_path(machine, value):
+    machine.write("etc/guestcheck/guestcheck.conf", f"[firstboot]\nprofile = {value}\n")
+    calls = []
+    outcome, _ = run(machine, apply_profile=lambda name, roots: calls.append(name) or "applied")
+    assert calls == []
+    assert len(outcome.problems) == 1 and "no profile is applied" in outcome.problems[0]
+    assert "expected a profile name" in outcome.problems[0]
+    fb = report(machine)["firstboot"]
+    assert fb["profile"] == value and fb["profile_result"].startswith("not applied: not a profile name")
+
+
+@pytest.mark.parametrize("value", ["many-connections", "wan", "my_profile.v2", "-x", "_x"])
+def test_profile_names_are_taken(machine, value):
+    machine.write("etc/guestcheck/guestcheck.conf", f"[firstboot]\nprofile = {value}\n")
+    assert firstboot.load_settings(machine.roots).profile == value
+
+
+@pytest.mark.parametrize("value", ["/srv/../../../tmp", "/srv/m/..", "/srv/\x1bm"])
+def test_textfile_dir_stays_where_it_says(machine, value):
+    machine.write("etc/guestcheck/guestcheck.conf", f"[firstboot]\ntextfile_dir = {value}\n")
+    s = firstboot.load_settings(machine.roots)
+    assert s.textfile_dir is None and len(s.problems) == 1 and "without '..'" in s.problems[0]
+
+
+def test_the_console_gets_no_control_characters(machine):
+    set_instance(machine, "i-1\x1b]0;pwned\x07\r\n")
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nbad\x1b[2Jkey = 1\n")
+    outcome, lines = run(machine)
+    assert outcome.ran and lines
+    for line in lines:
+        assert line.isprintable(), line
+    assert any("i-1\\x1b]0;pwned\\x07" in ln for ln in lines)

@@ -13,6 +13,7 @@ from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity, Status
 from guestcheck.render import prometheus
 from guestcheck.report import Report
+from guestcheck.text import escape_control
 
 # One sample line of the text exposition format: name, optional {labels}, value (no timestamp).
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+]+|NaN|\+Inf|-Inf)$')
@@ -100,7 +101,13 @@ def test_label_escaping(raw, escaped):
 def test_any_subject_round_trips(subject):
     samples = parse(prometheus.render(report_of(Finding("NIC-EMULATED", Severity.CRITICAL, subject, "x"))))
     checks = [labels for name, labels, _ in samples if name == "guestcheck_check_severity"]
-    assert checks == [{"id": "NIC-EMULATED", "subject": subject, "severity": "critical"}]
+    assert checks == [{"id": "NIC-EMULATED", "subject": escape_control(subject), "severity": "critical"}]
+
+
+def test_control_characters_in_labels_are_shown_not_sent():
+    text = prometheus.render(report_of(Finding("NIC-EMULATED", Severity.CRITICAL, "eth0\x1b[2J\ud800", "x")))
+    assert "\x1b" not in text and 'subject="eth0\\\\x1b[2J\\\\ud800"' in text
+    text.encode("utf-8")  # writable: no lone surrogate left
 
 
 def test_one_series_per_id_and_subject_keeps_the_worst():

@@ -126,3 +126,15 @@ def test_error_document():
     doc = document.error_document(SelftestError(errors.BUSY, "10.0.0.2:5201: the server is busy"))
     assert doc["error"] == {"code": 12, "kind": "busy", "message": "10.0.0.2:5201: the server is busy"}
     assert doc["exit_code"] == 12 and doc["runs"] == []
+
+
+def test_save_makes_no_directories_and_keeps_an_existing_file_mode(tmp_path):
+    with pytest.raises(SelftestError) as e:
+        document.save(str(tmp_path / "typo/run.json"), {"schema": "x"})
+    assert e.value.code == errors.FILE_ERROR and "does not exist" in e.value.message
+    assert not (tmp_path / "typo").exists()
+    kept = tmp_path / "run.json"
+    kept.write_text("{}")
+    kept.chmod(0o600)
+    document.save(str(kept), {"schema": "x"})
+    assert (kept.stat().st_mode & 0o777) == 0o600 and '"schema": "x"' in kept.read_text()
