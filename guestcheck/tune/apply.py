@@ -398,7 +398,7 @@ def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False,
     with ethtool or EthtoolWriter() as et:
         from guestcheck.collect.nics import collect_nic
 
-        nic = collect_nic(roots, ifname, et, in_vm=False)  # doctor's own view of the NIC
+        nic = collect_nic(roots, ifname, et)  # doctor's own view of the NIC
         if nic is None:
             raise TuneError(f"no network interface named {ifname!r} here")
         if nic.features is None:

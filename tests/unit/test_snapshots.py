@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guestcheck.report import judge
+from guestcheck.report import fill_verdicts, judge
 from tests.fakemachine import from_snapshot, load_snapshot, snapshot_names
 
 pytestmark = pytest.mark.skipif(not snapshot_names(), reason="reference snapshots not found")
@@ -30,7 +30,7 @@ def test_snapshot_is_classified(name, tmp_path):
     assert name in EXPECTED, f"new capture {name}: add its expectation"
     hv, nic_name, driver, kind, bus, present, absent = EXPECTED[name]
     machine = from_snapshot(name, tmp_path)
-    facts = machine.collect()
+    facts = fill_verdicts(machine.collect())
     nic = facts.nic(nic_name)
     assert nic is not None
     assert (nic.driver, nic.driver_sysfs, nic.driver_ethtool) == (driver, driver, driver)
