@@ -115,3 +115,10 @@ def carries_traffic(nic) -> bool:
 def traffic_nics(facts: Facts, kinds: Optional[set[str]] = None) -> list:
     """NICs that carry traffic: up (or up with carrier where operstate is "unknown"), not loopback."""
     return [nic for nic in present_nics(facts, kinds) if carries_traffic(nic)]
+
+
+def uplink_veths(facts: Facts) -> list:
+    """veths that carry a default route: a container's own uplink, where queues and RPS are the guest's to set.
+    Other veths (a container host's) are someone else's path and are not judged for steering."""
+    devs = {r.dev for r in facts.path.routes} if facts.path is not None else set()
+    return [nic for nic in present_nics(facts, {"software"}) if nic.software_type == "veth" and nic.name in devs]
