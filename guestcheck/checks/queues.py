@@ -8,7 +8,7 @@ from typing import Optional
 from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics, uplink_veths
 from guestcheck.checks.fixes import rps_lines
 from guestcheck.cpus import first_cpus_mask, mask_cpus
-from guestcheck.facts import Channels, Facts, Nic
+from guestcheck.facts import Channels, Facts, Feature, Nic
 from guestcheck.findings import Finding, Severity
 
 # Hypervisors whose virtio-net has one queue pair, with no setting to add more: RPS is the whole fix there.
@@ -94,6 +94,8 @@ def run(facts: Facts) -> list[Finding]:
         evidence = {"vcpus": vcpus, "combined": ch.combined, "max_combined": ch.max_combined,
                     "rx": ch.rx, "max_rx": ch.max_rx, "tx": ch.tx, "max_tx": ch.max_tx,
                     "rx_queues_sysfs": nic.rx_queues, "tx_queues_sysfs": nic.tx_queues}
+        if nic.software_type == "veth" and not (nic.features or {}).get("rx-gro", Feature(False, True)).on:
+            continue  # a veth's extra receive queues are used only in its NAPI mode (GRO or XDP on)
         more = _more_channels(ch, vcpus, nic.name)
         if more and carries_traffic(nic):
             out.append(Finding("QUEUES-FEWER-THAN-VCPUS", Severity.WARNING, nic.name, more[0], evidence, more[1],
