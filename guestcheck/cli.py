@@ -179,8 +179,9 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
 def facts(as_json: bool, sample_seconds: float) -> None:
     """Dump the collected facts as JSON, for `guestcheck doctor --facts FILE` elsewhere."""
     from guestcheck.render.json import dumps
+    from guestcheck.report import fill_verdicts
 
-    click.echo(dumps(collect(sample_seconds).to_dict()), nl=False)
+    click.echo(dumps(fill_verdicts(collect(sample_seconds)).to_dict()), nl=False)
 
 
 @cli.command()

@@ -43,3 +43,12 @@ def mask_is_zero(mask: str) -> bool:
         return int(mask.replace(",", ""), 16) == 0
     except ValueError:
         return False
+
+
+def mask_cpus(mask: Optional[str]) -> Set[int]:
+    """"f" -> {0, 1, 2, 3}; "1,00000000" -> {32}; an unreadable mask is the empty set."""
+    try:
+        value = int((mask or "").replace(",", ""), 16)
+    except ValueError:
+        return set()
+    return {bit for bit in range(value.bit_length()) if value >> bit & 1}

@@ -46,8 +46,14 @@ class Virt:
 
 @dataclass
 class Feature:
-    on: bool
-    fixed: bool
+    """One ETHTOOL_GFEATURES bit, by the kernel's name. `on` and `fixed` are what `ethtool -k` shows; the
+    four words the kernel answers are kept too, so the checks can tell "off" from "off [requested on]"."""
+
+    on: bool  # the "active" word: the feature is in use
+    fixed: bool  # ethtool's [fixed]: not in "available", or in "never_changed"
+    requested: Optional[bool] = None  # asked for (ethtool -K); None in facts from before guestcheck records it
+    available: Optional[bool] = None  # the driver lets it be changed
+    never_changed: Optional[bool] = None  # the kernel never changes it
 
 
 @dataclass
@@ -91,6 +97,14 @@ class Nic:
     channels: Optional[Channels] = None  # ETHTOOL_GCHANNELS
     features: Optional[Dict[str, Feature]] = None  # ETHTOOL_GFEATURES by kernel name
     unknown: Dict[str, str] = field(default_factory=dict)  # what could not be read, and why
+    # Raw sysfs answers the judging step decides `kind`, `kind_reason` and `software_type` from. None: not
+    # recorded (a facts file from an older guestcheck); the judging step then keeps what that file says.
+    has_device: Optional[bool] = None  # sysfs class/net/IFACE/device exists: hardware (or virtio) behind it
+    has_physfn: Optional[bool] = None  # device/physfn exists: an SR-IOV virtual function of a local PF
+    devtype: Optional[str] = None  # DEVTYPE= in class/net/IFACE/uevent ("" when there is none)
+    markers: Optional[List[str]] = None  # type markers present in class/net/IFACE: bridge, bonding, tun_flags
+    lowers: Optional[List[str]] = None  # the lower_* links: devices this one is stacked on (macvlan, vlan, ports)
+    master: Optional[str] = None  # the master link: the bridge or bond this one is a port of
 
 
 @dataclass

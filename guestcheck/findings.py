@@ -41,6 +41,9 @@ class Finding:
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
     fix: str = ""
+    # where the fix runs: "guest" (shell commands, one per line, pasteable as they are), "host" (one labelled
+    # line per platform, for the hypervisor's admin), "" when there is nothing to fix
+    fix_on: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

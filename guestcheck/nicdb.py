@@ -99,13 +99,14 @@ SOFTWARE_DRIVERS = {
     "ip6_tunnel": "ip6tnl",
 }
 
-EMULATED_FIX = (
-    "Switch the NIC to paravirtual virtio-net on the host, then reboot the guest: "
-    "libvirt: in the domain XML interface set <model type='virtio'/> (virsh edit DOMAIN); "
-    "QEMU: replace the NIC with -device virtio-net-pci,netdev=NET0 (or -nic ...,model=virtio-net-pci); "
-    "Proxmox: qm set VMID --net0 virtio,bridge=vmbr0 (Hardware > Network Device > Model: VirtIO (paravirtualized)). "
-    "Debian/Ubuntu guests have the virtio_net driver built in; the interface may get a new name."
-)
+# A host-side fix: one labelled line per platform (the finding's fix_on is "host").
+EMULATED_FIX = "\n".join([
+    "on the host: switch the NIC to paravirtual virtio-net, then reboot the guest "
+    "(Debian/Ubuntu guests have virtio_net built in; the interface may get a new name)",
+    "libvirt: in the domain XML interface set <model type='virtio'/> (virsh edit DOMAIN)",
+    "QEMU: replace the NIC with -device virtio-net-pci,netdev=NET0 (or -nic ...,model=virtio-net-pci)",
+    "Proxmox: qm set VMID --net0 virtio,bridge=vmbr0 (Hardware > Network Device > Model: VirtIO (paravirtualized))",
+])
 
 
 def classify(

@@ -27,6 +27,16 @@ class Report:
         }
 
 
+def fill_verdicts(facts: Facts) -> Facts:
+    """The judging step's verdicts, written into the facts where the contracts show them: each NIC's `kind`,
+    `kind_reason` and `software_type`, decided from the raw answers by today's tables (a saved facts file too)."""
+    from guestcheck.checks.nic import classify_nics
+
+    classify_nics(facts)
+    return facts
+
+
 def judge(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ()) -> Report:
+    fill_verdicts(facts)
     findings, complete = run_checks(facts, only, skip)
     return Report(facts, findings, overall_status(findings, complete=complete))

@@ -1,8 +1,9 @@
 """Fake machines for unit tests: sysfs/procfs trees and ethtool answers rebuilt from real captures.
 
 `from_snapshot()` turns a capture in ../shared/reference/snapshots/ into a directory tree with the same
-files, symlinks and values the real machine showed, plus a FakeEthtool that replays its ioctl answers.
-`FakeMachine` can also be built by hand for drivers no capture covers.
+files, symlinks and values the real machine showed, and its ioctl answers in ROOT/ethtool/IFACE.json, the
+files the collectors read under a fake root (guestcheck.collect.ethtool.EthtoolReplay). `FakeMachine` can
+also be built by hand for drivers no capture covers; `m.ethtool` holds the answers until `collect()` writes them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Optional
 
 import pytest
 
-from guestcheck.collect.ethtool import DrvInfo, EthtoolError
+from guestcheck.collect.ethtool import REPLAY_DIR, DrvInfo, EthtoolError, replay_document
 from guestcheck.collect.machine import collect_facts
 from guestcheck.facts import Channels, Facts, Feature
 from guestcheck.roots import Roots
@@ -62,6 +63,18 @@ class FakeEthtool:
     def channels(self, ifname: str) -> Channels:
         return self._get(self.channel_sets, ifname)
 
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """ROOT/ethtool/IFACE.json for each interface this knows: its answers, "unsupported" where it has none."""
+        out = {}
+        for name in set(self.drvinfos) | set(self.feature_sets) | set(self.channel_sets) | self.gone:
+            keys = ("drvinfo", "features", "channels")
+            tables = dict(zip(keys, (self.drvinfos, self.feature_sets, self.channel_sets)))
+            errors = {k: "no-device" if name in self.gone else "unsupported"
+                      for k in keys if name in self.gone or name not in tables[k]}
+            out[name] = replay_document(self.drvinfos.get(name), self.feature_sets.get(name),
+                                        self.channel_sets.get(name), errors)
+        return out
+
 
 class FakeMachine:
     """A directory laid out like /, with helpers to write sysfs-like files and symlinks."""
@@ -79,9 +92,23 @@ class FakeMachine:
         self.set_cpus(1)
 
     def collect(self, **kw: Any) -> Facts:
-        """Facts of this fake machine, collected by the real collectors (no CPUID, no sampling wait)."""
+        """Facts of this fake machine, collected by the real collectors (no CPUID, no sampling wait), the ioctl
+        answers read from the tree as under GUESTCHECK_ROOT. A test that put its own source in `m.ethtool`
+        (an interface vanishing mid-read) gets that source called instead."""
         kw.setdefault("sample_seconds", 0)
+        if type(self.ethtool) is FakeEthtool:
+            self.write_ethtool()
+            return collect_facts(self.roots, cpuid_reader=lambda: None, **kw)
         return collect_facts(self.roots, ethtool=self.ethtool, cpuid_reader=lambda: None, **kw)
+
+    def write_ethtool(self) -> None:
+        """The ioctl answers as files next to sysfs: ROOT/ethtool/IFACE.json."""
+        import shutil
+
+        directory = self.base / REPLAY_DIR
+        shutil.rmtree(directory, ignore_errors=True)
+        for name, doc in self.ethtool.documents().items():
+            self.write(f"{REPLAY_DIR}/{name}.json", json.dumps(doc, indent=1))
 
     def write(self, rel: str, text: str) -> Path:
         path = self.base / rel
@@ -185,7 +212,9 @@ class FakeMachine:
 def _features(raw: Any) -> Optional[dict[str, Feature]]:
     if not isinstance(raw, dict) or "error" in raw:
         return None
-    return {k: Feature(bool(v["on"]), bool(v["fixed"])) for k, v in raw.items() if k}
+    return {k: Feature(bool(v["on"]), bool(v["fixed"]), *(v.get(w) for w in ("requested", "available",
+                                                                           "never_changed")))
+            for k, v in raw.items() if k}
 
 
 # virtio device id -> the driver that binds it (include/uapi/linux/virtio_ids.h)

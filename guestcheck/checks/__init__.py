@@ -7,6 +7,7 @@ Every module has the same face: `FINDINGS` (id -> FindingDoc, what `guestcheck e
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import importlib
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class FindingDoc:
     why: str
     fix: str
     judged_on: str = ""  # for NIC-level findings: PRESENT or CARRYING_TRAFFIC, printed by `explain`
+    fix_on: str = "guest"  # "guest" or "host": where a finding's fix runs (see Finding.fix_on)
 
 
 # Which interfaces a NIC-level check looks at. A setting of the VM (the NIC model, the queues the host gave,
@@ -86,9 +88,19 @@ def run_checks(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ())
             complete = False
             found = [Finding("CHECK-FAILED", Severity.INFO, module.__name__.rsplit(".", 1)[1],
                              f"check failed: {type(e).__name__}: {e}", {}, RUNNER_FINDINGS["CHECK-FAILED"].fix)]
-        findings.extend(f for f in found if f.id == "CHECK-FAILED" or _selected(f.id, only, skip))
+        findings.extend(_where_fixed(f) for f in found if f.id == "CHECK-FAILED" or _selected(f.id, only, skip))
     findings.sort(key=lambda f: (-f.severity, f.id, f.subject))
     return findings, complete
+
+
+def _where_fixed(finding: Finding) -> Finding:
+    """A finding with a fix says where it runs: what the check said, else its catalog entry's fix_on."""
+    if not finding.fix.strip():
+        return dataclasses.replace(finding, fix_on="") if finding.fix_on else finding
+    if finding.fix_on:
+        return finding
+    doc = catalog().get(finding.id)
+    return dataclasses.replace(finding, fix_on=doc.fix_on if doc else "guest")
 
 
 def present_nics(facts: Facts, kinds: Optional[set[str]] = None) -> list:
@@ -109,3 +121,10 @@ def carries_traffic(nic) -> bool:
 def traffic_nics(facts: Facts, kinds: Optional[set[str]] = None) -> list:
     """NICs that carry traffic: up (or up with carrier where operstate is "unknown"), not loopback."""
     return [nic for nic in present_nics(facts, kinds) if carries_traffic(nic)]
+
+
+def uplink_veths(facts: Facts) -> list:
+    """veths that carry a default route: a container's own uplink, where queues and RPS are the guest's to set.
+    Other veths (a container host's) are someone else's path and are not judged for steering."""
+    devs = {r.dev for r in facts.path.routes} if facts.path is not None else set()
+    return [nic for nic in present_nics(facts, {"software"}) if nic.software_type == "veth" and nic.name in devs]

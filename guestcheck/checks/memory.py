@@ -57,6 +57,7 @@ FINDINGS = {
         "when it is inflated now: page cache and socket buffers shrink and throughput drops under memory pressure. "
         "The inflation comes from debugfs, meminfo 'Balloon:' or /proc/vmstat balloon_inflate - balloon_deflate.",
         BALLOON_FIX,
+        fix_on="host",
     ),
     "MEM-VIRTIO-MEM": FindingDoc(
         "A virtio-mem device is bound: the host can unplug memory",
@@ -64,6 +65,7 @@ FINDINGS = {
         "virtio-mem lets the host plug and unplug guest memory in blocks; memory it plugged can be asked back.",
         f"{ASK_PROVIDER} On your own host give the VM its memory as boot memory (QEMU -m SIZE without a virtio-mem "
         "device; libvirt: no <memory model='virtio-mem'> device) or keep requested-size at the full size.",
+        fix_on="host",
     ),
     "MEM-HV-BALLOON": FindingDoc(
         "Hyper-V Dynamic Memory (hv_balloon)",
@@ -75,6 +77,7 @@ FINDINGS = {
         "Hyper-V Manager > VM Settings > Memory: clear 'Enable Dynamic Memory' and set Startup RAM to the full "
         "size (PowerShell: Set-VMMemory -VMName NAME -DynamicMemoryEnabled $false -StartupBytes SIZE). "
         + ASK_PROVIDER,
+        fix_on="host",
     ),
     "MEM-XEN-BALLOON": FindingDoc(
         "The Xen balloon holds memory or its target is below the current size",
@@ -83,6 +86,7 @@ FINDINGS = {
         "A target below the current size, or pages held in the balloon (info/low_kb + high_kb), mean the host "
         "has taken or is taking memory back.",
         "On the host: xl mem-set DOMAIN SIZE (and memory = maxmem in the domain config so it stays). " + ASK_PROVIDER,
+        fix_on="host",
     ),
     "MEM-VMW-BALLOON": FindingDoc(
         "The VMware balloon (vmw_balloon)",
@@ -93,6 +97,7 @@ FINDINGS = {
         "vSphere: VM > Edit Settings > Memory > Reservation: tick 'Reserve all guest memory (All locked)'; on a "
         "hosted VM ask the provider for a full memory reservation. Do not remove vmw_balloon: ESXi then swaps "
         "the VM's memory on the host instead, which is worse.",
+        fix_on="host",
     ),
     "MEM-BEANCOUNTERS": FindingDoc(
         "OpenVZ/Virtuozzo container limits (user_beancounters)",
@@ -104,6 +109,7 @@ FINDINGS = {
         "On the node: vzctl set CTID --ram SIZE --swap SIZE --save (Virtuozzo 7: prlctl set CTID --memsize SIZE); "
         "for socket-buffer failures raise tcpsndbuf/tcprcvbuf/othersockbuf (vzctl set CTID --tcpsndbuf B:L "
         "--save). On a hosted container ask for more RAM, or a VM with dedicated memory.",
+        fix_on="host",
     ),
     "MEM-CGROUP-LIMIT": FindingDoc(
         "A cgroup memory limit below MemTotal applies to the whole system or container",
@@ -137,6 +143,7 @@ FINDINGS = {
         "T-family with unlimited credits; GCP: not the shared-core e2-micro/small/medium; Azure: not B-series). "
         "On your own host do not overcommit vCPUs and pin them: libvirt <cputune><vcpupin vcpu='0' cpuset='2'/>"
         "</cputune>; Proxmox: qm set VMID --affinity 2-3.",
+        fix_on="host",
     ),
 }
 

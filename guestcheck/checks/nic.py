@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from guestcheck import nicdb
 from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics, traffic_nics
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Finding, Severity
+from guestcheck.text import shell_word
 
 FINDINGS = {
     "NIC-EMULATED": FindingDoc(
@@ -16,6 +19,7 @@ FINDINGS = {
         "Paravirtual virtio-net moves packets through shared rings and is up to 5x faster.",
         nicdb.EMULATED_FIX,
         judged_on=PRESENT,
+        fix_on="host",
     ),
     "NIC-PARAVIRTUAL": FindingDoc(
         "The NIC is paravirtual",
@@ -42,17 +46,57 @@ FINDINGS = {
         "The NIC's kind is unknown",
         "info",
         "guestcheck's driver tables do not know this driver, or no driver is bound.",
-        "Report `guestcheck facts --json` so the driver can be added to the tables.",
+        "guestcheck facts --json > guestcheck-facts.json  (and report the file, so the driver can be added to "
+        "the tables)",
         judged_on=PRESENT,
     ),
     "NIC-NONE": FindingDoc(
         "No interface carries traffic",
         "warning",
         "Only loopback, or only interfaces that are down: this machine has no working network path.",
-        "Bring an interface up (ip link set IFACE up) and check its configuration.",
+        "ip link set IFACE up  (for each interface that should carry traffic; then check its configuration)",
         judged_on=CARRYING_TRAFFIC,
     ),
 }
+
+def software_type(nic: Nic) -> Optional[str]:
+    """veth, bridge, bond, vlan, tun, macvlan, ... from the sysfs type markers, DEVTYPE and the driver."""
+    if nic.link_type == 772:
+        return "loopback"
+    if nic.has_device is None:  # a facts file from before the raw markers were recorded
+        return nic.software_type
+    if nic.has_device:
+        return None
+    markers = set(nic.markers or ())
+    for marker, kind in (("bridge", "bridge"), ("bonding", "bond"), ("tun_flags", "tun")):
+        if marker in markers:
+            return kind
+    if nic.devtype:
+        return nic.devtype
+    return nicdb.SOFTWARE_DRIVERS.get(nic.driver_ethtool or "")
+
+
+def classify_nic(nic: Nic, in_vm: bool) -> None:
+    """Fill in `software_type`, `kind` and `kind_reason` from the raw answers the collector recorded."""
+    nic.software_type = software_type(nic)
+    has_device = nic.has_device
+    if has_device is None:  # older facts: only interfaces without a device were given a software type
+        has_device = nic.software_type is None
+    has_physfn = nic.has_physfn
+    if has_physfn is None:  # older facts did not record it; their verdict named it when it decided
+        has_physfn = "physfn" in nic.kind_reason
+    nic.kind, nic.kind_reason = nicdb.classify(
+        name=nic.name, driver=nic.driver, bus=nic.bus, pci_id=nic.pci_id, pci_subsystem_id=nic.pci_subsystem_id,
+        has_device=has_device, has_physfn=has_physfn, software_type=nic.software_type, link_type=nic.link_type,
+        in_vm=in_vm)
+
+
+def classify_nics(facts: Facts) -> None:
+    """The judging step for NICs, run before the checks (and before `facts` prints): kinds by today's tables."""
+    in_vm = facts.virt.hypervisor is not None
+    for nic in facts.nics:
+        classify_nic(nic, in_vm)
+
 
 _OK_IDS = {"paravirtual": "NIC-PARAVIRTUAL", "sriov-vf": "NIC-SRIOV-VF", "physical": "NIC-PHYSICAL"}
 
@@ -87,6 +131,8 @@ def run(facts: Facts) -> list[Finding]:
             out.append(Finding("NIC-UNKNOWN", Severity.INFO, nic.name, nic.kind_reason, _evidence(nic),
                                FINDINGS["NIC-UNKNOWN"].fix))
     if not traffic_nics(facts) and facts.complete:
+        down = [n.name for n in present_nics(facts) if n.admin_up is False]
+        fix = "\n".join(f"ip link set {shell_word(name)} up" for name in down)
         out.append(Finding("NIC-NONE", Severity.WARNING, "network", "no interface is up besides loopback",
-                           {"interfaces": [n.name for n in facts.nics]}, FINDINGS["NIC-NONE"].fix))
+                           {"interfaces": [n.name for n in facts.nics], "down": down}, fix))
     return out

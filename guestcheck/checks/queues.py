@@ -2,61 +2,120 @@
 
 from __future__ import annotations
 
-from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics, queue_file
-from guestcheck.cpus import first_cpus_mask
-from guestcheck.facts import Facts
+from typing import Optional
+
+from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics, uplink_veths
+from guestcheck.checks.fixes import rps_lines
+from guestcheck.cpus import first_cpus_mask, mask_cpus
+from guestcheck.facts import Channels, Facts, Feature, Nic
 from guestcheck.findings import Finding, Severity
 from guestcheck.text import shell_word
 
-HOST_MQ_FIX = (
-    "Give the NIC N = (number of vCPUs) queue pairs on the host, then reboot the guest: "
-    "libvirt: <interface ...><model type='virtio'/><driver name='vhost' queues='N'/></interface>; "
-    "QEMU: -netdev tap,id=n0,vhost=on,queues=N -device virtio-net-pci,netdev=n0,mq=on,vectors=2N+2; "
-    "Proxmox: qm set VMID --net0 virtio,bridge=vmbr0,queues=N. "
-    "Until then, spread receive work in the guest with RPS: echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus."
-)
+# Hypervisors whose virtio-net has one queue pair, with no setting to add more: RPS is the whole fix there.
+NO_VIRTIO_MULTIQUEUE = {"firecracker"}
+
+
+def host_mq_fix(vcpus: int, ifname: str, rps: bool) -> str:
+    """The host's settings for `vcpus` queue pairs, one labelled line per platform, every number filled in."""
+    lines = [
+        f"on the host: give the NIC {vcpus} queue pairs (one per vCPU), then restart the VM",
+        f"libvirt: <interface ...><model type='virtio'/><driver name='vhost' queues='{vcpus}'/></interface>",
+        f"QEMU: -netdev tap,id=n0,vhost=on,queues={vcpus} "
+        f"-device virtio-net-pci,netdev=n0,mq=on,vectors={2 * vcpus + 2}",
+        f"Proxmox: qm set VMID --net0 virtio,bridge=vmbr0,queues={vcpus}",
+    ]
+    if rps:
+        lines.append("guest, until then: " + rps_lines(ifname, None, first_cpus_mask(vcpus))[0])
+    return "\n".join(lines)
+
 
 FINDINGS = {
     "QUEUES-FEWER-THAN-VCPUS": FindingDoc(
         "The NIC uses fewer queues than it could",
         "warning",
-        "The NIC offers more combined channels than are enabled, and there are vCPUs to serve them: "
-        "more queues spread interrupts and softirq work across vCPUs.",
-        "ethtool -L IFACE combined N  with N = min(vCPUs, the maximum `ethtool -l IFACE` shows)",
+        "The NIC offers more channels than are enabled, and there are vCPUs to serve them: more queues spread "
+        "interrupts and softirq work across vCPUs. Judged on hardware and paravirtual NICs, and on a veth that "
+        "carries the default route (a container's uplink).",
+        "ethtool -L IFACE combined N  (or rx N tx N where the NIC has separate channels, as veth does), with "
+        "N = min(vCPUs, the maximum `ethtool -l IFACE` shows)",
         judged_on=CARRYING_TRAFFIC,
     ),
     "QUEUES-SINGLE-VIRTIO": FindingDoc(
         "A single-queue virtio NIC on a multi-vCPU guest",
         "warning",
         "The host gave this virtio-net device one queue pair, so one vCPU takes all of its interrupts; "
-        "the guest cannot add queues, the host must (virtio multiqueue).",
-        HOST_MQ_FIX,
+        "the guest cannot add queues, the host must (virtio multiqueue). Where the host cannot offer more "
+        "(Firecracker), Receive Packet Steering over every vCPU is the fix, and the finding clears once RPS "
+        "covers them all.",
+        "On the host, N = the number of vCPUs: libvirt <driver name='vhost' queues='N'/> in the interface; "
+        "QEMU -netdev tap,...,queues=N -device virtio-net-pci,...,mq=on,vectors=2N+2; Proxmox qm set VMID "
+        "--net0 virtio,...,queues=N. In the guest, until then (and on Firecracker, instead): "
+        "echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus with MASK covering every vCPU, kept by a udev rule.",
         judged_on=PRESENT,
+        fix_on="host",
     ),
 }
 
 HARDWARE = {"paravirtual", "sriov-vf", "emulated", "physical"}
 
 
+def rps_covers(facts: Facts, nic: Nic, vcpus: int) -> bool:
+    """RPS on the NIC's receive queue already spreads work over every vCPU."""
+    steering = next((s for s in (facts.softirq.nics if facts.softirq else []) if s.nic == nic.name), None)
+    if steering is None:
+        return False
+    return set(range(vcpus)) <= mask_cpus(steering.rps_cpus.get("rx-0"))
+
+
+def _more_channels(ch: Channels, vcpus: int, name: str) -> Optional[tuple[str, str]]:
+    """(summary, fix) when the NIC could use more channels: combined ones, or separate rx/tx (veth)."""
+    q = shell_word(name)
+    if ch.max_combined:
+        want = min(vcpus, ch.max_combined)
+        if ch.combined < want:
+            return (f"{ch.combined} combined channel(s) in use, {want} possible with {vcpus} vCPUs",
+                    f"ethtool -L {q} combined {want}")
+        return None
+    if ch.max_rx and ch.max_tx:
+        want_rx, want_tx = min(vcpus, ch.max_rx), min(vcpus, ch.max_tx)
+        if ch.rx < want_rx or ch.tx < want_tx:
+            return (f"{ch.rx} rx / {ch.tx} tx channel(s) in use, {want_rx} / {want_tx} possible with {vcpus} vCPUs",
+                    f"ethtool -L {q} rx {want_rx} tx {want_tx}")
+    return None
+
+
 def run(facts: Facts) -> list[Finding]:
     out = []
     vcpus = facts.host.vcpus
-    for nic in present_nics(facts, HARDWARE):
+    for nic in present_nics(facts, HARDWARE) + uplink_veths(facts):
         ch = nic.channels
         if ch is None:
             continue
         evidence = {"vcpus": vcpus, "combined": ch.combined, "max_combined": ch.max_combined,
+                    "rx": ch.rx, "max_rx": ch.max_rx, "tx": ch.tx, "max_tx": ch.max_tx,
                     "rx_queues_sysfs": nic.rx_queues, "tx_queues_sysfs": nic.tx_queues}
-        want = min(vcpus, ch.max_combined)
-        if ch.max_combined and ch.combined < want and carries_traffic(nic):
-            out.append(Finding("QUEUES-FEWER-THAN-VCPUS", Severity.WARNING, nic.name,
-                               f"{ch.combined} combined channel(s) in use, {want} possible with {vcpus} vCPUs",
-                               evidence, f"ethtool -L {shell_word(nic.name)} combined {want}"))
+        if nic.software_type == "veth" and not (nic.features or {}).get("rx-gro", Feature(False, True)).on:
+            continue  # a veth's extra receive queues are used only in its NAPI mode (GRO or XDP on)
+        more = _more_channels(ch, vcpus, nic.name)
+        if more and carries_traffic(nic):
+            out.append(Finding("QUEUES-FEWER-THAN-VCPUS", Severity.WARNING, nic.name, more[0], evidence, more[1],
+                               "guest"))
         elif nic.driver == "virtio_net" and vcpus > 1 and ch.max_combined <= 1:
-            fix = HOST_MQ_FIX.replace("N = (number of vCPUs)", f"N = {vcpus}")
-            if facts.virt.hypervisor == "firecracker":
-                fix = ("Firecracker's virtio-net has a single queue pair; spread receive work with RPS: "
-                       f"echo {first_cpus_mask(vcpus)} > {queue_file(nic.name, 'rx-0/rps_cpus')}")
-            out.append(Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name,
-                               f"virtio-net with one queue pair on {vcpus} vCPUs", evidence, fix))
+            out += _single_virtio(facts, nic, vcpus, evidence)
     return out
+
+
+def _single_virtio(facts: Facts, nic: Nic, vcpus: int, evidence: dict) -> list[Finding]:
+    covered = rps_covers(facts, nic, vcpus)
+    evidence = dict(evidence, rps_covers_vcpus=covered, hypervisor=facts.virt.hypervisor)
+    if facts.virt.hypervisor in NO_VIRTIO_MULTIQUEUE:
+        if covered:
+            return []  # the whole fix there, and it is in place
+        evidence["how"] = (f"{facts.virt.hypervisor}'s virtio-net has a single queue pair and no setting for "
+                           "more; Receive Packet Steering spreads receive work over the vCPUs")
+        return [Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name,
+                        f"virtio-net with one queue pair on {vcpus} vCPUs and RPS off",
+                        evidence, "\n".join(rps_lines(nic.name, nic.mac, first_cpus_mask(vcpus))), "guest")]
+    summary = f"virtio-net with one queue pair on {vcpus} vCPUs" + (" (RPS spreads it meanwhile)" if covered else "")
+    return [Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name, summary, evidence,
+                    host_mq_fix(vcpus, nic.name, rps=not covered), "host")]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import List, Set
 
-from guestcheck.checks import CARRYING_TRAFFIC, FindingDoc, queue_file, traffic_nics
+from guestcheck.checks import CARRYING_TRAFFIC, FindingDoc, carries_traffic, traffic_nics, uplink_veths
+from guestcheck.checks.fixes import net_queue_attr, rps_lines, sysctl_lines, sysfs_write
 from guestcheck.cpus import cpu_bitmap, cpu_list, first_cpus_mask, mask_is_zero
 from guestcheck.facts import Facts, NicSteering, Softirq
 from guestcheck.findings import Finding, Severity
-from guestcheck.text import plain_or, shell_word
 
 HARDWARE = {"paravirtual", "sriov-vf", "emulated", "physical"}
 MIN_NET_RX_PER_S = 1000.0  # below this the machine is idle and shares mean nothing
@@ -55,10 +55,12 @@ FINDINGS = {
         "all of its protocol processing too. RPS hands packets to other CPUs by flow hash (RFS: to the CPU "
         "where the reading application runs). A warning when the sample showed receive load piling up; info "
         "on an idle machine, where it only matters once traffic comes.",
-        "echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus (MASK = the CPUs to use, hex, e.g. f for 0-3); "
-        "for RFS also sysctl -w net.core.rps_sock_flow_entries=32768 and echo 32768 > "
-        "/sys/class/net/IFACE/queues/rx-0/rps_flow_cnt; to keep it, a udev rule: "
-        "ACTION==\"add\", SUBSYSTEM==\"net\", KERNEL==\"IFACE\", ATTR{queues/rx-0/rps_cpus}=\"MASK\"",
+        "echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus (MASK = the CPUs to use, hex, e.g. f for 0-3), "
+        "kept by a udev rule the fix writes: ACTION==\"add\", SUBSYSTEM==\"net\", ATTR{address}==\"MAC\", "
+        "ATTR{queues/rx-0/rps_cpus}=\"MASK\". For RFS as well (flows steered to the CPU of the reading "
+        "application): sysctl -w net.core.rps_sock_flow_entries=32768 and echo 32768 > "
+        "/sys/class/net/IFACE/queues/rx-0/rps_flow_cnt. Judged on hardware and paravirtual NICs, and on a veth "
+        "that carries the default route (a container's uplink).",
         judged_on=CARRYING_TRAFFIC,
     ),
     "SOFTIRQ-NO-XPS": FindingDoc(
@@ -115,7 +117,7 @@ def _cpu_findings(s: Softirq, vcpus: int) -> List[Finding]:
             "backlog full: " + ", ".join(f"cpu{c.cpu} dropped {c.dropped_per_s:g}/s" for c in dropping),
             {"dropped_per_s": {f"cpu{c.cpu}": c.dropped_per_s for c in dropping},
              "netdev_max_backlog": s.netdev_max_backlog},
-            f"sysctl -w net.core.netdev_max_backlog={max(4096, backlog * 2)}; {PERSIST}"))
+            "\n".join(sysctl_lines({"net.core.netdev_max_backlog": max(4096, backlog * 2)}, "backlog"))))
     else:
         old = [c for c in s.cpus if c.dropped_since_boot]
         if old:
@@ -125,7 +127,7 @@ def _cpu_findings(s: Softirq, vcpus: int) -> List[Finding]:
                 + ", ".join(f"cpu{c.cpu} {c.dropped_since_boot}" for c in old),
                 {"dropped_since_boot": {f"cpu{c.cpu}": c.dropped_since_boot for c in old},
                  "netdev_max_backlog": s.netdev_max_backlog},
-                "Sample under load (guestcheck doctor --sample 10) to see whether it still happens."))
+                "guestcheck doctor --sample 10  # under load: does it still happen?"))
     squeezing = [c for c in s.cpus if c.squeezed_per_s >= SQUEEZE_PER_S]
     if squeezing:
         budget, usecs = s.netdev_budget or 300, s.netdev_budget_usecs or 2000
@@ -134,7 +136,8 @@ def _cpu_findings(s: Softirq, vcpus: int) -> List[Finding]:
             "receive softirq out of budget: " + ", ".join(f"cpu{c.cpu} {c.squeezed_per_s:g}/s" for c in squeezing),
             {"squeezed_per_s": {f"cpu{c.cpu}": c.squeezed_per_s for c in squeezing},
              "netdev_budget": s.netdev_budget, "netdev_budget_usecs": s.netdev_budget_usecs},
-            f"sysctl -w net.core.netdev_budget={budget * 2} net.core.netdev_budget_usecs={usecs * 2}; {PERSIST}"))
+            "\n".join(sysctl_lines({"net.core.netdev_budget": budget * 2, "net.core.netdev_budget_usecs": usecs * 2},
+                                   "budget"))))
     rates = {c.cpu: c.net_rx_per_s for c in s.cpus if c.net_rx_per_s is not None}
     total = sum(rates.values())
     if vcpus > 1 and len(rates) > 1 and total >= MIN_NET_RX_PER_S:
@@ -144,8 +147,9 @@ def _cpu_findings(s: Softirq, vcpus: int) -> List[Finding]:
             out.append(Finding(
                 "SOFTIRQ-IMBALANCE", Severity.WARNING, f"cpu{busiest}",
                 f"cpu{busiest} handled {share:.0%} of {total:.0f} NET_RX softirqs/s across {len(rates)} CPUs",
-                {"net_rx_per_s": {f"cpu{k}": v for k, v in rates.items()}, "share": round(share, 3)},
-                FINDINGS["SOFTIRQ-IMBALANCE"].fix))
+                {"net_rx_per_s": {f"cpu{k}": v for k, v in rates.items()}, "share": round(share, 3),
+                 "how": FINDINGS["SOFTIRQ-IMBALANCE"].fix},
+                ""))
     return out
 
 
@@ -159,7 +163,7 @@ def run(facts: Facts) -> list[Finding]:
     steering = {n.nic: n for n in s.nics}
     spread_cpus: Set[int] = set()
     nics_with_irqs = []
-    for nic in traffic_nics(facts, HARDWARE):
+    for nic in traffic_nics(facts, HARDWARE) + [n for n in uplink_veths(facts) if carries_traffic(n)]:
         st = steering.get(nic.name)
         if st is None or vcpus < 2:
             continue
@@ -171,18 +175,13 @@ def run(facts: Facts) -> list[Finding]:
                 f"one receive queue, {vcpus} vCPUs, RPS off"
                 + ("" if under_load else " (idle during the sample)"),
                 {"rx_queues": st.rx_queues, "rps_cpus": st.rps_cpus, "vcpus": vcpus},
-                f"echo {mask} > {queue_file(nic.name, 'rx-0/rps_cpus')}; "
-                f"sysctl -w net.core.rps_sock_flow_entries=32768; "
-                f"echo 32768 > {queue_file(nic.name, 'rx-0/rps_flow_cnt')}; to keep it, a udev rule: "
-                f"ACTION==\"add\", SUBSYSTEM==\"net\", KERNEL==\"{plain_or(nic.name, 'IFACE')}\", "
-                f"ATTR{{queues/rx-0/rps_cpus}}=\"{mask}\""
-                + ("" if plain_or(nic.name, "") else " (IFACE: this interface, whose name needs quoting)")))
+                "\n".join(rps_lines(nic.name, nic.mac, mask))))
         if st.tx_queues > 1 and st.xps_cpus and all(mask_is_zero(m) for m in st.xps_cpus.values()):
             out.append(Finding(
                 "SOFTIRQ-NO-XPS", Severity.INFO, nic.name,
                 f"{st.tx_queues} transmit queues, none mapped to a CPU",
                 {"xps_cpus": st.xps_cpus, "vcpus": vcpus},
-                "; ".join(f"echo {cpu_bitmap([i % vcpus])} > {queue_file(nic.name, f'tx-{i}/xps_cpus')}"
+                "\n".join(sysfs_write(cpu_bitmap([i % vcpus]), net_queue_attr(nic.name, f"tx-{i}", "xps_cpus"))
                           for i in range(st.tx_queues))))
         cpus = irq_cpus(st)
         if st.irqs:
@@ -194,14 +193,16 @@ def run(facts: Facts) -> list[Finding]:
                 "IRQ-AFFINITY-ONE-CPU", Severity.WARNING, nic.name,
                 f"all {len(st.irqs)} queue interrupts run on cpu{cpu}",
                 {"irqs": {i.irq: {"name": i.name, "affinity": i.affinity, "effective": i.effective,
-                                  "per_s": i.per_s} for i in st.irqs}},
-                "; ".join(f"echo {queue_index(irq.name, n) % vcpus} > "
-                          + shell_word(f"/proc/irq/{irq.irq}/smp_affinity_list") for n, irq in enumerate(st.irqs))
-                + "; or systemctl enable --now irqbalance"))
+                                  "per_s": i.per_s} for i in st.irqs},
+                 "or": "run irqbalance instead: systemctl enable --now irqbalance"},
+                "\n".join(sysfs_write(str(queue_index(irq.name, n) % vcpus),
+                                       f"/proc/irq/{irq.irq}/smp_affinity_list")
+                          for n, irq in enumerate(st.irqs) if irq.irq.isdigit())))
     if s.irqbalance is False and vcpus > 1 and nics_with_irqs and len(spread_cpus) == 1:
         out.append(Finding(
             "IRQBALANCE-MISSING", Severity.INFO, ",".join(nics_with_irqs),
             f"irqbalance is not running; every NIC interrupt runs on cpu{next(iter(spread_cpus))}",
-            {"irqbalance": False, "vcpus": vcpus, "nics": nics_with_irqs},
-            FINDINGS["IRQBALANCE-MISSING"].fix))
+            {"irqbalance": False, "vcpus": vcpus, "nics": nics_with_irqs,
+             "or": "pin by hand: echo CPU > /proc/irq/N/smp_affinity_list"},
+            "apt-get install -y irqbalance\nsystemctl enable --now irqbalance"))
     return out

@@ -4,6 +4,10 @@ Why not pyroute2: it has no ETHTOOL_GDRVINFO at all, 0.7.2 (Debian 12) has no ge
 importing it costs ~370 ms at boot. These GET calls need no privilege and no extra module.
 Errors map to a small set of reasons ("unsupported", "no-device", "denied") that the collectors
 turn into "unknown" for that one value.
+
+Under a fake root (GUESTCHECK_ROOT, tests) the answers come from files instead: `EthtoolReplay` reads
+ROOT/ethtool/IFACE.json, the same answers in the same form as the facts carry them (see `replay_document`),
+so a capture replays fully offline and never picks up the live machine's drivers.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import array
 import errno
 import fcntl
+import json
+import os
 import socket
 import struct
-from dataclasses import dataclass
-from typing import Dict, Optional
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Dict, List, Optional
 
 from guestcheck.facts import Channels, Feature
 
@@ -112,23 +118,148 @@ class Ethtool:
         return names
 
     def features(self, ifname: str) -> Dict[str, Feature]:
+        """ETHTOOL_GFEATURES: all four words (available, requested, active, never_changed) of every feature."""
         names = self._feature_strings(ifname)
         blocks = (len(names) + 31) // 32
         buf = array.array("B", struct.pack("II", ETHTOOL_GFEATURES, blocks) + bytes(16 * blocks))
         self._ioctl(ifname, buf)
-        raw = buf.tobytes()
-        out: Dict[str, Feature] = {}
-        for i, name in enumerate(names):
-            if not name:
-                continue
-            available, _requested, active, never_changed = struct.unpack_from("IIII", raw, 8 + 16 * (i // 32))
-            bit = 1 << (i % 32)
-            # ethtool prints "[fixed]" when the bit is not changeable or never changes
-            out[name] = Feature(on=bool(active & bit), fixed=not (available & bit) or bool(never_changed & bit))
-        return out
+        return decode_features(names, buf.tobytes()[8:])
 
     def channels(self, ifname: str) -> Channels:
         buf = array.array("B", struct.pack("I", ETHTOOL_GCHANNELS) + bytes(32))
         self._ioctl(ifname, buf)
         v = struct.unpack_from("8I", buf.tobytes(), 4)
         return Channels(*v)
+
+
+def decode_features(names: List[str], blocks: bytes) -> Dict[str, Feature]:
+    """The GFEATURES answer after its header: one block of four u32 words per 32 features, in the order of
+    the ETH_SS_FEATURES strings. The one decoder of these words (the tuner reads `requested` from it too)."""
+    out: Dict[str, Feature] = {}
+    for i, name in enumerate(names):
+        offset = 16 * (i // 32)
+        if not name or offset + 16 > len(blocks):
+            continue
+        available, requested, active, never_changed = struct.unpack_from("IIII", blocks, offset)
+        bit = 1 << (i % 32)
+        out[name] = Feature(
+            on=bool(active & bit),
+            # ethtool prints "[fixed]" when the bit is not changeable or never changes
+            fixed=not (available & bit) or bool(never_changed & bit),
+            requested=bool(requested & bit),
+            available=bool(available & bit),
+            never_changed=bool(never_changed & bit),
+        )
+    return out
+
+
+# --- replay: the ioctl answers of a capture, one JSON file per interface ---
+
+REPLAY_DIR = "ethtool"  # below the fake root: ROOT/ethtool/IFACE.json, next to ROOT/sys
+MAX_REPLAY_BYTES = 1 << 20
+_U32 = 1 << 32
+
+
+def replay_document(drvinfo: Optional[DrvInfo], features: Optional[Dict[str, Feature]],
+                    channels: Optional[Channels], errors: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """ROOT/ethtool/IFACE.json: {"drvinfo": {...}, "features": {name: {...}}, "channels": {...}}, each key
+    either the answer (the same fields as the facts: DrvInfo, Feature, Channels) or {"error": reason}.
+    A key that is absent reads as "not-captured"."""
+    errors = errors or {}
+    doc: Dict[str, Any] = {}
+    for key, value in (("drvinfo", drvinfo), ("features", features), ("channels", channels)):
+        if key in errors:
+            doc[key] = {"error": errors[key]}
+        elif value is None:
+            continue
+        elif key == "features":
+            doc[key] = {n: asdict(f) for n, f in value.items()}  # type: ignore[union-attr]
+        else:
+            doc[key] = asdict(value)  # type: ignore[call-overload]
+    return doc
+
+
+def _bool(value: Any, where: str, optional: bool = False) -> Optional[bool]:
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        raise EthtoolError("malformed", f"{where}: expected true/false")
+    return value
+
+
+class EthtoolReplay:
+    """The GET answers of a captured machine, from DIRECTORY/IFACE.json (see `replay_document`)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def __enter__(self) -> EthtoolReplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _answer(self, ifname: str, key: str) -> Any:
+        if not ifname or "/" in ifname or ifname in (".", "..") or "\0" in ifname:
+            raise EthtoolError("no-device", f"bad interface name {ifname!r}")
+        path = os.path.join(self.directory, f"{ifname}.json")
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_REPLAY_BYTES + 1)
+        except FileNotFoundError:
+            raise EthtoolError("not-captured", path) from None
+        except OSError as e:
+            raise EthtoolError("not-captured", f"{path}: {e.strerror}") from None
+        if len(raw) > MAX_REPLAY_BYTES:
+            raise EthtoolError("malformed", f"{path} is over {MAX_REPLAY_BYTES} bytes")
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise EthtoolError("malformed", f"{path}: {e}") from None
+        if not isinstance(doc, dict):
+            raise EthtoolError("malformed", f"{path}: expected an object")
+        answer = doc.get(key)
+        if answer is None:
+            raise EthtoolError("not-captured", f"{path} has no {key}")
+        if not isinstance(answer, dict):
+            raise EthtoolError("malformed", f"{path}: {key} is not an object")
+        if "error" in answer:
+            reason = answer["error"]
+            raise EthtoolError(reason if isinstance(reason, str) and reason.isprintable() and reason
+                               else "malformed", f"{path}: {key}")
+        return answer
+
+    def drvinfo(self, ifname: str) -> DrvInfo:
+        answer = self._answer(ifname, "drvinfo")
+        values = {}
+        for f in fields(DrvInfo):
+            value = answer.get(f.name, "")
+            if not isinstance(value, str):
+                raise EthtoolError("malformed", f"drvinfo.{f.name}: expected a string")
+            values[f.name] = value[:32]  # the kernel's fields are 32 bytes
+        return DrvInfo(**values)
+
+    def features(self, ifname: str) -> Dict[str, Feature]:
+        answer = self._answer(ifname, "features")
+        out = {}
+        for name, words in answer.items():
+            where = f"features.{name}"
+            if not isinstance(words, dict) or not name:
+                raise EthtoolError("malformed", f"{where}: expected an object")
+            on = _bool(words.get("on"), f"{where}.on")
+            fixed = _bool(words.get("fixed"), f"{where}.fixed")
+            out[name] = Feature(on=bool(on), fixed=bool(fixed),
+                                requested=_bool(words.get("requested"), f"{where}.requested", True),
+                                available=_bool(words.get("available"), f"{where}.available", True),
+                                never_changed=_bool(words.get("never_changed"), f"{where}.never_changed", True))
+        return out
+
+    def channels(self, ifname: str) -> Channels:
+        answer = self._answer(ifname, "channels")
+        values = {}
+        for f in fields(Channels):
+            value = answer.get(f.name, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U32:
+                raise EthtoolError("malformed", f"channels.{f.name}: expected a u32")
+            values[f.name] = value
+        return Channels(**values)

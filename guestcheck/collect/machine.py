@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from guestcheck import __version__
 from guestcheck.collect import bridges as bridges_collector
@@ -13,7 +13,7 @@ from guestcheck.collect import path as path_collector
 from guestcheck.collect import softirq as softirq_collector
 from guestcheck.collect import virt as virt_collector
 from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, CounterSample, sample_counters
-from guestcheck.collect.ethtool import Ethtool
+from guestcheck.collect.ethtool import REPLAY_DIR, Ethtool, EthtoolReplay
 from guestcheck.collect.fs import cat
 from guestcheck.collect.memory import collect_memory
 from guestcheck.collect.nics import EthtoolSource, collect_nics
@@ -40,6 +40,14 @@ def collect_host(roots: Roots) -> Host:
     )
 
 
+def ethtool_source(roots: Roots) -> Any:
+    """The ioctls when sysfs is the real one; when it is a fake tree (GUESTCHECK_ROOT, tests) the answers recorded
+    next to it, ROOT/ethtool/IFACE.json, so an offline replay never asks the live kernel."""
+    if os.path.normpath(roots.sys) != "/sys":
+        return EthtoolReplay(os.path.join(os.path.dirname(os.path.normpath(roots.sys)), REPLAY_DIR))
+    return Ethtool()
+
+
 def collect_facts(
     roots: Optional[Roots] = None,
     *,
@@ -62,10 +70,10 @@ def collect_facts(
         facts.complete = False
         facts.problems.append(f"{roots.sys}/class/net is not readable: is sysfs mounted?")
     if ethtool is None:
-        with Ethtool() as real:
-            facts.nics = collect_nics(roots, real, in_vm=facts.virt.hypervisor is not None)
+        with ethtool_source(roots) as source:
+            facts.nics = collect_nics(roots, source)
     else:
-        facts.nics = collect_nics(roots, ethtool, in_vm=facts.virt.hypervisor is not None)
+        facts.nics = collect_nics(roots, ethtool)
     facts.memory = collect_memory(roots)
     facts.path = path_collector.collect_path(roots, live=roots.proc == "/proc")
     facts.bridges = bridges_collector.collect_bridges(roots)

@@ -1,11 +1,15 @@
-"""Every network interface from sysfs, completed by the ethtool ioctls, then classified."""
+"""Every network interface from sysfs, completed by the ethtool ioctls.
+
+Observations only: the raw answers (driver names, bus, PCI ids, physfn, type markers, stacking links) go into
+the facts, and the judging step (guestcheck.checks.nic.classify_nics) decides each NIC's kind from them, so a
+saved facts file is judged by the tables of the guestcheck that reads it.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Optional, Protocol
 
-from guestcheck import nicdb
 from guestcheck.collect.ethtool import DrvInfo, EthtoolError
 from guestcheck.collect.fs import cat, cat_int, exists, link_name, listdir
 from guestcheck.facts import Channels, Feature, Nic
@@ -50,18 +54,19 @@ def _uevent(path: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def _software_type(netdir: str, uevent: dict[str, str], driver: Optional[str]) -> Optional[str]:
-    if exists(os.path.join(netdir, "bridge")):
-        return "bridge"
-    if exists(os.path.join(netdir, "bonding")):
-        return "bond"
-    if exists(os.path.join(netdir, "tun_flags")):
-        return "tun"
-    if uevent.get("DEVTYPE"):
-        return uevent["DEVTYPE"]
-    if driver in nicdb.SOFTWARE_DRIVERS:
-        return nicdb.SOFTWARE_DRIVERS[driver]
-    return None
+# files or directories in class/net/IFACE that only one kind of software interface has
+TYPE_MARKERS = ("bridge", "bonding", "tun_flags")
+
+
+def _markers(netdir: str) -> list[str]:
+    return [m for m in TYPE_MARKERS if exists(os.path.join(netdir, m))]
+
+
+def _stacking(netdir: str) -> tuple[list[str], Optional[str]]:
+    """The devices this one sits on (lower_* links: a macvlan's or VLAN's parent, a bridge's or bond's ports)
+    and the bridge or bond it is a port of (the master link)."""
+    lowers = sorted(e[len("lower_"):] for e in listdir(netdir) if e.startswith("lower_") and len(e) > 6)
+    return lowers, link_name(os.path.join(netdir, "master"))
 
 
 def _count_queues(netdir: str) -> tuple[Optional[int], Optional[int]]:
@@ -71,7 +76,7 @@ def _count_queues(netdir: str) -> tuple[Optional[int], Optional[int]]:
     return sum(e.startswith("rx-") for e in entries), sum(e.startswith("tx-") for e in entries)
 
 
-def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource, in_vm: bool) -> Optional[Nic]:
+def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource) -> Optional[Nic]:
     """One interface, or None when it vanished while we looked."""
     netdir = os.path.join(roots.sys, "class/net", name)
     nic = Nic(name=name)
@@ -93,18 +98,20 @@ def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource, in_vm: bool) ->
     nic.rx_queues, nic.tx_queues = _count_queues(netdir)
 
     devlink = os.path.join(netdir, "device")
-    has_device = exists(devlink)
-    has_physfn = False
+    has_device = nic.has_device = exists(devlink)
+    nic.has_physfn = False
     if has_device:
         nic.driver_sysfs = link_name(os.path.join(devlink, "driver"))
         nic.bus = link_name(os.path.join(devlink, "subsystem")) or "none"
-        has_physfn = exists(os.path.join(devlink, "physfn"))
+        nic.has_physfn = exists(os.path.join(devlink, "physfn"))
         pci_dir = _pci_function(devlink, nic.bus)
         if pci_dir:
             nic.pci_id, nic.pci_subsystem_id = _pci_ids(pci_dir)
         if nic.driver_sysfs is None:
             nic.unknown["driver_sysfs"] = "no driver bound to the device"
-    uevent = _uevent(os.path.join(netdir, "uevent"))
+    nic.devtype = _uevent(os.path.join(netdir, "uevent")).get("DEVTYPE", "")
+    nic.markers = _markers(netdir)
+    nic.lowers, nic.master = _stacking(netdir)
 
     try:
         info = ethtool.drvinfo(name)
@@ -126,28 +133,13 @@ def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource, in_vm: bool) ->
         nic.unknown["channels"] = e.reason
 
     nic.driver = nic.driver_sysfs or nic.driver_ethtool
-    nic.software_type = None if has_device else _software_type(netdir, uevent, nic.driver_ethtool)
-    nic.kind, nic.kind_reason = nicdb.classify(
-        name=name,
-        driver=nic.driver,
-        bus=nic.bus,
-        pci_id=nic.pci_id,
-        pci_subsystem_id=nic.pci_subsystem_id,
-        has_device=has_device,
-        has_physfn=has_physfn,
-        software_type=nic.software_type,
-        link_type=nic.link_type,
-        in_vm=in_vm,
-    )
-    if nic.link_type == 772:
-        nic.software_type = "loopback"
     return nic
 
 
-def collect_nics(roots: Roots, ethtool: EthtoolSource, in_vm: bool) -> list[Nic]:
+def collect_nics(roots: Roots, ethtool: EthtoolSource) -> list[Nic]:
     nics = []
     for name in listdir(os.path.join(roots.sys, "class/net")):
-        nic = collect_nic(roots, name, ethtool, in_vm)
+        nic = collect_nic(roots, name, ethtool)
         if nic is not None:
             nics.append(nic)
     return nics

@@ -84,6 +84,19 @@ def _network_lines(f: Facts) -> list[str]:
     return lines
 
 
+def _fix_lines(fix: str, fix_on: str) -> list[str]:
+    """A guest fix is shell commands: several are printed from column 0, so a heredoc's end marker still ends
+    it when the block is pasted. A host fix is one labelled line per platform, indented under its finding."""
+    parts = [escape_control(p) for p in fix.split("\n")] if fix else []
+    if not parts:
+        return []
+    if fix_on == "host":
+        return ["           fix, on the host:"] + [f"             {p}" for p in parts]
+    if len(parts) == 1:
+        return [f"           fix: {parts[0]}"]
+    return ["           fix, in the guest (paste as is):", *parts]
+
+
 def render(report: Report, *, colour: bool = False, verbose: bool = False) -> str:
     def paint(text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if colour else text
@@ -107,8 +120,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
     for x in shown:
         tag = paint(f"{x.severity.label.upper():<8}", _COLOURS[x.severity])
         lines.append(f"  {tag} " + esc(f"{x.id} [{x.subject}] {x.summary}"))
-        if x.fix:
-            lines.append("           fix: " + esc(x.fix))
+        lines += _fix_lines(x.fix, x.fix_on)
     if not shown:
         lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
     for problem in f.problems:

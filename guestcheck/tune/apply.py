@@ -509,11 +509,13 @@ def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False,
                    ethtool: Optional[EthtoolWriter] = None) -> NicResult:
     result = NicResult(ifname)
     with ethtool or EthtoolWriter() as et:
+        from guestcheck.checks.nic import classify_nic
         from guestcheck.collect.nics import collect_nic
 
-        nic = collect_nic(roots, ifname, et, in_vm=False)  # doctor's own view of the NIC
+        nic = collect_nic(roots, ifname, et)  # doctor's own view of the NIC
         if nic is None:
             raise TuneError(f"no network interface named {ifname!r} here")
+        classify_nic(nic, in_vm=False)  # its software type: doctor does not flag a veth's GRO
         if nic.features is None:
             raise TuneError(f"cannot read the offloads of {ifname}: {nic.unknown.get('features', 'unknown')}")
         turn_on, result.notes = offloads_to_enable(nic)

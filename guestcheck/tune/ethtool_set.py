@@ -11,7 +11,7 @@ import struct
 from dataclasses import astuple
 from typing import Dict
 
-from guestcheck.collect.ethtool import ETHTOOL_GFEATURES, Ethtool, EthtoolError
+from guestcheck.collect.ethtool import Ethtool, EthtoolError
 from guestcheck.facts import Channels
 
 ETHTOOL_SFEATURES = 0x0000003B
@@ -22,18 +22,8 @@ class EthtoolWriter(Ethtool):
     def requested_features(self, ifname: str) -> Dict[str, bool]:
         """What was asked for, by changeable feature: the kernel may hold a requested feature off while
         one it depends on is off (`ethtool -k` shows "off [requested on]"). Rollback restores these."""
-        names = self._feature_strings(ifname)
-        blocks = (len(names) + 31) // 32
-        buf = array.array("B", struct.pack("II", ETHTOOL_GFEATURES, blocks) + bytes(16 * blocks))
-        self._ioctl(ifname, buf)
-        raw = buf.tobytes()
-        out = {}
-        for i, name in enumerate(names):
-            available, requested, _active, never_changed = struct.unpack_from("IIII", raw, 8 + 16 * (i // 32))
-            bit = 1 << (i % 32)
-            if name and available & bit and not never_changed & bit:
-                out[name] = bool(requested & bit)
-        return out
+        return {name: bool(f.requested) for name, f in self.features(ifname).items()
+                if f.available and not f.never_changed}
 
     def set_features(self, ifname: str, wanted: Dict[str, bool]) -> None:
         """Request each named feature on or off in one call; the kernel may still refuse some

@@ -38,7 +38,8 @@ def test_software_interfaces_are_classified_from_the_kernel():
             assert nics[name]["bus"] == "none"
         assert nics["gc0"]["driver_ethtool"] == "veth"
         assert nics["gcbr0"]["driver_ethtool"] == "bridge"
-        assert nics["gc0"]["features"]["tx-tcp-segmentation"] == {"on": True, "fixed": False}
+        assert nics["gc0"]["features"]["tx-tcp-segmentation"] == {
+            "on": True, "fixed": False, "requested": True, "available": True, "never_changed": False}
         assert nics["gc0"]["mtu"] == 1500 and nics["gc0"]["operstate"] == "up"
         # a network namespace changes the interfaces, not the machine: same verdict as outside it
         from guestcheck.collect.virt import detect
@@ -55,12 +56,15 @@ def test_offloads_switched_off_appear_and_disappear():
         code, doc = doctor_json(a)
         found = {f["id"]: f for f in doc["findings"] if f["subject"] == "gc0"}
         assert {"OFFLOAD-TSO-OFF", "OFFLOAD-GSO-OFF", "OFFLOAD-SG-OFF", "OFFLOAD-TXCSUM-OFF"} <= set(found)
-        assert found["OFFLOAD-GSO-OFF"]["fix"] == "ethtool -K gc0 gso on"
+        # GSO needs scatter-gather: its fix turns sg on first
+        assert found["OFFLOAD-GSO-OFF"]["fix"] == "ethtool -K gc0 sg on\nethtool -K gc0 gso on"
         assert found["OFFLOAD-TSO-OFF"]["evidence"]["tx-tcp-segmentation"] == "off"
         assert code == 1 and doc["status"] == "warning"
-        # the fixes the findings give, run as they are (checksum first: TSO needs it), clear them
-        for fid in ("OFFLOAD-TXCSUM-OFF", "OFFLOAD-SG-OFF", "OFFLOAD-TSO-OFF", "OFFLOAD-GSO-OFF"):
-            a.run(found[fid]["fix"].split())
+        # the fixes the findings give, run as they are, in the order doctor prints them, clear them
+        for f in doc["findings"]:
+            if f["subject"] == "gc0" and f["id"].startswith("OFFLOAD"):
+                for line in f["fix"].splitlines():
+                    a.run(["sh", "-c", line])
         code, doc = doctor_json(a)
         assert not [f for f in doc["findings"] if f["id"].startswith("OFFLOAD") and f["subject"] == "gc0"]
 

@@ -77,3 +77,77 @@ def test_every_nic_level_finding_says_what_it_is_judged_on():
                "SOFTIRQ-NO-XPS", "IRQ-AFFINITY-ONE-CPU"}
     assert {i for i in present if docs[i].judged_on != PRESENT} == set()
     assert {i for i in traffic if docs[i].judged_on != CARRYING_TRAFFIC} == set()
+
+
+# --- the NIC kind is decided at judging time, from the raw answers in the facts ---
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from guestcheck.facts import Facts, Nic, Virt, facts_from_dict  # noqa: E402
+from guestcheck.report import fill_verdicts  # noqa: E402
+
+OLD_FACTS = Path(__file__).resolve().parent.parent / "data/facts-0.1.0-1096a5b.json"  # saved by main at 1096a5b
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def test_the_collector_records_raw_answers_and_no_verdict(tmp_path):
+    m = FakeMachine(tmp_path)
+    m.add_nic("ens2", **E1000)
+    m.add_nic("br0", bus=None, drvinfo_driver="bridge", marker="bridge", ifindex=3)
+    m.symlink("sys/class/net/br0/lower_ens2", "../ens2")
+    m.symlink("sys/class/net/ens2/master", "../br0")
+    facts = m.collect()
+    ens2, br0 = facts.nic("ens2"), facts.nic("br0")
+    assert (ens2.kind, ens2.kind_reason, br0.software_type) == ("unknown", "", None)  # not judged yet
+    assert (ens2.has_device, ens2.has_physfn, ens2.master) == (True, False, "br0")
+    assert (br0.has_device, br0.markers, br0.lowers) == (False, ["bridge"], ["ens2"])
+    fill_verdicts(facts)
+    assert (ens2.kind, br0.kind, br0.software_type) == ("emulated", "software", "bridge")
+
+
+def test_kinds_follow_the_raw_answers_not_what_a_file_says():
+    nic = Nic(name="eth0", kind="physical", kind_reason="stale", driver="virtio_net", bus="virtio",
+              has_device=True, has_physfn=False, devtype="", markers=[])
+    facts = fill_verdicts(Facts(virt=Virt(hypervisor="kvm"), nics=[nic]))
+    assert (facts.nics[0].kind, facts.nics[0].kind_reason) == ("paravirtual", "driver virtio_net: virtio-net")
+
+
+def test_older_facts_without_raw_markers_keep_their_observations():
+    vf = Nic(name="eth1", kind="sriov-vf", kind_reason="sysfs device/physfn: a virtual function of a local "
+             "physical NIC", driver="bnxt_en", bus="pci", pci_id="14e4:16d7")
+    veth = Nic(name="veth0", kind="software", software_type="veth", driver="veth", driver_ethtool="veth")
+    fill_verdicts(Facts(nics=[vf, veth]))
+    assert vf.kind == "sriov-vf"
+    assert (veth.kind, veth.software_type) == ("software", "veth")
+
+
+def test_a_facts_file_from_the_previous_release_is_judged_by_todays_tables():
+    data = json.loads(OLD_FACTS.read_text())
+    assert data["guestcheck_version"] == "0.1.0" and "has_device" not in data["nics"][0]
+    for nic in data["nics"]:  # as if the old tables had said something else
+        nic["kind"], nic["kind_reason"] = "physical", "an old verdict"
+    report = judge(facts_from_dict(data))
+    kinds = {n.name: (n.kind, n.software_type) for n in report.facts.nics}
+    assert kinds == {"gco0": ("software", "veth"), "gcobr0": ("software", "bridge"),
+                     "gcomv0": ("software", "macvlan"), "lo": ("software", "loopback")}
+    assert "CHECK-FAILED" not in {f.id for f in report.findings}
+    # sg was off on gco0 when it was saved: still judged, with the working order (old files lack "requested")
+    sg = {f.id: f for f in report.findings if f.subject == "gco0"}
+    assert sg["OFFLOAD-GSO-OFF"].fix.splitlines() == ["ethtool -K gco0 sg on", "ethtool -K gco0 gso on"]
+
+
+def test_doctor_facts_recomputes_kinds_on_the_command_line(tmp_path):
+    data = json.loads(OLD_FACTS.read_text())
+    data["nics"][0]["kind"] = "emulated"
+    saved = tmp_path / "old.json"
+    saved.write_text(json.dumps(data))
+    out = subprocess.run([sys.executable, "-m", "guestcheck", "doctor", "--json", "--facts", str(saved)],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    doc = json.loads(out.stdout)
+    nics = {n["name"]: n for n in doc["facts"]["nics"]}
+    assert nics["gco0"]["kind"] == "software" and nics["gco0"]["kind_reason"].startswith("no backing device")
+    assert all(f["fix_on"] in ("guest", "host", "") for f in doc["findings"])
+    assert "NIC-EMULATED" not in {f["id"] for f in doc["findings"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guestcheck.report import judge
+from guestcheck.report import fill_verdicts, judge
 from tests.fakemachine import from_snapshot, load_snapshot, snapshot_names
 
 pytestmark = pytest.mark.skipif(not snapshot_names(), reason="reference snapshots not found")
@@ -30,7 +30,7 @@ def test_snapshot_is_classified(name, tmp_path):
     assert name in EXPECTED, f"new capture {name}: add its expectation"
     hv, nic_name, driver, kind, bus, present, absent = EXPECTED[name]
     machine = from_snapshot(name, tmp_path)
-    facts = machine.collect()
+    facts = fill_verdicts(machine.collect())
     nic = facts.nic(nic_name)
     assert nic is not None
     assert (nic.driver, nic.driver_sysfs, nic.driver_ethtool) == (driver, driver, driver)
@@ -67,9 +67,12 @@ def test_virtio_on_user_networking_blames_the_host_backend(tmp_path):
     assert "TSO" in backend.summary and "TX checksum" in backend.summary
     assert "vnet_hdr=on" in backend.fix
     assert backend.evidence["tx-tcp-segmentation"] == "off [fixed]"
-    # GSO is off but changeable there: the guest can fix that one itself
-    gso = next(f for f in report.findings if f.id == "OFFLOAD-GSO-OFF")
-    assert gso.fix == "ethtool -K ens3 gso on"
+    assert backend.fix_on == "host"
+    # GSO is changeable there but needs scatter-gather, which the backend holds off [fixed]: `ethtool -K ens3 gso
+    # on` would fail, so no guest fix is printed and the backend finding names the cause
+    assert "OFFLOAD-GSO-OFF" not in {f.id for f in report.findings}
+    assert "GSO" in backend.summary
+    assert "tx-generic-segmentation needs tx-scatter-gather, off [fixed] on ens3" in backend.evidence["cannot_change"]
 
 
 def test_snapshot_cpu_and_queue_counts(tmp_path):

@@ -279,7 +279,8 @@ def test_single_queue_irq_on_one_cpu_is_no_affinity_warning_but_irqbalance_info(
 def test_xps_unmapped_on_multi_queue_nic() -> None:
     found = judged([SoftnetCpu(0)], vcpus=2, steering=[multi_queue(["0", "1"], xps={"tx-0": "0", "tx-1": "0"})])
     (f,) = found["SOFTIRQ-NO-XPS"]
-    assert "echo 1 > /sys/class/net/eth0/queues/tx-0/xps_cpus; echo 2 > " in f.fix
+    assert f.fix.splitlines() == ["echo 1 > /sys/class/net/eth0/queues/tx-0/xps_cpus",
+                                  "echo 2 > /sys/class/net/eth0/queues/tx-1/xps_cpus"]
     assert "SOFTIRQ-NO-XPS" not in judged([SoftnetCpu(0)], vcpus=2, steering=[multi_queue(["0", "1"])])
 
 

@@ -26,7 +26,7 @@ def machine(tmp_path, features=None, channels=None, driver="virtio_net"):
 
 OFF = {"tx-tcp-segmentation": Feature(False, False), "tx-tcp6-segmentation": Feature(False, True),
        "tx-generic-segmentation": Feature(False, False), "rx-gro": Feature(True, False),
-       "tx-scatter-gather": Feature(True, False), "tx-checksum-ip-generic": Feature(False, True),
+       "tx-scatter-gather": Feature(True, False), "tx-checksum-ip-generic": Feature(True, True),
        "rx-checksum": Feature(False, True)}
 
 

@@ -1,0 +1,79 @@
+"""checks/queues.py: queue advice with every number filled in, and RPS as the whole fix where the host has no more."""
+
+from __future__ import annotations
+
+from guestcheck.checks import queues
+from guestcheck.facts import Channels, Facts, Feature, Host, Nic, NicSteering, Path, Route, Softirq, Virt
+
+GRO_ON = {"rx-gro": Feature(True, False, True, True, False)}
+
+
+def facts(nic: Nic, vcpus: int = 4, hypervisor: str = "kvm", rps: str = "0", default_dev: str = "eth0") -> Facts:
+    return Facts(host=Host(vcpus=vcpus), virt=Virt(hypervisor=hypervisor), nics=[nic],
+                 softirq=Softirq(nics=[NicSteering(nic.name, 1, 1, rps_cpus={"rx-0": rps})]),
+                 path=Path(routes=[Route("ipv4", dev=default_dev, gateway="10.0.0.1")]))
+
+
+def virtio(name="eth0") -> Nic:
+    return Nic(name=name, kind="paravirtual", driver="virtio_net", operstate="up", mac="52:54:00:12:34:56",
+               channels=Channels(max_combined=1, combined=1))
+
+
+def by_id(f: Facts) -> dict:
+    return {x.id: x for x in queues.run(f)}
+
+
+def test_firecracker_fix_is_rps_with_the_real_mask_and_nothing_for_the_host():
+    (f,) = by_id(facts(virtio(), hypervisor="firecracker")).values()
+    lines = f.fix.splitlines()
+    assert lines[0] == "echo f > /sys/class/net/eth0/queues/rx-0/rps_cpus"
+    assert lines[1] == "cat > /etc/udev/rules.d/90-guestcheck-rps-eth0.rules <<'EOF'"
+    assert lines[2] == ('ACTION=="add", SUBSYSTEM=="net", ATTR{address}=="52:54:00:12:34:56", '
+                        'ATTR{queues/rx-0/rps_cpus}="f"')
+    assert lines[3] == "EOF" and len(lines) == 4
+    assert f.fix_on == "guest"
+    assert "libvirt" not in f.fix and "QEMU" not in f.fix and "queues=" not in f.fix and "MASK" not in f.fix
+
+
+def test_rps_over_every_vcpu_clears_it_on_firecracker():
+    assert by_id(facts(virtio(), hypervisor="firecracker", rps="f")) == {}
+    assert by_id(facts(virtio(), vcpus=40, hypervisor="firecracker", rps="ff,ffffffff")) == {}
+    # RPS over some vCPUs only is not the fix
+    assert "QUEUES-SINGLE-VIRTIO" in by_id(facts(virtio(), hypervisor="firecracker", rps="3"))
+
+
+def test_a_host_that_can_add_queues_gets_labelled_lines_with_numbers():
+    f = by_id(facts(virtio(), vcpus=4))["QUEUES-SINGLE-VIRTIO"]
+    assert f.fix_on == "host"
+    labels = [line.split(":", 1)[0] for line in f.fix.splitlines()]
+    assert labels == ["on the host", "libvirt", "QEMU", "Proxmox", "guest, until then"]
+    assert "queues='4'" in f.fix and "vectors=10" in f.fix and "queues=4" in f.fix
+    with_rps = by_id(facts(virtio(), vcpus=4, rps="f"))["QUEUES-SINGLE-VIRTIO"]
+    assert "guest, until then" not in with_rps.fix and "RPS spreads it" in with_rps.summary
+
+
+def test_more_combined_channels():
+    n = virtio("a'b")
+    n.channels = Channels(max_combined=8, combined=2)
+    f = by_id(facts(n, vcpus=4))["QUEUES-FEWER-THAN-VCPUS"]
+    assert f.fix == "ethtool -L 'a'\"'\"'b' combined 4"
+    n.channels = Channels(max_combined=8, combined=4)
+    assert by_id(facts(n, vcpus=4)) == {}
+
+
+def veth(name="eth0", features=GRO_ON) -> Nic:
+    return Nic(name=name, kind="software", software_type="veth", operstate="up", features=dict(features),
+               channels=Channels(max_rx=4, max_tx=4, rx=1, tx=1))
+
+
+def test_a_veth_uplink_in_napi_mode_gets_separate_rx_and_tx_channels():
+    f = by_id(facts(veth(), vcpus=2))["QUEUES-FEWER-THAN-VCPUS"]
+    assert f.fix == "ethtool -L eth0 rx 2 tx 2"
+    done = veth()
+    done.channels = Channels(max_rx=4, max_tx=4, rx=2, tx=2)
+    assert by_id(facts(done, vcpus=2)) == {}
+
+
+def test_veths_that_are_not_the_uplink_or_not_in_napi_mode_are_not_judged():
+    assert by_id(facts(veth(), vcpus=2, default_dev="eth9")) == {}
+    assert by_id(facts(veth(features={}), vcpus=2)) == {}
