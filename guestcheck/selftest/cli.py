@@ -15,18 +15,32 @@ from click.core import ParameterSource
 
 from guestcheck.selftest import errors
 from guestcheck.selftest.errors import SelftestError
+from guestcheck.selftest.iperf3 import MAX_STREAMS
 from guestcheck.selftest.rate import parse_duration, parse_rate
+from guestcheck.selftest.untrusted import printable
 
 
 class SelftestCommand(click.Command):
     """Usage errors become one-line errors with selftest's BAD_INPUT code."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it is given
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as e:
-            message = f"{e.format_message()} (see `guestcheck selftest --help`)"
-            raise _fail(SelftestError(errors.BAD_INPUT, message)) from None
+            # the bad value is echoed: keep it one short, printable line however long or odd it was
+            message = f"{printable(e.format_message(), 400)} (see `guestcheck selftest --help`)"
+            error = SelftestError(errors.BAD_INPUT, message)
+            if "--json" in given and "--serve" not in given:  # --json promises a document, even for this
+                _print_error_document(error)
+            raise _fail(error) from None
+
+
+def _print_error_document(error: SelftestError) -> None:
+    from guestcheck.render.json import dumps
+    from guestcheck.selftest.document import error_document
+
+    click.echo(dumps(error_document(error)), nl=False)
 
 
 def _fail(error: SelftestError) -> click.ClickException:
@@ -47,11 +61,28 @@ class RateType(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
+class WholeType(click.ParamType):
+    """A whole number in plain ASCII digits: click's INT would also take "1_0", "+5" or Arabic-Indic digits."""
+
+    name = "N"
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 10) or not self.low <= int(text) <= self.high:
+            self.fail(f"{value!r}: must be a whole number from {self.low} to {self.high}", param, ctx)
+        return int(text)
+
+
 class DurationType(click.ParamType):
     name = "SECONDS"
 
-    def __init__(self, low: float, high: float, whole: bool = False) -> None:
-        self.low, self.high, self.whole = low, high, whole
+    def __init__(self, low: float, high: float, whole: bool = False, zero_is_off: bool = False) -> None:
+        self.low, self.high, self.whole, self.zero_is_off = low, high, whole, zero_is_off
 
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
         if isinstance(value, (int, float)):
@@ -60,9 +91,12 @@ class DurationType(click.ParamType):
             seconds = parse_duration(str(value))
         except ValueError as e:
             self.fail(str(e), param, ctx)
+        if self.zero_is_off and seconds == 0:
+            return 0
         if not self.low <= seconds <= self.high or (self.whole and seconds != int(seconds)):
             kind = "whole seconds" if self.whole else "seconds"
-            self.fail(f"{value!r}: must be {kind} from {self.low:g} to {self.high:g}", param, ctx)
+            off = " (0: no limit)" if self.zero_is_off else ""
+            self.fail(f"{value!r}: must be {kind} from {self.low:g} to {self.high:g}{off}", param, ctx)
         return int(seconds) if self.whole else seconds
 
 
@@ -74,10 +108,10 @@ SERVER_ONLY = ("bind", "once", "time_limit")
 @click.option("--peer", metavar="HOST[:PORT]", help="The peer running `iperf3 -s` or `guestcheck selftest --serve`. "
               "IPv6: [ADDR]:PORT.")
 @click.option("--serve", is_flag=True, help="Be the peer: run the iperf3 server.")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port to connect to or serve on (default 5201).")
+@click.option("--port", type=WholeType(1, 65535), metavar="PORT", help="Port to connect to or serve on (default 5201).")
 @click.option("--duration", type=DurationType(1, 3600, whole=True), default="5", show_default=True,
               help="Length of each run (10, 10s, 2m).")
-@click.option("--parallel", type=click.IntRange(1, 128), default=4, show_default=True, metavar="N",
+@click.option("--parallel", type=WholeType(1, MAX_STREAMS), default=4, show_default=True, metavar="N",
               help="Also run with N parallel streams (1: single stream only).")
 @click.option("--direction", type=click.Choice(["both", "upload", "download"]), default="both", show_default=True,
               help="upload: this machine sends; download: the peer sends (iperf3 -R).")
@@ -91,8 +125,8 @@ SERVER_ONLY = ("bind", "once", "time_limit")
               help="Show before/after against a saved document.")
 @click.option("--bind", metavar="ADDR", help="--serve: listen on this address only.")
 @click.option("--once", is_flag=True, help="--serve: stop after one client session.")
-@click.option("--time-limit", type=DurationType(0.1, 7 * 86400), metavar="SECONDS",
-              help="--serve: stop after this long.")
+@click.option("--time-limit", type=DurationType(0.1, 7 * 86400, zero_is_off=True), metavar="SECONDS",
+              help="--serve: stop after this long (default 10m; 0: no limit).")
 @click.pass_context
 def selftest(ctx: click.Context, peer: Optional[str], serve: bool, port: Optional[int], duration: int,
              parallel: int, direction: str, expect: Optional[float], timeout: float, as_json: bool,
@@ -116,10 +150,7 @@ def selftest(ctx: click.Context, peer: Optional[str], serve: bool, port: Optiona
         code = _client(peer, port, duration, parallel, direction, expect, timeout, as_json, save, compare)
     except SelftestError as e:
         if as_json and not serve:
-            from guestcheck.render.json import dumps
-            from guestcheck.selftest.document import error_document
-
-            click.echo(dumps(error_document(e)), nl=False)
+            _print_error_document(e)
         raise _fail(e) from None
     ctx.exit(code)
 
@@ -163,9 +194,10 @@ def _client(peer_text: str, port: Optional[int], duration: int, parallel: int, d
 def _serve(bind: Optional[str], port: Optional[int], once: bool, time_limit: Optional[float], timeout: float) -> None:
     from guestcheck.selftest.iperf3 import find_iperf3
     from guestcheck.selftest.peer import DEFAULT_PORT, is_numeric
-    from guestcheck.selftest.serve import serve
+    from guestcheck.selftest.serve import DEFAULT_TIME_LIMIT, serve
 
     if bind is not None and not is_numeric(bind):
         raise SelftestError(errors.BAD_INPUT, f"--bind {bind!r}: give an IP address of this machine")
-    serve(find_iperf3(), bind=bind, port=port or DEFAULT_PORT, once=once, time_limit=time_limit, timeout=timeout,
+    limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit or None  # 0 turns it off
+    serve(find_iperf3(), bind=bind, port=port or DEFAULT_PORT, once=once, time_limit=limit, timeout=timeout,
           say=lambda line: click.echo(f"guestcheck selftest --serve: {line}"))

@@ -6,14 +6,22 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from typing import Any, Optional
 
 from guestcheck import __version__
 from guestcheck.atomicfile import write_atomic
 from guestcheck.selftest.errors import FILE_ERROR, SelftestError
+from guestcheck.selftest.iperf3 import DOWNLOAD, MAX_MEASURED_BPS, MAX_STREAMS, UPLOAD
+from guestcheck.selftest.rate import MAX_RATE
 from guestcheck.selftest.session import Result
+from guestcheck.selftest.untrusted import Damaged, as_dict, number, parse, printable, text, whole
+from guestcheck.selftest.verdict import LABELS
 
 SCHEMA = "guestcheck.selftest/1"
+MAX_FILE_BYTES = 4 * 2**20  # a saved selftest is a few kilobytes
+MAX_RUNS = 64  # directions x stream counts: 4 today
 
 
 def to_document(result: Result) -> dict[str, Any]:
@@ -57,20 +65,72 @@ def save(path: str, document: dict[str, Any]) -> None:
 
 
 def load(path: str) -> dict[str, Any]:
-    """A saved selftest document, checked enough to compare against."""
+    """A saved selftest document, checked before any measurement so a damaged file never costs one.
+
+    The file is outside input: read bounded (no FIFO, no device, at most MAX_FILE_BYTES), and only the
+    fields compare() and the report use are kept, each with its type and range checked."""
+    where = printable(path)
+    data = _read_bounded(path, where)
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except OSError as e:
-        raise SelftestError(FILE_ERROR, f"cannot read {path}: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SelftestError(FILE_ERROR, f"{path} is not JSON: {e}") from None
+        doc = parse(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SelftestError(FILE_ERROR, f"{where} is not UTF-8 text, so not a saved selftest") from None
+    except Damaged as e:
+        raise SelftestError(FILE_ERROR, f"{where} is {e}") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        schema = doc.get("schema") if isinstance(doc, dict) else None
-        raise SelftestError(FILE_ERROR, f"{path} is not a saved selftest (schema {schema!r}, expected {SCHEMA!r})")
+        schema = text(doc.get("schema"), 64) if isinstance(doc, dict) else None
+        raise SelftestError(FILE_ERROR, f"{where} is not a saved selftest (schema {schema!r}, expected {SCHEMA!r})")
     if doc.get("error") or not isinstance(doc.get("runs"), list) or not doc["runs"]:
-        raise SelftestError(FILE_ERROR, f"{path} holds no finished selftest to compare with")
-    return doc
+        raise SelftestError(FILE_ERROR, f"{where} holds no finished selftest to compare with")
+    return _checked(doc, where)
+
+
+def _read_bounded(path: str, where: str) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise SelftestError(FILE_ERROR, f"cannot read {where}: {e.strerror or e}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SelftestError(FILE_ERROR, f"cannot read {where}: not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise SelftestError(FILE_ERROR, f"cannot read {where}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        raise SelftestError(FILE_ERROR, f"{where} is larger than {MAX_FILE_BYTES} bytes: not a saved selftest")
+    return b"".join(chunks)
+
+
+def _checked(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """The fields compare() reads, type- and range-checked; FILE_ERROR naming the first bad one."""
+    def bad(field: str) -> SelftestError:
+        return SelftestError(FILE_ERROR, f"{where} is damaged: {field} is missing or not valid")
+
+    runs = []
+    for index, run in enumerate(doc["runs"][:MAX_RUNS + 1]):
+        run = as_dict(run)
+        direction, streams = run.get("direction"), whole(run.get("streams"), 1, MAX_STREAMS)
+        bps = number(run.get("throughput_bps"), 0, MAX_MEASURED_BPS)
+        if direction not in (UPLOAD, DOWNLOAD) or streams is None or bps is None or index >= MAX_RUNS:
+            raise bad(f"runs[{index}]")
+        runs.append({"direction": direction, "streams": streams, "throughput_bps": bps})
+    verdict, expected, started_at = doc.get("verdict"), doc.get("expected"), doc.get("started_at")
+    if not isinstance(verdict, dict) or verdict.get("label") not in LABELS.values():
+        raise bad("verdict.label")
+    if not isinstance(expected, dict) or number(expected.get("bps"), 0, MAX_RATE) is None:
+        raise bad("expected.bps")
+    if started_at is not None and not isinstance(started_at, str):
+        raise bad("started_at")
+    return {"schema": SCHEMA, "started_at": text(started_at, 64), "verdict": {"label": verdict["label"]},
+            "expected": {"bps": number(expected.get("bps"), 0, MAX_RATE)}, "runs": runs}
 
 
 def _by_run(doc: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:

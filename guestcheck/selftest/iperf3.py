@@ -5,13 +5,16 @@ iperf3 can hang on a silent peer, so every run is bounded three ways: iperf3's o
 refuses it on a sending client), each set when `iperf3 --help` lists it; then a hard limit after which
 the whole process group is killed. iperf3 3.12 exits 0 even when its JSON reports an error, so the
 JSON's "error" decides, never the exit status.
+
+The JSON carries the peer's figures (server_output_json, the remote CPU) and text from the network, so
+every value is read through guestcheck.selftest.untrusted: a wrong type or an absurd number is "not
+reported" where the figure is optional, and an iperf3-failed fault where the verdict needs it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import shutil
 import signal
@@ -20,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Sequence
 
+from guestcheck.selftest.children import die_with_parent
 from guestcheck.selftest.errors import (
     BUSY,
     IPERF3_FAILED,
@@ -29,10 +33,17 @@ from guestcheck.selftest.errors import (
     UNREACHABLE,
     SelftestError,
 )
+from guestcheck.selftest.untrusted import as_dict, as_list, load_object, number, printable, text, whole
 
 INSTALL_COMMAND = "apt-get install iperf3"
 TIMEOUT_OPTIONS = ("--connect-timeout", "--snd-timeout", "--rcv-timeout", "--extra-data")
 UPLOAD, DOWNLOAD = "upload", "download"
+MAX_MEASURED_BPS = 1e15  # 1 Pbit/s: a figure above it is not a measurement
+MAX_RTT_US = 1e9  # 1000 s
+MAX_CPU_PERCENT = 1e4
+MAX_SECONDS = 1e6
+MAX_COUNT = 2**63 - 1
+MAX_STREAMS = 128  # iperf3's own limit on -P
 
 
 def find_iperf3() -> str:
@@ -47,7 +58,8 @@ def find_iperf3() -> str:
 def supported_options(binary: str) -> frozenset[str]:
     """The timeout options this iperf3 knows, read from its --help (feature-test, not version-test)."""
     try:
-        out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=3, check=False)
+        out = subprocess.run([binary, "--help"], capture_output=True, text=True, errors="replace", timeout=3,
+                             check=False)
     except (OSError, subprocess.TimeoutExpired):
         return frozenset()
     text = out.stdout + out.stderr
@@ -91,7 +103,7 @@ class RunResult:
 
 
 def client_argv(binary: str, spec: RunSpec, options: frozenset[str]) -> list[str]:
-    ms = str(max(1, int(spec.timeout * 1000)))
+    ms = str(max(1, round(spec.timeout * 1000)))  # 0.57 s is 570 ms, not int()'s 569
     argv = [binary, "-c", spec.address, "-p", str(spec.port), "-J", "-t", str(spec.duration),
             "-P", str(spec.streams)]
     if spec.direction == DOWNLOAD:
@@ -125,7 +137,8 @@ def run_process(argv: Sequence[str], hard_limit: float) -> Completed:
     """Run in its own process group; kill the group at the hard limit or if we are interrupted."""
     start = time.perf_counter()
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
+                            preexec_fn=die_with_parent())
     try:
         try:
             out, err = proc.communicate(timeout=hard_limit)
@@ -144,27 +157,15 @@ def run_process(argv: Sequence[str], hard_limit: float) -> Completed:
 def first_json_object(text: str) -> Optional[dict[str, Any]]:
     """iperf3 may print a warning line before its JSON: decode from the first '{'."""
     start = text.find("{")
-    if start < 0:
-        return None
-    try:
-        obj, _ = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _num(value: Any) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return load_object(text, start) if start >= 0 else None
 
 
 def _rtts_ms(streams: Any) -> list[tuple[float, float, float]]:
     """(mean, min, max) per stream from the sender's TCP info, microseconds -> ms; 0 means not measured."""
     out = []
-    for stream in streams if isinstance(streams, list) else []:
-        sender = stream.get("sender") if isinstance(stream, dict) else None
-        if not isinstance(sender, dict):
-            continue
-        mean, lo, hi = (_num(sender.get(k)) for k in ("mean_rtt", "min_rtt", "max_rtt"))
+    for stream in as_list(streams):
+        sender = as_dict(as_dict(stream).get("sender"))
+        mean, lo, hi = (number(sender.get(k), 0, MAX_RTT_US) for k in ("mean_rtt", "min_rtt", "max_rtt"))
         if mean:
             out.append((mean / 1000, (lo or mean) / 1000, (hi or mean) / 1000))
     return out
@@ -172,31 +173,31 @@ def _rtts_ms(streams: Any) -> list[tuple[float, float, float]]:
 
 def parse_run(doc: dict[str, Any], direction: str, streams: int, wall_seconds: float) -> RunResult:
     """The figures a verdict needs from one client JSON document (no "error" in it)."""
-    end = doc.get("end") or {}
-    received, sent = end.get("sum_received") or {}, end.get("sum_sent") or {}
-    cpu = end.get("cpu_utilization_percent") or {}
+    end = as_dict(doc.get("end"))
+    received, sent = as_dict(end.get("sum_received")), as_dict(end.get("sum_sent"))
+    cpu = as_dict(end.get("cpu_utilization_percent"))
     rtt_source = end.get("streams")
     if direction == DOWNLOAD:  # we received: the sender's TCP info is in the server's own JSON
-        rtt_source = ((doc.get("server_output_json") or {}).get("end") or {}).get("streams")
+        rtt_source = as_dict(as_dict(doc.get("server_output_json")).get("end")).get("streams")
     rtts = _rtts_ms(rtt_source)
-    retransmits = sent.get("retransmits")
-    throughput = _num(received.get("bits_per_second"))
+    throughput = number(received.get("bits_per_second"), 0, MAX_MEASURED_BPS)
     if throughput is None:
-        raise SelftestError(IPERF3_FAILED, "iperf3's JSON has no end.sum_received.bits_per_second")
+        raise SelftestError(IPERF3_FAILED, "iperf3's JSON has no end.sum_received.bits_per_second from 0 to "
+                                           f"{MAX_MEASURED_BPS:g}")
     return RunResult(
         direction=direction,
         streams=streams,
         throughput_bps=throughput,
-        sent_bps=_num(sent.get("bits_per_second")) or 0.0,
-        retransmits=int(retransmits) if isinstance(retransmits, int) else None,
-        cpu_local_percent=_num(cpu.get("host_total")),
-        cpu_remote_percent=_num(cpu.get("remote_total")),
+        sent_bps=number(sent.get("bits_per_second"), 0, MAX_MEASURED_BPS) or 0.0,
+        retransmits=whole(sent.get("retransmits"), 0, MAX_COUNT),
+        cpu_local_percent=number(cpu.get("host_total"), 0, MAX_CPU_PERCENT),
+        cpu_remote_percent=number(cpu.get("remote_total"), 0, MAX_CPU_PERCENT),
         rtt_mean_ms=sum(r[0] for r in rtts) / len(rtts) if rtts else None,
         rtt_min_ms=min(r[1] for r in rtts) if rtts else None,
         rtt_max_ms=max(r[2] for r in rtts) if rtts else None,
-        seconds=_num(received.get("seconds")) or 0.0,
+        seconds=number(received.get("seconds"), 0, MAX_SECONDS) or 0.0,
         wall_seconds=wall_seconds,
-        iperf3_version=str((doc.get("start") or {}).get("version", "")),
+        iperf3_version=text(as_dict(doc.get("start")).get("version"), 64) or "",
     )
 
 
@@ -206,7 +207,7 @@ _DIED = ("closed unexpectedly", "stream socket", "idle timeout", "unable to rece
 
 def classify(message: str, started: bool, peer: str) -> SelftestError:
     """Turn iperf3's error text into our fault with its exit code."""
-    text = " ".join(message.split())
+    text = printable(message)
     low = text.lower()
     if "busy" in low:
         return SelftestError(BUSY, f"{peer}: the server is busy running a test; try again later "
@@ -232,8 +233,12 @@ def run_client(binary: str, spec: RunSpec, peer: str) -> RunResult:
     if doc is None:
         reason = next((line for line in done.stderr.splitlines() if line.strip()), "no output")
         raise classify(reason.replace("iperf3: ", "", 1), False, peer)
-    if doc.get("error"):
-        start = doc.get("start") or {}
-        started = bool(start.get("connected")) or bool(doc.get("intervals"))
-        raise classify(str(doc["error"]), started, peer)
+    error = doc.get("error")
+    if error:
+        start = as_dict(doc.get("start"))
+        started = bool(as_list(start.get("connected"))) or bool(as_list(doc.get("intervals")))
+        if not isinstance(error, str):
+            raise SelftestError(IPERF3_FAILED, f"iperf3 failed against {peer}: its JSON has an error that is "
+                                               f"not text ({type(error).__name__})")
+        raise classify(error, started, peer)
     return parse_run(doc, spec.direction, spec.streams, done.wall_seconds)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 
-_RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:bit/s|bits/s|bit|bps|b/s)?$", re.IGNORECASE)
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:bit/s|bits/s|bit|bps|b/s)?$", re.IGNORECASE | re.ASCII)
 _MULTIPLIER = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 MAX_RATE = 10 * 10**12  # 10 Tbit/s: anything above is a typo
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|h)?$", re.IGNORECASE)
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|h)?$", re.IGNORECASE | re.ASCII)
 _SECONDS = {"ms": 0.001, "": 1, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "h": 3600}
 
 

@@ -3,14 +3,18 @@
 `--once` serves one client session, not one iperf3 test: a guestcheck selftest makes several runs, each
 tagged "run=K/N" through iperf3's --extra-data, and the server stops after run N (or after a failed run);
 a plain iperf3 client's single test ends it too. Connections that start no test (port scanners, our own
-connect probe) are ignored. `--time-limit` bounds the whole thing. iperf3's own `-1` would stop after the
-first of the selftest's runs.
+connect probe) are ignored. `--time-limit` bounds the whole thing (10 minutes unless told; 0 turns it off).
+iperf3's own `-1` would stop after the first of the selftest's runs.
+
+iperf3 never outlives us: SIGTERM, SIGHUP (the SSH session closed) and Ctrl-C stop it from a `finally`,
+and the kernel kills it if we die without running one (SIGKILL; guestcheck.selftest.children). Each
+result carries the client's own words (its --extra-data, its address, its stream count), so every value
+is read with its type and range checked (guestcheck.selftest.untrusted).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import re
@@ -21,12 +25,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
+from guestcheck.selftest.children import die_with_parent
 from guestcheck.selftest.errors import IPERF3_FAILED, SelftestError
-from guestcheck.selftest.iperf3 import kill_group, supported_options
+from guestcheck.selftest.iperf3 import MAX_MEASURED_BPS, MAX_STREAMS, kill_group, supported_options
 from guestcheck.selftest.rate import format_rate
+from guestcheck.selftest.untrusted import as_dict, as_list, load_object, number, printable, text, whole
 
 STARTUP_SECONDS = 5.0
-_TAG = re.compile(r"^guestcheck-selftest/1 .*\brun=(\d+)/(\d+)\b")
+DEFAULT_TIME_LIMIT = 600.0  # seconds; a forgotten server stops by itself
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+MAX_OBJECT_CHARS = 64 * 2**20  # one test's JSON; a whole day of per-second intervals stays far below
+MAX_TAG_CHARS = 200
+_TAG = re.compile(r"^guestcheck-selftest/1 .*\brun=(\d{1,6})/(\d{1,6})\b")
 
 
 @dataclass
@@ -57,44 +67,57 @@ def server_argv(binary: str, bind: Optional[str], port: int, timeout: float, opt
     if bind:
         argv += ["-B", bind]
     if "--rcv-timeout" in options:  # a client that vanishes mid-test frees the server after this long
-        argv += ["--rcv-timeout", str(max(1, int(timeout * 1000)))]
+        argv += ["--rcv-timeout", str(max(1, round(timeout * 1000)))]
     return argv
 
 
 def json_objects(lines: Iterator[str], junk: list[str]) -> Iterator[str]:
-    """Top-level objects from iperf3's stream of pretty-printed JSON; other lines go to `junk`."""
+    """Top-level objects from iperf3's stream of pretty-printed JSON; other lines go to `junk`.
+
+    An object longer than MAX_OBJECT_CHARS is skipped (noted in `junk`), so memory stays bounded."""
     chunk: list[str] = []
+    size = 0
+    oversized = False
     for line in lines:
-        if not chunk and not line.startswith("{"):
+        if not chunk and not oversized and not line.startswith("{"):
             if line.strip():
-                junk.append(line.strip())
+                junk.append(printable(line))
             continue
-        chunk.append(line)
-        if line.rstrip("\n") == "}":
-            yield "".join(chunk)
-            chunk = []
+        closes = line.rstrip("\n") == "}"
+        if not oversized:
+            chunk.append(line)
+            size += len(line)
+            if size > MAX_OBJECT_CHARS:
+                chunk, size, oversized = [], 0, True
+                junk.append(f"an iperf3 result longer than {MAX_OBJECT_CHARS} characters was skipped")
+        if closes:
+            if not oversized:
+                yield "".join(chunk)
+            chunk, size, oversized = [], 0, False
 
 
 def parse_served(doc: dict[str, Any]) -> Optional[ServedTest]:
-    """One server-side result; None for a connection that never started a test."""
-    start = doc.get("start") or {}
-    connected = start.get("connected") or []
+    """One server-side result; None for a connection that never started a test. Never raises."""
+    start = as_dict(doc.get("start"))
+    connected = as_list(start.get("connected"))
     if not connected:
         return None
-    test = start.get("test_start") or {}
-    accepted = start.get("accepted_connection") or {}
-    client = str(accepted.get("host") or connected[0].get("remote_host", "?"))
-    end = doc.get("end") or {}
+    test = as_dict(start.get("test_start"))
+    accepted = as_dict(start.get("accepted_connection"))
+    client = text(accepted.get("host"), 64) or text(as_dict(connected[0]).get("remote_host"), 64) or "?"
+    end = as_dict(doc.get("end"))
+    reverse = whole(test.get("reverse"), 0, 1) == 1
     # the server's own side: what it received on an upload, what it sent on a download (-R)
-    ours = (end.get("sum_sent") if test.get("reverse") else end.get("sum_received")) or {}
+    ours = as_dict(end.get("sum_sent") if reverse else end.get("sum_received"))
     tag = doc.get("extra_data")
-    match = _TAG.match(tag) if isinstance(tag, str) else None
+    match = _TAG.match(tag) if isinstance(tag, str) and len(tag) <= MAX_TAG_CHARS else None
+    error = doc.get("error")
     return ServedTest(
         client=client,
-        direction="download" if test.get("reverse") else "upload",
-        streams=int(test.get("num_streams") or len(connected)),
-        throughput_bps=ours.get("bits_per_second"),
-        error=str(doc["error"]) if doc.get("error") else None,
+        direction="download" if reverse else "upload",
+        streams=whole(test.get("num_streams"), 1, MAX_STREAMS) or min(len(connected), MAX_STREAMS),
+        throughput_bps=number(ours.get("bits_per_second"), 0, MAX_MEASURED_BPS),
+        error=(text(error) or "an error that is not text") if error else None,
         run=(int(match.group(1)), int(match.group(2))) if match else None,
     )
 
@@ -126,43 +149,64 @@ def listening(pid: int, port: int) -> bool:
 
 
 class _Stop(Exception):
-    """SIGTERM: stop serving cleanly."""
+    """SIGTERM or SIGHUP: stop serving cleanly."""
 
 
-def _raise_stop(signum: int, frame: Any) -> None:
-    raise _Stop()
+def _stop_once() -> Callable[[int, Any], None]:
+    """A handler that raises _Stop on the first stop signal only, so a second one cannot cut the cleanup short."""
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not fired:
+            fired.append(signum)
+            raise _Stop(signal.Signals(signum).name)
+
+    return handler
+
+
+def describe_start(bind: Optional[str], port: int, once: bool, time_limit: Optional[float]) -> str:
+    """The first line: where it listens and for how long, so nobody leaves a server open by mistake."""
+    where = f"[{bind}]" if bind and ":" in bind else (bind or "all addresses (--bind ADDR narrows it)")
+    limit = f"time limit {time_limit:g}s" if time_limit else "no time limit"
+    return f"iperf3 server listening on {where} port {port}{', one session' if once else ''}, {limit}"
 
 
 def serve(binary: str, *, bind: Optional[str], port: int, once: bool, time_limit: Optional[float],
           timeout: float, say: Callable[[str], None]) -> None:
-    """Run until --once's session ends, the time limit, or SIGTERM/Ctrl-C; iperf3 never outlives us."""
+    """Run until --once's session ends, the time limit (None or 0: none), or SIGTERM/SIGHUP/Ctrl-C;
+    iperf3 never outlives us."""
     argv = server_argv(binary, bind, port, timeout, supported_options(binary))
     started = time.monotonic()
     deadline = started + time_limit if time_limit else None
+    # A stop signal before the handlers below are in place takes the default action (we die) and the
+    # kernel then kills iperf3: die_with_parent covers that window too.
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, errors="replace", start_new_session=True, preexec_fn=die_with_parent())
     events: queue.Queue = queue.Queue()
     junk: list[str] = []
 
     def read() -> None:
         assert proc.stdout is not None
-        for text in json_objects(iter(proc.stdout.readline, ""), junk):
-            try:
-                events.put(json.loads(text))
-            except json.JSONDecodeError:
-                junk.append("unreadable JSON from iperf3")
-        events.put(None)  # iperf3 closed its output: it has exited
+        try:
+            for chunk in json_objects(iter(proc.stdout.readline, ""), junk):
+                doc = load_object(chunk)
+                if doc is None:
+                    junk.append("unreadable JSON from iperf3")
+                else:
+                    events.put(doc)
+        finally:
+            events.put(None)  # iperf3 closed its output (it has exited), or reading failed
 
     reader = threading.Thread(target=read, name="iperf3-server-output", daemon=True)
     reader.start()
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGTERM, _raise_stop)
+    old_handlers = {}
     try:
+        if threading.current_thread() is threading.main_thread():
+            handler = _stop_once()
+            for sig in STOP_SIGNALS:
+                old_handlers[sig] = signal.signal(sig, handler)
         _wait_listening(proc, port, events, junk, bind)
-        where = f"[{bind}]" if bind and ":" in bind else (bind or "all addresses")
-        say(f"iperf3 server listening on {where} port {port}"
-            + (", one session" if once else "") + (f", for at most {time_limit:g}s" if time_limit else ""))
+        say(describe_start(bind, port, once, time_limit))
         while True:
             wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             if deadline is not None and wait <= 0:
@@ -180,11 +224,12 @@ def serve(binary: str, *, bind: Optional[str], port: int, once: bool, time_limit
             say(test.describe())
             if once and test.ends_session:
                 return
-    except _Stop:
-        say("stopped")
+    except _Stop as stop:
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            say(f"stopped ({stop})")
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGTERM, old_handler)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
         if proc.poll() is None:
             kill_group(proc, signal.SIGTERM)
             try:
@@ -213,8 +258,9 @@ def _wait_listening(proc: subprocess.Popen, port: int, events: queue.Queue, junk
                     event = events.get(timeout=1)
                     if event is None:
                         break
-                    if event.get("error"):
-                        message = str(event["error"]).replace("error - ", "", 1)
+                    message = text(event.get("error"))
+                    if message:
+                        message = message.replace("error - ", "", 1)
                         raise SelftestError(IPERF3_FAILED, f"iperf3 cannot serve on port {port}"
                                                            f"{' at ' + bind if bind else ''}: {message}")
             except queue.Empty:

@@ -168,4 +168,4 @@ def test_stopped_server_leaves_no_iperf3_running():
         server.send_signal(signal.SIGTERM)
         code, out, _ = finished(server, 5)
         no_iperf3_left(b)
-    assert code == 0 and out.strip().endswith("stopped")
+    assert code == 0 and out.strip().endswith("stopped (SIGTERM)")

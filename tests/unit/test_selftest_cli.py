@@ -100,3 +100,52 @@ def test_readme_documents_the_exit_codes_and_the_schema():
     assert "guestcheck.selftest/1" in section
     for field in ("peer", "expected", "runs", "connect_rtt", "verdict", "causes", "compare", "exit_code", "error"):
         assert f"`{field}`" in section, field
+
+
+@pytest.mark.parametrize("content", [
+    '{"schema": "guestcheck.selftest/1", "runs": [{"direction": "upload", "streams": 1, "throughput_bps": NaN}],'
+    ' "verdict": {"label": "near line rate"}, "expected": {"bps": 1e9}}',
+    '{"schema": "guestcheck.selftest/1", "runs": [1], "verdict": {"label": "near line rate"}, "expected": {"bps": 1}}',
+    '{"schema": "guestcheck.selftest/1", "runs": [{"direction": "upload", "streams": 1, "throughput_bps": 1e9}],'
+    ' "verdict": [], "expected": {"bps": 1e9}}',
+    "[" * 100000,
+])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_damaged_compare_file_fails_before_any_measurement(tmp_path, content, as_json):
+    from tests.fuzz.fake_iperf3 import FakeIperf3
+
+    fake = FakeIperf3(tmp_path / "bin")
+    before = tmp_path / "before.json"
+    before.write_text(content)
+    out = selftest("--peer", "127.0.0.1", "--expect", "1G", "--compare", str(before), *(["--json"] if as_json else []),
+                   path=fake.env["PATH"])
+    assert out.returncode == errors.FILE_ERROR == 19, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {before} is "), out.stderr
+    assert fake.calls() == []  # iperf3 never ran: no measurement was lost to the file
+    if as_json:
+        assert json.loads(out.stdout)["error"]["kind"] == "file"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--serve", "--time-limit", "0.05"], "must be seconds from 0.1 to 604800 (0: no limit)"),
+    (["--serve", "--time-limit", "nan"], "is not a duration"),
+    (["--peer", "10.0.0.2", "--port", "1_0"], "must be a whole number from 1 to 65535"),
+    (["--peer", "10.0.0.2", "--parallel", "\u0663"], "must be a whole number from 1 to 128"),
+])
+def test_numeric_options_are_strict(args, message):
+    out = selftest(*args)
+    assert out.returncode == errors.BAD_INPUT and message in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_a_usage_error_with_json_still_prints_a_document():
+    out = selftest("--peer", "10.0.0.2", "--duration", "nan", "--json")
+    assert out.returncode == errors.BAD_INPUT
+    doc = json.loads(out.stdout)
+    assert doc["error"]["kind"] == "bad-input" and doc["exit_code"] == 15
+
+
+def test_an_absurdly_long_bad_value_is_echoed_cut_short():
+    out = selftest("--peer", "10.0.0.2", "--port", "9" * 5000)
+    assert out.returncode == errors.BAD_INPUT
+    assert len(out.stderr) < 600 and "..." in out.stderr and len(out.stderr.splitlines()) == 1

@@ -138,3 +138,73 @@ def test_save_makes_no_directories_and_keeps_an_existing_file_mode(tmp_path):
     kept.chmod(0o600)
     document.save(str(kept), {"schema": "x"})
     assert (kept.stat().st_mode & 0o777) == 0o600 and '"schema": "x"' in kept.read_text()
+
+
+def _saved(tmp_path, doc: dict) -> str:
+    path = tmp_path / "before.json"
+    document.save(str(path), doc)
+    return str(path)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("runs", [1, 2]), ("runs", [{"direction": "sideways", "streams": 1, "throughput_bps": 1.0}]),
+    ("runs", [{"direction": "upload", "streams": "1", "throughput_bps": 1.0}]),
+    ("runs", [{"direction": "upload", "streams": 1, "throughput_bps": "fast"}]),
+    ("runs", [{"direction": "upload", "streams": 1, "throughput_bps": -5}]),
+    ("runs", [{"direction": "upload", "streams": 10**6, "throughput_bps": 1.0}]),
+    ("verdict", ["far below line rate"]), ("verdict", {"label": "\x1b[2Jfine"}), ("expected", None),
+    ("expected", {"bps": "1G"}), ("started_at", 12),
+])
+def test_a_damaged_compare_file_is_refused_with_what_is_wrong(tmp_path, field, value):
+    """Each of these passed load() and crashed compare() or the report after the measurement (issue 9)."""
+    doc = make_doc(95)
+    doc[field] = value
+    damaged = r"is damaged: (runs\[0\]|verdict.label|expected.bps|started_at) "
+    with pytest.raises(SelftestError, match=damaged) as caught:
+        document.load(_saved(tmp_path, doc))
+    assert caught.value.code == errors.FILE_ERROR
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "9" * 5000])
+def test_numbers_python_reads_badly_are_refused_where_used_and_ignored_elsewhere(tmp_path, raw):
+    """NaN would reach the JSON output; 5000 digits raised ValueError (Python 3.11+)."""
+    path = _saved(tmp_path, make_doc(95))
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace('"throughput_bps": 95000000.0', f'"throughput_bps": {raw}', 1))
+    with pytest.raises(SelftestError, match=r"is damaged: runs\[0\]") as caught:
+        document.load(path)
+    assert caught.value.code == errors.FILE_ERROR
+    with open(path, "w") as f:
+        f.write(text.replace('"guestcheck_version"', f'"unused": {raw}, "guestcheck_version"', 1))
+    assert document.load(path)["runs"][0]["throughput_bps"] == 95e6
+
+
+def test_deep_nesting_non_utf8_and_huge_files_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "x.json"
+    for content, why in [(b"[" * 100000 + b"]" * 100000, "not JSON we can read"), (b"\xff{}", "not UTF-8"),
+                         (b" " * (document.MAX_FILE_BYTES + 1), "larger than")]:
+        path.write_bytes(content)
+        with pytest.raises(SelftestError, match=why):
+            document.load(str(path))
+
+
+def test_a_fifo_or_a_directory_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        with pytest.raises(SelftestError, match="not a regular file") as caught:
+            document.load(str(path))
+        assert caught.value.code == errors.FILE_ERROR
+
+
+def test_only_the_checked_fields_are_kept_and_text_is_printable(tmp_path):
+    doc = make_doc(95)
+    doc["started_at"] = "2024-01-01\x1b[2J"
+    loaded = document.load(_saved(tmp_path, doc))
+    assert set(loaded) == {"schema", "started_at", "verdict", "expected", "runs"}
+    assert loaded["started_at"] == "2024-01-01\\x1b[2J"
+    after = make_doc(950)
+    after["compare"] = document.compare(loaded, after, "before.json")
+    assert "\x1b[2J" not in render(after)

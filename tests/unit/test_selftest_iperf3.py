@@ -205,3 +205,76 @@ def test_the_argv_reaches_iperf3_verbatim(tmp_path):
     run = run_client(binary, spec, "10.0.0.2:5201")
     assert run.throughput_bps == pytest.approx(95569419.7)
     assert json.loads(record.read_text()) == client_argv(binary, spec, supported_options(binary))[1:]
+
+
+def _with(doc: dict, path: tuple, value) -> dict:
+    doc = json.loads(json.dumps(doc))
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize("value", [["a", "list"], "a string", 5, None, {"end": []}, {"end": {"streams": "x"}},
+                                   {"end": {"streams": [1, "x", {"sender": []}]}}])
+def test_a_hostile_server_output_json_only_loses_the_peers_rtt(value):
+    """The peer writes server_output_json: of the wrong type it crashed the client (issue 9)."""
+    run = parse_run(_with(DOWNLOAD_1_STREAM, ("server_output_json",), value), DOWNLOAD, 1, 1.1)
+    assert run.rtt_mean_ms is None and run.throughput_bps == pytest.approx(95814128.9)
+
+
+@pytest.mark.parametrize("path,value", [
+    (("end", "sum_sent", "retransmits"), -1), (("end", "sum_sent", "retransmits"), 2.5),
+    (("end", "sum_sent", "retransmits"), True), (("end", "sum_sent", "retransmits"), 10**30),
+    (("end", "cpu_utilization_percent", "host_total"), -3), (("end", "cpu_utilization_percent"), [1]),
+    (("end", "sum_sent", "bits_per_second"), "fast"), (("start", "version"), ["iperf 3"]),
+    (("end", "streams", 0, "sender", "mean_rtt"), 10**400), (("end", "sum_received", "seconds"), -1),
+])
+def test_optional_figures_of_the_wrong_type_or_range_are_not_reported(path, value):
+    run = parse_run(_with(UPLOAD_2_STREAMS, path, value), UPLOAD, 2, 1.2)
+    assert run.throughput_bps == pytest.approx(95569419.7)
+    figure = {"retransmits": run.retransmits, "host_total": run.cpu_local_percent, "cpu_utilization_percent":
+              run.cpu_local_percent, "bits_per_second": run.sent_bps or None, "version": run.iperf3_version or None,
+              "mean_rtt": run.rtt_mean_ms if run.rtt_mean_ms != pytest.approx(9.120) else None,
+              "seconds": run.seconds or None}[path[-1]]
+    assert figure is None, (path, figure)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 1e16, "95569419", None, True, [1], 10**400])
+def test_a_throughput_that_is_not_a_measurement_is_an_iperf3_failure(value):
+    with pytest.raises(errors.SelftestError, match="bits_per_second") as caught:
+        parse_run(_with(UPLOAD_2_STREAMS, ("end", "sum_received", "bits_per_second"), value), UPLOAD, 2, 1.2)
+    assert caught.value.code == errors.IPERF3_FAILED
+
+
+@pytest.mark.parametrize("raw", ["NaN", "9" * 5000, "[" * 100000 + "]" * 100000])
+def test_json_python_cannot_read_is_no_document(raw):
+    """A 5000-digit integer raised ValueError and deep nesting RecursionError (issue 9)."""
+    doc = first_json_object('{"end": {"sum_received": {"bits_per_second": ' + raw + "}}}")
+    assert doc is None or raw != "[" * 100000 + "]" * 100000  # too deep: nothing; else a value no getter takes
+    with pytest.raises(errors.SelftestError) as caught:
+        parse_run(doc or {}, UPLOAD, 1, 1.0)
+    assert caught.value.code == errors.IPERF3_FAILED
+
+
+def test_an_error_that_is_not_text_is_an_iperf3_failure(tmp_path):
+    doc = {"start": {"connected": [{}]}, "error": {"deep": ["structure"]}}
+    binary = fake_iperf3(tmp_path, f"print({json.dumps(json.dumps(doc))})")
+    with pytest.raises(errors.SelftestError, match="its JSON has an error that is not text") as caught:
+        run_client(binary, RunSpec("10.0.0.2", 5201, UPLOAD, 1, 1, 1), "10.0.0.2:5201")
+    assert caught.value.code == errors.IPERF3_FAILED
+
+
+def test_output_that_is_not_utf8_and_control_characters_reach_no_terminal(tmp_path):
+    binary = fake_iperf3(tmp_path, "import sys; sys.stdout.buffer.write(b'\\xff\\xfe{'); "
+                                   "sys.stderr.write('iperf3: error - \\x1b]0;owned\\x07 busy\\n')")
+    with pytest.raises(errors.SelftestError) as caught:
+        run_client(binary, RunSpec("10.0.0.2", 5201, UPLOAD, 1, 1, 1), "10.0.0.2:5201")
+    assert caught.value.code == errors.BUSY
+    assert "\x1b" not in caught.value.message and "\\x1b]0;owned\\x07" in caught.value.message
+
+
+def test_a_timeout_in_milliseconds_is_rounded_not_truncated():
+    argv = client_argv("iperf3", RunSpec("10.0.0.2", 5201, UPLOAD, 1, 1, 0.57), ALL)
+    assert argv[argv.index("--connect-timeout") + 1] == "570"
