@@ -362,12 +362,14 @@ class Route:
     src_address: Optional[str] = None  # the address the kernel picks for traffic on this route
     mtu: Optional[int] = None  # the route's MTU as the kernel applies it (route metric, else the link's)
     dev_mtu: Optional[int] = None
+    gateway_mac: Optional[str] = None  # the gateway's link-layer address in the neighbour table, once resolved
 
 
 @dataclass
 class Path:
     routes: List[Route] = field(default_factory=list)  # the default route of each family that has one
     notes: List[str] = field(default_factory=list)
+    nameservers: List[str] = field(default_factory=list)  # resolv.conf (systemd-resolved's upstreams behind its stub)
 
     def route(self, family: str) -> Optional[Route]:
         return next((r for r in self.routes if r.family == family), None)

@@ -23,17 +23,30 @@ from guestcheck.roots import Roots
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOTS = Path(os.environ.get("GUESTCHECK_SNAPSHOTS", REPO.parent / "shared/reference/snapshots"))
+# .ci/run sets this: there the captures must be beside the repo, and a test built on them fails instead of
+# quietly skipping. A package build from a source tarball has no ../shared and leaves it unset.
+REQUIRE_SNAPSHOTS = os.environ.get("GUESTCHECK_REQUIRE_SNAPSHOTS") == "1"
+
+
+class SnapshotsMissing(RuntimeError):
+    """The reference captures are required here (GUESTCHECK_REQUIRE_SNAPSHOTS=1) but absent."""
 
 
 def snapshot_names() -> list[str]:
-    return sorted(p.stem for p in SNAPSHOTS.glob("*.json"))
+    names = sorted(p.stem for p in SNAPSHOTS.glob("*.json"))
+    if not names and REQUIRE_SNAPSHOTS:
+        raise SnapshotsMissing(f"no reference snapshots in {SNAPSHOTS}, and GUESTCHECK_REQUIRE_SNAPSHOTS=1 says "
+                               "they must be there (clone ../shared beside the repo, or set GUESTCHECK_SNAPSHOTS)")
+    return names
 
 
 def load_snapshot(name: str) -> dict[str, Any]:
     """A capture from shared/reference; the test is skipped where the captures are not beside the repo
-    (a package build from a source tarball)."""
+    (a package build from a source tarball), and fails where they are required."""
     path = SNAPSHOTS / f"{name}.json"
     if not path.is_file():
+        if REQUIRE_SNAPSHOTS:
+            pytest.fail(f"reference snapshot {path} not found, and GUESTCHECK_REQUIRE_SNAPSHOTS=1 says it must be")
         pytest.skip(f"reference snapshot {path} not found (set GUESTCHECK_SNAPSHOTS)")
     return json.loads(path.read_text())
 

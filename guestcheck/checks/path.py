@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import socket
+from dataclasses import dataclass
 from typing import Optional
 
 from guestcheck.checks import FindingDoc
-from guestcheck.facts import Facts, Route
+from guestcheck.facts import Facts, Route, Virt
 from guestcheck.findings import Finding, Severity
+from guestcheck.netaddr import in_network
 from guestcheck.text import shell_word
 
 IP_MAX_MTU = 65535  # the kernel caps a route's MTU here; lo has 65536
@@ -31,11 +32,16 @@ FINDINGS = {
     "PATH-NAT-SLIRP": FindingDoc(
         "QEMU user-mode networking (slirp) carries the traffic",
         "warning",
-        "The default route goes via 10.0.2.2 on 10.0.2.0/24: QEMU's user-mode network (VirtualBox's NAT uses the "
-        "same numbers). Every packet is re-created by a user-space TCP/IP stack in the QEMU process: a few "
-        "hundred Mbit/s at best, added latency, no offloads (checksum, TSO) towards the guest, no ICMP beyond "
-        "ping, and no inbound connections without port forwards. It is meant for convenience, not speed.",
+        "The default route goes via 10.0.2.2 on 10.0.2.0/24 and the network behaves as QEMU's user-mode network "
+        "does (VirtualBox's NAT and slirp4netns use the same numbers). Every packet is re-created by a user-space "
+        "TCP/IP stack in the QEMU process: a few hundred Mbit/s at best, added latency, no offloads (checksum, "
+        "TSO) towards the guest, no ICMP beyond ping, and no inbound connections without port forwards. It is "
+        "meant for convenience, not speed. The numbers alone are only a hint (anyone may number a bridge so): "
+        "it is reported when the platform can run slirp (QEMU, KVM outside a cloud, VirtualBox, a container, or "
+        "unknown) and the gateway answers with slirp's link-layer address (52:55:0a:00:02:02; VirtualBox: "
+        "52:54:00:12:35:02) or, before the gateway was ever reached, the resolver is slirp's 10.0.2.3.",
         BRIDGE_FIX,
+        fix_on="host",
     ),
     "PATH-NAT-LIBVIRT": FindingDoc(
         "libvirt's default NAT network carries the traffic",
@@ -43,8 +49,19 @@ FINDINGS = {
         "The default route goes via 192.168.122.1 on 192.168.122.0/24: libvirt's `default` network, a host "
         "bridge (virbr0) behind masquerading NAT. The NAT runs in the host kernel, so throughput stays near a "
         "bridge's, but every flow costs a conntrack entry and host CPU, latency grows with the host's load, and "
-        "nothing outside the host can reach the guest without port forwards.",
+        "nothing outside the host can reach the guest without port forwards. The numbers alone are only a hint: "
+        "it is reported when the platform can run libvirt (QEMU or KVM outside a cloud, or unknown) and the "
+        "gateway's link-layer address is libvirt's (52:54:00:…) or, before it was reached, the resolver is "
+        "its dnsmasq on 192.168.122.1.",
         BRIDGE_FIX,
+        fix_on="host",
+    ),
+    "PATH-DEFAULT-ROUTE": FindingDoc(
+        "The default route, and why it is not a user-mode NAT",
+        "ok",
+        "The route each family's traffic leaves by. Where the numbers look like a NAT's (slirp's 10.0.2.0/24, "
+        "libvirt's 192.168.122.0/24), the evidence says what was checked and what ruled it out.",
+        "Nothing to fix.",
     ),
     "PATH-MTU-MISMATCH": FindingDoc(
         "The default route's MTU differs from its interface's",
@@ -60,23 +77,54 @@ FINDINGS = {
 }
 
 
-def _in_network(address: Optional[str], network: str) -> bool:
-    """Whether an IPv4 address lies in a.b.c.d/len (no ipaddress import: doctor's start-up is measured)."""
-    if not address:
-        return False
-    base, _, plen = network.partition("/")
-    try:
-        a = int.from_bytes(socket.inet_aton(address), "big")
-        b = int.from_bytes(socket.inet_aton(base), "big")
-    except OSError:
-        return False
-    shift = 32 - int(plen or 32)
-    return a >> shift == b >> shift
+@dataclass(frozen=True)
+class NatSignature:
+    """How a NAT that guests commonly sit behind numbers its network and shows itself on the wire."""
+
+    finding_id: str
+    name: str
+    network: str
+    gateway: str
+    resolver: str  # the DNS server it hands out by DHCP
+    gateway_macs: tuple[str, ...] = ()  # exact link-layer addresses of its gateway
+    gateway_mac_prefix: str = ""  # or the prefix they all have
+    platforms: frozenset[str] = frozenset()  # hypervisors that can run it (outside a cloud)
+    in_containers: bool = False  # a container's own network stack (slirp4netns) can run it too
 
 
-def _is_nat(route: Route, gateway: str, network: str) -> bool:
-    """The gateway matches and the interface sits in the NAT's network (a connected route or its address)."""
-    return route.gateway == gateway and (network in route.networks or _in_network(route.src_address, network))
+SLIRP = NatSignature("PATH-NAT-SLIRP", "slirp", "10.0.2.0/24", "10.0.2.2", "10.0.2.3",
+                     # libslirp answers for its virtual hosts as 52:55 followed by their IPv4 address
+                     gateway_macs=("52:55:0a:00:02:02", "52:54:00:12:35:02"),  # ... and VirtualBox's NAT
+                     platforms=frozenset({"qemu", "kvm", "virtualbox", "unknown"}), in_containers=True)
+LIBVIRT = NatSignature("PATH-NAT-LIBVIRT", "libvirt's default network", "192.168.122.0/24", "192.168.122.1",
+                       "192.168.122.1", gateway_mac_prefix="52:54:00:", platforms=frozenset({"qemu", "kvm",
+                                                                                              "unknown"}))
+
+
+def nat_evidence(sig: NatSignature, route: Route, nameservers: list[str],
+                 virt: Virt) -> Optional[tuple[bool, dict]]:
+    """None when the numbers are not `sig`'s; else whether everything else agrees, with what was checked."""
+    if route.gateway != sig.gateway or not (sig.network in route.networks or in_network(route.src_address,
+                                                                                          sig.network)):
+        return None
+    ev: dict = {"hint": f"default route via {sig.gateway} on {sig.network}: {sig.name}'s numbers"}
+    mac = route.gateway_mac
+    if mac is None:
+        on_wire = sig.resolver in nameservers
+        ev["gateway_mac"] = "not resolved yet (no traffic to the gateway since its entry expired)"
+        ev["resolver"] = (f"{sig.resolver} is {sig.name}'s" if on_wire
+                          else f"{', '.join(nameservers) or 'none'}: not {sig.name}'s {sig.resolver}")
+    else:
+        on_wire = mac in sig.gateway_macs or bool(sig.gateway_mac_prefix and mac.startswith(sig.gateway_mac_prefix))
+        ev["gateway_mac"] = f"{mac}: {'' if on_wire else 'not '}{sig.name}'s"
+    hypervisor = virt.hypervisor
+    platform_can = (sig.in_containers and virt.container is not None) or (
+        hypervisor in sig.platforms and virt.cloud is None)
+    where = f"container {virt.container}" if virt.container else (hypervisor or "bare metal")
+    if virt.cloud:
+        where += f" on {virt.cloud}"
+    ev["platform"] = f"{where}: {'can' if platform_can else 'cannot'} run {sig.name}"
+    return on_wire and platform_can, ev
 
 
 def _evidence(route: Route) -> dict:
@@ -93,35 +141,59 @@ def run(facts: Facts) -> list[Finding]:
         out.append(Finding("PATH-NO-DEFAULT-ROUTE", Severity.WARNING, "routing",
                            "no IPv4 or IPv6 default route: only directly connected networks are reachable",
                            {"notes": path.notes}, FINDINGS["PATH-NO-DEFAULT-ROUTE"].fix))
-    v4 = path.route("ipv4")
-    if v4 is not None and _is_nat(v4, "10.0.2.2", "10.0.2.0/24"):
-        what = "VirtualBox NAT" if facts.virt.hypervisor == "virtualbox" else "QEMU user-mode networking (slirp)"
-        fix = BRIDGE_FIX
-        if facts.virt.hypervisor == "virtualbox":
-            fix = ("Attach the VM's adapter to \"Bridged Adapter\" (VBoxManage modifyvm VM --nic1 bridged "
-                   "--bridgeadapter1 HOSTIF) instead of NAT, with the virtio-net adapter type.")
-        out.append(Finding("PATH-NAT-SLIRP", Severity.WARNING, v4.dev or "default",
-                           f"the default route goes via 10.0.2.2: {what}, a user-space NAT that caps "
-                           "throughput and adds latency", {**_evidence(v4), "hypervisor": facts.virt.hypervisor},
-                           fix))
-    if v4 is not None and _is_nat(v4, "192.168.122.1", "192.168.122.0/24"):
-        out.append(Finding("PATH-NAT-LIBVIRT", Severity.INFO, v4.dev or "default",
-                           "the default route goes via 192.168.122.1: libvirt's default NAT network "
-                           "(host conntrack per flow, no inbound reach)", _evidence(v4), BRIDGE_FIX))
+    out.extend(_route_finding(route, path.nameservers, facts.virt) for route in path.routes)
     for route in path.routes:
         if route.mtu is None or route.dev_mtu is None or route.mtu == min(route.dev_mtu, IP_MAX_MTU):
             continue
         higher = route.mtu > route.dev_mtu
+        # the fix is the command alone, pasteable; the other way and persisting it are in the evidence/explain
         dev = shell_word(route.dev or "IFACE")
         fix = (f"ip {'-6 ' if route.family == 'ipv6' else ''}route change default"
-               f"{' via ' + shell_word(route.gateway) if route.gateway else ''} dev {dev} mtu {route.dev_mtu}"
-               + (f"  (or, if the whole link carries {route.mtu}: ip link set {dev} mtu {route.mtu})"
-                  if higher else "")
-               + "; then the same where the route is configured (netplan routes: mtu, /etc/network/interfaces)")
+               f"{' via ' + shell_word(route.gateway) if route.gateway else ''} dev {dev} mtu {route.dev_mtu}")
+        evidence = {**_evidence(route), "route_mtu": route.mtu, "dev_mtu": route.dev_mtu,
+                    "persist": "the same where the route is configured (netplan routes: mtu, "
+                               "/etc/network/interfaces, DHCP option 26)"}
+        if higher:
+            evidence["or_instead"] = (f"if the whole link carries {route.mtu}: "
+                                      f"ip link set {shell_word(route.dev or '')} mtu {route.mtu}")
         out.append(Finding(
             "PATH-MTU-MISMATCH", Severity.WARNING if higher else Severity.INFO, route.dev or route.family,
             f"{route.family} default route MTU {route.mtu} "
             + (f"exceeds the interface's {route.dev_mtu}: packets too big for the link"
                if higher else f"is below the interface's {route.dev_mtu}: smaller segments than the link allows"),
-            {**_evidence(route), "route_mtu": route.mtu, "dev_mtu": route.dev_mtu}, fix))
+            evidence, fix))
     return out
+
+
+def _route_finding(route: Route, nameservers: list[str], virt: Virt) -> Finding:
+    """A NAT finding where the numbers and the behaviour agree; else the route, ok, with what ruled a NAT out."""
+    subject = route.dev or route.family
+    ruled_out: dict = {}
+    for sig in (SLIRP, LIBVIRT):
+        judged = nat_evidence(sig, route, nameservers, virt)
+        if judged is None:
+            continue
+        confirmed, ev = judged
+        if not confirmed:
+            ruled_out[sig.name] = ev
+            continue
+        if sig is LIBVIRT:
+            return Finding("PATH-NAT-LIBVIRT", Severity.INFO, subject,
+                           f"the default route goes via {sig.gateway}: libvirt's default NAT network "
+                           "(host conntrack per flow, no inbound reach)", {**_evidence(route), **ev}, BRIDGE_FIX)
+        vbox = virt.hypervisor == "virtualbox"
+        what = "VirtualBox NAT" if vbox else "QEMU user-mode networking (slirp)"
+        fix = BRIDGE_FIX
+        if vbox:
+            fix = ("Attach the VM's adapter to \"Bridged Adapter\" (VBoxManage modifyvm VM --nic1 bridged "
+                   "--bridgeadapter1 HOSTIF) instead of NAT, with the virtio-net adapter type.")
+        return Finding("PATH-NAT-SLIRP", Severity.WARNING, subject,
+                       f"the default route goes via {sig.gateway}: {what}, a user-space NAT that caps "
+                       "throughput and adds latency", {**_evidence(route), **ev, "hypervisor": virt.hypervisor},
+                       fix)
+    via = f" via {route.gateway}" if route.gateway else ""
+    summary = f"{route.family} default route{via} on {route.dev or '?'}"
+    if ruled_out:
+        summary += ": " + ", ".join(f"not {name}" for name in ruled_out) + " (numbers alone are only a hint)"
+    return Finding("PATH-DEFAULT-ROUTE", Severity.OK, subject, summary,
+                   {**_evidence(route), **({"nat_ruled_out": ruled_out} if ruled_out else {})}, "")

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from guestcheck.collect.fs import cat, cat_int
 from guestcheck.facts import Path, Route
+from guestcheck.netaddr import in_network
 from guestcheck.roots import Roots
 
 RTF_UP = 0x0001
@@ -64,13 +65,7 @@ class ProcRoute:
         return f"{socket.inet_ntop(socket.AF_INET6, self.dest.to_bytes(16, 'big'))}/{self.plen}"
 
     def contains(self, address: str) -> bool:
-        af, width = (socket.AF_INET, 32) if self.family == "ipv4" else (socket.AF_INET6, 128)
-        try:
-            value = int.from_bytes(socket.inet_pton(af, address), "big")
-        except OSError:
-            return False
-        shift = width - self.plen
-        return (value >> shift) == (self.dest >> shift) if self.plen else True
+        return in_network(address, self.cidr())
 
 
 def parse_ipv4_routes(text: Optional[str]) -> List[ProcRoute]:
@@ -232,6 +227,36 @@ def default_route(
     return route
 
 
+RESOLVED_STUB = "127.0.0.53"
+
+
+def neighbour_mac(roots: Roots, address: str, dev: Optional[str]) -> Optional[str]:
+    """The link-layer address the kernel resolved for an IPv4 neighbour (/proc/net/arp, complete entries)."""
+    for line in (cat(os.path.join(roots.proc, "net/arp")) or "").splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 6 or cols[0] != address or (dev and cols[5] != dev):
+            continue
+        try:
+            complete = int(cols[2], 16) & 0x2  # ATF_COM
+        except ValueError:
+            continue
+        if complete and cols[3] != "00:00:00:00:00:00":
+            return cols[3].lower()
+    return None
+
+
+def nameservers(roots: Roots) -> List[str]:
+    """resolv.conf's servers; behind systemd-resolved's stub, the upstream servers it was given."""
+    def read(path: str) -> List[str]:
+        return [cols[1] for cols in (line.split() for line in (cat(path) or "").splitlines())
+                if len(cols) >= 2 and cols[0] == "nameserver"]
+
+    servers = read(os.path.join(roots.etc, "resolv.conf"))
+    if servers == [RESOLVED_STUB]:
+        servers = read(os.path.join(roots.run, "systemd/resolve/resolv.conf")) or servers
+    return servers
+
+
 def collect_path(
     roots: Roots,
     *,
@@ -257,5 +282,8 @@ def collect_path(
             netlink or netlink_route, path.notes,
         )
         if route is not None:
+            if family == "ipv4" and route.gateway:
+                route.gateway_mac = neighbour_mac(roots, route.gateway, route.dev)
             path.routes.append(route)
+    path.nameservers = nameservers(roots)
     return path

@@ -115,8 +115,8 @@ SERVER_ONLY = ("bind", "once", "time_limit")
               help="Also run with N parallel streams (1: single stream only).")
 @click.option("--direction", type=click.Choice(["both", "upload", "download"]), default="both", show_default=True,
               help="upload: this machine sends; download: the peer sends (iperf3 -R).")
-@click.option("--expect", type=RateType(), help="Expected rate (1G, 100M, 250k). Default: the speed of the NIC "
-              "carrying the route to the peer, when it reports one.")
+@click.option("--expect", type=RateType(), help="Expected rate (1G, 100M, 250k). Default: the link speed of the NIC "
+              "carrying the route to the peer, when it is a physical NIC or an SR-IOV VF.")
 @click.option("--timeout", type=DurationType(0.1, 3600), default="10", show_default=True,
               help="Give up on a peer that does not answer for this long.")
 @click.option("--json", "as_json", is_flag=True, help="Print the guestcheck.selftest/1 document.")

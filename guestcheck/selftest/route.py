@@ -1,49 +1,45 @@
-"""Which interface carries the path to the peer: its speed is the default expected rate.
+"""The way to the peer: whether the kernel has a route at all, and which interface carries it.
 
-Two strategies, tried in order: ask the kernel's routing table over netlink (exact, follows policy
-routing), else learn the source address the kernel would pick (a UDP connect sends nothing) and find the
-interface that holds it. None means unknown; the caller then asks for --expect.
+Both questions use doctor's own route lookups (guestcheck/collect/path.py), so a selftest and doctor never
+disagree about the path: the connected-UDP probe (sends nothing) for "is there a route", then netlink
+(exact, follows policy routing), else the interface that holds the probe's source address.
 """
 
 from __future__ import annotations
 
-import socket
-from typing import Callable, Optional
+from typing import Optional
+
+from guestcheck.collect.path import kernel_route_probe, netlink_route
 
 
-def ask_netlink(address: str) -> Optional[str]:
-    from pyroute2 import IPRoute  # heavy: imported only when a selftest needs it
-
-    with IPRoute() as ipr:
-        messages = list(ipr.route("get", dst=address))  # a tuple in pyroute2 0.7, an iterator later
-    if not messages:
-        return None
-    oif = messages[0].get_attr("RTA_OIF")
-    return socket.if_indextoname(oif) if oif else None
+def _family(address: str) -> str:
+    return "ipv6" if ":" in address else "ipv4"
 
 
-def ask_source_address(address: str) -> Optional[str]:
+def has_route(address: str) -> bool:
+    """Whether the kernel would route a packet to `address` (ENETUNREACH or no source address: no)."""
+    return kernel_route_probe(_family(address), address) is not None
+
+
+def _holder_of(source: str) -> Optional[str]:
     import psutil
 
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.connect((address, 9))  # UDP connect only picks a route and a source address
-        source = sock.getsockname()[0]
     for name, addresses in psutil.net_if_addrs().items():
         if any(a.address.split("%")[0] == source for a in addresses):
             return name
     return None
 
 
-STRATEGIES: list[Callable[[str], Optional[str]]] = [ask_netlink, ask_source_address]
-
-
 def egress_interface(address: str) -> Optional[str]:
-    for strategy in STRATEGIES:
-        try:
-            name = strategy(address)
-        except Exception:  # netlink errors, no route, a library missing: this strategy says nothing
-            continue
-        if name:
-            return name
-    return None
+    """The interface the kernel would send to `address` through; None when nothing says."""
+    family = _family(address)
+    answer, _problem = netlink_route(family, address)
+    if answer is not None and answer.get("dev"):
+        return str(answer["dev"])
+    probed = kernel_route_probe(family, address)
+    if probed is None:
+        return None
+    try:
+        return _holder_of(probed[1])
+    except Exception:  # psutil missing or failing: the interface stays unknown, the caller asks for --expect
+        return None

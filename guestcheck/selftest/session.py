@@ -14,7 +14,7 @@ from guestcheck.selftest.errors import SelftestError
 from guestcheck.selftest.iperf3 import DOWNLOAD, UPLOAD, RunResult, RunSpec, find_iperf3, run_client
 from guestcheck.selftest.peer import Peer, resolve
 from guestcheck.selftest.probe import ConnectRtt, connect_rtt
-from guestcheck.selftest.route import egress_interface
+from guestcheck.selftest.route import egress_interface, has_route
 from guestcheck.selftest.verdict import Cause, Verdict, judge_runs, likely_causes
 
 BUSY_RETRY_SECONDS = 0.5
@@ -51,6 +51,7 @@ class Doctor:
 
     nic_speeds_mbps: dict[str, Optional[int]] = field(default_factory=dict)
     findings: list = field(default_factory=list)
+    nic_kinds: dict[str, str] = field(default_factory=dict)  # doctor's judged kind: physical, paravirtual, ...
     problem: Optional[str] = None
 
 
@@ -59,11 +60,11 @@ def ask_doctor() -> Doctor:
     from guestcheck.report import judge
 
     try:
-        facts = collect_facts(sample_seconds=0)
-        findings = judge(facts).findings
+        report = judge(collect_facts(sample_seconds=0))
     except Exception as e:  # the measurement stands without doctor; say why the causes are missing
         return Doctor(problem=f"doctor could not run: {type(e).__name__}: {e}")
-    return Doctor({n.name: n.speed_mbps for n in facts.nics}, findings)
+    nics = report.facts.nics
+    return Doctor({n.name: n.speed_mbps for n in nics}, report.findings, {n.name: n.kind for n in nics})
 
 
 @dataclass
@@ -84,18 +85,30 @@ class Result:
     total_seconds: float
 
 
+# Only these NICs report a speed that is a line rate. A veth, bridge, tap or macvlan says 10000 and virtio
+# says nothing or what the host set: a nominal number, not what the path can carry.
+LINE_RATE_KINDS = ("physical", "sriov-vf")
+
+
 def expected_rate(plan: Plan, interface: Optional[str], doctor: Callable[[], Doctor]) -> tuple[Expected, Any]:
-    """--expect wins; else the speed of the NIC carrying the route. Returns doctor's answer if asked."""
+    """--expect wins; else the link speed of the NIC carrying the route, where it is a real line rate.
+    Returns doctor's answer if asked."""
     if plan.expect_bps is not None:
         return Expected(plan.expect_bps, "--expect"), None
     told = doctor()
     speed = told.nic_speeds_mbps.get(interface) if interface else None
-    if not speed or speed <= 0:
-        where = f"interface {interface}" if interface else "the interface towards the peer"
-        raise SelftestError(errors.EXPECT_UNKNOWN,
-                            f"the speed of {where} is unknown (virtual NICs rarely report one): "
-                            "pass the rate you expect, e.g. --expect 1G")
-    return Expected(speed * 1e6, "nic", interface), told
+    kind = told.nic_kinds.get(interface) if interface else None
+    if interface is None:
+        why = "the interface towards the peer is unknown"
+    elif kind not in LINE_RATE_KINDS:
+        what = f"{'an' if (kind or 'x')[0] in 'aeiou' else 'a'} {kind} NIC" if kind else "a NIC of unknown kind"
+        said = f"its nominal {speed} Mb/s is not a line rate" if speed and speed > 0 else "it reports no line rate"
+        why = f"interface {interface} is {what}: {said} (only physical NICs and SR-IOV VFs report one)"
+    elif not speed or speed <= 0:
+        why = f"the speed of interface {interface} is unknown"
+    else:
+        return Expected(speed * 1e6, "nic", interface), told
+    raise SelftestError(errors.EXPECT_UNKNOWN, f"{why}: pass the rate you expect, e.g. --expect 1G")
 
 
 def _run_with_retry(runner: Callable[..., RunResult], binary: str, spec: RunSpec, peer: str,
@@ -120,6 +133,7 @@ def run_selftest(
     runner: Callable[..., RunResult] = run_client,
     doctor: Callable[[], Doctor] = ask_doctor,
     interface_of: Callable[[str], Optional[str]] = egress_interface,
+    route_exists: Callable[[str], bool] = has_route,
     probe: Callable[..., Optional[ConnectRtt]] = connect_rtt,
     binary: Optional[str] = None,
 ) -> Result:
@@ -127,6 +141,9 @@ def run_selftest(
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     binary = binary or find_iperf3()
     address = resolve(plan.peer, plan.timeout)
+    if not route_exists(address):  # before anything else: no rate, no doctor, no iperf3 can help
+        raise SelftestError(errors.UNREACHABLE, f"no route to {plan.peer.host} ({address}): the kernel has no "
+                                                "route to that address from this machine")
     # pyroute2 costs most of a second to import: with --expect, ask only if the result needs explaining
     interface = interface_of(address) if plan.expect_bps is None else None
     expected, told = expected_rate(plan, interface, doctor)

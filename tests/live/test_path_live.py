@@ -1,40 +1,94 @@
-"""The path out on the real kernel, inside namespaces: slirp's and libvirt's numbering recognised, the route
-MTU read from the kernel, policy routing found through netlink. No traffic is sent: the gateway is the
-peer namespace, and the route lookups use an unsent UDP socket."""
+"""The path out on the real kernel, inside namespaces: slirp's and libvirt's numbering weighed against the
+gateway's link-layer address and the platform, the route MTU read from the kernel, policy routing found through
+netlink. The only traffic is one datagram to the peer namespace, to resolve the gateway's address; doctor's own
+route lookups use an unsent UDP socket."""
 
 from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from typing import Iterator
 
 import pytest
 
 from tests.live.nsdoctor import doctor, findings
-from tests.netns import netns, requires_netns, veth_pair
+from tests.netns import Netns, netns, requires_netns, veth_pair
 
 pytestmark = [pytest.mark.root, requires_netns]
 
 
 def path_findings(doc: dict) -> dict:
-    return findings(doc, "PATH-")
+    """The path findings worth saying (the ok PATH-DEFAULT-ROUTE carries the evidence; read it on its own)."""
+    return {i: f for i, f in findings(doc, "PATH-").items() if f["severity"] != "ok"}
 
 
-def test_slirp_numbering_is_recognised() -> None:
-    with netns() as a, netns() as b, veth_pair(a, b, a_addr="10.0.2.15/24", b_addr="10.0.2.2/24"):
+def resolve_gateway(ns: Netns, gateway: str) -> str:
+    """One UDP datagram to the gateway's discard port makes the kernel resolve its link-layer address (the
+    traffic stays on our veth); returns that address once the neighbour entry is complete (bounded)."""
+    ns.run([sys.executable, "-c", "import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+            ".sendto(b'x', (sys.argv[1], 9))", gateway])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        cols = ns.ip("neigh", "show", gateway).stdout.split()
+        if "lladdr" in cols and cols[-1] in ("REACHABLE", "STALE", "DELAY"):
+            return cols[cols.index("lladdr") + 1]
+        time.sleep(0.05)
+    raise AssertionError(f"{gateway} was not resolved in {ns.name}")
+
+
+@contextlib.contextmanager
+def bridged_gateway(gateway_mac: str) -> Iterator[tuple[Netns, Netns]]:
+    """a: 10.0.2.15/24 on gc0, default via 10.0.2.2; b: a plain Linux bridge holding 10.0.2.2, gc1 its port."""
+    with netns() as a, netns() as b, veth_pair(a, b, a_addr="10.0.2.15/24", b_addr="10.0.2.16/24"):
+        b.ip("addr", "flush", "dev", "gc1")
+        b.ip("link", "add", "br0", "address", gateway_mac, "type", "bridge")
+        b.ip("link", "set", "gc1", "master", "br0")
+        b.ip("addr", "add", "10.0.2.2/24", "dev", "br0")
+        b.ip("link", "set", "br0", "up")
         a.ip("route", "add", "default", "via", "10.0.2.2", "dev", "gc0")
+        yield a, b
+
+
+def test_slirp_numbers_on_a_plain_bridge_are_not_called_slirp() -> None:
+    """The case that was reported as slirp: 10.0.2.15/24 behind a plain bridge, judged by the numbers alone."""
+    with bridged_gateway("ae:13:4f:00:00:01") as (a, _b):
+        assert resolve_gateway(a, "10.0.2.2") == "ae:13:4f:00:00:01"
         doc = doctor(a)
-        found = path_findings(doc)
-        assert set(found) == {"PATH-NAT-SLIRP"}
-        f = found["PATH-NAT-SLIRP"]
-        assert (f["subject"], f["severity"]) == ("gc0", "warning")
-        assert f["evidence"]["networks"] == ["10.0.2.0/24"] and f["evidence"]["src_address"] == "10.0.2.15"
-        (v4,) = [r for r in doc["facts"]["path"]["routes"] if r["family"] == "ipv4"]
-        assert (v4["source"], v4["mtu"], v4["dev_mtu"]) == ("procfs", 1500, 1500)
-        assert doc["status"] == "warning"
+    assert path_findings(doc) == {}
+    route = findings(doc, "PATH-")["PATH-DEFAULT-ROUTE"]
+    assert route["summary"] == "ipv4 default route via 10.0.2.2 on gc0: not slirp (numbers alone are only a hint)"
+    slirp = route["evidence"]["nat_ruled_out"]["slirp"]
+    assert slirp["gateway_mac"] == "ae:13:4f:00:00:01: not slirp's"
+    (v4,) = [r for r in doc["facts"]["path"]["routes"] if r["family"] == "ipv4"]
+    assert (v4["source"], v4["mtu"], v4["dev_mtu"], v4["gateway_mac"]) == ("procfs", 1500, 1500, "ae:13:4f:00:00:01")
 
 
-def test_libvirt_default_network_is_recognised() -> None:
+def test_slirps_gateway_address_is_seen_and_weighed_with_the_platform() -> None:
+    """A gateway answering with slirp's link-layer address: slirp only where the platform can run it."""
+    with bridged_gateway("52:55:0a:00:02:02") as (a, _b):
+        resolve_gateway(a, "10.0.2.2")
+        doc = doctor(a)
+    virt = doc["facts"]["virt"]
+    can = (virt["container"] is not None
+           or (virt["hypervisor"] in ("qemu", "kvm", "virtualbox", "unknown") and virt["cloud"] is None))
+    every = findings(doc, "PATH-")
+    evidence = every["PATH-NAT-SLIRP"]["evidence"] if can else every["PATH-DEFAULT-ROUTE"]["evidence"][
+        "nat_ruled_out"]["slirp"]
+    assert evidence["gateway_mac"] == "52:55:0a:00:02:02: slirp's"
+    assert evidence["platform"].endswith(": can run slirp" if can else ": cannot run slirp")
+    assert set(path_findings(doc)) == ({"PATH-NAT-SLIRP"} if can else set())
+
+
+def test_libvirt_numbers_with_another_router_are_not_libvirt() -> None:
     with netns() as a, netns() as b, veth_pair(a, b, a_addr="192.168.122.50/24", b_addr="192.168.122.1/24"):
+        b.ip("link", "set", "gc1", "address", "00:1b:21:3a:4b:5c")
         a.ip("route", "add", "default", "via", "192.168.122.1")
-        found = path_findings(doctor(a))
-        assert set(found) == {"PATH-NAT-LIBVIRT"} and found["PATH-NAT-LIBVIRT"]["severity"] == "info"
+        resolve_gateway(a, "192.168.122.1")
+        doc = doctor(a)
+    assert path_findings(doc) == {}
+    ruled_out = findings(doc, "PATH-")["PATH-DEFAULT-ROUTE"]["evidence"]["nat_ruled_out"]
+    assert ruled_out["libvirt's default network"]["gateway_mac"] == "00:1b:21:3a:4b:5c: not libvirt's default network's"
 
 
 def test_route_mtu_above_the_link_and_its_fix() -> None:
@@ -63,7 +117,7 @@ def test_policy_routing_is_found_through_netlink() -> None:
         doc = doctor(a)
         (v4,) = [r for r in doc["facts"]["path"]["routes"] if r["family"] == "ipv4"]
         assert (v4["source"], v4["table"], v4["dev"], v4["gateway"]) == ("netlink", "100", "gc0", "10.0.2.2")
-        assert set(path_findings(doc)) == {"PATH-NAT-SLIRP"}
+        assert set(findings(doc, "PATH-")) == {"PATH-DEFAULT-ROUTE"}  # slirp's numbers, nothing else of slirp's
 
 
 def test_no_default_route() -> None:

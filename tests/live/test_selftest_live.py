@@ -171,15 +171,25 @@ def test_compare_shows_the_change_after_raising_the_limit(tmp_path):
     assert "  verdict: far below line rate -> near line rate" in human.stdout
 
 
-def test_default_expectation_is_the_speed_of_the_nic_on_the_route():
-    with shaped_path("100mbit") as (a, b), iperf3_server(b):
-        code, doc, _ = selftest_json(a, "--peer", SERVER, "--duration", "1", "--parallel", "1",
-                                     "--direction", "upload")
-        speed = int(a.run(["cat", "/sys/class/net/gc0/speed"]).stdout)  # veth says 10000 (Mb/s)
-    assert doc["expected"] == {"bps": speed * 1e6, "source": "nic", "interface": "gc0"}
-    assert doc["interface"] == "gc0"
-    assert code == 2 and doc["verdict"]["key"] == "far-below"  # 100 Mbit/s of a 10 Gbit/s veth
-    assert doc["doctor"]["ran"] is True
+def test_a_veths_nominal_speed_is_not_taken_for_a_line_rate():
+    """A veth shaped to 200 Mbit/s says 10000 Mb/s: without --expect, selftest asks for it instead of judging."""
+    with shaped_path("200mbit") as (a, b), iperf3_server(b):
+        speed = int(a.run(["cat", "/sys/class/net/gc0/speed"]).stdout)
+        code, doc, out = selftest_json(a, "--peer", SERVER, "--duration", "1", "--parallel", "1",
+                                       "--direction", "upload")
+    assert speed == 10000
+    assert code == 17 and doc["error"]["kind"] == "expect-unknown", doc
+    assert out.stderr.strip() == (
+        "Error: interface gc0 is a software NIC: its nominal 10000 Mb/s is not a line rate (only physical NICs "
+        "and SR-IOV VFs report one): pass the rate you expect, e.g. --expect 1G")
+
+
+def test_no_route_to_the_peer_exits_10_before_asking_for_expect():
+    with shaped_path("100mbit") as (a, _b):
+        code, doc, out = selftest_json(a, "--peer", "10.123.0.1", "--duration", "1", "--timeout", "2")
+    assert code == 10 and doc["error"]["kind"] == "unreachable", doc
+    assert out.stderr.strip() == ("Error: no route to 10.123.0.1 (10.123.0.1): the kernel has no route to that "
+                                  "address from this machine")
 
 
 def test_ipv6_peer_with_a_port_and_a_bound_server():

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from guestcheck.checks import path as check
+from guestcheck.checks.path import FINDINGS
 from guestcheck.collect.path import collect_path, parse_ipv4_routes, parse_ipv6_routes
 from guestcheck.facts import Facts, Route
 from guestcheck.facts import Path as PathFacts
@@ -131,55 +132,111 @@ def test_no_default_route_at_all(tmp_path: Path) -> None:
     assert ids(Facts(path=path)) == ["PATH-NO-DEFAULT-ROUTE"]
 
 
+# /proc/net/arp as the kernel prints it, with slirp's gateway resolved (52:55 + 10.0.2.2)
+ARP_SLIRP = ("IP address       HW type     Flags       HW address            Mask     Device\n"
+             "10.0.2.2         0x1         0x2         52:55:0a:00:02:02     *        gcxa\n"
+             "10.0.2.9         0x1         0x0         00:00:00:00:00:00     *        gcxa\n")
+
+
 def test_collect_facts_fills_path(tmp_path: Path) -> None:
     m = tree(tmp_path)
+    m.set_dmi(sys_vendor="QEMU", product_name="Standard PC (Q35 + ICH9, 2009)")
+    m.write("proc/net/arp", ARP_SLIRP)
+    m.write("etc/resolv.conf", "# from DHCP\nnameserver 10.0.2.3\n")
     m.add_nic("gcxa", driver="virtio_net", bus="virtio")
     facts = m.collect()
     assert facts.path is not None and facts.path.routes[0].gateway == "10.0.2.2"
+    assert facts.path.routes[0].gateway_mac == "52:55:0a:00:02:02" and facts.path.nameservers == ["10.0.2.3"]
     assert "PATH-NAT-SLIRP" in ids(facts)
+
+
+def test_resolved_stub_gives_its_upstream_servers_and_incomplete_neighbours_no_mac(tmp_path: Path) -> None:
+    m = tree(tmp_path)
+    m.write("proc/net/arp", ARP_SLIRP.replace("0x2 ", "0x0 "))
+    m.write("etc/resolv.conf", "nameserver 127.0.0.53\noptions edns0\n")
+    m.write("run/systemd/resolve/resolv.conf", "nameserver 10.0.2.3\n")
+    path = collect_path(m.roots, live=False, netlink=no_netlink)
+    assert path.routes[0].gateway_mac is None and path.nameservers == ["10.0.2.3"]
 
 
 # --- checks -------------------------------------------------------------------------------------------
 
 
 def ids(facts: Facts) -> list[str]:
-    return [f.id for f in check.run(facts)]
+    """The ids of what is worth saying (the ok route finding is the evidence channel, tested on its own)."""
+    return [f.id for f in check.run(facts) if f.severity.label != "ok"]
 
 
-def facts_with(*routes: Route, hypervisor: Optional[str] = "kvm") -> Facts:
-    facts = Facts(path=PathFacts(list(routes)))
-    facts.virt.hypervisor = hypervisor
+def facts_with(*routes: Route, hypervisor: Optional[str] = "kvm", nameservers: tuple[str, ...] = (),
+               cloud: Optional[str] = None, container: Optional[str] = None) -> Facts:
+    facts = Facts(path=PathFacts(list(routes), nameservers=list(nameservers)))
+    facts.virt.hypervisor, facts.virt.cloud, facts.virt.container = hypervisor, cloud, container
     return facts
 
 
-def test_slirp_recognised_by_gateway_and_network() -> None:
-    slirp = Route("ipv4", "ens3", "10.0.2.2", networks=["10.0.2.0/24"], src_address="10.0.2.15")
-    (f,) = check.run(facts_with(slirp))
+def slirp_route(mac: Optional[str] = "52:55:0a:00:02:02", networks=("10.0.2.0/24",)) -> Route:
+    return Route("ipv4", "ens3", "10.0.2.2", networks=list(networks), src_address="10.0.2.15", gateway_mac=mac)
+
+
+def test_slirp_recognised_by_numbers_and_behaviour() -> None:
+    (f,) = [f for f in check.run(facts_with(slirp_route())) if f.severity.label != "ok"]
     assert f.id == "PATH-NAT-SLIRP" and f.severity.label == "warning" and "slirp" in f.summary
     assert "-netdev tap" in f.fix and "SR-IOV" in f.fix
-    by_address = Route("ipv4", "ens3", "10.0.2.2", networks=[], src_address="10.0.2.15")
-    assert ids(facts_with(by_address)) == ["PATH-NAT-SLIRP"]
-    vbox = check.run(facts_with(slirp, hypervisor="virtualbox"))[0]
+    assert FINDINGS["PATH-NAT-SLIRP"].fix_on == FINDINGS["PATH-NAT-LIBVIRT"].fix_on == "host"
+    assert f.evidence["gateway_mac"] == "52:55:0a:00:02:02: slirp's"
+    assert f.evidence["platform"] == "kvm: can run slirp"
+    assert ids(facts_with(slirp_route(networks=()))) == ["PATH-NAT-SLIRP"]  # by the source address
+    # before the gateway was reached, DHCP's resolver is slirp's
+    assert ids(facts_with(slirp_route(mac=None), nameservers=("10.0.2.3",))) == ["PATH-NAT-SLIRP"]
+    vbox = check.run(facts_with(slirp_route("52:54:00:12:35:02"), hypervisor="virtualbox"))[0]
     assert "VirtualBox NAT" in vbox.summary and "bridged" in vbox.fix
+    # rootless containers: slirp4netns uses slirp's numbers, whatever runs the machine
+    assert ids(facts_with(slirp_route(), hypervisor="firecracker", container="podman")) == ["PATH-NAT-SLIRP"]
     # 10.0.2.2 as a gateway on some other network is not slirp
-    assert ids(facts_with(Route("ipv4", "eth0", "10.0.2.2", networks=["10.0.0.0/16"], src_address="10.0.9.9"))) \
-        == []
+    assert ids(facts_with(Route("ipv4", "eth0", "10.0.2.2", networks=["10.0.0.0/16"], src_address="10.0.9.9",
+                                gateway_mac="52:55:0a:00:02:02"))) == []
+
+
+def test_slirp_numbers_alone_are_only_a_hint() -> None:
+    """10.0.2.15/24 on a plain bridge of a Firecracker VM, the gateway an ordinary bridge: no NAT finding."""
+    bridge = slirp_route(mac="ae:13:4f:00:00:01")
+    (ok,) = check.run(facts_with(bridge, hypervisor="firecracker"))
+    assert (ok.id, ok.severity.label) == ("PATH-DEFAULT-ROUTE", "ok")
+    assert ok.summary == "ipv4 default route via 10.0.2.2 on ens3: not slirp (numbers alone are only a hint)"
+    assert ok.evidence["nat_ruled_out"]["slirp"] == {
+        "hint": "default route via 10.0.2.2 on 10.0.2.0/24: slirp's numbers",
+        "gateway_mac": "ae:13:4f:00:00:01: not slirp's",
+        "platform": "firecracker: cannot run slirp"}
+    # each piece of evidence alone is not enough
+    assert ids(facts_with(slirp_route(), hypervisor="firecracker")) == []  # slirp's MAC, a platform without it
+    assert ids(facts_with(slirp_route(), hypervisor="kvm", cloud="amazon")) == []  # no slirp in a cloud
+    assert ids(facts_with(bridge, hypervisor="qemu")) == []  # a platform with it, another gateway
+    assert ids(facts_with(slirp_route(mac=None), nameservers=("192.0.2.53",))) == []  # nothing corroborates
 
 
 def test_libvirt_default_network() -> None:
-    route = Route("ipv4", "enp1s0", "192.168.122.1", networks=["192.168.122.0/24"])
-    (f,) = check.run(facts_with(route))
+    route = Route("ipv4", "enp1s0", "192.168.122.1", networks=["192.168.122.0/24"], gateway_mac="52:54:00:8c:1a:2b")
+    (f,) = [f for f in check.run(facts_with(route)) if f.severity.label != "ok"]
     assert (f.id, f.severity.label) == ("PATH-NAT-LIBVIRT", "info")
     assert ids(facts_with(Route("ipv4", "eth0", "192.168.1.1", networks=["192.168.1.0/24"]))) == []
+    other_router = Route("ipv4", "enp1s0", "192.168.122.1", networks=["192.168.122.0/24"],
+                         gateway_mac="00:1b:21:3a:4b:5c")
+    assert ids(facts_with(other_router)) == []
 
 
 def test_route_mtu_against_interface_mtu() -> None:
-    high = check.run(facts_with(Route("ipv4", "eth0", "192.168.1.1", mtu=9000, dev_mtu=1500)))
-    assert [(f.id, f.severity.label) for f in high] == [("PATH-MTU-MISMATCH", "warning")]
-    assert "ip route change default via 192.168.1.1 dev eth0 mtu 1500" in high[0].fix
-    low = check.run(facts_with(Route("ipv6", "eth0", "fe80::1", mtu=1280, dev_mtu=1500)))
-    assert [(f.id, f.severity.label) for f in low] == [("PATH-MTU-MISMATCH", "info")]
-    assert "ip -6 route change default via fe80::1 dev eth0 mtu 1500" in low[0].fix
+    def mismatches(route: Route) -> list:
+        return [f for f in check.run(facts_with(route)) if f.id == "PATH-MTU-MISMATCH"]
+
+    high = mismatches(Route("ipv4", "eth0", "192.168.1.1", mtu=9000, dev_mtu=1500))
+    assert [f.severity.label for f in high] == ["warning"]
+    assert high[0].fix == "ip route change default via 192.168.1.1 dev eth0 mtu 1500"  # the command alone
+    assert high[0].evidence["or_instead"] == "if the whole link carries 9000: ip link set eth0 mtu 9000"
+    low = mismatches(Route("ipv6", "eth0", "fe80::1", mtu=1280, dev_mtu=1500))
+    assert [f.severity.label for f in low] == ["info"]
+    assert low[0].fix == "ip -6 route change default via fe80::1 dev eth0 mtu 1500"
+    odd = mismatches(Route("ipv4", "eth0;reboot", "192.168.1.1", mtu=9000, dev_mtu=1500))
+    assert odd[0].fix == "ip route change default via 192.168.1.1 dev 'eth0;reboot' mtu 1500"
     assert ids(facts_with(Route("ipv4", "eth0", "192.168.1.1", mtu=1500, dev_mtu=1500))) == []
     assert ids(facts_with(Route("ipv4", "eth0", "192.168.1.1", mtu=None, dev_mtu=1500))) == []
 

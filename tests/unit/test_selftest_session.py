@@ -35,11 +35,11 @@ class Runner:
                          spec.duration, spec.duration + 0.1, "iperf 3.12")
 
 
-def doctor_with(speed: Optional[int], findings=()) -> Doctor:
-    return Doctor({"lo": None, "eth0": speed}, list(findings))
+def doctor_with(speed: Optional[int], findings=(), kind: str = "physical") -> Doctor:
+    return Doctor({"lo": None, "eth0": speed}, list(findings), {"lo": "software", "eth0": kind})
 
 
-def selftest(plan: Plan, runner: Runner, told: Doctor, interface: Optional[str] = "eth0"):
+def selftest(plan: Plan, runner: Runner, told: Doctor, interface: Optional[str] = "eth0", routed: bool = True):
     asked = []
 
     def doctor() -> Doctor:
@@ -47,6 +47,7 @@ def selftest(plan: Plan, runner: Runner, told: Doctor, interface: Optional[str] 
         return told
 
     result = run_selftest(plan, runner=runner, doctor=doctor, interface_of=lambda a: interface,
+                          route_exists=lambda a: routed,
                           probe=lambda a, p, timeout: ConnectRtt([0.2, 0.3, 0.25], ["syn-ack"] * 3), binary="iperf3")
     return result, len(asked)
 
@@ -80,6 +81,39 @@ def test_unknown_speed_asks_for_expect_before_any_run(speed, interface):
         selftest(Plan(PEER), runner, doctor_with(speed), interface)
     assert caught.value.code == errors.EXPECT_UNKNOWN
     assert runner.specs == []
+
+
+@pytest.mark.parametrize("kind,speed,says", [
+    ("software", 10000, "interface eth0 is a software NIC: its nominal 10000 Mb/s is not a line rate"),
+    ("paravirtual", 10000, "interface eth0 is a paravirtual NIC: its nominal 10000 Mb/s is not a line rate"),
+    ("paravirtual", None, "interface eth0 is a paravirtual NIC: it reports no line rate"),
+    ("emulated", 1000, "interface eth0 is an emulated NIC: its nominal 1000 Mb/s is not a line rate"),
+])
+def test_a_virtual_nics_nominal_speed_is_not_a_line_rate(kind, speed, says):
+    """A veth shaped to 200 Mbit/s says 10000: judging against that would call 96 % of the real rate far below."""
+    runner = Runner(190)
+    with pytest.raises(SelftestError) as caught:
+        selftest(Plan(PEER), runner, doctor_with(speed, kind=kind))
+    assert caught.value.code == errors.EXPECT_UNKNOWN and runner.specs == []
+    assert caught.value.message == f"{says} (only physical NICs and SR-IOV VFs report one): pass the rate you " \
+                                   "expect, e.g. --expect 1G"
+
+
+@pytest.mark.parametrize("kind", ["physical", "sriov-vf"])
+def test_the_link_speed_of_a_physical_nic_or_vf_is_the_expected_rate(kind):
+    result, _ = selftest(Plan(PEER, parallel=1), Runner(950), doctor_with(1000, kind=kind))
+    assert (result.expected.bps, result.expected.source) == (1e9, "nic") and result.verdict.key == "near"
+
+
+def test_no_route_to_the_peer_is_unreachable_before_anything_else():
+    runner, asked = Runner(), []
+    with pytest.raises(SelftestError) as caught:
+        run_selftest(Plan(PEER), runner=runner, doctor=lambda: asked.append(1) or doctor_with(None),
+                     interface_of=lambda a: asked.append(2), route_exists=lambda a: False,
+                     probe=lambda a, p, timeout: None, binary="iperf3")
+    assert caught.value.code == errors.UNREACHABLE
+    assert caught.value.message.startswith("no route to 10.199.0.2 (10.199.0.2)")
+    assert runner.specs == [] and asked == []  # no --expect question, no doctor, no iperf3
 
 
 def test_busy_on_a_later_run_is_retried_but_not_on_the_first():
@@ -131,7 +165,7 @@ def test_refused_on_the_first_run_is_not_retried():
 
 
 def test_doctor_failing_leaves_the_measurement_standing():
-    result = run_selftest(Plan(PEER, parallel=1, expect_bps=1e9), runner=Runner(95),
+    result = run_selftest(Plan(PEER, parallel=1, expect_bps=1e9), runner=Runner(95), route_exists=lambda a: True,
                           doctor=lambda: Doctor(problem="doctor could not run: OSError: boom"),
                           interface_of=lambda a: "eth0", probe=lambda a, p, timeout: None, binary="iperf3")
     assert result.verdict.key == "far-below" and result.causes == []

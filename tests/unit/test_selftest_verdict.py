@@ -9,7 +9,7 @@ from guestcheck.report import judge
 from guestcheck.selftest import errors
 from guestcheck.selftest.iperf3 import RunResult
 from guestcheck.selftest.verdict import BELOW_AT, NEAR_AT, cause_for, classify_ratio, judge_runs, likely_causes
-from tests.fakemachine import from_snapshot, snapshot_names
+from tests.fakemachine import from_snapshot
 
 
 def run(direction: str, streams: int, mbps: float) -> RunResult:
@@ -90,7 +90,6 @@ def test_findings_about_other_nics_and_ok_findings_are_left_out():
     assert {c.finding for c in causes} == {"NIC-EMULATED", "OFFLOAD-TSO-OFF", "SYSCTL-TCP-RMEM-SMALL"}
 
 
-@pytest.mark.skipif("qemu-e1000" not in snapshot_names(), reason="reference snapshots not found")
 def test_an_emulated_nic_capture_explains_a_slow_result(tmp_path):
     facts = from_snapshot("qemu-e1000", tmp_path).collect()
     causes, _ = likely_causes(judge(facts).findings, "ens3", [n.name for n in facts.nics])
@@ -100,7 +99,6 @@ def test_an_emulated_nic_capture_explains_a_slow_result(tmp_path):
     assert by_cause["offloads off"].finding.startswith("OFFLOAD-")
 
 
-@pytest.mark.skipif("qemu-virtio" not in snapshot_names(), reason="reference snapshots not found")
 def test_a_single_queue_slirp_capture_explains_a_slow_result(tmp_path):
     facts = from_snapshot("qemu-virtio", tmp_path).collect()
     causes, _ = likely_causes(judge(facts).findings, "ens3", [n.name for n in facts.nics])

@@ -17,6 +17,10 @@ set -e
 nic=$(ls /sys/class/net | grep -vx lo | head -n 1)
 ip link add link "$nic" name "$nic.100" type vlan id 100
 ip link set "$nic.100" up
+# any traffic towards the gateway makes the kernel resolve its link-layer address, as a booted guest's DHCP,
+# DNS or apt traffic would have; slirp answers for 10.0.2.2 with 52:55:0a:00:02:02 (restrict=on keeps it inside)
+python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('10.0.2.2', 9))"
+for i in $(seq 50); do ip neigh show 10.0.2.2 | grep -q lladdr && break; sleep 0.1; done
 { echo "== /proc/net/vlan/config"; cat /proc/net/vlan/config; echo "== doctor -v";
   python3 -m guestcheck doctor -v --sample 1 || true; } >&2
 python3 -m guestcheck doctor --json --sample 1
@@ -41,6 +45,9 @@ def test_vlan_listed_and_slirp_recognised(vm_image: guest.Image) -> None:
 
     (slirp,) = by_id["PATH-NAT-SLIRP"]
     assert slirp["subject"] == nic and slirp["evidence"]["networks"] == ["10.0.2.0/24"]
+    # corroborated, not guessed from the numbers: slirp's own link-layer address, on a platform that runs it
+    assert slirp["evidence"]["gateway_mac"] == "52:55:0a:00:02:02: slirp's"
+    assert slirp["evidence"]["platform"] in ("qemu: can run slirp", "kvm: can run slirp")
     (v4,) = [r for r in facts["path"]["routes"] if r["family"] == "ipv4"]
     assert (v4["gateway"], v4["source"], v4["src_address"], v4["mtu"], v4["dev_mtu"]) == (
         "10.0.2.2", "procfs", "10.0.2.15", 1500, 1500)

@@ -1,0 +1,24 @@
+"""Address arithmetic without the ipaddress module (doctor's start-up is measured): one CIDR test for all."""
+
+from __future__ import annotations
+
+import socket
+from typing import Optional
+
+
+def in_network(address: Optional[str], network: str) -> bool:
+    """Whether `address` (IPv4 or IPv6) lies in `network` ("a.b.c.d/len", "x::/len"); False when unparsable."""
+    if not address:
+        return False
+    base, _, plen_text = network.partition("/")
+    af, width = (socket.AF_INET6, 128) if ":" in base else (socket.AF_INET, 32)
+    try:
+        a = int.from_bytes(socket.inet_pton(af, address), "big")
+        b = int.from_bytes(socket.inet_pton(af, base), "big")
+        plen = int(plen_text) if plen_text else width
+    except (OSError, ValueError):
+        return False
+    if not 0 <= plen <= width:
+        return False
+    shift = width - plen
+    return a >> shift == b >> shift
