@@ -19,7 +19,7 @@ from guestcheck.roots import Roots
 
 DEFAULT_SAMPLE_SECONDS = 1.0
 MAX_SAMPLE_SECONDS = 3600.0
-_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,4})?")
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def seconds_from_text(text: str, low: float, high: float) -> float:
