@@ -15,9 +15,12 @@ from typing import Any, Optional
 import click
 
 from guestcheck import __version__
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS
+from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS, sample_seconds_from_text
 from guestcheck.entry import EXIT_UNKNOWN
 from guestcheck.render import REPORT_FORMATS, render_for
+
+# README "Exit codes of every command": these share doctor's codes, bad usage and bad input files are 3 (unknown)
+NAGIOS_COMMANDS = ("doctor", "facts", "explain")
 
 LAZY_COMMANDS = {
     # name: "module:attribute"
@@ -124,10 +127,25 @@ def write_output(path: str, text: str, *, named_by_user: bool) -> None:
         raise click.ClickException(escape_control(f"cannot write {path}: {e.strerror or e}")) from None
 
 
+class SampleSeconds(click.ParamType):
+    """--sample: the same rule as the fast path in guestcheck/entry.py (NaN and infinity are not numbers
+    of seconds, though float() and click.FloatRange take them)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
+        if isinstance(value, float):  # the default
+            return value
+        try:
+            return sample_seconds_from_text(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
 sample_option = click.option(
-    "--sample", "sample_seconds", type=click.FloatRange(0, MAX_SAMPLE_SECONDS), default=DEFAULT_SAMPLE_SECONDS,
+    "--sample", "sample_seconds", type=SampleSeconds(), default=DEFAULT_SAMPLE_SECONDS,
     show_default=True, metavar="SECONDS",
-    help="How long to sample counters (CPU steal, softnet drops, softirqs).")
+    help=f"How long to sample counters (CPU steal, softnet drops, softirqs), 0 to {MAX_SAMPLE_SECONDS:g}.")
 
 
 @cli.command()
@@ -219,11 +237,11 @@ def _run_click(args: list[str]) -> int:
         rv = e.exit_code
     except click.UsageError as e:
         e.show()
-        is_doctor = e.ctx is not None and e.ctx.command.name == "doctor"
-        return EXIT_UNKNOWN if is_doctor else 2
+        nagios = e.ctx is not None and e.ctx.command.name in NAGIOS_COMMANDS
+        return EXIT_UNKNOWN if nagios else 2
     except click.ClickException as e:
         e.show()
-        return EXIT_UNKNOWN if args[:1] == ["doctor"] else e.exit_code
+        return EXIT_UNKNOWN if args[:1] and args[0] in NAGIOS_COMMANDS else e.exit_code
     except click.Abort:
         click.echo("guestcheck: aborted", err=True)
         return 130

@@ -9,7 +9,6 @@ command line. The fast path accepts a strict subset of what click accepts and do
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from typing import Callable, Optional
@@ -22,7 +21,7 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
     """The options of a plain doctor run, or None when click must parse (or reject) the command line."""
     if not args or args[0] != "doctor":
         return None
-    from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS
+    from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, sample_seconds_from_text
 
     options = {"fmt": "human", "sample_seconds": DEFAULT_SAMPLE_SECONDS, "verbose": False}
     rest = list(args[1:])
@@ -44,12 +43,9 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
                 options["fmt"] = value
             else:
                 try:
-                    seconds = float(value)
+                    options["sample_seconds"] = sample_seconds_from_text(value)
                 except ValueError:
-                    return None
-                if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SAMPLE_SECONDS):
-                    return None
-                options["sample_seconds"] = seconds
+                    return None  # click says why, with doctor's exit code
         else:
             return None
     return options

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from guestcheck.terminal import escape_controls
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax
 
@@ -31,9 +33,18 @@ SHARE_DIR = "/usr/share/guestcheck/profiles"
 ENV_PROFILES = "GUESTCHECK_PROFILES"
 SECTIONS = ("main", "sysctl", "guestcheck")
 GUARD_KEYS = ("min_ram_mb", "requires_guaranteed_memory")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a trailing newline in
 _KEY = re.compile(r"^-?[A-Za-z0-9_][A-Za-z0-9_.*/:-]*$")
 _TRUE, _FALSE = ("yes", "true", "1", "on"), ("no", "false", "0", "off")
+
+# Caps on what one profile may cost, includes and all: real profiles are a few KiB, two levels deep.
+MAX_INCLUDE_DEPTH = 16  # profiles on the longest include chain, the profile itself counted
+MAX_INCLUDED_FILES = 64  # distinct profiles in one profile's include closure
+MAX_FILE_BYTES = 64 * 1024
+MAX_TOTAL_BYTES = 1024 * 1024  # of the whole closure
+MAX_KEYS = 4096  # settings after the includes are merged
+MAX_RAM_MB = 1 << 30  # min_ram_mb above 1 PiB is a typo, not a guard
+_INT64 = 1 << 64  # raise-only fields are kernel integers: at most 64 bits
 
 
 class ProfileError(TuneError):
@@ -124,13 +135,13 @@ def parse_text(text: str, name: str, path: str) -> Profile:
 def _assign(profile: Profile, section: str, key: str, value: str, reason: Optional[str], where: str) -> None:
     if section == "main":
         if key == "summary":
-            profile.summary = value
+            profile.summary = escape_controls(value)  # shown by list/show/diff: never a terminal escape
         elif key == "include":
             names = [n.strip() for n in value.split(",") if n.strip()]
             for n in names:
-                if not _NAME.match(n):
-                    raise ProfileError(f"{where}: bad profile name {n!r} in include")
-            profile.includes = names
+                if not valid_name(n):
+                    raise ProfileError(f"{where}: bad profile name {n!r} in include (a name, not a path)")
+            profile.includes = list(dict.fromkeys(names))  # each once, in order
         else:
             raise ProfileError(f"{where}: unknown key {key!r} in [main] (known: summary, include)")
     elif section == "guestcheck":
@@ -141,8 +152,9 @@ def _assign(profile: Profile, section: str, key: str, value: str, reason: Option
 
 def _guard(guards: Guards, key: str, value: str, where: str) -> Guards:
     if key == "min_ram_mb":
-        if not value.isdigit():
-            raise ProfileError(f"{where}: min_ram_mb must be a whole number of MiB, got {value!r}")
+        if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) > MAX_RAM_MB:
+            raise ProfileError(f"{where}: min_ram_mb must be a whole number of MiB up to {MAX_RAM_MB}, "
+                               f"got {value[:40]!r}")
         return replace(guards, min_ram_mb=int(value))
     if key == "requires_guaranteed_memory":
         if value.lower() not in _TRUE + _FALSE:
@@ -164,16 +176,16 @@ def _setting(key: str, value: str, reason: Optional[str], where: str) -> Setting
     if raise_only:
         value = value[1:].strip()
         if not value or not all(_is_int(v) for v in value.split()):
-            raise ProfileError(f"{where}: raise-only (>) needs whole numbers, got {value!r}")
+            raise ProfileError(f"{where}: raise-only (>) needs whole numbers (64-bit at most), got {value[:80]!r}")
     if not value:
         raise ProfileError(f"{where}: {key} has no value")
-    if any(ord(c) < 32 and c != "\t" for c in value):
+    if not all(c.isprintable() or c == "\t" for c in value):
         raise ProfileError(f"{where}: {key} has a control character in its value")
-    return Setting(normalise_key(key), normalise_value(value), raise_only, reason or "", where)
+    return Setting(normalise_key(key), normalise_value(value), raise_only, escape_controls(reason or ""), where)
 
 
 def _is_int(text: str) -> bool:
-    return bool(re.fullmatch(r"-?[0-9]+", text))
+    return bool(re.fullmatch(r"-?[0-9]{1,20}", text)) and abs(int(text)) < _INT64
 
 
 # --- finding and loading -------------------------------------------------------------------------------
@@ -198,50 +210,146 @@ def available(dirs: Sequence[str]) -> dict[str, str]:
         except OSError:
             continue
         for entry in names:
-            if entry.endswith(PROFILE_SUFFIX) and _NAME.match(entry[: -len(PROFILE_SUFFIX)]):
+            if entry.endswith(PROFILE_SUFFIX) and valid_name(entry[: -len(PROFILE_SUFFIX)]):
                 found.setdefault(entry[: -len(PROFILE_SUFFIX)], os.path.join(d, entry))
     return found
 
 
 def _read(path: str) -> str:
+    """A profile's text: a regular file (not a FIFO that would block, not /dev/zero), at most
+    MAX_FILE_BYTES, UTF-8."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except UnicodeDecodeError:
-        raise ProfileError(f"{path}: not UTF-8 text") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ProfileError(f"{path}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise ProfileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, too big for a profile")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProfileError(f"{path}: not UTF-8 text") from None
 
 
 def load(name: str, dirs: Sequence[str]) -> Profile:
     """A profile with its includes resolved: included settings first, the including file's last (it wins)."""
-    return _load(name, dirs, ())
+    return Loader(dirs).load(name)
 
 
-def _locate(name: str, dirs: Sequence[str]) -> tuple[str, str]:
-    if name.endswith(PROFILE_SUFFIX) and os.sep in name:  # a path given on the command line
-        return os.path.basename(name)[: -len(PROFILE_SUFFIX)], name
-    if not _NAME.match(name):
-        raise ProfileError(f"bad profile name {name!r}")
-    path = available(dirs).get(name)
-    if path is None:
-        known = ", ".join(sorted(available(dirs))) or "none"
-        raise ProfileError(f"no profile named {name!r} in {', '.join(dirs)} (available: {known})")
-    return name, path
+def valid_name(name: str) -> bool:
+    """A profile name is a name, never a path: letters, digits, '.', '_', '-', not starting with a dot."""
+    return bool(_NAME.fullmatch(name))
 
 
-def _load(name: str, dirs: Sequence[str], chain: tuple[str, ...]) -> Profile:
-    name, path = _locate(name, dirs)
-    if name in chain:
-        raise ProfileError(f"{path}: include cycle: {' -> '.join((*chain, name))}")
-    own = parse_text(_read(path), name, path)
-    merged = Profile(name=name, path=path, summary=own.summary, includes=own.includes)
-    for inc in own.includes:
-        sub = _load(inc, dirs, (*chain, name))
-        merged.settings.update(sub.settings)
-        merged.guards = merged.guards.merged(sub.guards)
-    for key, setting in own.settings.items():
-        merged.settings.pop(key, None)  # the including profile's order and value win
-        merged.settings[key] = setting
-    merged.guards = merged.guards.merged(own.guards)
-    return merged
+def _chain_text(chain: Sequence[str]) -> str:
+    """`a -> b -> c`, its middle elided when the chain is long, so the error stays one readable line."""
+    shown = list(chain) if len(chain) <= 8 else [*chain[:3], f"... ({len(chain) - 5} more)", *chain[-2:]]
+    return " -> ".join(shown)
+
+
+@dataclass
+class _Expanded:
+    """A profile with its includes resolved, and what its include closure cost: name -> bytes read,
+    and its longest include chain (itself first)."""
+    profile: Profile
+    files: Dict[str, int]
+    longest: Tuple[str, ...]
+
+
+class Loader:
+    """Resolves profiles against `dirs`, reading and expanding each file once however often it is
+    included (a diamond of includes costs one read per file, not one per path), within the caps above."""
+
+    def __init__(self, dirs: Sequence[str]) -> None:
+        self.dirs = list(dirs)
+        self._found: Optional[Dict[str, str]] = None
+        self._parsed: Dict[str, Union[Tuple[Profile, int], ProfileError]] = {}
+        self._expanded: Dict[str, _Expanded] = {}
+
+    def available(self) -> Dict[str, str]:
+        if self._found is None:
+            self._found = available(self.dirs)
+        return self._found
+
+    def load(self, name: str) -> Profile:
+        return self._expand(name, ()).profile
+
+    def _locate(self, name: str) -> str:
+        if not valid_name(name):
+            raise ProfileError(f"bad profile name {escape_controls(repr(name))} (a name such as throughput, "
+                               "not a path)")
+        path = self.available().get(name)
+        if path is None:
+            names = sorted(self.available())
+            known = ", ".join(names[:12]) + (f", ... ({len(names) - 12} more)" if len(names) > 12 else "") or "none"
+            raise ProfileError(f"no profile named {name!r} in {', '.join(self.dirs)} (available: {known})")
+        return path
+
+    def _parse(self, name: str) -> Tuple[Profile, int]:
+        """One file, read and parsed once; a failure is remembered too."""
+        got = self._parsed.get(name)
+        if got is None:
+            try:
+                path = self._locate(name)
+                text = _read(path)
+                got = (parse_text(text, name, path), len(text.encode("utf-8")))
+            except ProfileError as e:
+                got = e
+            self._parsed[name] = got
+        if isinstance(got, ProfileError):
+            raise got
+        return got
+
+    def _expand(self, name: str, chain: Tuple[str, ...]) -> _Expanded:
+        done = self._expanded.get(name)
+        if done is not None:
+            return done
+        own, size = self._parse(name)
+        if name in chain:
+            raise ProfileError(f"{own.path}: include cycle: {_chain_text((*chain, name))}")
+        chain = (*chain, name)
+        if len(chain) > MAX_INCLUDE_DEPTH:  # stop before the stack gets deep
+            self._too_deep(chain)
+        merged = Profile(name=name, path=own.path, summary=own.summary, includes=own.includes)
+        files = {name: size}
+        longest: Tuple[str, ...] = ()
+        for inc in own.includes:
+            sub = self._expand(inc, chain)
+            if len(sub.longest) > len(longest):
+                longest = sub.longest
+            if len(chain) + len(longest) > MAX_INCLUDE_DEPTH:  # through an include expanded earlier
+                self._too_deep((*chain, *longest))
+            files.update(sub.files)
+            merged.settings.update(sub.profile.settings)
+            merged.guards = merged.guards.merged(sub.profile.guards)
+        for key, setting in own.settings.items():
+            merged.settings.pop(key, None)  # the including profile's order and value win
+            merged.settings[key] = setting
+        merged.guards = merged.guards.merged(own.guards)
+        _check_size(own.path, chain, files, len(merged.settings))
+        done = self._expanded[name] = _Expanded(merged, files, (name, *longest))
+        return done
+
+    def _too_deep(self, chain: Tuple[str, ...]) -> None:
+        chain = chain[: MAX_INCLUDE_DEPTH + 1]
+        raise ProfileError(f"{self.available()[chain[0]]}: includes nested deeper than {MAX_INCLUDE_DEPTH} "
+                           f"levels: {_chain_text(chain)}")
+
+
+def _check_size(path: str, chain: Sequence[str], files: Dict[str, int], keys: int) -> None:
+    via = f" (via {_chain_text(chain)})" if len(chain) > 1 else ""
+    if len(files) > MAX_INCLUDED_FILES:
+        raise ProfileError(f"{path}: includes more than {MAX_INCLUDED_FILES} profiles{via}")
+    total = sum(files.values())
+    if total > MAX_TOTAL_BYTES:
+        raise ProfileError(f"{path}: with its includes larger than {MAX_TOTAL_BYTES // 1024} KiB{via}")
+    if keys > MAX_KEYS:
+        raise ProfileError(f"{path}: with its includes sets more than {MAX_KEYS} keys{via}")

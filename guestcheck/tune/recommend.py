@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from guestcheck.tune import guard
-from guestcheck.tune.profile import ProfileError, load
+from guestcheck.tune.profile import Loader, ProfileError
 
 THROUGHPUT, FALLBACK = "throughput", "latency"
 
@@ -21,9 +21,11 @@ class Recommendation:
 
 def recommend(facts: Any, dirs: Sequence[str],
               verdict_of: Callable[[Any], Any] = guard.default_verdict) -> Recommendation:
+    loader = Loader(dirs)
     try:
-        throughput = load(THROUGHPUT, dirs)
+        throughput = loader.load(THROUGHPUT)
     except ProfileError as e:
+        _usable_fallback(loader, e)
         return Recommendation(FALLBACK, [f"the {THROUGHPUT} profile is unusable: {e}"],
                               f"{FALLBACK} needs no memory guarantee")
     result = guard.check(throughput.guards, facts, verdict_of)
@@ -35,6 +37,7 @@ def recommend(facts: Any, dirs: Sequence[str],
             "time exceeds the kernel's default 4-6 MiB",
             ["wan: the same buffers plus fq pacing and BBR, for lossy long-distance paths"],
         )
+    _usable_fallback(loader, None)
     return Recommendation(
         FALLBACK,
         result.reasons,
@@ -43,3 +46,13 @@ def recommend(facts: Any, dirs: Sequence[str],
         ["many-connections: for servers taking thousands of short connections",
          f"{THROUGHPUT} with --force, if you know the memory is really there"],
     )
+
+
+def _usable_fallback(loader: Loader, why_not_throughput: Optional[ProfileError]) -> None:
+    """Never recommend a profile that cannot be loaded: say why neither can be used instead."""
+    try:
+        loader.load(FALLBACK)
+    except ProfileError as e:
+        if why_not_throughput is not None:
+            raise ProfileError(f"no usable profile to recommend: {why_not_throughput}; and {e}") from None
+        raise ProfileError(f"no usable profile to recommend ({THROUGHPUT} is refused here): {e}") from None

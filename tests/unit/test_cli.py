@@ -91,6 +91,33 @@ def test_usage_errors_on_doctor_are_nagios_unknown():
     assert out.returncode == 3 and "unknown finding id" in out.stderr
 
 
+@pytest.mark.parametrize("command", ["doctor", "facts"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "1e400", str(10**400), "3601", "", "0x10", "1_0"])
+def test_bad_sample_is_a_usage_error_with_doctors_code(command, value):
+    out = guestcheck(command, "--sample", value)
+    assert out.returncode == 3 and out.stdout == ""
+    assert_one_line_error(out)
+    assert "is not a number of seconds from 0 to 3600" in out.stderr and len(out.stderr) < 400
+
+
+def test_sample_text_rule():
+    from guestcheck.collect.counters import MAX_SAMPLE_SECONDS, sample_seconds_from_text, seconds_from_text
+
+    assert [sample_seconds_from_text(t) for t in ("0", " 2.5 ", ".5", "1.", "1e-3", "3600")] == \
+        [0.0, 2.5, 0.5, 1.0, 0.001, MAX_SAMPLE_SECONDS]
+    for bad in ("nan", "NaN", "infinity", "1e400", "9" * 5000, "-0.1", "1_0", "\u0661", "1e99999"):
+        with pytest.raises(ValueError, match="is not a number of seconds") as e:
+            sample_seconds_from_text(bad)
+        assert len(str(e.value)) < 80
+    with pytest.raises(ValueError, match="from 1 to 60"):
+        seconds_from_text("0.5", 1, 60)
+
+
+def test_explain_and_facts_usage_errors_are_unknown_too():
+    assert guestcheck("facts", "--no-such-flag").returncode == 3  # README: doctor, facts, explain share codes
+    assert guestcheck("explain", "NOPE-1").returncode == 3
+
+
 def test_every_finding_id_is_documented_and_well_formed():
     for module in modules():
         for fid, doc in module.FINDINGS.items():

@@ -28,6 +28,8 @@ def test_plain_runs_take_the_fast_path(args, expected):
 @pytest.mark.parametrize("args", [
     [], ["tune", "list"], ["doctor", "--help"], ["doctor", "-h"], ["doctor", "--sample"], ["doctor", "--sample", "x"],
     ["doctor", "--sample", "nan"], ["doctor", "--sample", "-1"], ["doctor", "--sample", "1e9"],
+    ["doctor", "--sample", "inf"], ["doctor", "--sample=1e400"], ["doctor", "--sample", str(10**400)],
+    ["doctor", "--sample", "1_0"], ["doctor", "--sample", "0x10"], ["doctor", "--sample", "-0"],
     ["doctor", "--format", "xml"], ["doctor", "--only", "NIC-*"], ["doctor", "--facts", "f.json"],
     ["doctor", "-o", "out"], ["doctor", "extra"], ["doctor", "--json", "--textfile-dir", "/tmp"], ["--version"],
 ])
