@@ -15,7 +15,7 @@ from typing import Any, Iterator, List, Optional
 import click
 
 from guestcheck.roots import Roots
-from guestcheck.terminal import escape_controls
+from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.plan import HOST, KEEP, RESTORE, SET, SKIP, Plan
 from guestcheck.tune.profile import Loader, Profile, load, profile_dirs
@@ -46,7 +46,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except TuneError as e:
-        raise TuneFailed(escape_controls(str(e))) from None
+        raise TuneFailed(escape_control(str(e))) from None
 
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
@@ -86,14 +86,14 @@ def list_(tc: TuneContext) -> None:
     loader = Loader(tc.dirs)  # one loader: a file included by many profiles is read once
     found = loader.available()
     if not found:
-        raise TuneFailed(escape_controls(f"no profiles found in {', '.join(tc.dirs)}"))
+        raise TuneFailed(escape_control(f"no profiles found in {', '.join(tc.dirs)}"))
     for name in sorted(found):
         try:
             p = loader.load(name)
             guards = _guards_text(p)
             click.echo(f"{name:<18} {p.summary}" + (f" [{guards}]" if guards else ""))
         except TuneError as e:  # reported on its line; the other profiles are still listed
-            click.echo(f"{name:<18} (broken: {escape_controls(str(e))})")
+            click.echo(f"{name:<18} (broken: {escape_control(str(e))})")
 
 
 @tune.command()
@@ -102,7 +102,7 @@ def list_(tc: TuneContext) -> None:
 def show(tc: TuneContext, profile: str) -> None:
     """Print a profile with its includes resolved, and the reason for every key."""
     p = _load(tc, profile)
-    click.echo(f"{p.name}: {p.summary}\nfile: {escape_controls(p.path)}")
+    click.echo(f"{p.name}: {p.summary}\nfile: {escape_control(p.path)}")
     if p.includes:
         click.echo(f"includes: {', '.join(p.includes)}")
     if _guards_text(p):
@@ -123,7 +123,7 @@ def _plan_lines(plan: Plan, verbose: bool) -> List[str]:
             lines.append(f"  {c.action:<8} {c.key}: {c.note}")
         if verbose and c.reason:
             lines.append(f"           why: {c.reason}")
-    return [escape_controls(line) for line in lines]  # live values come from the kernel
+    return [escape_control(line) for line in lines]  # live values come from the kernel
 
 
 def _conflict_lines(tc: TuneContext, plan: Plan) -> List[str]:
@@ -272,7 +272,7 @@ def recommend(tc: TuneContext, facts_file: Optional[str]) -> None:
         r = choose(_facts(tc, facts_file), tc.dirs)
     click.echo(f"recommended: {r.profile}")
     for reason in r.reasons:
-        click.echo(f"  found: {escape_controls(reason)}")
+        click.echo(f"  found: {escape_control(reason)}")
     click.echo(f"  so: {r.conclusion}")
     for alt in r.alternatives:
         click.echo(f"  or {alt}")

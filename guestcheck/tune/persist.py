@@ -13,10 +13,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Optional, Tuple
 
+from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 
 ABSENT, FILE, SYMLINK, MASKED, OTHER = "absent", "file", "symlink", "masked", "other"
@@ -95,30 +95,18 @@ def inspect(path: str) -> PersistFile:
     return PersistFile(path, FILE, decode(data), stat.S_IMODE(st.st_mode) & 0o777)
 
 
-def one_line(text: str) -> str:
-    """`text` with every character that could end or rewrite a line (control, line and paragraph
-    separators) escaped, so it stays inside its comment."""
-    out = []
-    for c in text:
-        if unicodedata.category(c) in ("Cc", "Zl", "Zp") or 0xD800 <= ord(c) <= 0xDFFF:
-            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-    return "".join(out)
-
-
 def render(profile_name: str, summary: str, entries: Iterable[Tuple[str, str, str]]) -> str:
     """The file's text: a header, then `# reason:` and `key = value` for each (key, value, reason).
     Raises TuneError for a key or value that would not stay on its own line."""
-    lines = [f"# Written by `guestcheck tune apply {one_line(profile_name)}`; "
+    lines = [f"# Written by `guestcheck tune apply {escape_control(profile_name)}`; "
              "`guestcheck tune rollback` removes it.",
-             f"# {one_line(profile_name)}: {one_line(summary)}".rstrip(),
+             f"# {escape_control(profile_name)}: {escape_control(summary)}".rstrip(),
              "# Only keys that differ from this kernel's own values are listed.", ""]
     for key, value, reason in entries:
         for what in (key, value):
-            if one_line(what) != what or what != what.strip() or not what or "=" in key:
+            if escape_control(what) != what or what != what.strip() or not what or "=" in key:
                 raise TuneError(f"refusing to persist {key!r} = {value!r}: not a one-line sysctl assignment")
         if reason:
-            lines.append(f"# reason: {one_line(reason)}")
+            lines.append(f"# reason: {escape_control(reason)}")
         lines.append(f"{key} = {value}")
     return "\n".join(lines) + "\n"

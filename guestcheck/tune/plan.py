@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from guestcheck.roots import Roots
+from guestcheck.text import escape_control
 from guestcheck.tune.live import ProcSys, choice_missing, in_initial_netns
-from guestcheck.tune.persist import one_line
 from guestcheck.tune.profile import Profile, Setting, normalise_value
 from guestcheck.tune.state import State
 
@@ -122,7 +122,7 @@ def plan_profile(profile: Profile, roots: Roots, state: Optional[State] = None,
                                        note="set by the previous profile, now gone from the kernel"))
             continue
         action = KEEP if live == backup.original else RESTORE
-        previous = one_line(state.profile or "?") if state else "?"
+        previous = escape_control(state.profile or "?") if state else "?"
         plan.changes.append(Change(key, action, live, backup.original, backup.original,
                                    note=f"set by the previous profile ({previous}); back to the original"))
     return plan

@@ -24,7 +24,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from guestcheck.terminal import escape_controls
+from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax
 
@@ -135,7 +135,7 @@ def parse_text(text: str, name: str, path: str) -> Profile:
 def _assign(profile: Profile, section: str, key: str, value: str, reason: Optional[str], where: str) -> None:
     if section == "main":
         if key == "summary":
-            profile.summary = escape_controls(value)  # shown by list/show/diff: never a terminal escape
+            profile.summary = escape_control(value)  # shown by list/show/diff: never a terminal escape
         elif key == "include":
             names = [n.strip() for n in value.split(",") if n.strip()]
             for n in names:
@@ -181,7 +181,7 @@ def _setting(key: str, value: str, reason: Optional[str], where: str) -> Setting
         raise ProfileError(f"{where}: {key} has no value")
     if not all(c.isprintable() or c == "\t" for c in value):
         raise ProfileError(f"{where}: {key} has a control character in its value")
-    return Setting(normalise_key(key), normalise_value(value), raise_only, escape_controls(reason or ""), where)
+    return Setting(normalise_key(key), normalise_value(value), raise_only, escape_control(reason or ""), where)
 
 
 def _is_int(text: str) -> bool:
@@ -284,7 +284,7 @@ class Loader:
 
     def _locate(self, name: str) -> str:
         if not valid_name(name):
-            raise ProfileError(f"bad profile name {escape_controls(repr(name))} (a name such as throughput, "
+            raise ProfileError(f"bad profile name {escape_control(repr(name))} (a name such as throughput, "
                                "not a path)")
         path = self.available().get(name)
         if path is None:

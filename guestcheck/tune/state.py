@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
 
 from guestcheck.roots import Roots
+from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax, valid_ifname
 from guestcheck.tune.persist import MAX_BYTES as MAX_PERSIST_BYTES
@@ -98,7 +99,7 @@ def state_from_text(text: str, path: str) -> State:
     except RecursionError:
         raise TuneError(f"{damaged}: nested too deeply") from None
     except ValueError as e:
-        raise TuneError(f"{damaged}: {_one_line(str(e))}") from None
+        raise TuneError(f"{damaged}: {escape_control(str(e))}") from None
     if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
         raise TuneError(f"{damaged}: not a {STATE_SCHEMA} document")
     try:
@@ -165,7 +166,7 @@ def _bool(value: object, where: str) -> bool:
 
 def _value(value: object, where: str) -> str:
     """A sysctl value: one line of printable text, as /proc/sys gives it."""
-    if not isinstance(value, str) or len(value) > MAX_VALUE_LENGTH or _one_line(value) != value:
+    if not isinstance(value, str) or len(value) > MAX_VALUE_LENGTH or escape_control(value) != value:
         raise _Damaged(f"{_show(where)}: {_show(value)} is not a sysctl value")
     return value
 
@@ -194,12 +195,8 @@ def _count(value: object, where: str) -> int:
     return value
 
 
-def _one_line(text: str) -> str:
-    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in text)
-
-
 def _show(value: object) -> str:
-    shown = _one_line(repr(value))
+    shown = escape_control(repr(value))
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from guestcheck.roots import Roots
+from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.conflicts import describe, find_conflicts, parse_sysctl_d
 from guestcheck.tune.live import ProcSys
-from guestcheck.tune.persist import ABSENT, FILE, MASKED, OTHER, PersistFile, inspect, one_line
+from guestcheck.tune.persist import ABSENT, FILE, MASKED, OTHER, PersistFile, inspect
 from guestcheck.tune.plan import HOST, SKIP, plan_profile
 from guestcheck.tune.profile import Profile
 from guestcheck.tune.state import State, persist_path
@@ -73,7 +74,7 @@ def verify_applied(roots: Roots, state: Optional[State], procsys: Optional[ProcS
         out = Verification("nothing")
         out.notes.append("guestcheck has changed nothing here")
         return out
-    out = Verification(one_line(state.profile or "offloads/queues"))
+    out = Verification(escape_control(state.profile or "offloads/queues"))
     for key, backup in state.sysctl.items():
         live = procsys.read(key)
         out.checks.append(Check(key, backup.applied, live, live == backup.applied,

@@ -8,9 +8,10 @@ import stat
 
 import pytest
 
+from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.apply import apply_profile, rollback
-from guestcheck.tune.persist import MASKED, SYMLINK, inspect, one_line, render
+from guestcheck.tune.persist import MASKED, SYMLINK, inspect, render
 from guestcheck.tune.profile import parse_text
 from guestcheck.tune.state import load_state
 from guestcheck.tune.verify import verify_applied
@@ -112,7 +113,7 @@ def test_a_profile_file_named_with_a_newline_writes_one_assignment(tmp_path):
     apply_profile(profile, k.roots)
     lines = [ln for ln in k.persist.read_text().splitlines() if ln and not ln.startswith("#")]
     assert lines == ["net.ipv4.tcp_fin_timeout = 15"]
-    assert verify_applied(k.roots, load_state(k.roots)).subject == "x\\x0anet.core.rmem_max = 1\\x0a#"
+    assert verify_applied(k.roots, load_state(k.roots)).subject == "x\\nnet.core.rmem_max = 1\\n#"
     rollback(k.roots)
     assert not k.persist.exists() and k.get("net.ipv4.tcp_fin_timeout") == "60"
-    assert one_line("a\nb") == "a\\x0ab"
+    assert escape_control("a\nb") == "a\\nb"
