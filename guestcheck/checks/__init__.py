@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
 
-CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge"]
+CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge", "conntrack", "tunnels"]
 
 
 @dataclass(frozen=True)
