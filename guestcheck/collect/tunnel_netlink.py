@@ -12,15 +12,22 @@ from guestcheck.collect.tunnels import KINDS, Details
 # IFLA_INFO_DATA attributes per kind: (remote, local, lower ifindex), IPv4 then IPv6 names.
 ADDRESS_ATTRS = {
     "vxlan": (("IFLA_VXLAN_GROUP", "IFLA_VXLAN_GROUP6"), ("IFLA_VXLAN_LOCAL", "IFLA_VXLAN_LOCAL6"),
-              "IFLA_VXLAN_LINK"),
-    "geneve": (("IFLA_GENEVE_REMOTE", "IFLA_GENEVE_REMOTE6"), (), None),
-    "gre": (("IFLA_GRE_REMOTE",), ("IFLA_GRE_LOCAL",), "IFLA_GRE_LINK"),
-    "ipip": (("IFLA_IPTUN_REMOTE",), ("IFLA_IPTUN_LOCAL",), "IFLA_IPTUN_LINK"),
+              ("IFLA_VXLAN_LINK",)),
+    "geneve": (("IFLA_GENEVE_REMOTE", "IFLA_GENEVE_REMOTE6"), (), ()),
 }
-for _k in ("gretap", "ip6gre", "ip6gretap"):
-    ADDRESS_ATTRS[_k] = ADDRESS_ATTRS["gre"]
-for _k in ("sit", "ip6tnl"):
-    ADDRESS_ATTRS[_k] = ADDRESS_ATTRS["ipip"]
+# The IP tunnels share the kernel's IFLA_IPTUN_* / IFLA_GRE_* numbers, but pyroute2 names them per kind
+# (0.7: IFLA_IPIP_, IFLA_SIT_, IFLA_IP6TNL_, IFLA_IP6GRE_): ask for each name a version may use.
+PREFIXES = {
+    "ipip": ("IFLA_IPIP_", "IFLA_IPTUN_"),
+    "sit": ("IFLA_SIT_", "IFLA_IPTUN_"),
+    "ip6tnl": ("IFLA_IP6TNL_", "IFLA_IPTUN_"),
+    "gre": ("IFLA_GRE_",),
+    "gretap": ("IFLA_GRE_",),
+    "ip6gre": ("IFLA_IP6GRE_", "IFLA_GRE_"),
+    "ip6gretap": ("IFLA_IP6GRE_", "IFLA_GRE_"),
+}
+for _kind, _prefixes in PREFIXES.items():
+    ADDRESS_ATTRS[_kind] = tuple(tuple(p + suffix for p in _prefixes) for suffix in ("REMOTE", "LOCAL", "LINK"))
 IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
 RTAX_MTU = "RTAX_MTU"
 
@@ -52,13 +59,16 @@ def _wireguard_endpoints(name: str) -> List[str]:
     from pyroute2 import WireGuard
 
     out = []
-    with WireGuard() as wg:
+    wg = WireGuard()
+    try:
         for msg in wg.info(name):
             for peer in msg.get_attr("WGDEVICE_A_PEERS") or []:
                 endpoint = peer.get_attr("WGPEER_A_ENDPOINT")
                 addr = endpoint.get("addr") if isinstance(endpoint, dict) else None
                 if addr and addr not in ("0.0.0.0", "::"):
                     out.append(str(addr))
+    finally:
+        wg.close()
     return out
 
 
@@ -75,14 +85,15 @@ def _details(ipr: Any, link: Any, links: Dict[int, Tuple[str, Optional[int]]]) -
         d["remote"] = _first(data, remote_names)
         d["local"] = _first(data, local_names)
         remotes = [d["remote"]] if d["remote"] else []
-        lower = data.get_attr(link_attr) if link_attr else None
+        lower = next((data.get_attr(a) for a in link_attr if data.get_attr(a)), None)
         if lower and lower in links:
             d["lower"], d["lower_mtu"] = links[lower]
             d["lower_source"] = "link"
-        if kind.startswith("gre") or kind.startswith("ip6gre"):
-            d["gre_flags"] = data.get_attr("IFLA_GRE_OFLAGS")
+        prefixes = PREFIXES.get(kind, ())
+        if "gre" in kind:
+            d["gre_flags"] = next((data.get_attr(p + "OFLAGS") for p in prefixes if data.get_attr(p + "OFLAGS")), 0)
         if kind.startswith("ip6"):
-            flags = data.get_attr("IFLA_GRE_FLAGS" if "gre" in kind else "IFLA_IPTUN_FLAGS") or 0
+            flags = next((data.get_attr(p + "FLAGS") for p in prefixes if data.get_attr(p + "FLAGS")), 0)
             d["encap_limit"] = not flags & IP6_TNL_F_IGN_ENCAP_LIMIT
     if kind == "wireguard":
         try:

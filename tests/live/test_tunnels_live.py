@@ -3,6 +3,8 @@ finding's own fix, run verbatim with sh -c inside the namespace, clears it."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.live.nsdoctor import doctor, findings
@@ -71,6 +73,17 @@ def test_vxlan_checksum_finding_names_its_source_and_its_fix_works() -> None:
         assert not [f for f in doctor(a)["findings"] if f["id"] == "VXLAN-TX-CSUM"]
 
 
+WG_PEER = """
+import base64, os
+from pyroute2 import WireGuard
+key = lambda: base64.b64encode(os.urandom(32)).decode()
+wg = WireGuard()
+wg.set("gctun", private_key=key(), peer={"public_key": key(), "endpoint_addr": "10.199.0.2",
+                                         "endpoint_port": 51820, "allowed_ips": ["10.9.0.0/24"]})
+wg.close()
+"""
+
+
 def _can_add(ns: Netns, *args: str) -> bool:
     return ns.ip("link", "add", *args, check=False).returncode == 0
 
@@ -86,6 +99,8 @@ def test_gre_and_wireguard_where_this_kernel_has_them(kind: str) -> None:
         if not added:
             pytest.skip(f"this kernel has no {kind} (`ip link add ... type {kind}` fails); "
                         "the QEMU guest test covers it with the Debian kernel")
+        if kind == "wireguard":  # a peer, so the route to its endpoint names the lower device
+            a.run([sys.executable, "-c", WG_PEER])
         a.ip("link", "set", "gctun", "mtu", "1500", "up")
         f, tunnel = tunnel_mtu_finding(a, "gctun")
         assert f is not None, tunnel
