@@ -193,6 +193,8 @@ class Facts:
     path: Optional[Path] = None
     bridges: List[Bridge] = field(default_factory=list)
     vlans: List[Vlan] = field(default_factory=list)
+    conntrack: Optional[Conntrack] = None
+    tunnels: List[Tunnel] = field(default_factory=list)
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
     problems: List[str] = field(default_factory=list)
@@ -399,3 +401,45 @@ class Vlan:
     vlan_id: Optional[int] = None
     lower: Optional[str] = None  # the device it tags frames on
     source: str = "procfs"  # procfs (/proc/net/vlan/config) | sysfs (id unknown)
+
+
+# --- Connection tracking and tunnels (issue 11) ---
+
+
+@dataclass
+class Conntrack:
+    """The netfilter connection tracking table: how full it is, and what it dropped.
+
+    `since_boot` and `in_sample` sum the per-CPU rows of /proc/net/stat/nf_conntrack (32-bit counters, so
+    since-boot figures may have wrapped); only the judged columns are kept (drop, early_drop, insert_failed).
+    """
+
+    loaded: bool = False  # /proc/sys/net/netfilter/nf_conntrack_max exists
+    count: Optional[int] = None  # nf_conntrack_count: entries now (per network namespace)
+    max: Optional[int] = None  # nf_conntrack_max (the host's, read-only, in a child namespace)
+    buckets: Optional[int] = None  # nf_conntrack_buckets: the hash table's size
+    columns: List[str] = field(default_factory=list)  # the stat file's header, as this kernel names it
+    since_boot: Dict[str, int] = field(default_factory=dict)  # "drop": n, summed over CPUs (last reading)
+    in_sample: Dict[str, int] = field(default_factory=dict)  # the rise over the sample, summed over CPUs
+    per_cpu_in_sample: Dict[str, Dict[str, int]] = field(default_factory=dict)  # "cpu1": {"drop": 3}, rises only
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Tunnel:
+    """An overlay or tunnel device, what carries it, and what its encapsulation costs."""
+
+    name: str
+    kind: str  # vxlan | geneve | gre | gretap | ip6gre | ip6gretap | ipip | sit | ip6tnl | wireguard
+    mtu: Optional[int] = None
+    admin_up: Optional[bool] = None
+    family: Optional[str] = None  # ipv4 | ipv6: the outer header's; None when nothing says
+    remote: Optional[str] = None
+    local: Optional[str] = None
+    lower: Optional[str] = None  # the device the encapsulated packets leave by
+    lower_mtu: Optional[int] = None  # its MTU (or the route's, where the route sets one)
+    lower_source: str = ""  # link (the tunnel's own dev/link) | sysfs (lower_*) | route (the route to remote)
+    overhead: Optional[int] = None  # bytes the encapsulation adds to each inner packet
+    overhead_detail: str = ""  # "20 IPv4 + 8 UDP + 8 VXLAN + 14 Ethernet"
+    source: str = "sysfs"  # sysfs | netlink
+    notes: List[str] = field(default_factory=list)

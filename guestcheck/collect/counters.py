@@ -1,6 +1,6 @@
 """Two readings of the kernel's cumulative counters, `--sample` seconds apart.
 
-Steal time, softnet drops and time squeezes, NET_RX softirqs and NIC interrupts only mean something
+Steal time, softnet drops and time squeezes, NET_RX softirqs, NIC interrupts and conntrack drops only mean something
 as rates; the collectors that need them get both readings and the elapsed time, and store rates in the
 facts (so a saved facts file judges exactly like the live machine).
 """
@@ -46,6 +46,7 @@ class CounterReading:
     softnet_stat: Optional[str]
     softirqs: Optional[str]
     interrupts: Optional[str]
+    conntrack_stat: Optional[str] = None  # /proc/net/stat/nf_conntrack; absent without conntrack
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def read_counters(roots: Roots) -> CounterReading:
         softnet_stat=cat(os.path.join(roots.proc, "net/softnet_stat")),
         softirqs=cat(os.path.join(roots.proc, "softirqs")),
         interrupts=cat(os.path.join(roots.proc, "interrupts")),
+        conntrack_stat=cat(os.path.join(roots.proc, "net/stat/nf_conntrack")),
     )
 
 

@@ -9,8 +9,10 @@ from typing import Any, Callable, Optional
 
 from guestcheck import __version__
 from guestcheck.collect import bridges as bridges_collector
+from guestcheck.collect import conntrack as conntrack_collector
 from guestcheck.collect import path as path_collector
 from guestcheck.collect import softirq as softirq_collector
+from guestcheck.collect import tunnels as tunnels_collector
 from guestcheck.collect import virt as virt_collector
 from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, CounterSample, sample_counters
 from guestcheck.collect.ethtool import REPLAY_DIR, Ethtool, EthtoolReplay
@@ -78,10 +80,12 @@ def collect_facts(
     facts.path = path_collector.collect_path(roots, live=roots.proc == "/proc")
     facts.bridges = bridges_collector.collect_bridges(roots)
     facts.vlans = bridges_collector.collect_vlans(roots)
+    facts.tunnels = tunnels_collector.collect_tunnels(roots)
     if counters is None:
         counters = sample_counters(roots, sample_seconds)
     facts.sample_seconds = round(counters.seconds, 3)
     # Areas that need the counter sample are collected below, each from `counters`.
     facts.cpu_steal = measure_steal(counters)
     facts.softirq = softirq_collector.collect_softirq(roots, facts.nics, counters)
+    facts.conntrack = conntrack_collector.collect_conntrack(roots, counters)
     return facts

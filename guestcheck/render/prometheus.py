@@ -27,7 +27,17 @@ _METRICS = {
         "Overall guestcheck doctor status as its exit code (0 ok, 1 warning, 2 critical, 3 unknown)."),
     "guestcheck_findings": "Number of guestcheck findings of each severity.",
     "guestcheck_last_run_timestamp_seconds": "When guestcheck collected the facts, in seconds since the epoch.",
+    "guestcheck_conntrack_entries": "Connection tracking entries now (net.netfilter.nf_conntrack_count).",
+    "guestcheck_conntrack_max": "Connection tracking table limit (net.netfilter.nf_conntrack_max).",
+    "guestcheck_conntrack_drop_total": (
+        "New connections conntrack refused because its table was full, summed over CPUs (32-bit kernel counters)."),
+    "guestcheck_conntrack_early_drop_total": (
+        "Conntrack entries evicted early to make room in a full table, summed over CPUs."),
+    "guestcheck_conntrack_insert_failed_total": (
+        "Conntrack entries that failed to insert (a race, or a full table), summed over CPUs."),
 }
+_COUNTERS = {"guestcheck_conntrack_drop_total", "guestcheck_conntrack_early_drop_total",
+             "guestcheck_conntrack_insert_failed_total"}
 
 
 def escape_label_value(value: str) -> str:
@@ -50,7 +60,8 @@ def _labels(**labels: str) -> str:
 
 
 def _header(name: str) -> list[str]:
-    return [f"# HELP {name} {_escape_help(_METRICS[name])}", f"# TYPE {name} gauge"]
+    kind = "counter" if name in _COUNTERS else "gauge"
+    return [f"# HELP {name} {_escape_help(_METRICS[name])}", f"# TYPE {name} {kind}"]
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:
@@ -86,7 +97,26 @@ def render(report: Report) -> str:
     if when is not None:
         lines += _header("guestcheck_last_run_timestamp_seconds")
         lines.append(f"guestcheck_last_run_timestamp_seconds {when:.0f}")
+    lines += _conntrack_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def _conntrack_lines(report: Report) -> list[str]:
+    """The table's fill and drop counters, only where conntrack is loaded (no series beats a fake 0)."""
+    ct = report.facts.conntrack
+    if ct is None or not ct.loaded:
+        return []
+    lines: list[str] = []
+    for name, value in (("guestcheck_conntrack_entries", ct.count), ("guestcheck_conntrack_max", ct.max)):
+        if value is not None:
+            lines += _header(name)
+            lines.append(f"{name} {value}")
+    for column in ("drop", "early_drop", "insert_failed"):
+        if column in ct.since_boot:
+            name = f"guestcheck_conntrack_{column}_total"
+            lines += _header(name)
+            lines.append(f"{name} {ct.since_boot[column]}")
+    return lines
 
 
 def write_textfile(text: str, directory: str) -> str:

@@ -25,7 +25,8 @@ def unescape(value: str) -> str:
 
 
 def parse(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """A strict reader of what we write: every sample has HELP and TYPE gauge before it, labels are escaped."""
+    """A strict reader of what we write: every sample has HELP and TYPE (gauge, or counter for _total) before it,
+    labels are escaped."""
     assert text.endswith("\n")
     typed: set[str] = set()
     helped: set[str] = set()
@@ -36,7 +37,7 @@ def parse(text: str) -> list[tuple[str, dict[str, str], float]]:
             continue
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ")
-            assert kind == "gauge"
+            assert kind == "gauge" or (kind == "counter" and name.endswith("_total"))
             typed.add(name)
             continue
         m = _SAMPLE.match(line)
