@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Optional
 
 from guestcheck.checks import FindingDoc
+from guestcheck.checks.fixes import write_file
 from guestcheck.facts import Conntrack, Facts
 from guestcheck.findings import Finding, Severity
 
 FULL_SHARE = 0.8
 SYSCTL_FILE = "/etc/sysctl.d/90-guestcheck-conntrack.conf"
+MODULES_FILE = "/etc/modules-load.d/guestcheck-conntrack.conf"
 
 FINDINGS = {
     "CONNTRACK-TABLE-FULL": FindingDoc(
@@ -22,9 +24,8 @@ FINDINGS = {
         "Each entry costs about 300 bytes of kernel memory, so doubling the limit is cheap. In a container the "
         "count is the container's but the limit is the host's, and only the host can raise it.",
         "sysctl -w net.netfilter.nf_conntrack_max=N (N: twice the present limit, rounded up to a power of two) "
-        f"and keep it: printf '%s\\n' 'net.netfilter.nf_conntrack_max = N' > {SYSCTL_FILE}. The file is only "
-        "applied if nf_conntrack is loaded when systemd-sysctl runs: a firewall that loads it later needs "
-        "nf_conntrack in /etc/modules-load.d/ too. Optionally raise the hash size with it: "
+        f"and keep it in {SYSCTL_FILE}. The file is only applied if nf_conntrack is loaded when systemd-sysctl "
+        f"runs, so the fix also lists it in {MODULES_FILE}. Optionally raise the hash size with it: "
         "echo N/4 > /sys/module/nf_conntrack/parameters/hashsize.",
     ),
     "CONNTRACK-DROPS": FindingDoc(
@@ -62,9 +63,12 @@ def new_max(ct: Conntrack) -> int:
 
 
 def sysctl_fix(ct: Conntrack) -> str:
+    """Raise the limit now, keep it in sysctl.d, and load nf_conntrack early enough for systemd-sysctl to
+    apply it at boot: commands one per line, each file written by a heredoc."""
     n = new_max(ct)
-    return (f"sysctl -w net.netfilter.nf_conntrack_max={n} && "
-            f"printf '%s\\n' 'net.netfilter.nf_conntrack_max = {n}' > {SYSCTL_FILE}")
+    return "\n".join([f"sysctl -w net.netfilter.nf_conntrack_max={n}",
+                      write_file(SYSCTL_FILE, [f"net.netfilter.nf_conntrack_max = {n}"]),
+                      write_file(MODULES_FILE, ["nf_conntrack"])])
 
 
 def _drops(ct: Conntrack) -> Optional[Finding]:
@@ -74,23 +78,23 @@ def _drops(ct: Conntrack) -> Optional[Finding]:
         if ct.per_cpu_in_sample:
             evidence["per_cpu_in_sample"] = ct.per_cpu_in_sample
         what = ", ".join(f"{k} +{v}" for k, v in rising.items())
-        fix = sysctl_fix(ct)
         if set(rising) == {"insert_failed"}:
-            fix += "; if the table has room, the races are clashes: resolv.conf `options single-request-reopen`"
+            evidence["if_the_table_has_room"] = ("the races are clashes between packets of one new flow: "
+                                                 "resolv.conf `options single-request-reopen` for DNS")
         return Finding("CONNTRACK-DROPS", Severity.CRITICAL, "conntrack",
-                       f"conntrack dropping now: {what} during the sample", evidence, fix)
+                       f"conntrack dropping now: {what} during the sample", evidence, sysctl_fix(ct))
     old = {k: v for k, v in ct.since_boot.items() if v}
     if not old:
         return None
     what = ", ".join(f"{k} {v}" for k, v in old.items())
     if set(old) == {"insert_failed"}:
+        evidence["next"] = ("resolv.conf `options single-request-reopen` if the races come from DNS; sample "
+                            "under load (guestcheck doctor --sample 10) to see whether it still happens")
         return Finding("CONNTRACK-DROPS", Severity.INFO, "conntrack",
-                       f"conntrack insert races since boot ({what}), none during the sample", evidence,
-                       "resolv.conf `options single-request-reopen` if the races come from DNS; "
-                       "sample under load (guestcheck doctor --sample 10) to see whether it still happens")
+                       f"conntrack insert races since boot ({what}), none during the sample", evidence, "")
+    evidence["next"] = "sample under load (guestcheck doctor --sample 10) to see it happen"
     return Finding("CONNTRACK-DROPS", Severity.WARNING, "conntrack",
-                   f"conntrack table was full since boot ({what}), not during the sample", evidence,
-                   sysctl_fix(ct) + "; sample under load (guestcheck doctor --sample 10) to see it happen")
+                   f"conntrack table was full since boot ({what}), not during the sample", evidence, sysctl_fix(ct))
 
 
 def run(facts: Facts) -> list[Finding]:

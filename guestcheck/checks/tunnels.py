@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Optional, Tuple
 
 from guestcheck.checks import PRESENT, FindingDoc
+from guestcheck.checks.fixes import write_file
 from guestcheck.facts import Facts, Tunnel
 from guestcheck.findings import Finding, Severity
+from guestcheck.text import shell_word
 
 MIN_IPV4_MTU = 68
 CSUM_FEATURE = "tx-checksum-ip-generic"
@@ -78,9 +79,9 @@ def _mtu_finding(t: Tunnel) -> Optional[Finding]:
     if t.notes:
         evidence["notes"] = t.notes
     if fits >= MIN_IPV4_MTU:
-        fix = f"ip link set dev {shlex.quote(t.name)} mtu {fits}"
+        fix = f"ip link set dev {shell_word(t.name)} mtu {fits}"
     else:
-        fix = f"ip link set dev {shlex.quote(t.lower or '')} mtu {t.mtu + t.overhead}"
+        fix = f"ip link set dev {shell_word(t.lower or '')} mtu {t.mtu + t.overhead}"
     return Finding(
         "TUNNEL-MTU", Severity.WARNING, t.name,
         f"{t.kind} MTU {t.mtu} + {t.overhead} bytes of encapsulation > {t.lower} MTU {t.lower_mtu}: "
@@ -94,7 +95,7 @@ def _udev_rule(name: str) -> str:
         return ""
     rule = (f'SUBSYSTEM=="net", ACTION=="add|change|move", ENV{{INTERFACE}}=="{name}", '
             f'RUN+="/usr/sbin/ethtool -K {name} {CSUM_FEATURE} off"')
-    return f" && printf '%s\\n' {shlex.quote(rule)} > /etc/udev/rules.d/90-guestcheck-vxlan-{name}.rules"
+    return "\n" + write_file(f"/etc/udev/rules.d/90-guestcheck-vxlan-{name}.rules", [rule])
 
 
 def _csum_finding(facts: Facts, t: Tunnel) -> Optional[Finding]:
@@ -105,7 +106,7 @@ def _csum_finding(facts: Facts, t: Tunnel) -> Optional[Finding]:
     version = kernel_version(facts.host.kernel)
     affected = version is not None and version < CSUM_FIXED_IN
     evidence = {"feature": CSUM_FEATURE, "on": True, "kernel": facts.host.kernel, "sources": CSUM_SOURCES}
-    fix = f"ethtool -K {shlex.quote(t.name)} {CSUM_FEATURE} off" + _udev_rule(t.name)
+    fix = f"ethtool -K {shell_word(t.name)} {CSUM_FEATURE} off" + _udev_rule(t.name)
     if affected:
         return Finding("VXLAN-TX-CSUM", Severity.WARNING, t.name,
                        f"VXLAN TX checksum offload on, kernel {facts.host.kernel} (< 5.7): NAT'ed traffic "

@@ -106,8 +106,10 @@ def test_eighty_percent_is_a_warning_with_a_pasteable_sysctl_fix():
     [f] = check.run(facts_with(count=52, max=64))
     assert (f.id, f.severity, f.subject) == ("CONNTRACK-TABLE-FULL", Severity.WARNING, "conntrack")
     assert f.evidence["count"] == 52 and f.evidence["max"] == 64
-    assert f.fix == ("sysctl -w net.netfilter.nf_conntrack_max=128 && printf '%s\\n' "
-                     "'net.netfilter.nf_conntrack_max = 128' > /etc/sysctl.d/90-guestcheck-conntrack.conf")
+    assert f.fix.split("\n") == [
+        "sysctl -w net.netfilter.nf_conntrack_max=128",
+        "cat > /etc/sysctl.d/90-guestcheck-conntrack.conf <<'EOF'", "net.netfilter.nf_conntrack_max = 128", "EOF",
+        "cat > /etc/modules-load.d/guestcheck-conntrack.conf <<'EOF'", "nf_conntrack", "EOF"]
     assert check.run(facts_with(count=51, max=64)) == []  # 79.7 %
 
 
@@ -123,7 +125,7 @@ def test_drops_rising_in_the_sample_are_critical():
                                per_cpu_in_sample={"cpu0": {"insert_failed": 4}}))
     assert (f.id, f.severity) == ("CONNTRACK-DROPS", Severity.CRITICAL)
     assert "insert_failed +4" in f.summary and f.evidence["per_cpu_in_sample"] == {"cpu0": {"insert_failed": 4}}
-    assert f.fix.startswith("sysctl -w net.netfilter.nf_conntrack_max=128 && ")
+    assert f.fix.startswith("sysctl -w net.netfilter.nf_conntrack_max=128\n")
 
 
 def test_drops_since_boot_only_warning_for_a_full_table_info_for_races():

@@ -123,8 +123,9 @@ def test_vxlan_checksum_offload_by_kernel_version():
     [f] = check.run(csum_facts("5.4.0-150-generic"))
     assert (f.id, f.severity) == ("VXLAN-TX-CSUM", Severity.WARNING)
     assert "calico #3145" in f.summary and "felix #2811" in f.evidence["sources"]
-    assert f.fix.startswith("ethtool -K flannel.1 tx-checksum-ip-generic off && printf ")
-    assert f.fix.endswith("> /etc/udev/rules.d/90-guestcheck-vxlan-flannel.1.rules")
+    now, rule = f.fix.split("\n", 1)
+    assert now == "ethtool -K flannel.1 tx-checksum-ip-generic off"
+    assert rule.startswith("cat > /etc/udev/rules.d/90-guestcheck-vxlan-flannel.1.rules <<'EOF'\n")
     [f] = check.run(csum_facts("6.1.0-50-amd64"))
     assert f.severity == Severity.INFO and "flannel #1929" in f.summary
     assert check.run(csum_facts("6.1.0", on=False)) == []

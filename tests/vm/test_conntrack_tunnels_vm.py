@@ -32,7 +32,7 @@ def test_a_small_table_filled_by_real_connections_warns_and_its_fix_clears_it(ru
     assert (ct["loaded"], ct["max"]) == (True, 64) and ct["count"] >= 52
     f = ids(full, "CONNTRACK-TABLE-FULL")[("CONNTRACK-TABLE-FULL", "conntrack")]
     assert f["severity"] == "warning" and f["evidence"]["max"] == 64
-    assert run["fix"].startswith("sysctl -w net.netfilter.nf_conntrack_max=128 && printf ")
+    assert run["fix"].startswith("sysctl -w net.netfilter.nf_conntrack_max=128\ncat > ")
     assert run["fix_rc"] == 0 and run["max_after_fix"] == 128
     assert run["sysctl_d"] == "net.netfilter.nf_conntrack_max = 128\n"
     raised = run["raised"]
