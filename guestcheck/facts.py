@@ -69,6 +69,20 @@ class Channels:
 
 
 @dataclass
+class Rings:
+    """ETHTOOL_GRINGPARAM: descriptors per ring, the device's maximum and what is set now."""
+
+    rx_max: int = 0
+    rx_mini_max: int = 0
+    rx_jumbo_max: int = 0
+    tx_max: int = 0
+    rx: int = 0
+    rx_mini: int = 0
+    rx_jumbo: int = 0
+    tx: int = 0
+
+
+@dataclass
 class Nic:
     name: str
     ifindex: Optional[int] = None
@@ -95,6 +109,8 @@ class Nic:
     rx_queues: Optional[int] = None  # sysfs queues/rx-*
     tx_queues: Optional[int] = None
     channels: Optional[Channels] = None  # ETHTOOL_GCHANNELS
+    rings: Optional[Rings] = None  # ETHTOOL_GRINGPARAM
+    driver_stats: Optional[Dict[str, int]] = None  # ETHTOOL_GSTATS by the driver's names (`ethtool -S`), since boot
     features: Optional[Dict[str, Feature]] = None  # ETHTOOL_GFEATURES by kernel name
     unknown: Dict[str, str] = field(default_factory=dict)  # what could not be read, and why
     # Raw sysfs answers the judging step decides `kind`, `kind_reason` and `software_type` from. None: not

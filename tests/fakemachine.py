@@ -18,7 +18,7 @@ import pytest
 
 from guestcheck.collect.ethtool import REPLAY_DIR, DrvInfo, EthtoolError, replay_document
 from guestcheck.collect.machine import collect_facts
-from guestcheck.facts import Channels, Facts, Feature
+from guestcheck.facts import Channels, Facts, Feature, Rings
 from guestcheck.roots import Roots
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +58,8 @@ class FakeEthtool:
     drvinfos: dict[str, DrvInfo] = field(default_factory=dict)
     feature_sets: dict[str, dict[str, Feature]] = field(default_factory=dict)
     channel_sets: dict[str, Channels] = field(default_factory=dict)
+    ring_sets: dict[str, Rings] = field(default_factory=dict)
+    stat_sets: dict[str, dict[str, int]] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
 
     def _get(self, table: dict, name: str) -> Any:
@@ -76,16 +78,24 @@ class FakeEthtool:
     def channels(self, ifname: str) -> Channels:
         return self._get(self.channel_sets, ifname)
 
+    def rings(self, ifname: str) -> Rings:
+        return self._get(self.ring_sets, ifname)
+
+    def stats(self, ifname: str) -> dict[str, int]:
+        return dict(self._get(self.stat_sets, ifname))
+
     def documents(self) -> dict[str, dict[str, Any]]:
         """ROOT/ethtool/IFACE.json for each interface this knows: its answers, "unsupported" where it has none."""
         out = {}
-        for name in set(self.drvinfos) | set(self.feature_sets) | set(self.channel_sets) | self.gone:
-            keys = ("drvinfo", "features", "channels")
-            tables = dict(zip(keys, (self.drvinfos, self.feature_sets, self.channel_sets)))
+        keys = ("drvinfo", "features", "channels", "rings", "stats")
+        tables = dict(zip(keys, (self.drvinfos, self.feature_sets, self.channel_sets, self.ring_sets,
+                                 self.stat_sets)))
+        for name in set().union(*tables.values()) | self.gone:
             errors = {k: "no-device" if name in self.gone else "unsupported"
                       for k in keys if name in self.gone or name not in tables[k]}
             out[name] = replay_document(self.drvinfos.get(name), self.feature_sets.get(name),
-                                        self.channel_sets.get(name), errors)
+                                        self.channel_sets.get(name), errors, rings=self.ring_sets.get(name),
+                                        stats=self.stat_sets.get(name))
         return out
 
 
@@ -170,6 +180,8 @@ class FakeMachine:
         drvinfo_driver: Optional[str] = None,
         features: Optional[dict[str, Feature]] = None,
         channels: Optional[Channels] = None,
+        rings: Optional[Rings] = None,
+        stats: Optional[dict[str, int]] = None,
     ) -> None:
         net = f"sys/class/net/{name}"
         for attr, value in {"ifindex": ifindex, "type": link_type, "mtu": mtu, "operstate": operstate,
@@ -220,6 +232,10 @@ class FakeMachine:
             self.ethtool.feature_sets[name] = features
         if channels is not None:
             self.ethtool.channel_sets[name] = channels
+        if rings is not None:
+            self.ethtool.ring_sets[name] = rings
+        if stats is not None:
+            self.ethtool.stat_sets[name] = stats
 
 
 def _features(raw: Any) -> Optional[dict[str, Feature]]:

@@ -22,15 +22,19 @@ import struct
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Optional
 
-from guestcheck.facts import Channels, Feature
+from guestcheck.facts import Channels, Feature, Rings
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GDRVINFO = 0x00000003
+ETHTOOL_GRINGPARAM = 0x00000010
 ETHTOOL_GSTRINGS = 0x0000001B
+ETHTOOL_GSTATS = 0x0000001D
 ETHTOOL_GSSET_INFO = 0x00000037
 ETHTOOL_GFEATURES = 0x0000003A
 ETHTOOL_GCHANNELS = 0x0000003C
+ETH_SS_STATS = 1
 ETH_SS_FEATURES = 4
+MAX_STATS = 1 << 16  # more names than any driver has: a larger count is a broken answer, not a list to allocate
 ETH_GSTRING_LEN = 32
 IFNAMSIZ = 16
 
@@ -99,23 +103,28 @@ class Ethtool:
 
         return DrvInfo(driver=field(0), version=field(1), firmware=field(2), bus_info=field(3))
 
-    def _feature_strings(self, ifname: str) -> list[str]:
-        """The kernel's feature names; never map by bit number, the order changes between kernels."""
-        buf = array.array("B", struct.pack("IIQI", ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_FEATURES, 0))
+    def _string_count(self, ifname: str, string_set: int) -> int:
+        buf = array.array("B", struct.pack("IIQI", ETHTOOL_GSSET_INFO, 0, 1 << string_set, 0))
         self._ioctl(ifname, buf)
-        count = struct.unpack_from("I", buf.tobytes(), 16)[0]
-        if count in self._feature_names:  # same kernel, same table
-            return self._feature_names[count]
-        buf = array.array("B", struct.pack("III", ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count))
+        mask, count = struct.unpack_from("Q", buf.tobytes(), 8)[0], struct.unpack_from("I", buf.tobytes(), 16)[0]
+        if not mask & (1 << string_set):
+            raise EthtoolError("unsupported", f"string set {string_set}")
+        return count
+
+    def _strings(self, ifname: str, string_set: int, count: int) -> list[str]:
+        buf = array.array("B", struct.pack("III", ETHTOOL_GSTRINGS, string_set, count))
         buf.extend(bytes(count * ETH_GSTRING_LEN))
         self._ioctl(ifname, buf)
         raw = buf.tobytes()[12:]
-        names = [
-            raw[i * ETH_GSTRING_LEN : (i + 1) * ETH_GSTRING_LEN].split(b"\0", 1)[0].decode("ascii", "replace")
-            for i in range(count)
-        ]
-        self._feature_names[count] = names
-        return names
+        return [raw[i * ETH_GSTRING_LEN : (i + 1) * ETH_GSTRING_LEN].split(b"\0", 1)[0].decode("ascii", "replace")
+                for i in range(count)]
+
+    def _feature_strings(self, ifname: str) -> list[str]:
+        """The kernel's feature names; never map by bit number, the order changes between kernels."""
+        count = self._string_count(ifname, ETH_SS_FEATURES)
+        if count not in self._feature_names:  # same kernel, same table
+            self._feature_names[count] = self._strings(ifname, ETH_SS_FEATURES, count)
+        return self._feature_names[count]
 
     def features(self, ifname: str) -> Dict[str, Feature]:
         """ETHTOOL_GFEATURES: all four words (available, requested, active, never_changed) of every feature."""
@@ -130,6 +139,30 @@ class Ethtool:
         self._ioctl(ifname, buf)
         v = struct.unpack_from("8I", buf.tobytes(), 4)
         return Channels(*v)
+
+    def rings(self, ifname: str) -> Rings:
+        """ETHTOOL_GRINGPARAM: struct ethtool_ringparam, the maxima then the current sizes (`ethtool -g`)."""
+        buf = array.array("B", struct.pack("I", ETHTOOL_GRINGPARAM) + bytes(32))
+        self._ioctl(ifname, buf)
+        return Rings(*struct.unpack_from("8I", buf.tobytes(), 4))
+
+    def stats(self, ifname: str) -> Dict[str, int]:
+        """The driver's own counters (`ethtool -S`): ETH_SS_STATS names, then ETHTOOL_GSTATS values (u64).
+        The names are read for every interface: they depend on the driver and its queue count."""
+        count = self._string_count(ifname, ETH_SS_STATS)
+        if not 0 < count <= MAX_STATS:
+            if count == 0:
+                return {}
+            raise EthtoolError("malformed", f"{count} statistics")
+        names = self._strings(ifname, ETH_SS_STATS, count)
+        buf = array.array("B", struct.pack("II", ETHTOOL_GSTATS, count) + bytes(8 * count))
+        self._ioctl(ifname, buf)
+        values = struct.unpack_from(f"{count}Q", buf.tobytes(), 8)
+        out: Dict[str, int] = {}
+        for name, value in zip(names, values):
+            if name:
+                out[name] = value  # a name a driver repeats keeps its last value, as `ethtool -S` shows both
+        return out
 
 
 def decode_features(names: List[str], blocks: bytes) -> Dict[str, Feature]:
@@ -158,22 +191,29 @@ def decode_features(names: List[str], blocks: bytes) -> Dict[str, Feature]:
 REPLAY_DIR = "ethtool"  # below the fake root: ROOT/ethtool/IFACE.json, next to ROOT/sys
 MAX_REPLAY_BYTES = 1 << 20
 _U32 = 1 << 32
+_U64 = 1 << 64
 
 
 def replay_document(drvinfo: Optional[DrvInfo], features: Optional[Dict[str, Feature]],
-                    channels: Optional[Channels], errors: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """ROOT/ethtool/IFACE.json: {"drvinfo": {...}, "features": {name: {...}}, "channels": {...}}, each key
-    either the answer (the same fields as the facts: DrvInfo, Feature, Channels) or {"error": reason}.
-    A key that is absent reads as "not-captured"."""
+                    channels: Optional[Channels], errors: Optional[Dict[str, str]] = None, *,
+                    rings: Optional[Rings] = None, stats: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    """ROOT/ethtool/IFACE.json: {"drvinfo": {...}, "features": {name: {...}}, "channels": {...},
+    "rings": {...}, "stats": {name: value}}, each key either the answer (the same fields as the facts:
+    DrvInfo, Feature, Channels, Rings, the driver's counters) or {"error": reason}. A key that is absent reads
+    as "not-captured"."""
     errors = errors or {}
     doc: Dict[str, Any] = {}
-    for key, value in (("drvinfo", drvinfo), ("features", features), ("channels", channels)):
+    answers = (("drvinfo", drvinfo), ("features", features), ("channels", channels), ("rings", rings),
+               ("stats", stats))
+    for key, value in answers:
         if key in errors:
             doc[key] = {"error": errors[key]}
         elif value is None:
             continue
         elif key == "features":
             doc[key] = {n: asdict(f) for n, f in value.items()}  # type: ignore[union-attr]
+        elif key == "stats":
+            doc[key] = dict(value)  # type: ignore[call-overload]
         else:
             doc[key] = asdict(value)  # type: ignore[call-overload]
     return doc
@@ -254,12 +294,27 @@ class EthtoolReplay:
                                 never_changed=_bool(words.get("never_changed"), f"{where}.never_changed", True))
         return out
 
-    def channels(self, ifname: str) -> Channels:
-        answer = self._answer(ifname, "channels")
+    def _u32s(self, ifname: str, key: str, record: Any) -> Any:
+        answer = self._answer(ifname, key)
         values = {}
-        for f in fields(Channels):
+        for f in fields(record):
             value = answer.get(f.name, 0)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U32:
-                raise EthtoolError("malformed", f"channels.{f.name}: expected a u32")
+                raise EthtoolError("malformed", f"{key}.{f.name}: expected a u32")
             values[f.name] = value
-        return Channels(**values)
+        return record(**values)
+
+    def channels(self, ifname: str) -> Channels:
+        return self._u32s(ifname, "channels", Channels)
+
+    def rings(self, ifname: str) -> Rings:
+        return self._u32s(ifname, "rings", Rings)
+
+    def stats(self, ifname: str) -> Dict[str, int]:
+        answer = self._answer(ifname, "stats")
+        if len(answer) > MAX_STATS:
+            raise EthtoolError("malformed", f"stats: more than {MAX_STATS} counters")
+        for name, value in answer.items():
+            if not name or isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U64:
+                raise EthtoolError("malformed", f"stats.{name}: expected a u64")
+        return dict(answer)

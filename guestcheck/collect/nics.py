@@ -12,7 +12,7 @@ from typing import Optional, Protocol
 
 from guestcheck.collect.ethtool import DrvInfo, EthtoolError
 from guestcheck.collect.fs import cat, cat_int, exists, link_name, listdir
-from guestcheck.facts import Channels, Feature, Nic
+from guestcheck.facts import Channels, Feature, Nic, Rings
 from guestcheck.roots import Roots
 
 
@@ -22,6 +22,8 @@ class EthtoolSource(Protocol):
     def drvinfo(self, ifname: str) -> DrvInfo: ...
     def features(self, ifname: str) -> dict[str, Feature]: ...
     def channels(self, ifname: str) -> Channels: ...
+    def rings(self, ifname: str) -> Rings: ...
+    def stats(self, ifname: str) -> dict[str, int]: ...
 
 
 def _hex_id(path: str) -> Optional[str]:
@@ -131,6 +133,14 @@ def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource) -> Optional[Nic
         nic.channels = ethtool.channels(name)
     except EthtoolError as e:
         nic.unknown["channels"] = e.reason
+    try:
+        nic.rings = ethtool.rings(name)
+    except EthtoolError as e:
+        nic.unknown["rings"] = e.reason
+    try:
+        nic.driver_stats = ethtool.stats(name)
+    except EthtoolError as e:
+        nic.unknown["driver_stats"] = e.reason
 
     nic.driver = nic.driver_sysfs or nic.driver_ethtool
     return nic

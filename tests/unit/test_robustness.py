@@ -57,7 +57,7 @@ def test_missing_sysfs_files_give_unknown_values(tmp_path):
     nic = facts.nic("eth0")
     assert nic.mtu is None and nic.speed_mbps is None and nic.operstate is None
     # no ROOT/ethtool/eth0.json beside the fake sysfs: the ioctl answers were not captured (never asked live)
-    assert nic.unknown == {"drvinfo": "not-captured", "features": "not-captured", "channels": "not-captured"}
+    assert nic.unknown == {k: "not-captured" for k in ("drvinfo", "features", "channels", "rings", "driver_stats")}
     judge(facts)
 
 
