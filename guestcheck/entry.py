@@ -76,7 +76,9 @@ def guarded(run: Callable[[], int]) -> int:
     except Exception as e:
         if os.environ.get("GUESTCHECK_DEBUG"):
             raise
-        print(f"guestcheck: internal error: {type(e).__name__}: {e} (GUESTCHECK_DEBUG=1 shows more)",
+        from guestcheck.text import escape_control  # only on this path: an exception's text may carry input
+
+        print(f"guestcheck: internal error: {type(e).__name__}: {escape_control(e)} (GUESTCHECK_DEBUG=1 shows more)",
               file=sys.stderr)
         return EXIT_UNKNOWN
 

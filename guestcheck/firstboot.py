@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, List, Optional
 import click
 
 from guestcheck.atomicfile import write_atomic
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
+from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, sample_seconds_from_text, seconds_from_text
 from guestcheck.collect.fs import read
 from guestcheck.roots import Roots
 from guestcheck.strictjson import loads as strict_json
@@ -83,13 +83,6 @@ class Settings:
 _TRUE, _FALSE = ("yes", "true", "on", "1"), ("no", "false", "off", "0")
 
 
-def _number(text: str, key: str, low: float, high: float) -> float:
-    value = float(text)
-    if not low <= value <= high:
-        raise ValueError(f"{key} must be between {low:g} and {high:g}")
-    return value
-
-
 def load_settings(roots: Roots) -> Settings:
     """Defaults for anything missing or wrong; each mistake is noted, none stops the boot check."""
     settings = Settings()
@@ -136,9 +129,9 @@ def _apply_setting(settings: Settings, key: str, value: str) -> None:
                 raise ValueError("expected an absolute path without '..', or no")
             settings.textfile_dir = os.path.normpath(value)
     elif key == "timeout":
-        settings.timeout_seconds = _number(value, key, 1, 3600)
+        settings.timeout_seconds = seconds_from_text(value, 1, 3600)  # the same rule as --sample
     elif key == "sample":
-        settings.sample_seconds = _number(value, key, 0, 60)
+        settings.sample_seconds = sample_seconds_from_text(value, 60)
     else:
         raise ValueError("unknown key")
 

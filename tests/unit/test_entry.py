@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from guestcheck.entry import fast_doctor_options
+from guestcheck.entry import fast_doctor_options, guarded
 from tests.fakemachine import REPO, FakeMachine
 
 
@@ -66,3 +66,16 @@ def test_fast_path_prints_what_click_prints(tmp_path, args):
         return "\n".join(ln for ln in text.splitlines() if not ln.startswith("guestcheck_last_run_timestamp"))
 
     assert comparable(fast.stdout) == comparable(slow.stdout)
+
+
+def test_an_internal_error_is_one_line_with_its_text_escaped(capsys, monkeypatch):
+    """The last line of defence prints the exception's text, which may carry a name from outside."""
+    monkeypatch.delenv("GUESTCHECK_DEBUG", raising=False)
+
+    def boom() -> int:
+        raise RuntimeError("bad name 'eth0\x1b[2J\nnext'")
+
+    assert guarded(boom) == 3
+    err = capsys.readouterr().err
+    assert err == ("guestcheck: internal error: RuntimeError: bad name 'eth0\\x1b[2J\\nnext' "
+                   "(GUESTCHECK_DEBUG=1 shows more)\n")

@@ -95,7 +95,9 @@ def test_settings_are_read(machine):
 
 @pytest.mark.parametrize("text,problem", [
     ("[firstboot]\ntimeout = soon\n", "timeout = 'soon' ignored"),
-    ("[firstboot]\ntimeout = 0\n", "timeout must be between 1 and 3600"),
+    ("[firstboot]\ntimeout = 0\n", "'0' is not a number of seconds from 1 to 3600"),
+    ("[firstboot]\ntimeout = 1_0\n", "'1_0' is not a number of seconds from 1 to 3600"),
+    ("[firstboot]\nsample = " + "9" * 400 + "\n", "'99999999999999999999...' is not a number of seconds from 0 to 60"),
     ("[firstboot]\nenabled = maybe\n", "enabled = 'maybe' ignored: expected yes or no"),
     ("[firstboot]\ntextfile_dir = relative/dir\n", "expected an absolute path"),
     ("[firstboot]\nprofle = throughput\n", "profle = 'throughput' ignored: unknown key"),
