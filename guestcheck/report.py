@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from guestcheck.checks import run_checks
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Status, overall_status
+from guestcheck.judge.virt import judge_virt
 
 DOCTOR_SCHEMA = "guestcheck.doctor/1"
 
@@ -28,5 +29,6 @@ class Report:
 
 
 def judge(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ()) -> Report:
+    facts.virt = judge_virt(facts.virt)  # today's tables, whatever verdict a saved facts file carried
     findings, complete = run_checks(facts, only, skip)
     return Report(facts, findings, overall_status(findings, complete=complete))

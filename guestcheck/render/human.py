@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guestcheck.facts import Facts, Nic
+from guestcheck.facts import DENIED_PREFIX, Facts, Nic
 from guestcheck.findings import Severity
 from guestcheck.report import Report
 
@@ -89,6 +89,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         paint(f"guestcheck doctor: {report.status.label.upper()}", _STATUS_COLOURS[report.status.label]),
         f"machine: {v.hypervisor or 'bare metal'}"
         + (f" ({v.cloud})" if v.cloud else "")
+        + (f" ({'; '.join(v.caveats)})" if v.caveats else "")
         + f", container: {v.container or 'none'}, {f.host.vcpus} vCPU(s), kernel {f.host.kernel or '?'}",
         _memory_line(report),
         "interfaces:",
@@ -105,6 +106,11 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
             lines.append(f"           fix: {x.fix}")
     if not shown:
         lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
+    denied = [p[len(DENIED_PREFIX):].split(" (", 1)[0] for p in f.problems if p.startswith(DENIED_PREFIX)]
+    if denied:
+        lines.append(paint(f"note: not run as root, could not read {', '.join(denied)} "
+                           "(run as root for a full report)", _STATUS_COLOURS["unknown"]))
     for problem in f.problems:
-        lines.append(paint(f"note: {problem}", _STATUS_COLOURS["unknown"]))
+        if not problem.startswith(DENIED_PREFIX):
+            lines.append(paint(f"note: {problem}", _STATUS_COLOURS["unknown"]))
     return "\n".join(lines) + "\n"
