@@ -281,7 +281,7 @@ def _hypervisor(rows: list[Evidence]) -> Optional[str]:
             cpu.points_to if cpu and cpu.points_to not in ("vm", "hyperv") else "kvm")
     elif dmi:
         hv = dmi.points_to
-        if _cloud_of(dmi) and cpu and cpu.points_to not in ("vm", "hyperv"):
+        if any(_cloud_of(e) for e in vm_rows) and cpu and cpu.points_to not in ("vm", "hyperv"):
             hv = cpu.points_to  # a cloud's DMI implies its usual hypervisor; the CPU says which one runs it
         elif hv in ("qemu", "bochs") and kvm_hints:
             hv = "kvm"  # a QEMU machine accelerated by KVM (Hyper-V enlightenments exist only under KVM)
