@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 FACTS_SCHEMA = "guestcheck.facts/1"
+DENIED_PREFIX = "permission denied: "  # facts.problems entries for sources only root may read
 
 # Bounds for numbers read from a facts file: every counter the kernel has fits in 64 bits, and no rate,
 # percentage or duration comes near 1e15. Beyond them a file is damaged (or hostile), not a measurement.
@@ -26,13 +27,14 @@ FLOAT_MAX = 1e15
 class Evidence:
     """One observation that argues for (or against) a verdict."""
 
-    source: str  # dmi, cpuid, acpi, hypervisor-sysfs, clocksource, cpuinfo, marker, cgroup, namespace
+    source: str  # dmi, smbios, cpuid, acpi, hypervisor-sysfs, device-tree, clocksource, bus, cpuinfo, marker, ...
     detail: str  # the file or call that was read
-    value: str  # what it said
-    points_to: Optional[str] = None  # the verdict it supports ("kvm", "docker"), None if neutral
-    strength: str = "strong"  # strong | medium | weak
-    used: bool = True  # False when decide() weighed it and set it aside
-    note: str = ""
+    value: str  # what it said, raw (the forms are documented in guestcheck/judge/virt.py)
+    points_to: Optional[str] = None  # set by the judge: the verdict it supports ("kvm", "docker"), None if neutral
+    strength: str = "strong"  # set by the judge: strong | medium | weak
+    used: bool = True  # set by the judge: False when it weighed the row and set it aside
+    note: str = ""  # set by the judge: why
+    error: str = ""  # the source exists but could not be read ("permission denied"); value is "" then
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Virt:
     cloud: Optional[str] = None  # amazon, google, microsoft, oracle, ...
     container: Optional[str] = None  # openvz, lxc, docker, podman, systemd-nspawn, wsl, ..., None
     evidence: List[Evidence] = field(default_factory=list)
+    caveats: List[str] = field(default_factory=list)  # how the verdict could change with root ("run as root to ...")
 
 
 @dataclass

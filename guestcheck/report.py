@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from guestcheck.checks import run_checks
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Status, overall_status
+from guestcheck.judge.virt import judge_virt
 
 DOCTOR_SCHEMA = "guestcheck.doctor/1"
 
@@ -28,15 +29,18 @@ class Report:
 
 
 def fill_verdicts(facts: Facts) -> Facts:
-    """The judging step's verdicts, written into the facts where the contracts show them: each NIC's `kind`,
-    `kind_reason` and `software_type`, decided from the raw answers by today's tables (a saved facts file too)."""
+    """The judging step's verdicts, written into the facts where the contracts show them: the platform
+    (hypervisor, cloud, container) first, since a NIC's kind depends on being in a VM, then each NIC's `kind`,
+    `kind_reason` and `software_type`, all decided from the raw answers by today's tables (a saved facts
+    file too)."""
     from guestcheck.checks.nic import classify_nics
 
+    facts.virt = judge_virt(facts.virt)
     classify_nics(facts)
     return facts
 
 
 def judge(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ()) -> Report:
-    fill_verdicts(facts)
+    fill_verdicts(facts)  # today's tables, whatever verdicts a saved facts file carried
     findings, complete = run_checks(facts, only, skip)
     return Report(facts, findings, overall_status(findings, complete=complete))

@@ -29,15 +29,15 @@ def plain_or(value: str, placeholder: str) -> str:
     return value if is_plain(value) else placeholder
 
 
-# C0/C1 controls and DEL, lone surrogates, and format characters that reorder or hide text (soft hyphen,
+# What the JSON renderer must escape beyond json.dumps (escape_control escapes all of it and more): C0/C1
+# controls and DEL, lone surrogates, and format characters that reorder or hide text (soft hyphen,
 # zero-width and bidi controls, line/paragraph separators, BOM, tags): a terminal must show them, not obey them
 UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
                      "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
-def _escape(match: re.Match) -> str:
-    ch = match.group()
+def _escape_char(ch: str) -> str:
     if ch in _NAMED:
         return _NAMED[ch]
     code = ord(ch)
@@ -49,6 +49,11 @@ def _escape(match: re.Match) -> str:
 def escape_control(text: object) -> str:
     """Control characters as visible escapes (`\\x1b`, `\\n`, `\\u202e`), so a terminal shows them, never obeys them.
 
-    Newlines are escaped too: callers escape each value (or each line) and join lines themselves.
+    Every character Python does not call printable is escaped (all of UNSAFE, and unassigned code points and
+    separators other than the plain space too); newlines are escaped as well: callers escape each value (or
+    each line) and join lines themselves.
     """
-    return UNSAFE.sub(_escape, str(text))
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(ch if ch.isprintable() or ch == " " else _escape_char(ch) for ch in value)

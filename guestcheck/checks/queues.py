@@ -9,21 +9,34 @@ from guestcheck.checks.fixes import rps_lines
 from guestcheck.cpus import first_cpus_mask, mask_cpus
 from guestcheck.facts import Channels, Facts, Feature, Nic
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge.virt import host_tools
 from guestcheck.text import shell_word
 
 # Hypervisors whose virtio-net has one queue pair, with no setting to add more: RPS is the whole fix there.
 NO_VIRTIO_MULTIQUEUE = {"firecracker"}
 
 
-def host_mq_fix(vcpus: int, ifname: str, rps: bool) -> str:
-    """The host's settings for `vcpus` queue pairs, one labelled line per platform, every number filled in."""
-    lines = [
-        f"on the host: give the NIC {vcpus} queue pairs (one per vCPU), then restart the VM",
-        f"libvirt: <interface ...><model type='virtio'/><driver name='vhost' queues='{vcpus}'/></interface>",
-        f"QEMU: -netdev tap,id=n0,vhost=on,queues={vcpus} "
-        f"-device virtio-net-pci,netdev=n0,mq=on,vectors={2 * vcpus + 2}",
-        f"Proxmox: qm set VMID --net0 virtio,bridge=vmbr0,queues={vcpus}",
-    ]
+# One labelled line per host tool, every number filled in; only the tools the platform can have are printed
+# (guestcheck.judge.virt.host_tools), so a cloud VM is never told to edit libvirt XML.
+HOST_MQ_LINES = {
+    "libvirt": lambda n: f"libvirt: <interface ...><model type='virtio'/><driver name='vhost' queues='{n}'/>"
+                         "</interface>",
+    "qemu": lambda n: f"QEMU: -netdev tap,id=n0,vhost=on,queues={n} -device virtio-net-pci,netdev=n0,mq=on,"
+                      f"vectors={2 * n + 2}",
+    "proxmox": lambda n: f"Proxmox: qm set VMID --net0 virtio,bridge=vmbr0,queues={n}",
+    "cloud-hypervisor": lambda n: f"Cloud Hypervisor: --net tap=TAP,num_queues={2 * n} (rx and tx queues together)",
+    "firecracker": lambda n: "Firecracker: has no virtio multiqueue; RPS in the guest is the whole fix there",
+    "provider": lambda n: "provider: the queue count comes with the instance type or NIC type; choose one with "
+                          f"{n} or more queues (or the provider's faster NIC: ENA, gVNIC, accelerated networking)",
+}
+DEFAULT_HOST_TOOLS = ("libvirt", "qemu", "proxmox")  # a virtio NIC with no platform verdict: some KVM host
+
+
+def host_mq_fix(vcpus: int, ifname: str, rps: bool, tools: tuple[str, ...] = DEFAULT_HOST_TOOLS) -> str:
+    """The host's settings for `vcpus` queue pairs, one labelled line per tool the platform can have."""
+    known = [t for t in tools if t in HOST_MQ_LINES] or list(DEFAULT_HOST_TOOLS)
+    lines = [f"on the host: give the NIC {vcpus} queue pairs (one per vCPU), then restart the VM"]
+    lines += [HOST_MQ_LINES[t](vcpus) for t in known]
     if rps:
         lines.append("guest, until then: " + rps_lines(ifname, None, first_cpus_mask(vcpus))[0])
     return "\n".join(lines)
@@ -118,4 +131,4 @@ def _single_virtio(facts: Facts, nic: Nic, vcpus: int, evidence: dict) -> list[F
                         evidence, "\n".join(rps_lines(nic.name, nic.mac, first_cpus_mask(vcpus))), "guest")]
     summary = f"virtio-net with one queue pair on {vcpus} vCPUs" + (" (RPS spreads it meanwhile)" if covered else "")
     return [Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name, summary, evidence,
-                    host_mq_fix(vcpus, nic.name, rps=not covered), "host")]
+                    host_mq_fix(vcpus, nic.name, rps=not covered, tools=host_tools(facts.virt)), "host")]

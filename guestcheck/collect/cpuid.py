@@ -13,6 +13,8 @@ import os
 import struct
 from typing import Optional
 
+from guestcheck.collect.fs import escape_bytes
+
 # void cpuid(uint32_t leaf, uint32_t out[4])  -- System V ABI: edi = leaf, rsi = out
 _CODE = bytes(
     [
@@ -50,7 +52,10 @@ def _cpuid(leaf: int) -> Optional[tuple[int, int, int, int]]:
 
 
 def hypervisor_vendor() -> Optional[str]:
-    """The 12-byte signature such as "KVMKVMKVM", "Microsoft Hv", "TCGTCGTCGTCG", or None."""
+    """The 12-byte signature such as "KVMKVMKVM", "Microsoft Hv", "bhyve bhyve ", or None.
+
+    Trailing NUL bytes are dropped; any byte outside printable ASCII (or a backslash) is written \\xNN.
+    """
     leaf1 = _cpuid(1)
     if leaf1 is None or not (leaf1[2] >> 31) & 1:
         return None  # no hypervisor bit: leaf 0x40000000 would return unrelated data
@@ -58,5 +63,6 @@ def hypervisor_vendor() -> Optional[str]:
     if regs is None:
         return None
     _eax, ebx, ecx, edx = regs
-    sig = struct.pack("<III", ebx, ecx, edx).rstrip(b"\0").decode("ascii", "replace")
-    return sig or None
+    raw = struct.pack("<III", ebx, ecx, edx).rstrip(b"\0")
+    # Byte for byte: trailing NULs pad the 12-byte field, anything else (bhyve's trailing space) is kept.
+    return escape_bytes(raw) or None

@@ -84,3 +84,9 @@ def link_name(path: str) -> Optional[str]:
 
 def exists(path: str) -> bool:
     return os.path.lexists(path)
+
+
+def escape_bytes(raw: bytes) -> str:
+    """Binary firmware strings as text, byte for byte: printable ASCII as is, anything else (and a
+    backslash) as \\xNN, so a signature with a trailing space or a NUL inside survives JSON unchanged."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)

@@ -21,7 +21,8 @@ from guestcheck.collect.memory import collect_memory
 from guestcheck.collect.nics import EthtoolSource, collect_nics
 from guestcheck.collect.steal import measure_steal
 from guestcheck.cpus import cpu_list
-from guestcheck.facts import Facts, Host
+from guestcheck.facts import Facts, Host, Virt
+from guestcheck.judge.virt import judge_virt
 from guestcheck.roots import Roots
 
 
@@ -67,7 +68,11 @@ def collect_facts(
     facts.host = collect_host(roots)
     if cpuid_reader is None:
         cpuid_reader = virt_collector.cpuid.hypervisor_vendor if roots.sys == "/sys" else (lambda: None)
-    facts.virt = virt_collector.detect(roots, cpuid_reader)
+    facts.virt = judge_virt(Virt(evidence=virt_collector.collect_evidence(roots, cpuid_reader)))
+    denied = virt_collector.problems(facts.virt.evidence)
+    if denied:
+        facts.complete = False
+        facts.problems.extend(denied)
     if not os.path.isdir(os.path.join(roots.sys, "class/net")):
         facts.complete = False
         facts.problems.append(f"{roots.sys}/class/net is not readable: is sysfs mounted?")

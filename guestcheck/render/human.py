@@ -6,7 +6,7 @@ colour codes, the only control characters this renderer emits, go around it.
 
 from __future__ import annotations
 
-from guestcheck.facts import Facts, Nic
+from guestcheck.facts import DENIED_PREFIX, Facts, Nic
 from guestcheck.findings import Severity
 from guestcheck.report import Report
 from guestcheck.text import escape_control
@@ -108,6 +108,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         paint(f"guestcheck doctor: {report.status.label.upper()}", _STATUS_COLOURS[report.status.label]),
         esc(f"machine: {v.hypervisor or 'bare metal'}"
             + (f" ({v.cloud})" if v.cloud else "")
+            + (f" ({'; '.join(v.caveats)})" if v.caveats else "")
             + f", container: {v.container or 'none'}, {f.host.vcpus} vCPU(s), kernel {f.host.kernel or '?'}"),
         esc(_memory_line(report)),
         "interfaces:",
@@ -123,6 +124,11 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         lines += _fix_lines(x.fix, x.fix_on)
     if not shown:
         lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
+    denied = [p[len(DENIED_PREFIX):].split(" (", 1)[0] for p in f.problems if p.startswith(DENIED_PREFIX)]
+    if denied:
+        lines.append(paint(esc(f"note: not run as root, could not read {', '.join(denied)} "
+                               "(run as root for a full report)"), _STATUS_COLOURS["unknown"]))
     for problem in f.problems:
-        lines.append(paint(esc(f"note: {problem}"), _STATUS_COLOURS["unknown"]))
+        if not problem.startswith(DENIED_PREFIX):
+            lines.append(paint(esc(f"note: {problem}"), _STATUS_COLOURS["unknown"]))
     return "\n".join(lines) + "\n"

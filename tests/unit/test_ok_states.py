@@ -15,6 +15,7 @@ from guestcheck.checks import nic as nic_check
 from guestcheck.checks import offload, queues, softirq
 from guestcheck.facts import (
     Channels,
+    Evidence,
     Facts,
     Feature,
     Host,
@@ -77,7 +78,8 @@ def both(*steps: Callable[[Facts], None]) -> Callable[[Facts], None]:
 
 
 def firecracker(f: Facts) -> None:
-    f.virt.hypervisor = "firecracker"
+    """The evidence, not the verdict: judge() decides the platform from it, as for a saved facts file."""
+    f.virt.evidence.append(Evidence("acpi", "/sys/firmware/acpi/tables/DSDT OEM ID", "FIRECK"))
 
 
 def emulated(f: Facts) -> None:

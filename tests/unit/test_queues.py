@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from guestcheck.checks import queues
 from guestcheck.facts import Channels, Facts, Feature, Host, Nic, NicSteering, Path, Route, Softirq, Virt
+from guestcheck.judge.virt import FIRECRACKER_CAVEAT
 
 GRO_ON = {"rx-gro": Feature(True, False, True, True, False)}
 
@@ -77,3 +78,18 @@ def test_a_veth_uplink_in_napi_mode_gets_separate_rx_and_tx_channels():
 def test_veths_that_are_not_the_uplink_or_not_in_napi_mode_are_not_judged():
     assert by_id(facts(veth(), vcpus=2, default_dev="eth9")) == {}
     assert by_id(facts(veth(features={}), vcpus=2)) == {}
+
+
+def test_the_host_fix_names_only_what_the_platform_can_have():
+    """A cloud VM is never told to edit libvirt XML; a KVM guest whose ACPI root could not read may be a
+    microVM (Firecracker, Cloud Hypervisor) or QEMU."""
+    cloud = facts(virtio(), vcpus=4)
+    cloud.virt.hypervisor, cloud.virt.cloud = "kvm", "google"
+    fix = by_id(cloud)["QUEUES-SINGLE-VIRTIO"].fix
+    assert [line.split(":", 1)[0] for line in fix.splitlines()] == ["on the host", "provider", "guest, until then"]
+    assert "libvirt" not in fix and "Proxmox" not in fix and "4 or more queues" in fix
+    micro = facts(virtio(), vcpus=2)
+    micro.virt.hypervisor, micro.virt.caveats = "kvm", [FIRECRACKER_CAVEAT]
+    labels = [line.split(":", 1)[0] for line in by_id(micro)["QUEUES-SINGLE-VIRTIO"].fix.splitlines()]
+    assert labels == ["on the host", "Firecracker", "Cloud Hypervisor", "QEMU", "guest, until then"]
+    assert "N" not in by_id(micro)["QUEUES-SINGLE-VIRTIO"].fix.replace("NIC", "").split()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from guestcheck.collect.virt import collect_evidence, decide
+from guestcheck.collect.virt import collect_evidence
+from guestcheck.facts import Evidence, Virt
+from guestcheck.judge.virt import FIRECRACKER_CAVEAT, host_tools, judge_virt
 from tests.fakemachine import FakeMachine
 
 
 def _detect(m: FakeMachine, cpuid=None):
-    return decide(collect_evidence(m.roots, lambda: cpuid))
+    return judge_virt(Virt(evidence=collect_evidence(m.roots, lambda: cpuid)))
 
 
 DMI_CASES = [
@@ -27,7 +29,15 @@ DMI_CASES = [
     ("virtualbox", dict(sys_vendor="innotek GmbH", product_name="VirtualBox"), "VBoxVBoxVBox", "virtualbox", None),
     ("xen hvm", dict(sys_vendor="Xen", product_name="HVM domU"), "XenVMMXenVMM", "xen", None),
     ("oracle cloud", dict(sys_vendor="QEMU", chassis_asset_tag="OracleCloud.com"), "KVMKVMKVM", "kvm", "oracle"),
-    ("kvm with hyper-v enlightenments", dict(sys_vendor="QEMU"), "Microsoft Hv", "qemu", None),
+    # QEMU/KVM with hv-* enlightenments answers leaf 0x40000000 as Hyper-V; only KVM offers them, so: kvm.
+    ("kvm with hyper-v enlightenments", dict(sys_vendor="QEMU"), "Microsoft Hv", "kvm", None),
+    ("kvm with hyper-v enlightenments under its own name", dict(sys_vendor="QEMU"), "Linux KVM Hv", "kvm", None),
+    ("bhyve, signature with its trailing space", dict(sys_vendor="BHYVE"), "bhyve bhyve ", "bhyve", None),
+    ("unknown cloud named by its DMI vendor", dict(sys_vendor="Exoscale", product_name="KVM"), "KVMKVMKVM",
+     "kvm", "exoscale"),
+    ("hetzner cloud", dict(sys_vendor="Hetzner", product_name="vServer"), "KVMKVMKVM", "kvm", "hetzner"),
+    ("on-premises KVM vendor is no cloud", dict(sys_vendor="Red Hat", product_name="KVM"), "KVMKVMKVM", "kvm",
+     None),
 ]
 
 
@@ -37,7 +47,9 @@ def test_hypervisor_from_dmi_and_cpuid(tmp_path, label, dmi, cpuid, hv, cloud):
     m.set_dmi(**dmi)
     virt = _detect(m, cpuid)
     assert (virt.hypervisor, virt.cloud, virt.container) == (hv, cloud, None)
-    assert any(e.used and e.points_to == hv for e in virt.evidence)
+    # the rows that decided it are used, and point to the verdict or say how they lead to it
+    assert any(e.used and (e.points_to == hv or e.note.startswith(("KVM runs", "Hyper-V enlightenments of KVM")))
+               for e in virt.evidence)
 
 
 def test_firecracker_from_acpi_oem_id(tmp_path):
@@ -113,3 +125,120 @@ def test_leftover_dockerenv_on_a_machine_with_its_own_kernel_is_not_a_container(
     assert virt.container is None
     marker = next(e for e in virt.evidence if e.detail.endswith(".dockerenv"))
     assert not marker.used and "initial" in marker.note
+
+
+def _smbios_type0(vm_bit: bool) -> bytes:
+    """An SMBIOS type 0 structure 24 bytes long, extension byte 2 (offset 19) with or without bit 4."""
+    raw = bytearray(24)
+    raw[0], raw[1] = 0, 24
+    raw[19] = 0x14 if vm_bit else 0x04
+    return bytes(raw)
+
+
+def test_ec2_bare_metal_is_bare_metal_on_amazon(tmp_path):
+    m = FakeMachine(tmp_path)
+    m.set_cpus(96, hypervisor_flag=False)
+    m.set_dmi(sys_vendor="Amazon EC2", product_name="m5.metal", bios_vendor="Amazon EC2")
+    virt = _detect(m)
+    assert (virt.hypervisor, virt.cloud) == (None, "amazon")
+
+
+def test_ec2_nitro_instance_is_kvm_on_amazon(tmp_path):
+    m = FakeMachine(tmp_path)
+    m.set_dmi(sys_vendor="Amazon EC2", product_name="m5.large", bios_vendor="Amazon EC2")
+    virt = _detect(m, "KVMKVMKVM")
+    assert (virt.hypervisor, virt.cloud) == ("kvm", "amazon")
+
+
+@pytest.mark.parametrize("product,vm_bit,hv", [("m5.metal", None, None), ("m5.large", None, "kvm"),
+                                               ("m5.large", False, None), ("m5.metal", True, "kvm")])
+def test_ec2_without_cpuinfo_falls_back_to_smbios_then_product(product, vm_bit, hv):
+    rows = [Evidence("dmi", "/sys/class/dmi/id/sys_vendor", "Amazon EC2"),
+            Evidence("dmi", "/sys/class/dmi/id/product_name", product)]
+    if vm_bit is not None:
+        rows.append(Evidence("smbios", "/sys/firmware/dmi/entries/0-0/raw byte 19", "0x14" if vm_bit else "0x04"))
+    virt = judge_virt(Virt(evidence=rows))
+    assert (virt.hypervisor, virt.cloud) == (hv, "amazon")
+
+
+def test_unknown_vendor_is_a_cloud_only_when_the_dmi_says_virtual_machine(tmp_path):
+    m = FakeMachine(tmp_path)
+    m.set_dmi(sys_vendor="Exoscale", product_name="Compute")
+    m.write("sys/firmware/dmi/entries/0-0/raw", "")
+    (tmp_path / "sys/firmware/dmi/entries/0-0/raw").write_bytes(_smbios_type0(vm_bit=False))
+    assert _detect(m, "KVMKVMKVM").cloud is None  # a VM, but the DMI does not say so: the vendor may be anyone
+    (tmp_path / "sys/firmware/dmi/entries/0-0/raw").write_bytes(_smbios_type0(vm_bit=True))
+    virt = _detect(m, "KVMKVMKVM")
+    assert (virt.hypervisor, virt.cloud) == ("kvm", "exoscale")
+    smbios = next(e for e in virt.evidence if e.source == "smbios")
+    assert (smbios.value, smbios.points_to) == ("0x14", "vm")
+
+
+def test_a_server_of_a_cloud_vendor_is_no_cloud_vm(tmp_path):
+    m = FakeMachine(tmp_path)
+    m.set_cpus(8, hypervisor_flag=False)
+    m.set_dmi(sys_vendor="Exoscale", product_name="Server")
+    (tmp_path / "sys/firmware/dmi/entries/0-0").mkdir(parents=True)
+    (tmp_path / "sys/firmware/dmi/entries/0-0/raw").write_bytes(_smbios_type0(vm_bit=False))
+    assert (_detect(m).hypervisor, _detect(m).cloud) == (None, None)
+
+
+def test_cpuid_signatures_are_matched_byte_for_byte():
+    from guestcheck.collect.fs import escape_bytes
+
+    def hv(sig: str):
+        return judge_virt(Virt(evidence=[Evidence("cpuinfo", "/proc/cpuinfo flags", "hypervisor"),
+                                         Evidence("cpuid", "CPUID leaf 0x40000000", sig)])).hypervisor
+
+    assert hv(escape_bytes(b"bhyve bhyve ")) == "bhyve"
+    assert hv("bhyve bhyve") == "unknown"  # not what bhyve sends
+    assert hv(escape_bytes(b"KVMKVMKVM\0\0\0".rstrip(b"\0"))) == "kvm"
+    assert hv("KVMKVMKV") == "unknown"
+    assert escape_bytes(b"A\x00B\\ ") == "A\\x00B\\x5c "
+
+
+def _non_root_firecracker() -> list[Evidence]:
+    """What a non-root process sees on Firecracker: no DMI at all, ACPI tables root-only, KVM's signature."""
+    return [Evidence("acpi", "/sys/firmware/acpi/tables", "", error="permission denied"),
+            Evidence("cpuinfo", "/proc/cpuinfo flags", "hypervisor"),
+            Evidence("cpuid", "CPUID leaf 0x40000000", "KVMKVMKVM"),
+            Evidence("clocksource", "available_clocksource", "tsc kvm-clock"),
+            Evidence("namespace", "/proc/self/ns/pid", "pid:[4026531836]")]
+
+
+def test_non_root_on_firecracker_says_kvm_and_what_root_would_tell():
+    virt = judge_virt(Virt(evidence=_non_root_firecracker()))
+    assert virt.hypervisor == "kvm"
+    assert virt.caveats == [FIRECRACKER_CAVEAT]
+    denied = next(e for e in virt.evidence if e.error)
+    assert not denied.used and "could not be read" in denied.note
+    assert host_tools(virt) == ("firecracker", "cloud-hypervisor", "qemu")
+
+
+def test_as_root_the_same_machine_is_firecracker():
+    rows = _non_root_firecracker()
+    rows[0] = Evidence("acpi", "/sys/firmware/acpi/tables/DSDT OEM ID", "FIRECK")
+    virt = judge_virt(Virt(evidence=rows))
+    assert (virt.hypervisor, virt.caveats) == ("firecracker", [])
+    assert host_tools(virt) == ("firecracker",)
+
+
+def test_dmi_makes_the_acpi_denial_irrelevant():
+    rows = [*_non_root_firecracker(), Evidence("dmi", "/sys/class/dmi/id/sys_vendor", "QEMU")]
+    virt = judge_virt(Virt(evidence=rows))
+    assert (virt.hypervisor, virt.caveats) == ("kvm", [])
+    assert host_tools(virt) == ("libvirt", "qemu", "proxmox")
+
+
+def test_host_tools_follow_the_platform():
+    assert host_tools(Virt(hypervisor="kvm", cloud="amazon")) == ("provider",)
+    assert host_tools(Virt(hypervisor="vmware")) == ("vmware",)
+    assert host_tools(Virt(hypervisor=None)) == ()
+
+
+def test_judging_ignores_the_verdicts_already_in_the_rows():
+    stale = Evidence("dmi", "/sys/class/dmi/id/sys_vendor", "QEMU", points_to="vmware", used=False,
+                     note="outweighed: verdict is vmware")
+    virt = judge_virt(Virt(hypervisor="vmware", cloud="x", evidence=[stale]))
+    assert (virt.hypervisor, virt.cloud) == ("qemu", None)
+    assert (virt.evidence[0].points_to, virt.evidence[0].used, virt.evidence[0].note) == ("qemu", True, "")

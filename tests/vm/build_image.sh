@@ -9,10 +9,10 @@
 # Needs root (debootstrap) and network access to Debian's default mirror.
 set -euo pipefail
 
-# Bump IMAGE_REV when anything baked into the image changes (e.g. the init stub).
-IMAGE_REV=2
+# Bump IMAGE_REV when anything baked into the image changes (e.g. the init stub, the initramfs modules).
+IMAGE_REV=3
 SUITE=bookworm
-PACKAGES=python3,python3-click,python3-psutil,python3-pyudev,python3-pyroute2,python3-distro,ethtool,iperf3,iproute2,kmod,udev,procps,linux-image-amd64
+PACKAGES=python3,python3-click,python3-psutil,python3-pyudev,python3-pyroute2,python3-distro,ethtool,iperf3,iproute2,kmod,udev,procps,systemd,linux-image-amd64
 IMAGE_VERSION="rev=${IMAGE_REV} suite=${SUITE} variant=minbase include=${PACKAGES}"
 
 CACHE=${GUESTCHECK_VM_CACHE:-/var/cache/guestcheck-vm}
@@ -76,7 +76,7 @@ debootstrap --variant=minbase --include="${PACKAGES}" "${SUITE}" "${ROOT}" >"${T
 # Small initrd: only what mounting root needs. Debian's default (MODULES=most,
 # 34 MB) costs ~10 s of a ~30 s TCG boot; NIC drivers load later from the root fs.
 echo MODULES=list >"${ROOT}/etc/initramfs-tools/conf.d/guestcheck-vm"
-printf '%s\n' virtio_pci virtio_blk ext4 >>"${ROOT}/etc/initramfs-tools/modules"
+printf '%s\n' virtio_pci virtio_mmio virtio_blk ext4 >>"${ROOT}/etc/initramfs-tools/modules"
 chroot "${ROOT}" update-initramfs -u -k all >>"${TMP}/debootstrap.log" 2>&1 ||
     { tail -n 40 "${TMP}/debootstrap.log" >&2; exit 1; }
 

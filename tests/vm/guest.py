@@ -192,6 +192,17 @@ def _read_results(disk: Path, dest: Path) -> dict[str, bytes]:
     return {n: (out / n).read_bytes() for n in names if (out / n).is_file()}
 
 
+def _devices(overlay: Path, src_disk: Path, nic_model: str, virtio_mmio: bool) -> list[str]:
+    """The root disk (vda), the repo disk (vdb), the NIC (user-mode, restricted) and an RNG."""
+    if not virtio_mmio:
+        return ["-drive", f"file={overlay},format=qcow2,if=virtio", "-drive", f"file={src_disk},format=raw,if=virtio",
+                "-nic", f"user,restrict=on,model={nic_model}", "-device", "virtio-rng-pci"]
+    return ["-drive", f"file={overlay},format=qcow2,if=none,id=vda", "-device", "virtio-blk-device,drive=vda",
+            "-drive", f"file={src_disk},format=raw,if=none,id=vdb", "-device", "virtio-blk-device,drive=vdb",
+            "-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-device,netdev=n0",
+            "-device", "virtio-rng-device"]
+
+
 def run_in_guest(
     command: str,
     *,
@@ -201,13 +212,18 @@ def run_in_guest(
     extra_qemu_args: Sequence[str] = (),
     files: Mapping[str, str | bytes] | None = None,
     timeout: float = 300,
+    virtio_mmio: bool = False,
+    extra_kernel_args: str = "",
 ) -> GuestResult:
     """Boot a fresh guest, run ``command`` with bash in /mnt/src (the repo copy,
     PYTHONPATH=/mnt/src) as root, power off and return its output.
 
     ``files`` maps repo-relative paths to extra content placed in the copy.
     ``timeout`` covers boot plus command; on expiry QEMU is killed and
-    GuestTimeout is raised.
+    GuestTimeout is raised. ``virtio_mmio`` attaches the disks, the NIC and
+    the RNG as virtio-mmio devices, for machines without PCI
+    (``extra_qemu_args=["-machine", "microvm"]``); ``extra_kernel_args`` are
+    appended to the guest kernel's command line.
     """
     img = image_paths()
     if not image_available():
@@ -245,15 +261,8 @@ def run_in_guest(
             "-initrd",
             str(img.initrd),
             "-append",
-            KERNEL_ARGS,
-            "-drive",
-            f"file={overlay},format=qcow2,if=virtio",
-            "-drive",
-            f"file={src_disk},format=raw,if=virtio",
-            "-nic",
-            f"user,restrict=on,model={nic_model}",
-            "-device",
-            "virtio-rng-pci",
+            f"{KERNEL_ARGS} {extra_kernel_args}".strip(),
+            *_devices(overlay, src_disk, nic_model, virtio_mmio),
             *extra_qemu_args,
         ]
         start = time.monotonic()
