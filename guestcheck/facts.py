@@ -214,6 +214,8 @@ class Facts:
     vlans: List[Vlan] = field(default_factory=list)
     conntrack: Optional[Conntrack] = None
     tunnels: List[Tunnel] = field(default_factory=list)
+    pci_network: List[PciFunction] = field(default_factory=list)  # network-class PCI functions, bound or not
+    agents: Optional[OtherAgents] = None  # irqbalance, TuneD, Google's agents, NetworkManager, cloud-init
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
     problems: List[str] = field(default_factory=list)
@@ -461,4 +463,41 @@ class Tunnel:
     overhead: Optional[int] = None  # bytes the encapsulation adds to each inner packet
     overhead_detail: str = ""  # "20 IPv4 + 8 UDP + 8 VXLAN + 14 Ethernet"
     source: str = "sysfs"  # sysfs | netlink
+    notes: List[str] = field(default_factory=list)
+
+
+# --- The fast path and other agents (issue 11, items 3 and 7) ---
+
+
+@dataclass
+class PciFunction:
+    """A PCI function of the network class (0x02xxxx) from /sys/bus/pci/devices, driver or not: a device no
+    driver took never shows up in /sys/class/net, so the NIC list alone cannot tell it is there."""
+
+    address: str  # 0000:00:05.0
+    class_code: str  # "0x020000" as sysfs gives it
+    pci_id: Optional[str] = None  # "1414:00ba"
+    pci_subsystem_id: Optional[str] = None
+    driver: Optional[str] = None  # the bound driver; None: nothing serves the device
+    has_physfn: bool = False  # an SR-IOV virtual function of a local physical function
+    interfaces: List[str] = field(default_factory=list)  # its net/ entries: the interfaces it became
+
+
+@dataclass
+class OtherAgents:
+    """Other software that manages what guestcheck judges or tunes, so a finding can name it and `tune` can
+    warn (or refuse) before they fight. Raw observations; which agent owns what is decided in the checks."""
+
+    irqbalance: Optional[bool] = None  # a process named irqbalance runs; None when /proc cannot tell
+    tuned_running: Optional[bool] = None  # a process named tuned runs
+    tuned_profiles: List[str] = field(default_factory=list)  # /etc/tuned/active_profile (several: merged)
+    tuned_sysctl: Dict[str, str] = field(default_factory=dict)  # key -> value its profile sets (includes resolved)
+    tuned_sysctl_files: Dict[str, str] = field(default_factory=dict)  # key -> the tuned.conf that set it last
+    tuned_sections: List[str] = field(default_factory=list)  # the plugins the profile uses: net, irqbalance, ...
+    google_multiqueue: Optional[str] = None  # the google_set_multiqueue script, where installed
+    google_agents: List[str] = field(default_factory=list)  # running Google guest agent processes
+    networkmanager_running: Optional[bool] = None
+    networkmanager_managed: Dict[str, bool] = field(default_factory=dict)  # iface -> managed (run state)
+    cloud_init_mtu: Dict[str, int] = field(default_factory=dict)  # iface (or its netplan id) -> MTU cloud-init writes
+    cloud_init_file: str = ""  # the file that said so
     notes: List[str] = field(default_factory=list)

@@ -18,7 +18,8 @@ from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
 from guestcheck.text import shell_word
 
-CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge", "conntrack", "tunnels"]
+CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge", "conntrack", "tunnels",
+                 "fastpath", "agents"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ def run_checks(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ())
             found = [Finding("CHECK-FAILED", Severity.INFO, module.__name__.rsplit(".", 1)[1],
                              f"check failed: {type(e).__name__}: {e}", {}, RUNNER_FINDINGS["CHECK-FAILED"].fix)]
         findings.extend(_where_fixed(f) for f in found if f.id == "CHECK-FAILED" or _selected(f.id, only, skip))
+    from guestcheck.checks.agents import annotate
+
+    findings = [annotate(facts, f) for f in findings]  # the other agents that own what a finding is about
     findings.sort(key=lambda f: (-f.severity, f.id, f.subject))
     return findings, complete
 

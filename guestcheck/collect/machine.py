@@ -14,11 +14,13 @@ from guestcheck.collect import path as path_collector
 from guestcheck.collect import softirq as softirq_collector
 from guestcheck.collect import tunnels as tunnels_collector
 from guestcheck.collect import virt as virt_collector
+from guestcheck.collect.agents import collect_agents
 from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, CounterSample, sample_counters
 from guestcheck.collect.ethtool import REPLAY_DIR, Ethtool, EthtoolReplay
 from guestcheck.collect.fs import cat
 from guestcheck.collect.memory import collect_memory
 from guestcheck.collect.nics import EthtoolSource, collect_nics
+from guestcheck.collect.pci import collect_pci_network
 from guestcheck.collect.steal import measure_steal
 from guestcheck.cpus import cpu_list
 from guestcheck.facts import Facts, Host, Virt
@@ -86,6 +88,8 @@ def collect_facts(
     facts.bridges = bridges_collector.collect_bridges(roots)
     facts.vlans = bridges_collector.collect_vlans(roots)
     facts.tunnels = tunnels_collector.collect_tunnels(roots)
+    facts.pci_network = collect_pci_network(roots)
+    facts.agents = collect_agents(roots)
     if counters is None:
         counters = sample_counters(roots, sample_seconds)
     facts.sample_seconds = round(counters.seconds, 3)

@@ -34,7 +34,7 @@ def _hex_id(path: str) -> Optional[str]:
     return text.lower().removeprefix("0x")
 
 
-def _pci_ids(pci_dir: str) -> tuple[Optional[str], Optional[str]]:
+def pci_ids(pci_dir: str) -> tuple[Optional[str], Optional[str]]:
     vendor, device = _hex_id(os.path.join(pci_dir, "vendor")), _hex_id(os.path.join(pci_dir, "device"))
     sv = _hex_id(os.path.join(pci_dir, "subsystem_vendor"))
     sd = _hex_id(os.path.join(pci_dir, "subsystem_device"))
@@ -108,7 +108,7 @@ def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource) -> Optional[Nic
         nic.has_physfn = exists(os.path.join(devlink, "physfn"))
         pci_dir = _pci_function(devlink, nic.bus)
         if pci_dir:
-            nic.pci_id, nic.pci_subsystem_id = _pci_ids(pci_dir)
+            nic.pci_id, nic.pci_subsystem_id = pci_ids(pci_dir)
         if nic.driver_sysfs is None:
             nic.unknown["driver_sysfs"] = "no driver bound to the device"
     nic.devtype = _uevent(os.path.join(netdir, "uevent")).get("DEVTYPE", "")

@@ -230,10 +230,10 @@ def nic_steering(roots: Roots, nics: List[Nic], sample: CounterSample) -> List[N
 
 def irqbalance_running(roots: Roots) -> Optional[bool]:
     """A process named irqbalance in /proc; None when /proc lists no processes at all."""
-    pids = [p for p in listdir(roots.proc) if p.isdigit()]
-    if not pids:
-        return None
-    return any(cat(os.path.join(roots.proc, pid, "comm")) == "irqbalance" for pid in pids)
+    from guestcheck.collect.processes import running
+
+    found = running(roots.proc, ["irqbalance"])
+    return None if found is None else "irqbalance" in found
 
 
 def collect_softirq(roots: Roots, nics: List[Nic], sample: CounterSample) -> Softirq:

@@ -173,7 +173,8 @@ def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
 @tune.command()
 @click.argument("profile")
 @dry_run_option
-@click.option("--force", is_flag=True, help="Apply even when the profile's memory guard refuses.")
+@click.option("--force", is_flag=True, help="Apply even when the profile's memory guard refuses, or when another "
+              "agent (an active TuneD profile) sets the same keys and would put its values back.")
 @click.option("--facts", "facts_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Judge the memory guard on a saved `guestcheck facts --json` instead of this machine.")
 @click.pass_obj
@@ -181,6 +182,7 @@ def apply(tc: TuneContext, profile: str, dry_run: bool, force: bool, facts_file:
     """Write a profile to /proc/sys, persist it in /etc/sysctl.d/90-guestcheck.conf, keep a backup."""
     from guestcheck.tune import guard
     from guestcheck.tune.apply import apply_profile
+    from guestcheck.tune.owners import guard as owners_guard
 
     p = _load(tc, profile)
     if p.guards.requires_guaranteed_memory or p.guards.min_ram_mb is not None:
@@ -191,7 +193,10 @@ def apply(tc: TuneContext, profile: str, dry_run: bool, force: bool, facts_file:
         if not verdict.allowed:
             click.echo(f"memory guard overridden by --force: {why}" if force else
                        f"note: apply would refuse {p.name} without --force: {why}")
-    with user_errors():
+    with user_errors():  # another agent (TuneD) setting the same keys: a warning, or a refusal without --force
+        for line in owners_guard(tc.roots, {f"sysctl:{k}": s.value for k, s in p.settings.items()}, force=force,
+                                 dry_run=dry_run, raise_only={k: s.raise_only for k, s in p.settings.items()}):
+            click.echo(escape_control(line))
         result = apply_profile(p, tc.roots, dry_run=dry_run)
     plan = result.plan
     if result.nothing_to_do:
@@ -315,8 +320,11 @@ def queues(tc: TuneContext, iface: str, dry_run: bool) -> None:
     """Set IFACE's channels to min(vCPUs, the device's maximum)."""
     from guestcheck.collect.machine import collect_host
     from guestcheck.tune.apply import apply_queues
+    from guestcheck.tune.owners import guard as owners_guard
 
     vcpus = collect_host(tc.roots).vcpus
     with user_errors():
+        for line in owners_guard(tc.roots, {"channels": None}, iface=iface, dry_run=dry_run):
+            click.echo(escape_control(line))
         result = apply_queues(iface, tc.roots, vcpus, dry_run=dry_run)
     _nic_report(result, dry_run, f"already min({vcpus} vCPUs, max)")

@@ -286,3 +286,24 @@ def test_xps_unmapped_on_multi_queue_nic() -> None:
 
 def test_old_facts_without_softirq_judge_to_nothing() -> None:
     assert check.run(Facts()) == []
+
+
+def test_backlog_drops_link_to_the_shipped_profile_that_raises_the_backlog_and_to_rps() -> None:
+    """Issue 11 item 6: SOFTIRQ-DROPS names net.core.netdev_max_backlog, RPS and `guestcheck tune`, and the
+    profile it names is one that ships and raises the backlog at least as far as the finding's own fix."""
+    from guestcheck.checks import catalog
+    from guestcheck.tune.profile import Loader
+
+    (f,) = judged([SoftnetCpu(0, dropped=30, dropped_per_s=30.0), SoftnetCpu(1)])["SOFTIRQ-DROPS"]
+    assert f.evidence["or"].startswith(f"guestcheck tune apply {check.BACKLOG_PROFILE} ")
+    assert "rps_cpus" in f.evidence["rps"]
+    doc = catalog()["SOFTIRQ-DROPS"].fix
+    assert "net.core.netdev_max_backlog" in doc and "RPS" in doc
+    assert f"guestcheck tune apply {check.BACKLOG_PROFILE}" in doc
+    loader = Loader([str(Path(__file__).resolve().parents[2] / "profiles")])
+    setting = loader.load(check.BACKLOG_PROFILE).settings["net.core.netdev_max_backlog"]
+    suggested = int(f.fix.split("net.core.netdev_max_backlog=")[1].split()[0])
+    assert setting.raise_only and int(setting.value) >= suggested
+    # no shipped profile raises netdev_budget, so SOFTIRQ-SQUEEZE names none (its fix is the sysctl itself)
+    assert not any("net.core.netdev_budget" in loader.load(n).settings for n in loader.available())
+    assert "guestcheck tune apply" not in catalog()["SOFTIRQ-SQUEEZE"].fix

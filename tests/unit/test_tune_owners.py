@@ -1,0 +1,73 @@
+"""`tune` before changing what another agent owns (guestcheck/tune/owners.py): warn, or refuse without --force.
+
+TuneD applies its active profile's [sysctl] at every start, after the sysctl.d files (redhat-performance/tuned
+#816), so a key it sets is refused; irqbalance moves IRQs every 10 s, so IRQ and RPS changes are refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from guestcheck.roots import Roots
+from guestcheck.tune import TuneError
+from guestcheck.tune.owners import guard
+from tests.tune_fake import FakeKernel
+from tests.unit.test_tune_cli import one_line_error, tune
+
+
+def tuned(base, key="net.ipv4.tcp_fin_timeout", value="30", profile="my-tuned"):
+    (base / "etc/tuned").mkdir(parents=True, exist_ok=True)
+    (base / "etc/tuned/active_profile").write_text(f"{profile}\n")
+    d = base / f"usr/lib/tuned/{profile}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "tuned.conf").write_text(f"[main]\nsummary=test\n[sysctl]\n{key} = {value}\n")
+
+
+def test_a_tuned_key_with_another_value_is_refused(tmp_path):
+    tuned(tmp_path)
+    roots = Roots.under(str(tmp_path))
+    with pytest.raises(TuneError, match="refusing: another agent would put its own value back "
+                                        r"\(net.ipv4.tcp_fin_timeout: TuneD: active profile my-tuned"):
+        guard(roots, {"sysctl:net.ipv4.tcp_fin_timeout": "15"})
+    (line,) = guard(roots, {"sysctl:net.ipv4.tcp_fin_timeout": "15"}, force=True)
+    assert line.startswith("overridden by --force: net.ipv4.tcp_fin_timeout: TuneD")
+    (line,) = guard(roots, {"sysctl:net.ipv4.tcp_fin_timeout": "15"}, dry_run=True)
+    assert line.startswith("apply would refuse without --force:")
+    assert guard(roots, {"sysctl:net.core.somaxconn": "8192"}) == []  # a key TuneD leaves alone
+
+
+def test_a_tuned_key_with_our_value_only_warns(tmp_path):
+    tuned(tmp_path, key="net.core.somaxconn", value="16384")
+    roots = Roots.under(str(tmp_path))
+    (same,) = guard(roots, {"sysctl:net.core.somaxconn": "8192"}, raise_only={"net.core.somaxconn": True})
+    assert same.startswith("also managed: net.core.somaxconn: TuneD") and same.endswith("(same value)")
+    with pytest.raises(TuneError):  # not raise-only: 16384 is not 8192
+        guard(roots, {"sysctl:net.core.somaxconn": "8192"})
+
+
+def test_irqbalance_refuses_irq_and_rps_changes_and_others_warn(tmp_path):
+    (tmp_path / "proc/777").mkdir(parents=True)
+    (tmp_path / "proc/777/comm").write_text("irqbalance\n")
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/google_set_multiqueue").write_text("#!/bin/bash\n")
+    roots = Roots.under(str(tmp_path))
+    for setting in ("irq", "rps"):
+        with pytest.raises(TuneError, match=f"{setting}: irqbalance: running"):
+            guard(roots, {setting: None}, iface="eth0")
+    (line,) = guard(roots, {"channels": None}, iface="eth0")
+    assert line.startswith("also managed: channels: google_set_multiqueue: /usr/bin/google_set_multiqueue runs")
+
+
+def test_tune_apply_refuses_a_key_an_active_tuned_profile_sets(tmp_path):
+    k = FakeKernel(tmp_path)
+    tuned(tmp_path)  # many-connections sets net.ipv4.tcp_fin_timeout = 15
+    before = k.snapshot()
+    error = one_line_error(tune(tmp_path, "apply", "many-connections"))
+    assert "another agent would put its own value back (net.ipv4.tcp_fin_timeout: TuneD" in error
+    assert "--force" in error and k.snapshot() == before and not k.persist.exists()
+    out = tune(tmp_path, "apply", "many-connections", "--dry-run")
+    assert out.returncode == 0 and "apply would refuse without --force: net.ipv4.tcp_fin_timeout" in out.stdout
+    out = tune(tmp_path, "apply", "many-connections", "--force")
+    assert out.returncode == 0, out.stderr
+    assert "overridden by --force: net.ipv4.tcp_fin_timeout: TuneD" in out.stdout
+    assert k.get("net.ipv4.tcp_fin_timeout") == "15"
