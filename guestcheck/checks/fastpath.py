@@ -22,6 +22,7 @@ from guestcheck.checks import PRESENT, FindingDoc, carries_traffic, present_nics
 from guestcheck.checks.agents import other_owners
 from guestcheck.facts import Facts, Nic, PciFunction
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge.virt import judge_virt
 from guestcheck.text import shell_word
 
 # --- Azure accelerated networking ---
@@ -132,21 +133,9 @@ FINDINGS = {
 
 
 def cloud_of(facts: Facts) -> Optional[str]:
-    """The cloud: facts.virt.cloud where the platform verdict names one, else DMI's own words (the verdict may
-    be judged later, or from an older facts file that only has the evidence rows)."""
-    if facts.virt.cloud:
-        return facts.virt.cloud
-    for e in facts.virt.evidence:
-        if e.source != "dmi":
-            continue
-        value = e.value.strip().lower()
-        if e.detail.endswith(("product_name", "sys_vendor")) and value.startswith("google"):
-            return "google"
-        if e.detail.endswith("chassis_asset_tag") and value == "7783-7084-3265-9085-8269-3286-77":
-            return "microsoft"
-        if e.detail.endswith(("sys_vendor", "bios_vendor")) and value.startswith("amazon ec2"):
-            return "amazon"
-    return None
+    """The cloud: the platform verdict, judged from the evidence rows when the facts carry none yet (one
+    table for both: guestcheck.judge.virt)."""
+    return facts.virt.cloud or judge_virt(facts.virt).cloud
 
 
 def _stats_sum(stats: dict, names) -> int:
