@@ -360,8 +360,9 @@ def verify_links(roots: Roots, state: State) -> UnitVerification:
                                             "" if ok else f"{path} was edited since tune"))
                 if [f"{k}={v}" for k, v in sections.get("Match", [])] != record.match:
                     out.problems.append(f"{path}: its [Match] is not the one guestcheck wrote")
-            dev = lf.Device(ifname, perm_mac=_value(record.match, "PermanentMACAddress"),
-                            original_name=_value(record.match, "OriginalName"))
+            dev = lf.device(roots, ifname, _value(record.match, "PermanentMACAddress"))
+            dev.original_name = _value(record.match, "OriginalName") or dev.original_name
+            dev.mac = _value(record.match, "MACAddress") or dev.mac
             for c in lf.conflicts(roots, dev, record.name):
                 (out.problems if c.certain else out.notes).append(c.describe(record.name))
         if record.rule_args and record.rule_name:
