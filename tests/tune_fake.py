@@ -121,4 +121,15 @@ def fake_ethtool_writer(base: type) -> type:
                 raise EthtoolError("unsupported", "over the maximum")
             self.channel_sets[ifname] = channels
 
+        def set_rings(self, ifname, rings):
+            cur = self._get(self.ring_sets, ifname)
+            self.calls.append(("rings", ifname, rings))
+            if rings.rx > cur.rx_max or rings.tx > cur.tx_max:
+                raise EthtoolError("unsupported", "over the maximum")
+            self.ring_sets[ifname] = rings
+
+        def perm_addr(self, ifname):
+            self._get(self.drvinfos, ifname)
+            return getattr(self, "perm_addrs", {}).get(ifname)
+
     return Writer

@@ -98,6 +98,7 @@ class Plan:
     """How to make a feature active from inside the guest: commands in the order that works, and why."""
 
     commands: list[str] = field(default_factory=list)
+    features: list[tuple[str, str]] = field(default_factory=list)  # (interface, kernel feature) per command
     reasons: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)  # causes the guest cannot change ([fixed] somewhere)
     unexplained: bool = False  # requested on, held off, and no cause guestcheck can see
@@ -151,6 +152,8 @@ def _enable(facts: Facts, nic: Nic, name: str, plan: Plan, seen: set) -> None:
                                 "for a reason guestcheck cannot see")
         return  # the kernel turns it on by itself once its causes are fixed
     plan.add(f"ethtool -K {shell_word(nic.name)} {SHORT_NAME.get(name, name)} on")
+    if (nic.name, name) not in plan.features:
+        plan.features.append((nic.name, name))
 
 
 def plan_group(facts: Facts, nic: Nic, offload: Offload) -> Plan:
@@ -171,6 +174,7 @@ def plan_group(facts: Facts, nic: Nic, offload: Offload) -> Plan:
             continue
         for c in member.commands:
             plan.add(c)
+        plan.features.extend(f for f in member.features if f not in plan.features)
         plan.reasons.extend(r for r in member.reasons if r not in plan.reasons)
         plan.blocked.extend(member.blocked)
         plan.unexplained = plan.unexplained or member.unexplained

@@ -27,6 +27,8 @@ from guestcheck.facts import Channels, Feature, Rings
 SIOCETHTOOL = 0x8946
 ETHTOOL_GDRVINFO = 0x00000003
 ETHTOOL_GRINGPARAM = 0x00000010
+ETHTOOL_GPERMADDR = 0x00000020
+MAX_ADDR_LEN = 32
 ETHTOOL_GSTRINGS = 0x0000001B
 ETHTOOL_GSTATS = 0x0000001D
 ETHTOOL_GSSET_INFO = 0x00000037
@@ -145,6 +147,16 @@ class Ethtool:
         buf = array.array("B", struct.pack("I", ETHTOOL_GRINGPARAM) + bytes(32))
         self._ioctl(ifname, buf)
         return Rings(*struct.unpack_from("8I", buf.tobytes(), 4))
+
+    def perm_addr(self, ifname: str) -> Optional[str]:
+        """ETHTOOL_GPERMADDR: the hardware address the device came with (`ethtool -P`), None when it has none
+        (all zeros: software devices such as veth)."""
+        buf = array.array("B", struct.pack("II", ETHTOOL_GPERMADDR, MAX_ADDR_LEN) + bytes(MAX_ADDR_LEN))
+        self._ioctl(ifname, buf)
+        raw = buf.tobytes()
+        size = min(struct.unpack_from("I", raw, 4)[0], MAX_ADDR_LEN)
+        data = raw[8:8 + size]
+        return ":".join(f"{b:02x}" for b in data) if any(data) else None
 
     def stats(self, ifname: str) -> Dict[str, int]:
         """The driver's own counters (`ethtool -S`): ETH_SS_STATS names, then ETHTOOL_GSTATS values (u64).

@@ -19,12 +19,10 @@ import os
 import stat
 import sys
 import time
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 from guestcheck.atomicfile import write_atomic
-from guestcheck.collect.ethtool import EthtoolError
-from guestcheck.facts import Channels, Feature, Nic
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune.ethtool_set import EthtoolWriter
@@ -249,7 +247,7 @@ def _apply_profile(profile: Profile, roots: Roots, procsys: ProcSys, *, dry_run:
     final = (old.copy() if old else State())
     final.profile, final.complete, final.sysctl = (profile.name if journal else None), True, journal
     final.persist_original, final.persist_mode, final.persist_recorded = original, original_mode, True
-    if not journal and not final.features and not final.channels:
+    if not journal and not final.features and not final.channels and not final.rings and not final.links:
         final = State()
     writes = plan.writes()
     unchanged_state = (old.to_text() if old else State().to_text()) == final.to_text()
@@ -377,7 +375,11 @@ def _rollback(roots: Roots, procsys: ProcSys, ethtool: Optional[EthtoolWriter], 
             errors.append(f"cannot write {persist.path}: {_os_error(e)}")
     if nics:
         with ethtool or EthtoolWriter() as et:
-            errors += _restore_nics(et, state, result)
+            errors += _restore_nics(et, procsys, state, result)
+    if state.links:
+        from guestcheck.tune.units.nic import restore_links
+
+        errors += restore_links(roots, state, result.notes)
     if errors:
         done = "the kernel values are restored, " if sysctl_todo and not sysctl_failed else ""
         raise TuneError(f"rollback incomplete: {errors[0]} ({done}the journal is kept; run rollback again)")
@@ -411,190 +413,40 @@ def _persist_to_restore(roots: Roots, state: State, result: RollbackResult) -> O
 
 
 def _nics_to_restore(procsys: ProcSys, state: State, result: RollbackResult) -> bool:
-    """Whether NIC settings need restoring: live-only changes made in an earlier boot are gone already."""
-    ifaces = sorted(set(state.features) | set(state.channels))
-    if not ifaces:
-        return False
+    """Whether NIC settings need restoring (each NIC unit says what), and the persisted files to put back.
+    Live-only changes made in an earlier boot are gone already; persisted ones are in force again."""
+    from guestcheck.tune.units import NIC_UNITS
+    from guestcheck.tune.units.nic import links_to_restore
+
+    todo = False
+    for unit in NIC_UNITS:
+        plan = unit.rollback_plan(state, _rebooted(procsys, state))
+        result.actions += plan.actions
+        result.notes += plan.notes
+        todo = todo or plan.todo
+    result.actions += links_to_restore(procsys.roots, state)
+    return todo
+
+
+def _rebooted(procsys: ProcSys, state: State) -> bool:
     current = boot_id(procsys)
-    if state.boot_id and current and state.boot_id != current:
-        result.notes.append(f"{', '.join(ifaces)}: offloads and queue counts were changed live only, and the "
-                            "reboot since put them back: nothing to restore")
-        return False
-    for ifname in state.features:
-        result.actions.append(f"{ifname}: restore offload features")
-    for ifname in state.channels:
-        result.actions.append(f"{ifname}: restore channel counts")
-    return True
+    return bool(state.boot_id and current and state.boot_id != current)
 
 
-def _restore_nics(et: EthtoolWriter, state: State, result: RollbackResult) -> List[str]:
-    errors = []
-    for ifname, snapshot in state.features.items():
-        try:
-            requested = et.requested_features(ifname)
-            wanted = {n: on for n, on in snapshot.items() if n in requested and requested[n] != on}
-            if wanted:
-                et.set_features(ifname, wanted)
-                stuck = [n for n, on in wanted.items() if et.requested_features(ifname).get(n) != on]
-                if stuck:
-                    errors.append(f"{ifname}: the kernel kept {', '.join(stuck)} as they were")
-        except EthtoolError as e:
-            if e.reason == "no-device":
-                result.notes.append(f"{ifname}: interface gone, its features were not restored")
-            else:
-                errors.append(f"{ifname}: {e}")
-    for ifname, counts in state.channels.items():
-        try:
-            et.set_channels(ifname, replace(et.channels(ifname), **counts))
-        except EthtoolError as e:
-            if e.reason == "no-device":
-                result.notes.append(f"{ifname}: interface gone, its channels were not restored")
-            else:
-                errors.append(f"{ifname}: {e}")
+def _restore_nics(et: EthtoolWriter, procsys: ProcSys, state: State, result: RollbackResult) -> List[str]:
+    from guestcheck.tune.units import NIC_UNITS
+
+    errors: List[str] = []
+    for unit in NIC_UNITS:
+        errors += unit.rollback(et, state, _rebooted(procsys, state), result.notes)
     return errors
 
 
-# --- offloads and queues -------------------------------------------------------------------------------
+# --- offloads, queues and rings: the NIC units (guestcheck/tune/units/) ---------------------------------
 
-@dataclass
-class NicResult:
-    ifname: str
-    planned: Dict[str, str] = field(default_factory=dict)  # what -> "before -> after"
-    done: List[str] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
-    nothing_to_do: bool = False
+from guestcheck.tune.units.channels import apply_queues, queue_target  # noqa: E402
+from guestcheck.tune.units.features import apply_offloads, offloads_to_enable  # noqa: E402
+from guestcheck.tune.units.nic import NicResult  # noqa: E402
+from guestcheck.tune.units.rings import apply_rings  # noqa: E402
 
-
-def offloads_to_enable(nic: Nic) -> tuple[Dict[str, List[str]], List[str]]:
-    """Changeable features doctor flags as off, by offload label; plus notes on what only the host can fix."""
-    from guestcheck.checks.offload import OFFLOADS, check_nic
-
-    by_id = {o.finding_id: o for o in OFFLOADS}
-    features = nic.features or {}
-    turn_on: Dict[str, List[str]] = {}
-    notes = []
-    for finding in check_nic(nic):
-        offload = by_id.get(finding.id)
-        if offload is None:
-            notes.append(f"{finding.id}: {finding.summary}")
-            continue
-        names = [n for n in offload.features if n in features and not features[n].on and not features[n].fixed]
-        if names:
-            turn_on[offload.label] = names
-    return turn_on, notes
-
-
-@contextlib.contextmanager
-def _journalled(roots: Roots) -> Iterator[tuple[Optional[State], State]]:
-    """The lock, and the journal as it was plus a copy marked in progress for this run to fill in."""
-    with io_errors("nothing was changed"), locked(roots):
-        old = load_state(roots)
-        journal = old.copy() if old else State()
-        journal.complete = False
-        current = boot_id(ProcSys(roots))
-        if journal.boot_id != current:
-            if journal.boot_id and current:  # a reboot put these back: today's values are the originals
-                journal.features.clear()
-                journal.channels.clear()
-            journal.boot_id = current
-        yield old, journal
-
-
-def _only_planned(result: NicResult, dry_run: bool) -> bool:
-    result.nothing_to_do = not result.planned
-    return result.nothing_to_do or dry_run
-
-
-def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False,
-                   ethtool: Optional[EthtoolWriter] = None) -> NicResult:
-    result = NicResult(ifname)
-    with ethtool or EthtoolWriter() as et:
-        from guestcheck.checks.nic import classify_nic
-        from guestcheck.collect.nics import collect_nic
-
-        nic = collect_nic(roots, ifname, et)  # doctor's own view of the NIC
-        if nic is None:
-            raise TuneError(f"no network interface named {ifname!r} here")
-        classify_nic(nic, in_vm=False)  # its software type: doctor does not flag a veth's GRO
-        if nic.features is None:
-            raise TuneError(f"cannot read the offloads of {ifname}: {nic.unknown.get('features', 'unknown')}")
-        turn_on, result.notes = offloads_to_enable(nic)
-        for label, names in turn_on.items():
-            result.planned[label] = f"off -> on ({', '.join(names)})"
-        if _only_planned(result, dry_run):
-            return result
-        with _journalled(roots) as (old, journal):
-            try:  # what was asked for, not only what is active, so rollback restores "off [requested on]" too
-                requested_before = et.requested_features(ifname)
-            except EthtoolError as e:
-                raise TuneError(f"cannot read the offloads of {ifname}: {e}") from None
-            journal.features.setdefault(ifname, requested_before)
-            save_state(roots, journal)
-            wanted = {n: True for names in turn_on.values() for n in names}
-            try:
-                et.set_features(ifname, wanted)
-                after = et.features(ifname)
-            except EthtoolError as e:
-                save_state(roots, old)
-                raise TuneError(f"cannot set the offloads of {ifname}: {e}; nothing was changed") from None
-            for label, names in turn_on.items():
-                on = [n for n in names if after.get(n, Feature(False, True)).on]
-                if on:
-                    result.done.append(f"{label}: on ({', '.join(on)})")
-                if len(on) < len(names):
-                    result.notes.append(f"{label}: the kernel kept {', '.join(n for n in names if n not in on)} off "
-                                        "(a feature it depends on is off, or the driver refuses)")
-            try:
-                unchanged = et.requested_features(ifname) == journal.features[ifname]
-            except EthtoolError:
-                unchanged = False
-            if unchanged:
-                del journal.features[ifname]  # nothing differs from the original any more
-            journal.complete = True
-            save_state(roots, journal)
-    return result
-
-
-def queue_target(channels: Channels, vcpus: int) -> Optional[Dict[str, int]]:
-    """min(vCPUs, max) combined channels; separate rx/tx counts on devices without combined ones (veth)."""
-    if channels.max_combined:
-        return {"combined": min(vcpus, channels.max_combined)}
-    if channels.max_rx and channels.max_tx:
-        return {"rx": min(vcpus, channels.max_rx), "tx": min(vcpus, channels.max_tx)}
-    return None
-
-
-def apply_queues(ifname: str, roots: Roots, vcpus: int, *, dry_run: bool = False,
-                 ethtool: Optional[EthtoolWriter] = None) -> NicResult:
-    result = NicResult(ifname)
-    with ethtool or EthtoolWriter() as et:
-        try:
-            before = et.channels(ifname)
-        except EthtoolError as e:
-            raise TuneError(f"cannot read the channels of {ifname}: {e} (the driver has no queue settings)") from None
-        target = queue_target(before, vcpus)
-        if target is None:
-            raise TuneError(f"{ifname} has a fixed single queue: only the host can add queues "
-                            "(see `guestcheck explain QUEUES-SINGLE-VIRTIO`)")
-        now = {k: getattr(before, k) for k in target}
-        for k, want in target.items():
-            if now[k] != want:
-                result.planned[k] = f"{now[k]} -> {want}"
-        if _only_planned(result, dry_run):
-            return result
-        with _journalled(roots) as (old, journal):
-            journal.channels.setdefault(ifname, dict(zip(("rx", "tx", "other", "combined"), astuple(before)[4:])))
-            save_state(roots, journal)
-            try:
-                et.set_channels(ifname, replace(before, **target))
-                after = et.channels(ifname)
-            except EthtoolError as e:
-                save_state(roots, old)
-                raise TuneError(f"cannot set the channels of {ifname}: {e}; nothing was changed") from None
-            result.done = [f"{k}: {now[k]} -> {getattr(after, k)}" for k in target]
-            original = journal.channels[ifname]
-            if all(getattr(after, k) == v for k, v in original.items()):
-                del journal.channels[ifname]
-            journal.complete = True
-            save_state(roots, journal)
-    return result
+__all__ = ["NicResult", "apply_offloads", "apply_queues", "apply_rings", "offloads_to_enable", "queue_target"]

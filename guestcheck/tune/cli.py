@@ -60,7 +60,7 @@ dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would c
               help="Look for profiles here only (also $GUESTCHECK_PROFILES).")
 @click.pass_context
 def tune(ctx: click.Context, root: Optional[str], profiles: Optional[str]) -> None:
-    """Apply, verify and roll back sysctl TCP profiles; turn offloads on; set queue counts."""
+    """Apply, verify and roll back sysctl TCP profiles; turn offloads on; set queue counts and ring sizes."""
     roots = config_roots(os.path.abspath(root)) if root else Roots.from_env()
     ctx.obj = TuneContext(roots, profile_dirs(roots.etc, profiles))
 
@@ -232,6 +232,8 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
     with user_errors():
         state = load_state(tc.roots)
         v = verify_profile(_load(tc, profile), tc.roots, state) if profile else verify_applied(tc.roots, state)
+        if state is not None and not profile:
+            _verify_nics(tc.roots, state, v)
     for c in v.checks:
         mark = "ok  " if c.ok else "DIFF"
         click.echo(f"  {mark} {c.key}: live {c.live}, expected {c.expected}" + (f"  ({c.note})" if c.note else ""))
@@ -241,6 +243,21 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
         click.echo(f"  note: {note}")
     click.echo(f"{v.subject}: {'verified' if v.ok else 'NOT in force'}")
     ctx.exit(0 if v.ok else 1)
+
+
+def _verify_nics(roots: Roots, state: Any, v: Any) -> None:
+    """Each NIC unit's live values, and the .link files and rules the next boot applies."""
+    from guestcheck.tune.units import NIC_UNITS
+    from guestcheck.tune.units.nic import verify_links
+    from guestcheck.tune.verify import Check
+
+    parts = [u.verify(roots, state) for u in NIC_UNITS if state.applied.get(u.name)]
+    if state.links:
+        parts.append(verify_links(roots, state))
+    for part in parts:
+        v.checks += [Check(c.key, c.expected, c.live, c.ok, c.note) for c in part.checks]
+        v.problems += part.problems
+        v.notes += part.notes
 
 
 @tune.command()
@@ -284,7 +301,7 @@ def recommend(tc: TuneContext, facts_file: Optional[str]) -> None:
     click.echo(f"try: guestcheck tune diff {r.profile}")
 
 
-def _nic_report(result: Any, dry_run: bool, what: str) -> None:
+def _nic_report(result: Any, dry_run: bool, what: str, persist: bool) -> None:
     if result.nothing_to_do:
         click.echo(f"{result.ifname}: nothing to change ({what})")
     elif dry_run:
@@ -294,30 +311,42 @@ def _nic_report(result: Any, dry_run: bool, what: str) -> None:
     else:
         for line in result.done:
             click.echo(f"  {result.ifname}: {line}")
-        click.echo("`guestcheck tune rollback` restores the previous settings (not persisted across reboots)")
+        for path in result.persisted:
+            click.echo(f"persisted for the next boot in {path}")
+        if not persist:
+            click.echo("live only (--no-persist): the next boot puts the previous settings back")
+        click.echo("`guestcheck tune rollback` restores the previous settings" +
+                   (" and removes what was persisted" if persist else ""))
     for note in result.notes:
         click.echo(f"note: {note}")
 
 
+no_persist_option = click.option("--no-persist", is_flag=True,
+                                 help="Change the live settings only; write no .link file or udev rule.")
+
+
 @tune.command()
 @click.argument("iface")
 @dry_run_option
+@no_persist_option
 @click.pass_obj
-def offloads(tc: TuneContext, iface: str, dry_run: bool) -> None:
-    """Turn on the offloads doctor flags as off but changeable on IFACE."""
+def offloads(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None:
+    """Turn on the offloads doctor flags as off but changeable on IFACE (what they depend on first), and
+    persist them in /etc/systemd/network/50-guestcheck-IFACE.link."""
     from guestcheck.tune.apply import apply_offloads
 
     with user_errors():
-        result = apply_offloads(iface, tc.roots, dry_run=dry_run)
-    _nic_report(result, dry_run, "no changeable offload is off")
+        result = apply_offloads(iface, tc.roots, dry_run=dry_run, persist=not no_persist)
+    _nic_report(result, dry_run, "no changeable offload is off", not no_persist)
 
 
 @tune.command()
 @click.argument("iface")
 @dry_run_option
+@no_persist_option
 @click.pass_obj
-def queues(tc: TuneContext, iface: str, dry_run: bool) -> None:
-    """Set IFACE's channels to min(vCPUs, the device's maximum)."""
+def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None:
+    """Set IFACE's channels to min(vCPUs, the device's maximum), and persist them."""
     from guestcheck.collect.machine import collect_host
     from guestcheck.tune.apply import apply_queues
     from guestcheck.tune.owners import guard as owners_guard
@@ -326,5 +355,25 @@ def queues(tc: TuneContext, iface: str, dry_run: bool) -> None:
     with user_errors():
         for line in owners_guard(tc.roots, {"channels": None}, iface=iface, dry_run=dry_run):
             click.echo(escape_control(line))
-        result = apply_queues(iface, tc.roots, vcpus, dry_run=dry_run)
-    _nic_report(result, dry_run, f"already min({vcpus} vCPUs, max)")
+        result = apply_queues(iface, tc.roots, vcpus, dry_run=dry_run, persist=not no_persist)
+    _nic_report(result, dry_run, f"already min({vcpus} vCPUs, the device maximum)", not no_persist)
+
+
+@tune.command()
+@click.argument("iface")
+@click.option("--rx", type=click.IntRange(1, 1 << 20), metavar="N", help="RX ring size (default: the maximum).")
+@click.option("--tx", type=click.IntRange(1, 1 << 20), metavar="N", help="TX ring size (default: the maximum).")
+@dry_run_option
+@no_persist_option
+@click.pass_obj
+def rings(tc: TuneContext, iface: str, rx: Optional[int], tx: Optional[int], dry_run: bool,
+          no_persist: bool) -> None:
+    """Raise IFACE's RX and TX rings to the device's maximum (or --rx/--tx), and persist them."""
+    from guestcheck.tune.apply import apply_rings
+    from guestcheck.tune.owners import guard as owners_guard
+
+    with user_errors():
+        for line in owners_guard(tc.roots, {"rings": None}, iface=iface, dry_run=dry_run):
+            click.echo(escape_control(line))
+        result = apply_rings(iface, tc.roots, rx=rx, tx=tx, dry_run=dry_run, persist=not no_persist)
+    _nic_report(result, dry_run, "rings already at the size asked for", not no_persist)

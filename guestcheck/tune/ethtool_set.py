@@ -1,7 +1,7 @@
 """The SET side of the ethtool ioctls: turn features on or off, change channel counts.
 
 Uses the same socket and ioctl helper as the GET side (guestcheck.collect.ethtool); needs CAP_NET_ADMIN.
-Only apply.py calls these.
+Only the tuner's units (guestcheck/tune/units/) call these.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from dataclasses import astuple
 from typing import Dict
 
 from guestcheck.collect.ethtool import Ethtool, EthtoolError
-from guestcheck.facts import Channels
+from guestcheck.facts import Channels, Rings
 
 ETHTOOL_SFEATURES = 0x0000003B
 ETHTOOL_SCHANNELS = 0x0000003D
+ETHTOOL_SRINGPARAM = 0x00000011
 
 
 class EthtoolWriter(Ethtool):
@@ -46,3 +47,7 @@ class EthtoolWriter(Ethtool):
     def set_channels(self, ifname: str, channels: Channels) -> None:
         """Counts must not exceed the maxima the device reports (the max_* fields are ignored)."""
         self._ioctl(ifname, array.array("B", struct.pack("I8I", ETHTOOL_SCHANNELS, *astuple(channels))))
+
+    def set_rings(self, ifname: str, rings: Rings) -> None:
+        """struct ethtool_ringparam: the sizes must not exceed the maxima the device reports (max_* ignored)."""
+        self._ioctl(ifname, array.array("B", struct.pack("I8I", ETHTOOL_SRINGPARAM, *astuple(rings))))

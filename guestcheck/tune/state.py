@@ -14,7 +14,7 @@ import os
 import re
 import stat
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
@@ -29,7 +29,16 @@ MAX_JOURNAL_BYTES = 4 * 1024 * 1024
 MAX_VALUE_LENGTH = 4096
 CHANNEL_NAMES = ("rx", "tx", "other", "combined")
 MAX_CHANNELS = 65535
+RING_NAMES = ("rx", "tx", "rx_mini", "rx_jumbo")
+MAX_RING = 1 << 20  # descriptors per ring: no driver has more
+LINK_NAME = re.compile(r"[0-9]{2}-guestcheck-[A-Za-z0-9_.@+-]{1,15}\.(link|rules)")
+# the [Link] settings guestcheck writes (systemd 252's names, see systemd.link(5))
+LINK_SETTINGS = ("ReceiveChecksumOffload", "TransmitChecksumOffload", "TCPSegmentationOffload",
+                 "TCP6SegmentationOffload", "GenericSegmentationOffload", "GenericReceiveOffload", "RxChannels",
+                 "TxChannels", "OtherChannels", "CombinedChannels", "RxBufferSize", "TxBufferSize")
+LINK_LINE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}=[\x20-\x7e]{0,512}")
 _FEATURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_RULE_ARG = re.compile(r"[KLG]:[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # ethtool -K feature, -L channel, -G ring
 _BOOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
 
 
@@ -52,6 +61,23 @@ class SysctlBackup:
 
 
 @dataclass
+class LinkRecord:
+    """What `tune offloads/queues/rings` persisted for one interface, and what was at those paths before."""
+
+    name: str  # the .link file's name under /etc/systemd/network (50-guestcheck-IFACE.link)
+    match: List[str] = field(default_factory=list)  # its [Match] lines ("PermanentMACAddress=...")
+    carried: List[str] = field(default_factory=list)  # [Link] lines carried over from the file that applied
+    settings: Dict[str, str] = field(default_factory=dict)  # [Link] settings guestcheck set (what boot applies)
+    original: Optional[str] = None  # the file at that name before guestcheck, None if absent
+    mode: Optional[int] = None
+    rule_name: Optional[str] = None  # the udev rule under /etc/udev/rules.d, when one is needed
+    rule_args: Dict[str, str] = field(default_factory=dict)  # ethtool settings only the rule carries (sg)
+    rule_original: Optional[str] = None
+    rule_mode: Optional[int] = None
+    rule_recorded: bool = False
+
+
+@dataclass
 class State:
     profile: Optional[str] = None  # the profile applied last, None when only offloads/queues were changed
     complete: bool = True  # False while a run is in progress (or was killed)
@@ -62,9 +88,13 @@ class State:
     features: Dict[str, Dict[str, bool]] = field(default_factory=dict)  # iface -> changeable feature -> on
     channels: Dict[str, Dict[str, int]] = field(default_factory=dict)  # iface -> rx/tx/other/combined
     boot_id: Optional[str] = None  # the boot in which `features`/`channels` were changed (a reboot undoes them)
+    rings: Dict[str, Dict[str, int]] = field(default_factory=dict)  # iface -> rx/tx/rx_mini/rx_jumbo originals
+    applied: Dict[str, Dict[str, Dict[str, Any]]] = field(default_factory=dict)  # unit -> iface -> what was set
+    links: Dict[str, LinkRecord] = field(default_factory=dict)  # iface -> what was persisted for it
 
     def empty(self) -> bool:
-        return not (self.sysctl or self.persist_recorded or self.features or self.channels)
+        return not (self.sysctl or self.persist_recorded or self.features or self.channels or self.rings
+                    or self.links)
 
     def to_text(self) -> str:
         return json.dumps({"schema": STATE_SCHEMA, **asdict(self)}, indent=2, sort_keys=True) + "\n"
@@ -139,10 +169,94 @@ def _state(data: Dict[str, Any]) -> State:
     profile = data.get("profile")
     if profile is not None and (not isinstance(profile, str) or len(profile) > 255):  # any name: shown escaped
         raise _Damaged(f"profile {_show(profile)}: not a profile name")
+    rings = {_ifname(i): {_ring_name(n): _ring(c, f"rings {i} {n}") for n, c in _object(r, i).items()}
+             for i, r in _dict(data, "rings").items()}
+    applied: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for unit, per_iface in _dict(data, "applied").items():
+        check = _APPLIED.get(unit)
+        if check is None:
+            raise _Damaged(f"applied: {_show(unit)} is not a NIC unit")
+        applied[unit] = {_ifname(i): {n: check(n, v, f"applied {unit} {i}") for n, v in _object(values, i).items()}
+                         for i, values in _object(per_iface, unit).items()}
+    links = {_ifname(i): _link(_object(rec, i), i) for i, rec in _dict(data, "links").items()}
     return State(profile=profile, complete=_bool(data.get("complete", True), "complete"), sysctl=sysctl,
                  persist_original=persist_original,
                  persist_recorded=_bool(data.get("persist_recorded", False), "persist_recorded"),
-                 features=features, channels=channels, persist_mode=mode, boot_id=boot)
+                 features=features, channels=channels, persist_mode=mode, boot_id=boot, rings=rings,
+                 applied=applied, links=links)
+
+
+def _ring_name(name: str) -> str:
+    if name not in RING_NAMES:
+        raise _Damaged(f"{_show(name)} is not a ring kind ({', '.join(RING_NAMES)})")
+    return name
+
+
+def _ring(value: object, where: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_RING:
+        raise _Damaged(f"{where}: {_show(value)} is not a ring size (0-{MAX_RING})")
+    return value
+
+
+_APPLIED = {
+    "features": lambda n, v, w: _bool(v, f"{w} {_feature(n)}"),
+    "channels": lambda n, v, w: _count(v, f"{w} {_channel_name(n)}"),
+    "rings": lambda n, v, w: _ring(v, f"{w} {_ring_name(n)}"),
+}
+
+
+def _file_text(value: object, where: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_PERSIST_BYTES:
+        raise _Damaged(f"{where}: not the content of a file")
+    try:
+        encode(value)
+    except UnicodeEncodeError:
+        raise _Damaged(f"{where}: not the content of a file") from None
+    return value
+
+
+def _mode(value: object, where: str) -> Optional[int]:
+    if value is not None and (type(value) is not int or not 0 <= value <= 0o777):
+        raise _Damaged(f"{where} {_show(value)}: not a file mode")
+    return value  # type: ignore[return-value]
+
+
+def _lines(value: object, where: str) -> List[str]:
+    if not isinstance(value, list) or len(value) > 64:
+        raise _Damaged(f"{where}: not a list of settings")
+    for line in value:
+        if not isinstance(line, str) or not LINK_LINE.fullmatch(line):
+            raise _Damaged(f"{where}: {_show(line)} is not a one-line Key=value setting")
+    return list(value)
+
+
+def _link(rec: Dict[str, Any], iface: str) -> LinkRecord:
+    where = f"links {iface}"
+    name = rec.get("name")
+    if not isinstance(name, str) or not LINK_NAME.fullmatch(name) or not name.endswith(".link"):
+        raise _Damaged(f"{where}: {_show(name)} is not a guestcheck .link file name")
+    rule = rec.get("rule_name")
+    if rule is not None and (not isinstance(rule, str) or not LINK_NAME.fullmatch(rule) or not rule.endswith(".rules")):
+        raise _Damaged(f"{where}: {_show(rule)} is not a guestcheck udev rule name")
+    settings = {}
+    for key, value in _object(rec.get("settings", {}), f"{where} settings").items():
+        if key not in LINK_SETTINGS or not isinstance(value, str) or not re.fullmatch(r"yes|no|[0-9]{1,7}", value):
+            raise _Damaged(f"{where} settings: {_show(key)} = {_show(value)} is not a .link setting")
+        settings[key] = value
+    rule_args = {}
+    for key, value in _object(rec.get("rule_args", {}), f"{where} rule_args").items():
+        if not isinstance(value, str) or not _RULE_ARG.fullmatch(key) or not re.fullmatch(r"on|off|[0-9]{1,7}", value):
+            raise _Damaged(f"{where} rule_args: {_show(key)} = {_show(value)} is not an ethtool setting")
+        rule_args[key] = value
+    return LinkRecord(name=name, match=_lines(rec.get("match", []), f"{where} match"),
+                      carried=_lines(rec.get("carried", []), f"{where} carried"), settings=settings,
+                      original=_file_text(rec.get("original"), f"{where} original"),
+                      mode=_mode(rec.get("mode"), f"{where} mode"), rule_name=rule, rule_args=rule_args,
+                      rule_original=_file_text(rec.get("rule_original"), f"{where} rule_original"),
+                      rule_mode=_mode(rec.get("rule_mode"), f"{where} rule_mode"),
+                      rule_recorded=_bool(rec.get("rule_recorded", False), f"{where} rule_recorded"))
 
 
 def _dict(data: Dict[str, Any], name: str) -> Dict[str, Any]:

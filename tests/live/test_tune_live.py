@@ -232,3 +232,82 @@ def test_queues_on_a_veth_go_to_min_vcpus_max_and_back(tmp_path):
         assert int(cur.split("RX:")[1].split()[0]) == min(vcpus, maximum)
         assert tune(a, tmp_path, "rollback").returncode == 0
         assert a.run(["ethtool", "-l", "gc0"]).stdout == before
+
+
+DEFAULT_LINK = ("[Match]\nOriginalName=*\n\n[Link]\nNamePolicy=keep kernel database onboard slot path\n"
+                "AlternativeNamesPolicy=database onboard slot path\nMACAddressPolicy=persistent\n")
+
+
+def _link_root(tmp_path: Path) -> Path:
+    lib = tmp_path / "usr/lib/systemd/network"
+    lib.mkdir(parents=True)
+    (lib / "99-default.link").write_text(DEFAULT_LINK)
+    return tmp_path
+
+
+@pytest.mark.skipif(shutil.which("ethtool") is None, reason="needs ethtool")
+def test_offloads_and_queues_persisted_as_a_link_file_in_a_temporary_root(tmp_path):
+    """Rings need a driver that has them (veth has none): they are persisted in tests/vm/test_nic_persist_vm.py."""
+    root = _link_root(tmp_path)
+    with netns() as a, netns() as b, veth_pair(a, b):
+        mac = a.run(["cat", "/sys/class/net/gc0/address"]).stdout.strip()
+        a.run(["ethtool", "-K", "gc0", "sg", "off", "tso", "off", "gso", "off"])
+        off = features(a, "gc0")
+        out = tune(a, root, "offloads", "gc0")
+        assert out.returncode == 0, out.stderr
+        print(out.stdout)
+        link = root / "etc/systemd/network/50-guestcheck-gc0.link"
+        text = link.read_text()
+        # a veth moved into a namespace was renamed and has no permanent address: its address is the match
+        assert f"[Match]\nMACAddress={mac}\n" in text
+        assert "NamePolicy=keep kernel database onboard slot path\n" in text  # carried over from 99-default
+        assert "TCPSegmentationOffload=yes" in text and "GenericSegmentationOffload=yes" in text
+        rule = root / "etc/udev/rules.d/90-guestcheck-gc0.rules"
+        assert "ethtool -K $name tx-scatter-gather on" in rule.read_text()
+        assert features(a, "gc0")["scatter-gather"] == "on"
+        assert tune(a, root, "verify").returncode == 0
+        a.run(["ethtool", "-K", "gc0", "gso", "off"])  # drift, live
+        drift = tune(a, root, "verify")
+        assert drift.returncode == 1 and "DIFF gc0 tx-generic-segmentation: live off, expected on" in drift.stdout
+        a.run(["ethtool", "-K", "gc0", "gso", "on"])
+        link.write_text(text.replace("TCPSegmentationOffload=yes", "TCPSegmentationOffload=no"))  # drift, at boot
+        drift = tune(a, root, "verify")
+        assert drift.returncode == 1 and "DIFF gc0 next boot TCPSegmentationOffload: live no, expected yes" in \
+            drift.stdout
+        link.write_text(text)
+        later = root / "run/systemd/network/20-later.link"  # a .link file that appeared since and wins at boot
+        later.parent.mkdir(parents=True)
+        later.write_text(f"[Match]\nMACAddress={mac}\n[Link]\nMTUBytes=1400\n")
+        drift = tune(a, root, "verify")
+        assert drift.returncode == 1 and f"problem: {later} matches this interface and sorts before " \
+            "50-guestcheck-gc0.link: it wins at boot" in drift.stdout
+        later.unlink()
+        assert tune(a, root, "rollback").returncode == 0
+        assert features(a, "gc0") == off and not link.exists() and not rule.exists()
+        assert (root / "usr/lib/systemd/network/99-default.link").read_text() == DEFAULT_LINK
+        live = tune(a, root, "offloads", "gc0", "--no-persist")
+        assert "live only (--no-persist)" in live.stdout and not link.exists()
+        assert tune(a, root, "rollback").returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("ethtool") is None, reason="needs ethtool")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="veth queues max out at the CPU count: needs 2 CPUs")
+def test_a_link_file_that_wins_is_reported_and_the_setting_goes_to_a_udev_rule(tmp_path):
+    root = _link_root(tmp_path)
+    with netns() as a, netns() as b, veth_pair(a, b):
+        mac = a.run(["cat", "/sys/class/net/gc0/address"]).stdout.strip()
+        admin = root / "etc/systemd/network/10-admin.link"
+        admin.parent.mkdir(parents=True)
+        admin.write_text(f"[Match]\nMACAddress={mac}\n\n[Link]\nName=lan0\n")
+        before = a.run(["ethtool", "-l", "gc0"]).stdout
+        out = tune(a, root, "queues", "gc0")
+        assert out.returncode == 0, out.stderr
+        print(out.stdout)
+        assert f"note: {admin} matches this interface and sorts before 50-guestcheck-gc0.link: it wins at boot" \
+            in out.stdout
+        assert not (root / "etc/systemd/network/50-guestcheck-gc0.link").exists()
+        rule = (root / "etc/udev/rules.d/90-guestcheck-gc0.rules").read_text()
+        assert "another .link file matches this interface" in rule and "ethtool -L $name rx 2 tx 2" in rule
+        assert tune(a, root, "verify").returncode == 0
+        assert tune(a, root, "rollback").returncode == 0
+        assert a.run(["ethtool", "-l", "gc0"]).stdout == before and admin.exists()

@@ -69,7 +69,7 @@ def test_queue_target():
 def test_queues_set_min_vcpus_max_and_rollback_restores(tmp_path):
     m, et = machine(tmp_path, channels=Channels(max_combined=8, combined=1))
     result = apply_queues("eth0", m.roots, 4, ethtool=et)
-    assert result.done == ["combined: 1 -> 4"] and et.channel_sets["eth0"].combined == 4
+    assert result.done == ["combined: 1 -> 4 (device maximum 8, 4 vCPUs)"] and et.channel_sets["eth0"].combined == 4
     assert load_state(m.roots).channels["eth0"] == {"rx": 0, "tx": 0, "other": 0, "combined": 1}
     assert apply_queues("eth0", m.roots, 4, ethtool=et).nothing_to_do
     rollback(m.roots, ethtool=et)
@@ -95,8 +95,8 @@ def set_boot_id(m, value):
 def test_rollback_after_a_reboot_leaves_live_only_nic_settings_alone(tmp_path):
     m, et = machine(tmp_path, dict(OFF), channels=Channels(max_combined=8, combined=1))
     set_boot_id(m, "11111111-1111-1111-1111-111111111111")
-    apply_offloads("eth0", m.roots, ethtool=et)
-    apply_queues("eth0", m.roots, 4, ethtool=et)
+    apply_offloads("eth0", m.roots, ethtool=et, persist=False)
+    apply_queues("eth0", m.roots, 4, ethtool=et, persist=False)
     assert load_state(m.roots).boot_id == "11111111-1111-1111-1111-111111111111"
     set_boot_id(m, "22222222-2222-2222-2222-222222222222")  # a reboot: the driver's defaults are back
     et.feature_sets["eth0"], et.channel_sets["eth0"] = dict(OFF), Channels(max_combined=8, combined=1)
@@ -110,10 +110,10 @@ def test_rollback_after_a_reboot_leaves_live_only_nic_settings_alone(tmp_path):
 def test_offloads_after_a_reboot_record_todays_originals(tmp_path):
     m, et = machine(tmp_path, dict(OFF))
     set_boot_id(m, "11111111-1111-1111-1111-111111111111")
-    apply_offloads("eth0", m.roots, ethtool=et)
+    apply_offloads("eth0", m.roots, ethtool=et, persist=False)
     set_boot_id(m, "22222222-2222-2222-2222-222222222222")
     et.feature_sets["eth0"] = {**OFF, "rx-gro": Feature(False, False)}  # booted with another default
-    apply_offloads("eth0", m.roots, ethtool=et)
+    apply_offloads("eth0", m.roots, ethtool=et, persist=False)
     assert load_state(m.roots).features["eth0"]["rx-gro"] is False
     rollback(m.roots, ethtool=et)
     assert et.feature_sets["eth0"]["rx-gro"] == Feature(False, False)

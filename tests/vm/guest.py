@@ -214,6 +214,8 @@ def run_in_guest(
     timeout: float = 300,
     virtio_mmio: bool = False,
     extra_kernel_args: str = "",
+    disk: Path | None = None,
+    wrapper: Sequence[str] = (),
 ) -> GuestResult:
     """Boot a fresh guest, run ``command`` with bash in /mnt/src (the repo copy,
     PYTHONPATH=/mnt/src) as root, power off and return its output.
@@ -223,22 +225,27 @@ def run_in_guest(
     GuestTimeout is raised. ``virtio_mmio`` attaches the disks, the NIC and
     the RNG as virtio-mmio devices, for machines without PCI
     (``extra_qemu_args=["-machine", "microvm"]``); ``extra_kernel_args`` are
-    appended to the guest kernel's command line.
+    appended to the guest kernel's command line. ``disk``: boot on this qcow2 overlay (made on first use)
+    instead of a throwaway one, so a second call with the same path is a reboot of the same guest.
+    ``wrapper`` is put before the QEMU command (``ip netns exec NS``: a tap backend made in a private
+    network namespace).
     """
     img = image_paths()
     if not image_available():
         raise GuestError(f"no guest image in {IMAGE_DIR}: run {BUILD_SCRIPT} or ensure_image()")
     with tempfile.TemporaryDirectory(prefix="guestvm-") as tmp_name:
         tmp = Path(tmp_name)
-        overlay, src_disk, serial = tmp / "root.qcow2", tmp / "src.img", tmp / "serial.log"
+        overlay, src_disk, serial = disk or tmp / "root.qcow2", tmp / "src.img", tmp / "serial.log"
         _stage(tmp / "src", command, files or {})
         _build_src_disk(tmp / "src", src_disk)
-        subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(img.rootfs), str(overlay)],
-            check=True,
-            capture_output=True,
-        )
+        if not overlay.exists():
+            subprocess.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(img.rootfs), str(overlay)],
+                check=True,
+                capture_output=True,
+            )
         args = [
+            *wrapper,
             QEMU,
             "-accel",
             "tcg",

@@ -1,0 +1,416 @@
+"""What the three NIC units (features, channels, rings) share: one apply order, one journal slot shape, one
+persisted .link file (and udev rule) per interface, verify and rollback.
+
+Apply, for one unit on one interface, under the tuner's lock:
+  1. the journal gets the unit's original values and, when persisting, what was at the .link and rule paths;
+  2. the live values are written through ethtool and read back;
+  3. the .link file (and a udev rule where a .link cannot say it) is written atomically;
+  4. the journal is marked complete.
+A failure in 2 or 3 puts the live values and the journal back as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from guestcheck.collect.ethtool import EthtoolError
+from guestcheck.roots import Roots
+from guestcheck.tune import TuneError
+from guestcheck.tune import linkfile as lf
+from guestcheck.tune.ethtool_set import EthtoolWriter
+from guestcheck.tune.persist import ABSENT, FILE, inspect
+from guestcheck.tune.state import LinkRecord, State, load_state
+from guestcheck.tune.units.base import Check, RollbackPlan, UnitVerification
+
+Values = Dict[str, Any]
+
+
+@dataclass
+class NicResult:
+    ifname: str
+    planned: Dict[str, str] = field(default_factory=dict)  # what -> "before -> after"
+    done: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    nothing_to_do: bool = False
+    persisted: List[str] = field(default_factory=list)  # the files written for the next boot
+
+
+class NicUnit:
+    """One NIC subsystem. Subclasses say how to read, write and persist their values."""
+
+    name = ""
+    what = ""  # "offloads", "channel counts", "ring sizes"
+
+    def read(self, et: Any, ifname: str) -> Values:
+        raise NotImplementedError
+
+    def snapshot(self, et: Any, ifname: str) -> Values:
+        """What the journal keeps as the original (rollback writes it back)."""
+        return self.read(et, ifname)
+
+    def write(self, et: Any, ifname: str, values: Values) -> None:
+        raise NotImplementedError
+
+    def originals(self, state: State) -> Dict[str, Values]:
+        raise NotImplementedError
+
+    def link_settings(self, applied: Values) -> Tuple[Dict[str, str], Dict[str, str]]:
+        """(.link [Link] settings, udev rule ethtool args for what a .link file cannot say)."""
+        raise NotImplementedError
+
+    def rule_args(self, applied: Values) -> Dict[str, str]:
+        """Everything as ethtool args, for when another .link file wins and only a rule can carry it."""
+        raise NotImplementedError
+
+    def show(self, value: Any) -> str:
+        return str(value)
+
+    # --- verify and rollback, the same for every NIC unit -------------------------------------------------
+
+    def touched(self, state: State) -> bool:
+        return bool(self.originals(state))
+
+    def verify(self, roots: Roots, state: State, et: Optional[Any] = None) -> UnitVerification:
+        out = UnitVerification()
+        applied = state.applied.get(self.name, {})
+        if not applied:
+            return out
+        with et or EthtoolWriter() as et:
+            for ifname, values in applied.items():
+                try:
+                    live = self.read(et, ifname)
+                except EthtoolError as e:
+                    out.problems.append(f"{ifname}: cannot read its {self.what} ({e})")
+                    continue
+                for k, want in values.items():
+                    have = live.get(k)
+                    out.checks.append(Check(f"{ifname} {k}", self.show(want), None if have is None else self.show(have),
+                                            have == want, "" if have == want else "changed since tune"))
+                record = state.links.get(ifname)
+                if record is None:
+                    out.notes.append(f"{ifname}: {self.what} set live only (--no-persist): the next boot undoes them")
+                    continue
+                settings, leftover = (self.link_settings(values) if record.settings or not record.rule_args
+                                      else ({}, self.rule_args(values)))
+                for key, value in settings.items():
+                    if record.settings.get(key) != value:
+                        out.problems.append(f"{ifname}: the journal's .link settings lack {key}={value}")
+                for key, value in leftover.items():
+                    if record.rule_args.get(key) != value:
+                        out.problems.append(f"{ifname}: the journal's udev rule lacks {key[2:]} {value}")
+        return out
+
+    def rollback_plan(self, state: State, rebooted: bool) -> RollbackPlan:
+        plan = RollbackPlan()
+        for ifname in self.originals(state):
+            if rebooted and ifname not in state.links:
+                plan.notes.append(f"{ifname}: {self.what} were changed live only, and the reboot since put them "
+                                  "back: nothing to restore")
+                continue
+            plan.actions.append(f"{ifname}: restore {self.what}")
+            plan.todo = True
+        return plan
+
+    def rollback(self, et: Any, state: State, rebooted: bool, notes: List[str]) -> List[str]:
+        errors = []
+        for ifname, original in self.originals(state).items():
+            if rebooted and ifname not in state.links:
+                continue
+            try:
+                self.restore(et, ifname, original)
+            except EthtoolError as e:
+                if e.reason == "no-device":
+                    notes.append(f"{ifname}: interface gone, its {self.what} were not restored")
+                else:
+                    errors.append(f"{ifname}: {e}")
+        return errors
+
+    def restore(self, et: Any, ifname: str, original: Values) -> None:
+        self.write(et, ifname, original)
+
+
+# --- the shared apply -----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def journalled(roots: Roots) -> Iterator[Tuple[Optional[State], State]]:
+    """The lock, and the journal as it was plus a copy marked in progress for this run to fill in. After a
+    reboot, live-only NIC settings are gone: today's values are the originals; persisted ones are kept."""
+    from guestcheck.tune.apply import io_errors, locked
+    from guestcheck.tune.live import ProcSys, boot_id
+
+    with io_errors("nothing was changed"), locked(roots):
+        old = load_state(roots)
+        journal = old.copy() if old else State()
+        journal.complete = False
+        current = boot_id(ProcSys(roots))
+        if journal.boot_id != current:
+            if journal.boot_id and current:
+                forget_live_only(journal)
+            journal.boot_id = current
+        yield old, journal
+
+
+def forget_live_only(journal: State) -> None:
+    from guestcheck.tune.units import NIC_UNITS
+
+    for unit in NIC_UNITS:
+        slot = unit.originals(journal)
+        for ifname in [i for i in slot if i not in journal.links]:
+            del slot[ifname]
+            journal.applied.get(unit.name, {}).pop(ifname, None)
+
+
+def check_interface(roots: Roots, ifname: str) -> None:
+    from guestcheck.tune.keys import valid_ifname
+
+    if not valid_ifname(ifname) or not os.path.isdir(os.path.join(roots.sys, "class/net", ifname)):
+        from guestcheck.text import escape_control
+
+        raise TuneError(f"no network interface named {escape_control(repr(ifname))} here")
+
+
+def apply_nic(unit: NicUnit, ifname: str, roots: Roots, et: Any, target: Values, *, persist: bool,
+              result: NicResult) -> Values:
+    """Write `target` (a subset of the unit's values) live, journal it, persist it; returns what reads back."""
+    from guestcheck.tune.apply import save_state
+
+    with journalled(roots) as (old, journal):
+        try:
+            original = unit.snapshot(et, ifname)
+        except EthtoolError as e:
+            raise TuneError(f"cannot read the {unit.what} of {ifname}: {e}") from None
+        unit.originals(journal).setdefault(ifname, original)
+        pending = None
+        if persist:
+            pending = _prepare_link(unit, roots, et, journal, ifname, target, result)
+        save_state(roots, journal)  # 1. the journal first
+        try:
+            unit.write(et, ifname, target)  # 2. live
+            after = unit.read(et, ifname)
+        except EthtoolError as e:
+            _undo(unit, et, ifname, original)
+            save_state(roots, old)
+            raise TuneError(f"cannot set the {unit.what} of {ifname}: {e}; nothing was changed") from None
+        applied = journal.applied.setdefault(unit.name, {}).setdefault(ifname, {})
+        applied.update({k: after[k] for k in target if k in after})
+        if pending is not None:
+            try:
+                _write_link(roots, unit, journal, ifname, applied, pending, result)  # 3. the next boot
+            except (OSError, TuneError) as e:
+                _undo(unit, et, ifname, original)
+                save_state(roots, old)
+                why = str(e) if isinstance(e, TuneError) else f"cannot write {e.filename}: {e.strerror}"
+                raise TuneError(f"{why}; undid the live change: the system is as it was") from None
+        if all(original.get(k) == v for k, v in after.items() if k in original):
+            del unit.originals(journal)[ifname]  # nothing differs from the original any more
+            journal.applied.get(unit.name, {}).pop(ifname, None)
+        journal.applied = {u: per for u, per in journal.applied.items() if per}
+        journal.complete = True
+        save_state(roots, journal)  # 4. complete
+        return after
+
+
+def _undo(unit: NicUnit, et: Any, ifname: str, original: Values) -> None:
+    with contextlib.suppress(EthtoolError):
+        unit.restore(et, ifname, original)
+
+
+@dataclass
+class _Pending:
+    conflicts: List[lf.LinkConflict]
+    replaced: Optional[str]
+
+
+def _prepare_link(unit: NicUnit, roots: Roots, et: Any, journal: State, ifname: str, target: Values,
+                  result: NicResult) -> _Pending:
+    """Record (in the journal, before anything changes) what is at our paths, and decide .link or rule."""
+    link_name, rule_name = lf.file_names(ifname)
+    for d in (lf.our_dir(roots), lf.rules_dir(roots)):
+        lf.safe_path(d, "x", roots.top)
+    perm = None
+    with contextlib.suppress(EthtoolError, AttributeError):
+        perm = et.perm_addr(ifname)
+    dev = lf.device(roots, ifname, perm)
+    record = journal.links.get(ifname)
+    replaced = None
+    if record is None:
+        applying, notes = lf.applying_now(roots, dev, skip=link_name)
+        result.notes.extend(notes)
+        replaced = applying.path if applying else None
+        now = inspect(lf.safe_path(lf.our_dir(roots), link_name, roots.top))
+        refusal = now.refusal()
+        if refusal:
+            raise TuneError(f"{refusal}; nothing was changed")
+        record = LinkRecord(name=link_name, match=dev.match_lines(), carried=lf.carried_lines(applying, ifname),
+                            original=now.content if now.kind == FILE else None, mode=now.mode)
+        journal.links[ifname] = record
+    if not record.rule_recorded:
+        now = inspect(lf.safe_path(lf.rules_dir(roots), rule_name, roots.top))
+        refusal = now.refusal()
+        if refusal:
+            raise TuneError(f"{refusal}; nothing was changed")
+        record.rule_name, record.rule_original, record.rule_mode = rule_name, now.content, now.mode
+        record.rule_recorded = True
+    return _Pending(lf.conflicts(roots, dev, link_name), replaced)
+
+
+def _write_link(roots: Roots, unit: NicUnit, journal: State, ifname: str, applied: Values, pending: _Pending,
+                result: NicResult) -> None:
+    record = journal.links[ifname]
+    wins = [c for c in pending.conflicts if c.certain]
+    for c in pending.conflicts:
+        result.notes.append(c.describe(record.name))
+    mine = _unit_keys(unit)
+    record.settings = {k: v for k, v in record.settings.items() if k not in mine["link"]}
+    record.rule_args = {k: v for k, v in record.rule_args.items() if k[:2] not in mine["rule"]}
+    if wins:
+        record.rule_args.update(unit.rule_args(applied))
+        for other in _other_units(unit):  # everything goes to the rule: a .link file of ours would not apply
+            values = journal.applied.get(other.name, {}).get(ifname)
+            if values:
+                record.rule_args.update(other.rule_args(values))
+        record.settings = {}
+    else:
+        settings, leftover = unit.link_settings(applied)
+        record.settings.update(settings)
+        record.rule_args.update(leftover)
+    why = rule_reason(record)
+    put_link_files(roots, ifname, record, why)
+    if record.settings:
+        result.persisted.append(os.path.join(lf.our_dir(roots), record.name)
+                                + (f" (replaces {pending.replaced} for {ifname})" if pending.replaced else ""))
+    if record.rule_args and record.rule_name:
+        result.persisted.append(f"{os.path.join(lf.rules_dir(roots), record.rule_name)} ({why})")
+
+
+def rule_reason(record: LinkRecord) -> str:
+    """Why a udev rule carries what it does (said in the rule's comment and in the report)."""
+    if record.rule_args and not record.settings:
+        return ("another .link file matches this interface and sorts before guestcheck's, so udev would never "
+                "apply a .link file of ours")
+    return "systemd 252's .link files have no setting for scatter-gather (tx-scatter-gather)"
+
+
+def _unit_keys(unit: NicUnit) -> Dict[str, set]:
+    keys = {"features": (set(lf.FEATURE_SETTING.values()), {"K:"}),
+            "channels": (set(lf.CHANNEL_SETTING.values()), {"L:"}),
+            "rings": (set(lf.RING_SETTING.values()), {"G:"})}[unit.name]
+    return {"link": keys[0], "rule": keys[1]}
+
+
+def _other_units(unit: NicUnit) -> List[NicUnit]:
+    from guestcheck.tune.units import NIC_UNITS
+
+    return [u for u in NIC_UNITS if u.name != unit.name]
+
+
+def link_content(record: LinkRecord) -> Optional[str]:
+    if not record.settings:
+        return record.original
+    return lf.link_text(record.name[len(lf.OUR_PREFIX):-len(".link")], record.match, record.carried,
+                        record.settings, None)
+
+
+def rule_content(record: LinkRecord, why: str) -> Optional[str]:
+    if not record.rule_args:
+        return record.rule_original
+    return lf.rule_text(record.name[len(lf.OUR_PREFIX):-len(".link")], record.match, record.rule_args, why)
+
+
+def put_link_files(roots: Roots, ifname: str, record: LinkRecord, why: str) -> None:
+    """Make the .link file and the rule hold what the record says (or their originals), atomically."""
+    from guestcheck.tune.apply import put_persist
+
+    path = lf.safe_path(lf.our_dir(roots), record.name, roots.top)
+    put_persist(_checked(path), link_content(record), 0o644 if record.settings else record.mode)
+    if record.rule_name:
+        rule = lf.safe_path(lf.rules_dir(roots), record.rule_name, roots.top)
+        put_persist(_checked(rule), rule_content(record, why or rule_reason(record)),
+                    0o644 if record.rule_args else record.rule_mode)
+
+
+def _checked(path: str):  # type: ignore[no-untyped-def]
+    now = inspect(path)
+    refusal = now.refusal()
+    if refusal:
+        raise TuneError(refusal)
+    return now
+
+
+def verify_links(roots: Roots, state: State) -> UnitVerification:
+    """What the next boot applies: our .link file (and rule) hold what the journal says, and no other .link
+    file sorts before ours and matches the interface."""
+    out = UnitVerification()
+    for ifname, record in state.links.items():
+        path = os.path.join(lf.our_dir(roots), record.name)
+        if record.settings:
+            now = inspect(path)
+            if now.kind != FILE or now.content is None:
+                out.problems.append(f"{path} is {'missing' if now.kind == ABSENT else 'not a regular file'}: "
+                                    f"{ifname}'s settings will not survive a reboot")
+            else:
+                sections = lf.parse_link(now.content)
+                have = dict(sections.get("Link", []))
+                for key, value in record.settings.items():
+                    ok = have.get(key) == value
+                    out.checks.append(Check(f"{ifname} next boot {key}", value, have.get(key), ok,
+                                            "" if ok else f"{path} was edited since tune"))
+                if [f"{k}={v}" for k, v in sections.get("Match", [])] != record.match:
+                    out.problems.append(f"{path}: its [Match] is not the one guestcheck wrote")
+            dev = lf.device(roots, ifname, _value(record.match, "PermanentMACAddress"))
+            dev.original_name = _value(record.match, "OriginalName") or dev.original_name
+            dev.mac = _value(record.match, "MACAddress") or dev.mac
+            for c in lf.conflicts(roots, dev, record.name):
+                (out.problems if c.certain else out.notes).append(c.describe(record.name))
+        if record.rule_args and record.rule_name:
+            rule = os.path.join(lf.rules_dir(roots), record.rule_name)
+            now = inspect(rule)
+            expected = [f"{k[2:]} {v}" for k, v in sorted(record.rule_args.items())]
+            text = now.content or ""
+            missing = [e for e in expected if e not in text]
+            ok = now.kind == FILE and not missing
+            out.checks.append(Check(f"{ifname} next boot udev rule", ", ".join(expected),
+                                    "missing" if now.kind != FILE else ("edited" if missing else ", ".join(expected)),
+                                    ok, "" if ok else f"{rule} does not hold it"))
+    return out
+
+
+def _value(match: List[str], key: str) -> Optional[str]:
+    for line in match:
+        k, _, v = line.partition("=")
+        if k == key:
+            return v
+    return None
+
+
+def restore_links(roots: Roots, state: State, notes: List[str]) -> List[str]:
+    """Put our .link paths (and rules) back as they were: removed, or the file that was there, exactly."""
+    errors = []
+    for ifname, record in state.links.items():
+        record = LinkRecord(**{**record.__dict__, "settings": {}, "rule_args": {}})
+        try:
+            put_link_files(roots, ifname, record, "")
+        except TuneError as e:
+            notes.append(f"{e}: left as it is")
+        except OSError as e:
+            errors.append(f"cannot restore {e.filename}: {e.strerror}")
+    return errors
+
+
+def links_to_restore(roots: Roots, state: State) -> List[str]:
+    actions = []
+    for record in state.links.values():
+        for directory, name, original in ((lf.our_dir(roots), record.name, record.original),
+                                          (lf.rules_dir(roots), record.rule_name, record.rule_original)):
+            if not name:
+                continue
+            now = inspect(os.path.join(directory, name))
+            if now.kind == ABSENT and original is None:
+                continue
+            if now.kind == FILE and now.content == original:
+                continue
+            actions.append(f"{'remove' if original is None else 'restore'} {os.path.join(directory, name)}")
+    return actions
