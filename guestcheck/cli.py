@@ -27,6 +27,7 @@ LAZY_COMMANDS = {
     "firstboot": "guestcheck.firstboot:firstboot_command",
     "selftest": "guestcheck.selftest.cli:selftest",
     "tune": "guestcheck.tune.cli:tune",
+    "watch": "guestcheck.watch.cli:watch",
 }
 
 
