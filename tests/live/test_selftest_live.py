@@ -239,6 +239,6 @@ def test_a_terminal_sees_each_runs_progress_and_then_the_same_report():
             rate = float(re.search(r"of 4 s, ([\d.]+) Mbit/s", seen).group(1))
             assert 50 <= rate <= 110, seen  # iperf3's socket writes under a 100 Mbit/s shaper
             p.wait_for(lambda s: "run 2/2: upload, 4 streams" in s, 20, "the second run's progress")
-            assert p.wait_exit(30) == 0
+            assert p.wait_exit(60) == 0
             screen = p.text()
     assert "verdict: NEAR" in screen and "run 2/2" not in screen, screen  # the line is erased when done
