@@ -25,8 +25,10 @@ NAGIOS_COMMANDS = ("doctor", "facts", "explain")
 LAZY_COMMANDS = {
     # name: "module:attribute"
     "firstboot": "guestcheck.firstboot:firstboot_command",
+    "refresh": "guestcheck.refresh:refresh_command",
     "selftest": "guestcheck.selftest.cli:selftest",
     "tune": "guestcheck.tune.cli:tune",
+    "watch": "guestcheck.watch.cli:watch",
 }
 
 
@@ -178,6 +180,11 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
         raise click.UsageError(f"unknown finding id {bad[0]!r} (see `guestcheck explain --list`)")
     facts = load_facts_file(facts_file) if facts_file else collect(sample_seconds)
     report = judge(facts, only_l, skip_l)
+    if fmt == "prometheus" and not facts_file:  # guestcheck_info's profile label: this machine's, not a file's
+        from guestcheck.fleet import applied_profile
+        from guestcheck.roots import Roots
+
+        report.profile = applied_profile(Roots.from_env())
     to_terminal = output is None and textfile_dir is None and sys.stdout.isatty()
     text = render_for(report, fmt, to_terminal=to_terminal, to_file=output is not None, verbose=verbose)
     if textfile_dir is not None:

@@ -57,6 +57,11 @@ def run_fast_doctor(fmt: str, sample_seconds: float, verbose: bool) -> int:
     from guestcheck.report import judge
 
     report = judge(collect_facts(sample_seconds=sample_seconds))
+    if fmt == "prometheus":  # guestcheck_info's profile label
+        from guestcheck.fleet import applied_profile
+        from guestcheck.roots import Roots
+
+        report.profile = applied_profile(Roots.from_env())
     sys.stdout.write(render_for(report, fmt, to_terminal=sys.stdout.isatty(), verbose=verbose))
     sys.stdout.flush()
     return report.status.value

@@ -255,6 +255,7 @@ class Outcome:
     profile_result: Optional[str] = None
     profile_rolled_back: bool = False  # the time limit cut the apply off and the journal undid it
     textfile: Optional[str] = None
+    ansible_fact: Optional[str] = None  # /etc/ansible/facts.d/guestcheck.fact when written (guestcheck/fleet.py)
     problems: List[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -446,12 +447,22 @@ def _write_results(roots: Roots, settings: Settings, instance: Instance, report:
         write_atomic(report_path(roots), dumps(document))
     except OSError as e:
         note(f"cannot write {report_path(roots)}: {e.strerror or e}")
+    from guestcheck.fleet import applied_profile, load_fleet_settings, write_ansible_fact
+
+    report.profile = applied_profile(roots)
     directory = _textfile_dir(settings, roots)
     if directory is not None:
         try:
             outcome.textfile = write_textfile(render(report), directory)
         except OSError as e:
             note(f"cannot write metrics into {directory}: {e.strerror or e}")
+    fleet = load_fleet_settings(roots)
+    for problem in fleet.problems:
+        note(problem)
+    try:
+        outcome.ansible_fact = write_ansible_fact(roots, report, fleet, report.profile)
+    except OSError as e:
+        note(f"cannot write the Ansible fact: {e.strerror or e}")
     stamp = {"schema": STAMP_SCHEMA, "instance_id": instance.id, "instance_source": instance.source,
              "checked_at": document["firstboot"]["checked_at"], "status": outcome.status}
     try:  # written last, and even after problems: a boot that cannot finish must not retry forever
@@ -474,6 +485,8 @@ def _summarise(report: Any, outcome: Outcome, roots: Roots, emit: Callable[[str]
     where = f"report {report_path(roots)}"
     if outcome.textfile:
         where += f", metrics {outcome.textfile}"
+    if outcome.ansible_fact:
+        where += f", Ansible fact {outcome.ansible_fact}"
     emit(f"{PREFIX} {where}; `guestcheck explain ID` tells more")
 
 

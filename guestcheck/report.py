@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from guestcheck.checks import run_checks
 from guestcheck.facts import Facts
@@ -18,6 +18,9 @@ class Report:
     facts: Facts
     findings: list[Finding]
     status: Status
+    # the tuning profile applied on this machine, for the Prometheus info metric; set by the callers that know
+    # the machine (refresh, firstboot, doctor --format prometheus); not part of the JSON report
+    profile: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,8 @@ TEXTFILE_NAME = "guestcheck.prom"
 DEFAULT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's prometheus-node-exporter default
 
 _METRICS = {
+    "guestcheck_info": (
+        "Always 1: the guestcheck version and the tuning profile applied last (empty: none, or not known)."),
     "guestcheck_check_severity": (
         "Severity of each guestcheck finding (0 ok, 1 info, 2 warning, 3 critical), labelled with the "
         "finding id, its subject and the severity name. See `guestcheck explain ID`."),
@@ -82,7 +84,11 @@ def _timestamp(collected_at: str) -> Optional[float]:
 
 
 def render(report: Report) -> str:
-    lines = _header("guestcheck_check_severity")
+    from guestcheck import __version__
+
+    lines = _header("guestcheck_info")
+    lines.append(f"guestcheck_info{_labels(version=__version__, profile=report.profile or '')} 1")
+    lines += _header("guestcheck_check_severity")
     findings = _unique(report.findings)
     for f in findings:
         labels = _labels(id=f.id, subject=f.subject, severity=f.severity.label)

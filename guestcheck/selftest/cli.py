@@ -175,7 +175,7 @@ def _client(peer_text: str, port: Optional[int], duration: int, parallel: int, d
     before = document.load(compare) if compare else None  # a bad file fails before a long test
     directions = ("upload", "download") if direction == "both" else (direction,)
     plan = Plan(peer, duration, parallel, directions, timeout, expect)
-    doc = document.to_document(run_selftest(plan))
+    doc = document.to_document(run_selftest(plan, progress=_progress(as_json)))
     if before is not None and compare is not None:
         doc["compare"] = document.compare(before, doc, compare)
     if save:
@@ -189,6 +189,19 @@ def _client(peer_text: str, port: Optional[int], duration: int, parallel: int, d
 
         click.echo(render(doc, colour=sys.stdout.isatty() and "NO_COLOR" not in os.environ), nl=False)
     return int(doc["exit_code"])
+
+
+def _progress(as_json: bool) -> Any:
+    """A progress line on a terminal only: --json and piped output stay exactly as they were."""
+    if as_json or not sys.stdout.isatty():
+        return None
+    from guestcheck.selftest.progress import Progress
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    return Progress(write)
 
 
 def _serve(bind: Optional[str], port: Optional[int], once: bool, time_limit: Optional[float], timeout: float) -> None:

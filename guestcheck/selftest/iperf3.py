@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from guestcheck.selftest.children import die_with_parent
 from guestcheck.selftest.errors import (
@@ -133,15 +133,34 @@ def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         os.killpg(proc.pid, sig)
 
 
-def run_process(argv: Sequence[str], hard_limit: float) -> Completed:
-    """Run in its own process group; kill the group at the hard limit or if we are interrupted."""
+TICK_SECONDS = 1.0
+
+
+def _communicate(proc: subprocess.Popen, hard_limit: float,
+                 tick: Optional[Callable[[int], None]]) -> tuple[str, str]:
+    """proc.communicate() within the hard limit; with `tick`, woken every TICK_SECONDS to call tick(pid)
+    (communicate may be called again after its timeout without losing output)."""
+    deadline = time.monotonic() + hard_limit
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return proc.communicate(timeout=max(0.0, left if tick is None else min(left, TICK_SECONDS)))
+        except subprocess.TimeoutExpired:
+            if tick is None or time.monotonic() >= deadline:
+                raise
+            tick(proc.pid)
+
+
+def run_process(argv: Sequence[str], hard_limit: float, tick: Optional[Callable[[int], None]] = None) -> Completed:
+    """Run in its own process group; kill the group at the hard limit or if we are interrupted.
+    `tick(pid)` is called about once a second while it runs (selftest's progress line)."""
     start = time.perf_counter()
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
                             preexec_fn=die_with_parent())
     try:
         try:
-            out, err = proc.communicate(timeout=hard_limit)
+            out, err = _communicate(proc, hard_limit, tick)
             timed_out = False
         except subprocess.TimeoutExpired:
             kill_group(proc)
@@ -222,10 +241,10 @@ def classify(message: str, started: bool, peer: str) -> SelftestError:
     return SelftestError(IPERF3_FAILED, f"iperf3 failed against {peer}: {text}")
 
 
-def run_client(binary: str, spec: RunSpec, peer: str) -> RunResult:
+def run_client(binary: str, spec: RunSpec, peer: str, tick: Optional[Callable[[int], None]] = None) -> RunResult:
     """One iperf3 run; a SelftestError with the right exit code for every way it can fail."""
     argv = client_argv(binary, spec, supported_options(binary))
-    done = run_process(argv, spec.hard_limit)
+    done = run_process(argv, spec.hard_limit, tick)
     doc = first_json_object(done.stdout)
     if done.timed_out:
         raise SelftestError(PEER_DIED, f"{peer} stopped answering: iperf3 had no result after "

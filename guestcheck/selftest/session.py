@@ -4,6 +4,7 @@ count, sample the connect round trip, judge, and ask doctor why when the result 
 from __future__ import annotations
 
 import datetime
+import functools
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from guestcheck.selftest.errors import SelftestError
 from guestcheck.selftest.iperf3 import DOWNLOAD, UPLOAD, RunResult, RunSpec, find_iperf3, run_client
 from guestcheck.selftest.peer import Peer, resolve
 from guestcheck.selftest.probe import ConnectRtt, connect_rtt
+from guestcheck.selftest.progress import Progress
 from guestcheck.selftest.route import egress_interface, has_route
 from guestcheck.selftest.verdict import Cause, Verdict, judge_runs, likely_causes
 
@@ -136,6 +138,7 @@ def run_selftest(
     route_exists: Callable[[str], bool] = has_route,
     probe: Callable[..., Optional[ConnectRtt]] = connect_rtt,
     binary: Optional[str] = None,
+    progress: Optional[Progress] = None,
 ) -> Result:
     started = time.perf_counter()
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -154,9 +157,10 @@ def run_selftest(
     for index, (direction, streams) in enumerate(todo, 1):
         spec = RunSpec(address, plan.peer.port, direction, streams, plan.duration, plan.timeout,
                        f"guestcheck-selftest/1 session={session} run={index}/{len(todo)}")
+        run = runner if progress is None else functools.partial(runner, tick=progress.start(index, len(todo), spec))
         try:
             # the first run gets no retry: a server busy or closed before we start is not between our runs
-            runs.append(_run_with_retry(runner, binary, spec, peer_label, plan.timeout if runs else 0))
+            runs.append(_run_with_retry(run, binary, spec, peer_label, plan.timeout if runs else 0))
         except SelftestError as e:
             if e.code == errors.REFUSED and runs:
                 e = SelftestError(e.code, f"{e.message}; the first run worked, so the server may serve one test "
@@ -164,6 +168,9 @@ def run_selftest(
                                           "there")
             e.runs = runs
             raise e from None
+        finally:
+            if progress is not None:
+                progress.finish()
     rtt = probe(address, plan.peer.port, timeout=min(plan.timeout, 2.0))
     verdict = judge_runs(runs, expected.bps)
     causes: list[Cause] = []

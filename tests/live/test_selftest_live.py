@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from typing import Iterator
 import pytest
 
 from tests.netns import Netns, guestcheck_in, netns, requires_netns, tbf_limit, veth_pair
+from tests.tmux import pane, requires_tmux
 
 pytestmark = [pytest.mark.root, requires_netns,
               pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3"),
@@ -222,3 +224,21 @@ def test_serve_stops_at_its_time_limit_and_reports_a_port_in_use():
     assert busy_port.returncode == 18
     assert busy_port.stderr.strip() == ("Error: iperf3 cannot serve on port 5302: unable to start listener for "
                                         "connections: Address already in use")
+
+
+@requires_tmux
+def test_a_terminal_sees_each_runs_progress_and_then_the_same_report():
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with shaped_path("100mbit") as (a, b), iperf3_server(b):
+        argv = ["ip", "netns", "exec", a.name, "env", f"PYTHONPATH={repo}", sys.executable, "-m", "guestcheck",
+                "selftest", "--peer", "10.199.0.2", "--expect", "100M", "--duration", "4", "--direction",
+                "upload"]
+        with pane(argv) as p:
+            seen = p.wait_for(lambda s: re.search(r"run 1/2: upload, 1 stream: [23] s of 4 s, [\d.]+ Mbit/s", s),
+                              20, "the first run's progress with a rate")
+            rate = float(re.search(r"of 4 s, ([\d.]+) Mbit/s", seen).group(1))
+            assert 50 <= rate <= 110, seen  # iperf3's socket writes under a 100 Mbit/s shaper
+            p.wait_for(lambda s: "run 2/2: upload, 4 streams" in s, 20, "the second run's progress")
+            assert p.wait_exit(60) == 0
+            screen = p.text()
+    assert "verdict: NEAR" in screen and "run 2/2" not in screen, screen  # the line is erased when done

@@ -454,3 +454,14 @@ def test_the_console_gets_no_control_characters(machine):
     for line in lines:
         assert line.isprintable(), line
     assert any("i-1\\x1b]0;pwned\\x07" in ln for ln in lines)
+
+
+def test_first_boot_writes_the_ansible_fact_where_facts_d_exists(machine):
+    run(machine)
+    assert not (machine.base / "etc/ansible").exists()  # auto: no facts.d, no fact
+    (machine.base / "etc/ansible/facts.d").mkdir(parents=True)
+    outcome, lines = run(machine, force=True)
+    fact = json.loads((machine.base / "etc/ansible/facts.d/guestcheck.fact").read_text())
+    assert fact["status"] == "critical" and fact["nic_kinds"] == {"ens3": "emulated"}
+    assert {"id": "NIC-EMULATED", "severity": "critical", "subject": "ens3"} in fact["findings"]
+    assert outcome.ansible_fact and "Ansible fact" in lines[-1]

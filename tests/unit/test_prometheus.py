@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from guestcheck import __version__
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity, Status
 from guestcheck.render import prometheus
@@ -65,6 +66,9 @@ VIRT = Finding("VIRT-PLATFORM", Severity.INFO, "machine", "kvm")
 
 def test_exact_text():
     assert prometheus.render(report_of(EMULATED, VIRT)) == (
+        f"# HELP guestcheck_info {prometheus._METRICS['guestcheck_info']}\n"
+        "# TYPE guestcheck_info gauge\n"
+        f'guestcheck_info{{version="{__version__}",profile=""}} 1\n'
         f"# HELP guestcheck_check_severity {prometheus._METRICS['guestcheck_check_severity']}\n"
         "# TYPE guestcheck_check_severity gauge\n"
         'guestcheck_check_severity{id="NIC-EMULATED",subject="ens3",severity="critical"} 3\n'
@@ -166,3 +170,14 @@ def test_temp_name_is_never_read_by_node_exporter(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", spy)
     prometheus.write_textfile("x 1\n", str(tmp_path))
     assert seen and not seen[0].endswith(".prom")
+
+
+def test_info_names_the_version_and_the_applied_profile_and_no_sample_has_a_timestamp():
+    report = report_of(EMULATED)
+    report.profile = 'through"put'
+    text = prometheus.render(report)
+    assert f'guestcheck_info{{version="{__version__}",profile="through\\"put"}} 1\n' in text
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            assert len(line.rsplit("} ", 1)[-1].split()) == 1 or len(line.split()) == 2, line  # value, no timestamp
+    assert "guestcheck_last_run_timestamp_seconds 1795694400\n" in text

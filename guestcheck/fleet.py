@@ -1,0 +1,111 @@
+"""What fleet engines read from each VM: the Ansible local fact, and `guestcheck refresh` that rewrites it
+together with node_exporter's textfile (guestcheck-metrics.timer runs it every 15 minutes).
+
+/etc/ansible/facts.d/guestcheck.fact is static JSON, never an executable: Ansible runs an executable .fact on
+every fact gathering and a failing one breaks the whole play (ansible/ansible#52427). It is written atomically
+(mode 0644) when facts.d exists, or when /etc/guestcheck/guestcheck.conf says `[fleet] ansible_facts = yes`;
+`no` turns it off. Ansible shows it as `ansible_local.guestcheck`.
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from guestcheck import __version__
+from guestcheck.atomicfile import write_atomic
+from guestcheck.collect.fs import read
+from guestcheck.findings import Severity
+from guestcheck.roots import Roots
+
+FACT_SCHEMA = "guestcheck.ansible/1"
+FACTS_DIR = "ansible/facts.d"  # under /etc
+FACT_NAME = "guestcheck.fact"
+SECTION = "fleet"
+_CHOICES = {"yes": "yes", "true": "yes", "on": "yes", "1": "yes", "no": "no", "false": "no", "off": "no",
+            "0": "no", "auto": "auto", "": "auto"}
+
+
+@dataclass
+class FleetSettings:
+    ansible_facts: str = "auto"  # auto: when facts.d exists | yes: make facts.d if missing | no
+    problems: List[str] = field(default_factory=list)
+
+
+def load_fleet_settings(roots: Roots) -> FleetSettings:
+    """[fleet] in /etc/guestcheck/guestcheck.conf; a mistake is noted and the default kept."""
+    from guestcheck.firstboot import config_path
+
+    settings = FleetSettings()
+    path = config_path(roots)
+    got = read(path)
+    if got.value is None:
+        return settings  # firstboot's settings say why an existing file cannot be read
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(got.value, source=path)
+    except configparser.Error:
+        return settings
+    if not parser.has_section(SECTION):
+        return settings
+    for key, raw in parser.items(SECTION):
+        value = raw.strip().lower()
+        if key == "ansible_facts" and value in _CHOICES:
+            settings.ansible_facts = _CHOICES[value]
+        else:
+            settings.problems.append(f"{path}: [{SECTION}] {key} = {raw.strip()!r} ignored: "
+                                     + ("expected yes, no or auto" if key == "ansible_facts" else "unknown key"))
+    return settings
+
+
+def applied_profile(roots: Roots) -> Optional[str]:
+    """The profile the tuner applied last (its journal), None when none or the journal is unreadable."""
+    from guestcheck.tune import TuneError
+    from guestcheck.tune.state import load_state
+
+    try:
+        state = load_state(roots)
+    except TuneError:
+        return None
+    return state.profile if state is not None else None
+
+
+def fact_document(report: Any, profile: Optional[str], now: Optional[str] = None) -> Dict[str, Any]:
+    """What `ansible_local.guestcheck` holds: status, the findings that are not ok, NIC kinds, the profile."""
+    return {
+        "schema": FACT_SCHEMA,
+        "guestcheck_version": __version__,
+        "status": report.status.label,
+        "status_code": report.status.value,
+        "findings": [{"id": f.id, "severity": f.severity.label, "subject": f.subject}
+                     for f in report.findings if f.severity > Severity.OK],
+        "nic_kinds": {n.name: n.kind for n in report.facts.nics},
+        "profile": profile,
+        "collected_at": report.facts.collected_at,
+        "written_at": now or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def facts_dir(roots: Roots) -> str:
+    return os.path.join(roots.etc, FACTS_DIR)
+
+
+def write_ansible_fact(roots: Roots, report: Any, settings: FleetSettings,
+                       profile: Optional[str]) -> Optional[str]:
+    """Write guestcheck.fact where asked; its path, or None when not asked. Raises OSError (with the reason)
+    when it cannot, or when facts.d resolves outside /etc (a symlink to elsewhere is not followed)."""
+    from guestcheck.render.json import dumps
+
+    directory = facts_dir(roots)
+    if settings.ansible_facts == "no" or (settings.ansible_facts == "auto" and not os.path.isdir(directory)):
+        return None
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    etc = os.path.realpath(roots.etc)
+    if os.path.commonpath([os.path.realpath(directory), etc]) != etc:
+        raise OSError(f"{directory} leads outside {roots.etc}; not written")
+    path = os.path.join(directory, FACT_NAME)
+    write_atomic(path, dumps(fact_document(report, profile)), mode=0o644)
+    return path

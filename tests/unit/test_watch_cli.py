@@ -1,0 +1,25 @@
+"""watch/cli.py: options are checked before anything is read; a piped run prints one line per interval."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+REPO_ARGS = [sys.executable, "-m", "guestcheck", "watch"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*REPO_ARGS, *args], capture_output=True, text=True, timeout=30)
+
+
+def test_bad_interval_and_count_are_usage_errors():
+    for args in (["--interval", "0"], ["--interval", "nan"], ["--count", "-1"], ["--count", "1_0"]):
+        done = _run(*args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) >= 1
+
+
+def test_piped_count_lines_without_events():
+    done = _run("--count", "2", "--interval", "0.1", "--events", "none")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2 and "steal" in done.stdout
