@@ -211,6 +211,7 @@ class Facts:
     vlans: List[Vlan] = field(default_factory=list)
     conntrack: Optional[Conntrack] = None
     tunnels: List[Tunnel] = field(default_factory=list)
+    nic_counters: List[NicCounters] = field(default_factory=list)  # drop and limit counters, sampled
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
     problems: List[str] = field(default_factory=list)
@@ -459,3 +460,29 @@ class Tunnel:
     overhead_detail: str = ""  # "20 IPv4 + 8 UDP + 8 VXLAN + 14 Ethernet"
     source: str = "sysfs"  # sysfs | netlink
     notes: List[str] = field(default_factory=list)
+
+
+# --- Drop and limit counters of each NIC, sampled (issue 11) ---
+
+
+@dataclass
+class CounterRate:
+    """One cumulative counter: its value at the end of the sample and how far it rose during it."""
+
+    total: int = 0  # since the interface appeared (boot, for a NIC), at the end of the sample
+    rise: Optional[int] = None  # during the sample; None when not sampled (--sample 0) or the counter was reset
+    per_s: Optional[float] = None  # rise / seconds
+
+
+@dataclass
+class NicCounters:
+    """A NIC's drop and error counters (sysfs statistics) and the driver counters guestcheck knows by name
+    (guestcheck/drivercounters.py), read at the start and the end of the sample."""
+
+    nic: str
+    sampled: bool = False  # two readings; False with --sample 0 (one reading: totals only)
+    seconds: float = 0.0  # between this NIC's two readings
+    interface: Dict[str, CounterRate] = field(default_factory=dict)  # rx_dropped, rx_missed_errors, ...
+    driver: Dict[str, CounterRate] = field(default_factory=dict)  # by the driver's name, as `ethtool -S` prints
+    gauges: Dict[str, int] = field(default_factory=dict)  # conntrack_allowance_available: a level, not a count
+    notes: List[str] = field(default_factory=list)  # what could not be read, and why

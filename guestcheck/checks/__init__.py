@@ -18,7 +18,8 @@ from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
 from guestcheck.text import shell_word
 
-CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge", "conntrack", "tunnels"]
+CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge", "conntrack", "tunnels",
+                 "rings", "drops"]
 
 
 @dataclass(frozen=True)
