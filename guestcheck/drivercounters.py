@@ -13,6 +13,7 @@ three agree on what a name means. Names are the drivers' own, as `ethtool -S` pr
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -51,6 +52,7 @@ _PER_QUEUE = (
 _DEVICE_DROPS = ("rx_no_memory", "tx_no_space")
 
 
+@functools.lru_cache(maxsize=4096)  # the same names repeat on every interface of a driver
 def curated(name: str) -> Optional[DriverCounter]:
     """The meaning of a driver counter guestcheck keeps, or None for the many it leaves out."""
     match = _ALLOWANCE.fullmatch(name)

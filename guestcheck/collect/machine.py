@@ -75,9 +75,10 @@ def collect_facts(
         facts.problems.append(f"{roots.sys}/class/net is not readable: is sysfs mounted?")
     if ethtool is None:
         with ethtool_source(roots) as source:
-            facts.nics = collect_nics(roots, source)
+            # the driver's counters are read by the sample below (both ends of the window), not twice
+            facts.nics = collect_nics(roots, source, driver_stats=counters is not None)
     else:
-        facts.nics = collect_nics(roots, ethtool)
+        facts.nics = collect_nics(roots, ethtool, driver_stats=counters is not None)
     facts.memory = collect_memory(roots)
     facts.path = path_collector.collect_path(roots, live=roots.proc == "/proc")
     facts.bridges = bridges_collector.collect_bridges(roots)

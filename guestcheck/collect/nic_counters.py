@@ -116,5 +116,7 @@ def collect_nic_counters(nics: List[Nic], sample: CounterSample) -> List[NicCoun
         if nic is not None and reading.driver is not None:
             nic.driver_stats = reading.driver
             nic.unknown.pop("driver_stats", None)
+        elif nic is not None and nic.driver_stats is None:
+            nic.unknown["driver_stats"] = reading.driver_error or "unknown"
         out.append(counters)
     return out

@@ -81,3 +81,12 @@ def test_64_bit_totals_are_kept_whole():
     c = nic_counters("eth0", NicReading(1.0, {"rx_dropped": big - 10}), NicReading(3.0, {"rx_dropped": big}))
     assert (c.interface["rx_dropped"].total, c.interface["rx_dropped"].rise, c.interface["rx_dropped"].per_s) == \
         (big, 10, 5.0)
+
+
+def test_facts_to_dict_is_what_dataclasses_asdict_gives(tmp_path):
+    import dataclasses
+
+    m = machine(tmp_path, driver_stats.virtio_new(rx0_drops=2), driver="virtio_net")
+    facts = m.collect()
+    assert facts.to_dict() == dataclasses.asdict(facts)
+    assert json.dumps(facts.to_dict(), sort_keys=True) == json.dumps(dataclasses.asdict(facts), sort_keys=True)
