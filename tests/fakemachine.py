@@ -182,6 +182,7 @@ class FakeMachine:
         channels: Optional[Channels] = None,
         rings: Optional[Rings] = None,
         stats: Optional[dict[str, int]] = None,
+        statistics: Optional[dict[str, int]] = None,
     ) -> None:
         net = f"sys/class/net/{name}"
         for attr, value in {"ifindex": ifindex, "type": link_type, "mtu": mtu, "operstate": operstate,
@@ -236,6 +237,13 @@ class FakeMachine:
             self.ethtool.ring_sets[name] = rings
         if stats is not None:
             self.ethtool.stat_sets[name] = stats
+        if statistics is not None:
+            self.set_statistics(name, statistics)
+
+    def set_statistics(self, name: str, values: dict[str, int]) -> None:
+        """/sys/class/net/NAME/statistics/COUNTER files (the kernel's drop and error counters)."""
+        for counter, value in values.items():
+            self.write(f"sys/class/net/{name}/statistics/{counter}", f"{value}\n")
 
 
 def _features(raw: Any) -> Optional[dict[str, Feature]]:

@@ -19,7 +19,7 @@ from guestcheck.findings import Finding, Severity
 from guestcheck.text import shell_word
 
 CHECK_MODULES = ["virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge", "conntrack", "tunnels",
-                 "fastpath", "agents"]
+                 "rings", "drops", "fastpath", "agents"]
 
 
 @dataclass(frozen=True)

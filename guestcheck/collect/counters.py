@@ -12,7 +12,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Dict, Optional
 
 from guestcheck.collect.fs import cat
 from guestcheck.roots import Roots
@@ -47,6 +47,7 @@ class CounterReading:
     softirqs: Optional[str]
     interrupts: Optional[str]
     conntrack_stat: Optional[str] = None  # /proc/net/stat/nf_conntrack; absent without conntrack
+    nics: Optional[Dict[str, Any]] = None  # NIC name -> collect.nic_counters.NicReading; None: not read
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,11 @@ class CounterSample:
         return max(self.after.monotonic - self.before.monotonic, 1e-6)
 
 
-def read_counters(roots: Roots) -> CounterReading:
+NicReader = Callable[[], Dict[str, Any]]
+
+
+def read_counters(roots: Roots, read_nics: Optional[NicReader] = None) -> CounterReading:
+    """`read_nics` reads the NICs' drop counters (collect.nic_counters) in the same moment."""
     return CounterReading(
         monotonic=time.monotonic(),
         proc_stat=cat(os.path.join(roots.proc, "stat")),
@@ -67,17 +72,18 @@ def read_counters(roots: Roots) -> CounterReading:
         softirqs=cat(os.path.join(roots.proc, "softirqs")),
         interrupts=cat(os.path.join(roots.proc, "interrupts")),
         conntrack_stat=cat(os.path.join(roots.proc, "net/stat/nf_conntrack")),
+        nics=read_nics() if read_nics is not None else None,
     )
 
 
-def sample_counters(roots: Roots, seconds: float) -> CounterSample:
+def sample_counters(roots: Roots, seconds: float, read_nics: Optional[NicReader] = None) -> CounterSample:
     """`seconds` <= 0 means "do not sample": one reading twice, so every rate is 0 rather than a few
     packets divided by the microseconds between two reads."""
-    before = read_counters(roots)
+    before = read_counters(roots, read_nics)
     if seconds <= 0:
         return CounterSample(before, before)
     time.sleep(seconds)
-    return CounterSample(before, read_counters(roots))
+    return CounterSample(before, read_counters(roots, read_nics))
 
 
 def counter_delta(before: int, after: int, width: int = 32) -> int:

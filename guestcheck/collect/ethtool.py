@@ -181,11 +181,11 @@ def decode_features(names: List[str], blocks: bytes) -> Dict[str, Feature]:
     """The GFEATURES answer after its header: one block of four u32 words per 32 features, in the order of
     the ETH_SS_FEATURES strings. The one decoder of these words (the tuner reads `requested` from it too)."""
     out: Dict[str, Feature] = {}
+    words = [struct.unpack_from("IIII", blocks, offset) for offset in range(0, len(blocks) - 15, 16)]
     for i, name in enumerate(names):
-        offset = 16 * (i // 32)
-        if not name or offset + 16 > len(blocks):
+        if not name or i // 32 >= len(words):
             continue
-        available, requested, active, never_changed = struct.unpack_from("IIII", blocks, offset)
+        available, requested, active, never_changed = words[i // 32]
         bit = 1 << (i % 32)
         out[name] = Feature(
             on=bool(active & bit),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import socket
@@ -10,6 +11,7 @@ from typing import Any, Callable, Optional
 from guestcheck import __version__
 from guestcheck.collect import bridges as bridges_collector
 from guestcheck.collect import conntrack as conntrack_collector
+from guestcheck.collect import nic_counters as nic_counters_collector
 from guestcheck.collect import path as path_collector
 from guestcheck.collect import softirq as softirq_collector
 from guestcheck.collect import tunnels as tunnels_collector
@@ -80,9 +82,10 @@ def collect_facts(
         facts.problems.append(f"{roots.sys}/class/net is not readable: is sysfs mounted?")
     if ethtool is None:
         with ethtool_source(roots) as source:
-            facts.nics = collect_nics(roots, source)
+            # the driver's counters are read by the sample below (both ends of the window), not twice
+            facts.nics = collect_nics(roots, source, driver_stats=counters is not None)
     else:
-        facts.nics = collect_nics(roots, ethtool)
+        facts.nics = collect_nics(roots, ethtool, driver_stats=counters is not None)
     facts.memory = collect_memory(roots)
     facts.path = path_collector.collect_path(roots, live=roots.proc == "/proc")
     facts.bridges = bridges_collector.collect_bridges(roots)
@@ -91,10 +94,14 @@ def collect_facts(
     facts.pci_network = collect_pci_network(roots)
     facts.agents = collect_agents(roots)
     if counters is None:
-        counters = sample_counters(roots, sample_seconds)
+        with (ethtool_source(roots) if ethtool is None else contextlib.nullcontext(ethtool)) as source:
+            names = nic_counters_collector.counted_nics(facts.nics)
+            counters = sample_counters(roots, sample_seconds,
+                                       lambda: nic_counters_collector.read_nics(roots, names, source))
     facts.sample_seconds = round(counters.seconds, 3)
     # Areas that need the counter sample are collected below, each from `counters`.
     facts.cpu_steal = measure_steal(counters)
     facts.softirq = softirq_collector.collect_softirq(roots, facts.nics, counters)
     facts.conntrack = conntrack_collector.collect_conntrack(roots, counters)
+    facts.nic_counters = nic_counters_collector.collect_nic_counters(facts.nics, counters)
     return facts

@@ -78,8 +78,9 @@ def _count_queues(netdir: str) -> tuple[Optional[int], Optional[int]]:
     return sum(e.startswith("rx-") for e in entries), sum(e.startswith("tx-") for e in entries)
 
 
-def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource) -> Optional[Nic]:
-    """One interface, or None when it vanished while we looked."""
+def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource, driver_stats: bool = True) -> Optional[Nic]:
+    """One interface, or None when it vanished while we looked. `driver_stats=False` leaves the driver's
+    counters to the sample's readings (collect.nic_counters), which fill them in."""
     netdir = os.path.join(roots.sys, "class/net", name)
     nic = Nic(name=name)
     nic.ifindex = cat_int(os.path.join(netdir, "ifindex"))
@@ -137,19 +138,20 @@ def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource) -> Optional[Nic
         nic.rings = ethtool.rings(name)
     except EthtoolError as e:
         nic.unknown["rings"] = e.reason
-    try:
-        nic.driver_stats = ethtool.stats(name)
-    except EthtoolError as e:
-        nic.unknown["driver_stats"] = e.reason
+    if driver_stats:
+        try:
+            nic.driver_stats = ethtool.stats(name)
+        except EthtoolError as e:
+            nic.unknown["driver_stats"] = e.reason
 
     nic.driver = nic.driver_sysfs or nic.driver_ethtool
     return nic
 
 
-def collect_nics(roots: Roots, ethtool: EthtoolSource) -> list[Nic]:
+def collect_nics(roots: Roots, ethtool: EthtoolSource, driver_stats: bool = True) -> list[Nic]:
     nics = []
     for name in listdir(os.path.join(roots.sys, "class/net")):
-        nic = collect_nic(roots, name, ethtool)
+        nic = collect_nic(roots, name, ethtool, driver_stats)
         if nic is not None:
             nics.append(nic)
     return nics

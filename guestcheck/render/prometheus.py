@@ -12,6 +12,7 @@ import os
 from typing import Optional
 
 from guestcheck.atomicfile import write_atomic
+from guestcheck.drivercounters import ALLOWANCE_GAUGE, INTERFACE_COUNTERS, curated
 from guestcheck.findings import Finding
 from guestcheck.report import Report
 from guestcheck.text import escape_control
@@ -38,8 +39,22 @@ _METRICS = {
     "guestcheck_conntrack_insert_failed_total": (
         "Conntrack entries that failed to insert (a race, or a full table), summed over CPUs."),
 }
+_NIC_METRICS = {
+    **{f"guestcheck_nic_{c}_total": f"The interface's {c} (/sys/class/net/IFACE/statistics/{c})."
+       for c in INTERFACE_COUNTERS},
+    "guestcheck_nic_allowance_exceeded_total": (
+        "Packets the cloud provider queued or dropped because the instance exceeded an allowance "
+        "(AWS ENA bw_in, bw_out, pps, conntrack, linklocal _allowance_exceeded)."),
+    "guestcheck_nic_conntrack_allowance_available": (
+        "Tracked connections the instance can still open before its allowance (AWS ENA "
+        "conntrack_allowance_available)."),
+    "guestcheck_nic_driver_drops_total": (
+        "Drops and stops the driver counts, per queue where it counts per queue (virtio-net drops and "
+        "xdp_tx_drops, ENA tx_queue_stop, netvsc rx_no_memory and tx_no_space)."),
+}
+_METRICS.update(_NIC_METRICS)
 _COUNTERS = {"guestcheck_conntrack_drop_total", "guestcheck_conntrack_early_drop_total",
-             "guestcheck_conntrack_insert_failed_total"}
+             "guestcheck_conntrack_insert_failed_total"} | {n for n in _NIC_METRICS if n.endswith("_total")}
 
 
 def escape_label_value(value: str) -> str:
@@ -104,7 +119,39 @@ def render(report: Report) -> str:
         lines += _header("guestcheck_last_run_timestamp_seconds")
         lines.append(f"guestcheck_last_run_timestamp_seconds {when:.0f}")
     lines += _conntrack_lines(report)
+    lines += nic_counter_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def nic_counter_lines(report: Report) -> list[str]:
+    """The curated counters of each NIC (guestcheck/drivercounters.py), never every `ethtool -S` name: a
+    handful of series per interface, plus one per queue for the per-queue drop counters."""
+    series: dict[str, dict[str, int]] = {name: {} for name in _NIC_METRICS}  # name -> labels -> value
+    for c in report.facts.nic_counters:
+        for counter in INTERFACE_COUNTERS:
+            if counter in c.interface:
+                series[f"guestcheck_nic_{counter}_total"].setdefault(_labels(interface=c.nic),
+                                                                      c.interface[counter].total)
+        for name, rate in sorted(c.driver.items()):
+            d = curated(name)
+            if d is None:
+                continue
+            if d.kind == "allowance":
+                series["guestcheck_nic_allowance_exceeded_total"].setdefault(
+                    _labels(interface=c.nic, allowance=d.what), rate.total)
+            elif d.kind in ("queue-drop", "queue-stop", "device-drop"):
+                labels = (_labels(interface=c.nic, queue=d.queue, counter=d.what) if d.queue
+                          else _labels(interface=c.nic, counter=d.what))
+                series["guestcheck_nic_driver_drops_total"].setdefault(labels, rate.total)
+        if ALLOWANCE_GAUGE in c.gauges:
+            series["guestcheck_nic_conntrack_allowance_available"].setdefault(
+                _labels(interface=c.nic), c.gauges[ALLOWANCE_GAUGE])
+    lines: list[str] = []
+    for name, samples in series.items():  # a repeated series (two spellings of one counter) is written once
+        if samples:
+            lines += _header(name)
+            lines += [f"{name}{labels} {value}" for labels, value in samples.items()]
+    return lines
 
 
 def _conntrack_lines(report: Report) -> list[str]:
