@@ -63,8 +63,11 @@ def _with_path(chosen: Recommendation, facts: Any, dirs: Sequence[str], verdict_
     if big:
         long = (f"; at {path.rtt_s * 1000:.0f} ms the path is long, so {WAN}: fq pacing and BBR on top"
                 if name == WAN else "")
-        return Recommendation(name, chosen.reasons, f"memory is there for buffers sized to the path: "
-                              f"{sizing.ceiling_bytes} bytes per socket at most{long}",
+        have = _kernel_ceiling(procsys)
+        why = (f"the kernel's own tcp_rmem ceiling ({have} bytes) already holds this path's window: sizing "
+               "raises nothing here" if have is not None and have >= sizing.ceiling_bytes else
+               f"memory is there for buffers sized to the path: {sizing.ceiling_bytes} bytes per socket at most")
+        return Recommendation(name, chosen.reasons, why + long,
                               [f"{THROUGHPUT} {args}" if name == WAN else f"{WAN} {args}: fq pacing and BBR too"],
                               sizes, f"guestcheck tune apply {name} {args}")
     return Recommendation(name, chosen.reasons, chosen.conclusion + "; buffers sized to the path need guaranteed "
@@ -72,6 +75,12 @@ def _with_path(chosen: Recommendation, facts: Any, dirs: Sequence[str], verdict_
                           [*chosen.alternatives, f"{WAN} {args} --force: the sizes shown, if you know the memory "
                                                  "is really there"],
                           sizes, f"guestcheck tune diff {name}")
+
+
+def _kernel_ceiling(procsys: Any) -> Optional[int]:
+    """The live tcp_rmem maximum, or None when it cannot be read."""
+    fields = ((procsys.read("net.ipv4.tcp_rmem") if procsys else None) or "").split()
+    return int(fields[2]) if len(fields) == 3 and fields[2].isdigit() else None
 
 
 def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any]) -> Recommendation:

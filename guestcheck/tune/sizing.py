@@ -104,7 +104,7 @@ def _ms(seconds: float) -> str:
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
 
 def kernel_version(release: Optional[str]) -> Optional[tuple]:

@@ -269,3 +269,11 @@ def test_an_interrupted_apply_is_named_with_the_keys_never_written(tmp_path):
         assert "None" not in out.stdout
     assert tune(tmp_path, "rollback").returncode == 0
     assert k.get("net.ipv4.tcp_fin_timeout") == "60"
+
+
+def test_recommend_says_when_the_kernel_already_holds_the_window(tmp_path):
+    k = FakeKernel(tmp_path)
+    k.set("net.ipv4.tcp_rmem", "4096 131072 33554432")
+    out = tune(tmp_path, "recommend", "--rate", "100M", "--rtt", "20ms", "--facts", ram_facts(tmp_path, 8192))
+    assert "so: the kernel's own tcp_rmem ceiling (33554432 bytes) already holds this path's window" in out.stdout
+    assert "  size: BDP: 250000 bytes (244.1 KiB)" in out.stdout
