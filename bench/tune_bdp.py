@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from tests.vm import guest  # noqa: E402
 
 LABELS = {"default": "stock kernel defaults", "throughput": "apply throughput (static)",
-          "sized": "apply wan --rate/--rtt (sized)"}
+          "sized": "apply --rate/--rtt (sized)"}
 
 
 def rate_mbps(rate: str) -> float:
@@ -85,6 +85,9 @@ def main() -> int:
                    help="RATE/DELAY pairs (netem delay on each side), measured one after another in the same guest")
     p.add_argument("--seconds", type=int, default=30, help="iperf3 -t (after --omit seconds of slow start)")
     p.add_argument("--omit", type=int, default=10)
+    p.add_argument("--sized-profile", default="wan", choices=("wan", "throughput"),
+                   help="the profile applied with --rate/--rtt: wan (fq, BBR; the issue's setup) or throughput "
+                        "(CUBIC, as the static row: the buffers alone)")
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--memory-mb", type=int, default=2048)
     args = p.parse_args()
@@ -100,7 +103,7 @@ def main() -> int:
         return 2
     guest.ensure_image()
     command = (f"python3 bench/tune_bdp_guest.py --runs {','.join(runs)} --seconds {args.seconds} "
-               f"--omit {args.omit}")
+               f"--omit {args.omit} --sized-profile {args.sized_profile}")
     budget = 300 + len(runs) * 3 * (args.seconds + args.omit + 60)
     result = guest.run_in_guest(command, cpus=args.cpus, memory_mb=args.memory_mb, timeout=budget)
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("TUNE-BDP-RESULT ")), None)

@@ -82,11 +82,11 @@ def iperf(seconds: int, omit: int) -> dict:
 SETUPS = ("default", "throughput", "sized")
 
 
-def apply_argv(setup: str, rate: str, delay: str) -> list[str]:
-    """The `guestcheck tune apply` arguments of a setup: the static profile, or wan sized to the netem path."""
+def apply_argv(setup: str, rate: str, delay: str, sized_profile: str = "wan") -> list[str]:
+    """The `guestcheck tune apply` arguments of a setup: the static profile, or one sized to the netem path."""
     if setup == "throughput":
         return ["throughput"]
-    return ["wan", "--rate", guestcheck_rate(rate), "--rtt", f"{2 * milliseconds(delay):g}ms"]
+    return [sized_profile, "--rate", guestcheck_rate(rate), "--rtt", f"{2 * milliseconds(delay):g}ms"]
 
 
 def guestcheck_rate(rate: str) -> str:
@@ -118,7 +118,7 @@ def tune_apply(args: list[str], force: bool) -> dict:
     return result
 
 
-def measure(rate: str, delay: str, seconds: int, omit: int) -> dict:
+def measure(rate: str, delay: str, seconds: int, omit: int, sized_profile: str) -> dict:
     """Each setup on fresh namespaces (a new namespace starts from the kernel's defaults): the stock defaults,
     the static throughput profile, and wan sized to the path (--rate, --rtt = 2 x the netem delay)."""
     res: dict = {"rate": rate, "delay_each_way": delay, "rtt_ms": 2 * milliseconds(delay), "setups": {}}
@@ -126,7 +126,7 @@ def measure(rate: str, delay: str, seconds: int, omit: int) -> dict:
         setup(rate, delay, shaped=True)
         entry: dict = {}
         if setup_name != "default":
-            args = apply_argv(setup_name, rate, delay)
+            args = apply_argv(setup_name, rate, delay, sized_profile)
             entry["command"] = "guestcheck tune apply " + " ".join(args)
             applied = tune_apply(args, force=False)
             entry["guard"] = "passed"
@@ -148,6 +148,7 @@ def main() -> int:
                    help="comma-separated RATE/DELAY (delay each way), measured one after another")
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--omit", type=int, default=5)
+    p.add_argument("--sized-profile", default="wan", choices=("wan", "throughput"))
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     runs = [tuple(r.split("/", 1)) for r in args.runs.split(",") if r.strip()]
@@ -155,7 +156,7 @@ def main() -> int:
     setup("", "0ms", shaped=False)
     res["unshaped"] = iperf(5, 1)
     log("unshaped veth (what this TCG guest can move at all):", res["unshaped"])
-    res["runs"] = [measure(rate, delay, args.seconds, args.omit) for rate, delay in runs]
+    res["runs"] = [measure(rate, delay, args.seconds, args.omit, args.sized_profile) for rate, delay in runs]
     print("TUNE-BDP-RESULT " + json.dumps(res), flush=True)
     return 0
 
