@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs INSIDE the QEMU guest (bench/tune_bdp.py boots it): iperf3 over a netem-shaped veth between two
-network namespaces, with the stock kernel defaults, then after `guestcheck tune apply throughput` in both
-namespaces. Prints one line `TUNE-BDP-RESULT <json>` on stdout; the log goes to stderr.
+network namespaces, with the stock kernel defaults, after `guestcheck tune apply throughput`, and after
+`guestcheck tune apply wan --rate RATE --rtt RTT` (sized to the netem path), each in both namespaces.
+Prints one line `TUNE-BDP-RESULT <json>` on stdout; the log goes to stderr.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -77,52 +79,84 @@ def iperf(seconds: int, omit: int) -> dict:
             "seconds": seconds, "omitted_seconds": omit}
 
 
-def tune_apply(force: bool) -> dict:
-    """`guestcheck tune apply throughput` in both namespaces, each with its own --root for /etc and /var/lib."""
+SETUPS = ("default", "throughput", "sized")
+
+
+def apply_argv(setup: str, rate: str, delay: str, sized_profile: str = "wan") -> list[str]:
+    """The `guestcheck tune apply` arguments of a setup: the static profile, or one sized to the netem path."""
+    if setup == "throughput":
+        return ["throughput"]
+    return [sized_profile, "--rate", guestcheck_rate(rate), "--rtt", f"{2 * milliseconds(delay):g}ms"]
+
+
+def guestcheck_rate(rate: str) -> str:
+    """netem's "400mbit" as guestcheck's "400M"."""
+    m = re.fullmatch(r"([0-9.]+)([kmg]?)bit", rate.strip().lower())
+    if not m:
+        raise SystemExit(f"cannot read rate {rate!r} (use e.g. 400mbit)")
+    return m.group(1) + {"k": "k", "m": "M", "g": "G", "": ""}[m.group(2)]
+
+
+def milliseconds(delay: str) -> float:
+    text = delay.strip().lower()
+    if text.endswith("ms"):
+        return float(text[:-2])
+    if text.endswith("us"):
+        return float(text[:-2]) / 1000
+    return float(text.rstrip("s")) * 1000
+
+
+def tune_apply(args: list[str], force: bool) -> dict:
+    """`guestcheck tune apply ARGS` in both namespaces, each with its own --root for /etc and /var/lib."""
     result = {}
     for name in (SND, RCV):
         root = tempfile.mkdtemp(prefix=f"gc-{name}-")
-        argv = [sys.executable, "-m", "guestcheck", "tune", "--root", root, "apply", "throughput"]
+        argv = [sys.executable, "-m", "guestcheck", "tune", "--root", root, "apply", *args]
         out = ns(name, *argv, *(["--force"] if force else []), check=False)
         result[name] = {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr.strip()}
-        log(f"--- guestcheck tune apply throughput in {name} (rc {out.returncode})\n{out.stdout}{out.stderr}")
+        log(f"--- guestcheck tune apply {' '.join(args)} in {name} (rc {out.returncode})\n{out.stdout}{out.stderr}")
     return result
 
 
-def measure(rate: str, delay: str, seconds: int, omit: int) -> dict:
-    """Default then tuned, on fresh namespaces (a new namespace starts from the kernel's defaults)."""
-    res: dict = {"rate": rate}
-    setup(rate, delay, shaped=True)
-    res["qdisc"] = ns(SND, "tc", "qdisc", "show", "dev", "gcb0").stdout.strip()
-    res["sysctl_default"] = {n: sysctls(n) for n in (SND, RCV)}
-    res["default"] = iperf(seconds, omit)
-    log(f"{rate}: stock defaults:", res["default"])
-    applied = tune_apply(force=False)
-    res["guard"] = "passed"
-    if any(a["rc"] != 0 for a in applied.values()):
-        res["guard"] = "refused: " + "; ".join(a["stderr"] for a in applied.values() if a["rc"])
-        applied = tune_apply(force=True)
-    res["apply_rc"] = {n: a["rc"] for n, a in applied.items()}
-    res["apply_output"] = applied[RCV]["stdout"]
-    res["sysctl_tuned"] = {n: sysctls(n) for n in (SND, RCV)}
-    res["tuned"] = iperf(seconds, omit)
-    log(f"{rate}: after tune apply throughput:", res["tuned"])
+def measure(rate: str, delay: str, seconds: int, omit: int, sized_profile: str) -> dict:
+    """Each setup on fresh namespaces (a new namespace starts from the kernel's defaults): the stock defaults,
+    the static throughput profile, and wan sized to the path (--rate, --rtt = 2 x the netem delay)."""
+    res: dict = {"rate": rate, "delay_each_way": delay, "rtt_ms": 2 * milliseconds(delay), "setups": {}}
+    for setup_name in SETUPS:
+        setup(rate, delay, shaped=True)
+        entry: dict = {}
+        if setup_name != "default":
+            args = apply_argv(setup_name, rate, delay, sized_profile)
+            entry["command"] = "guestcheck tune apply " + " ".join(args)
+            applied = tune_apply(args, force=False)
+            entry["guard"] = "passed"
+            if any(a["rc"] not in (0, 1) for a in applied.values()):
+                entry["guard"] = "refused: " + "; ".join(a["stderr"] for a in applied.values() if a["rc"])
+                applied = tune_apply(args, force=True)
+            entry["apply_rc"] = {n: a["rc"] for n, a in applied.items()}
+            entry["apply_output"] = applied[RCV]["stdout"]
+        entry["sysctl"] = {n: sysctls(n) for n in (SND, RCV)}
+        entry["iperf"] = iperf(seconds, omit)
+        log(f"{rate}/{delay} each way, {setup_name}:", entry["iperf"])
+        res["setups"][setup_name] = entry
     return res
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--rates", default="300mbit", help="comma-separated netem rates, measured one after another")
-    p.add_argument("--delay", default="100ms")
+    p.add_argument("--runs", default="300mbit/100ms",
+                   help="comma-separated RATE/DELAY (delay each way), measured one after another")
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--omit", type=int, default=5)
+    p.add_argument("--sized-profile", default="wan", choices=("wan", "throughput"))
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    res: dict = {"delay_each_way": args.delay, "kernel": os.uname().release}
-    setup("", args.delay, shaped=False)
+    runs = [tuple(r.split("/", 1)) for r in args.runs.split(",") if r.strip()]
+    res: dict = {"kernel": os.uname().release}
+    setup("", "0ms", shaped=False)
     res["unshaped"] = iperf(5, 1)
     log("unshaped veth (what this TCG guest can move at all):", res["unshaped"])
-    res["runs"] = [measure(rate, args.delay, args.seconds, args.omit) for rate in args.rates.split(",")]
+    res["runs"] = [measure(rate, delay, args.seconds, args.omit, args.sized_profile) for rate, delay in runs]
     print("TUNE-BDP-RESULT " + json.dumps(res), flush=True)
     return 0
 

@@ -31,6 +31,7 @@ from guestcheck.tune.persist import ABSENT, FILE, MASKED, SYMLINK, PersistFile, 
 from guestcheck.tune.plan import HOST, SKIP, Change, Plan, plan_profile
 from guestcheck.tune.profile import Profile, normalise_value
 from guestcheck.tune.state import (
+    SizingRecord,
     State,
     SysctlBackup,
     load_state,
@@ -198,14 +199,15 @@ def new_journal(plan: Plan, old: Optional[State]) -> Dict[str, SysctlBackup]:
 
 
 def apply_profile(profile: Profile, roots: Roots, *, dry_run: bool = False,
-                  procsys: Optional[ProcSys] = None) -> ApplyResult:
+                  procsys: Optional[ProcSys] = None, sizing: Optional[SizingRecord] = None) -> ApplyResult:
+    """Apply `profile` (already sized to the path when `sizing` says how: it is journaled with the values)."""
     procsys = procsys or ProcSys(roots)
     if dry_run:
-        return _apply_profile(profile, roots, procsys, dry_run=True)
+        return _apply_profile(profile, roots, procsys, dry_run=True, sizing=sizing)
     refusal = inspect(persist_path(roots)).refusal()  # before the lock: a refused apply creates nothing
     if refusal:
         raise TuneError(f"{refusal}; nothing was changed")
-    return _under_lock(roots, lambda dry: _apply_profile(profile, roots, procsys, dry_run=dry),
+    return _under_lock(roots, lambda dry: _apply_profile(profile, roots, procsys, dry_run=dry, sizing=sizing),
                        lambda r: r.nothing_to_do, "nothing was changed")
 
 
@@ -224,7 +226,8 @@ def _under_lock(roots: Roots, run: Callable[[bool], R], idle: Callable[[R], bool
         return run(False)
 
 
-def _apply_profile(profile: Profile, roots: Roots, procsys: ProcSys, *, dry_run: bool) -> ApplyResult:
+def _apply_profile(profile: Profile, roots: Roots, procsys: ProcSys, *, dry_run: bool,
+                   sizing: Optional[SizingRecord] = None) -> ApplyResult:
     old = load_state(roots)
     plan = plan_profile(profile, roots, old, procsys)
     journal = new_journal(plan, old)
@@ -246,6 +249,7 @@ def _apply_profile(profile: Profile, roots: Roots, procsys: ProcSys, *, dry_run:
         result.notes.append(f"{ppath} is read at boot in the host's own network namespace, not in this one")
     final = (old.copy() if old else State())
     final.profile, final.complete, final.sysctl = (profile.name if journal else None), True, journal
+    final.applying, final.sizing = None, (sizing if journal else None)
     final.persist_original, final.persist_mode, final.persist_recorded = original, original_mode, True
     if not journal and not final.features and not final.channels and not final.rings and not final.links:
         final = State()
@@ -280,7 +284,7 @@ def io_errors(consequence: str) -> Iterator[None]:
 def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State], final: State,
                persist: PersistFile, content: Optional[str], mode: Optional[int]) -> None:
     journal = old.copy() if old else State()
-    journal.complete = False
+    journal.complete, journal.applying = False, plan.profile.name
     for c in plan.changes:
         if c.original is not None and c.target is not None and c.key not in journal.sysctl:
             journal.sysctl[c.key] = SysctlBackup(c.original, c.target)

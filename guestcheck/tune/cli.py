@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 import click
 
@@ -25,6 +25,7 @@ from guestcheck.tune.profile import Loader, Profile, load, profile_dirs
 class TuneContext:
     roots: Roots
     dirs: List[str]
+    facts: Any = None  # collected (or loaded) once per command
 
 
 def config_roots(base: str) -> Roots:
@@ -50,6 +51,20 @@ def user_errors() -> Iterator[None]:
 
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+facts_option = click.option("--facts", "facts_file", type=click.Path(dir_okay=False), metavar="FILE",
+                            help="Judge memory (the guard, the buffer cap) on a saved `guestcheck facts --json` "
+                                 "instead of this machine.")
+
+
+def path_options(f: Any) -> Any:
+    """--rate with --rtt or --peer: size the TCP buffer ceilings to the path's bandwidth-delay product."""
+    f = click.option("--peer", metavar="HOST[:PORT]",
+                     help="Measure the round trip with TCP connects to HOST (port 5201 unless given) instead "
+                          "of --rtt.")(f)
+    f = click.option("--rtt", metavar="TIME", help="The path's round-trip time, e.g. 300ms.")(f)
+    return click.option("--rate", metavar="RATE",
+                        help="Size the buffers to a path of this bandwidth (bits/s, e.g. 400M); needs --rtt or "
+                             "--peer.")(f)
 
 
 @click.group()
@@ -110,6 +125,8 @@ def show(tc: TuneContext, profile: str) -> None:
     for s in p.settings.values():
         click.echo(f"  {s.key} = {'>' if s.raise_only else ''}{s.value}" + ("   (raise only)" if s.raise_only else ""))
         click.echo(f"      why: {s.reason or '(no reason given)'}")
+        if s.source:
+            click.echo(f"      source: {s.source}")
 
 
 def _plan_lines(plan: Plan, verbose: bool) -> List[str]:
@@ -123,6 +140,8 @@ def _plan_lines(plan: Plan, verbose: bool) -> List[str]:
             lines.append(f"  {c.action:<8} {c.key}: {c.note}")
         if verbose and c.reason:
             lines.append(f"           why: {c.reason}")
+        if verbose and c.source:
+            lines.append(f"           source: {c.source}")
     return [escape_control(line) for line in lines]  # live values come from the kernel
 
 
@@ -140,17 +159,33 @@ def _summary_line(plan: Plan) -> str:
 
 @tune.command()
 @click.argument("profile")
+@path_options
+@facts_option
 @click.pass_obj
-def diff(tc: TuneContext, profile: str) -> None:
-    """Compare a profile with the live kernel: what apply would set, keep, skip or leave to the host."""
+def diff(tc: TuneContext, profile: str, rate: Optional[str], rtt: Optional[str], peer: Optional[str],
+         facts_file: Optional[str]) -> None:
+    """Compare a profile with the live kernel: what apply would set, keep, skip or leave to the host.
+    With --rate and --rtt (or --peer), the buffer ceilings are sized to that path and the arithmetic shown."""
     from guestcheck.tune.live import ProcSys
     from guestcheck.tune.plan import plan_profile
     from guestcheck.tune.state import load_state
+    from guestcheck.tune.verify import interrupted_run
 
     p = _load(tc, profile)
+    procsys = ProcSys(tc.roots)
     with user_errors():
-        plan = plan_profile(p, tc.roots, load_state(tc.roots), ProcSys(tc.roots))
+        state = load_state(tc.roots)
+        sized = _sized(tc, p, rate, rtt, peer, facts_file, state, procsys)
+        if sized is not None:
+            p = sized[0]
+        plan = plan_profile(p, tc.roots, state, procsys)
     click.echo(f"{p.name}: {p.summary}  [{_summary_line(plan)}]")
+    if sized is not None:
+        for line in sized[1].lines():
+            click.echo(f"  {escape_control(line)}")
+    if state is not None:
+        for line in interrupted_run(state, procsys):
+            click.echo(f"note: {line}")
     for line in _plan_lines(plan, verbose=True):
         click.echo(line)
     conflicts = _conflict_lines(tc, plan)
@@ -160,14 +195,32 @@ def diff(tc: TuneContext, profile: str) -> None:
             click.echo(line)
 
 
+def _sized(tc: TuneContext, p: Profile, rate: Optional[str], rtt: Optional[str], peer: Optional[str],
+           facts_file: Optional[str], state: Any, procsys: Any) -> Optional[Tuple[Profile, Any]]:
+    """(the profile sized to the path, the Sizing), or None when no --rate was given. Raises TuneError."""
+    from guestcheck.tune.netpath import parse_path, size_path
+    from guestcheck.tune.sizing import sized_profile
+
+    path = parse_path(rate, rtt, peer)
+    if path is None:
+        return None
+    sizing = size_path(path, procsys, _facts(tc, facts_file), p.guards)
+    journal = state.sysctl if state else {}
+    return sized_profile(p, sizing.ceiling_bytes, sizing.summary(),
+                         lambda key: journal[key].original if key in journal else procsys.read(key)), sizing
+
+
 def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
-    if facts_file:
-        from guestcheck.cli import load_facts_file
+    if tc.facts is None:
+        if facts_file:
+            from guestcheck.cli import load_facts_file
 
-        return load_facts_file(facts_file)
-    from guestcheck.collect.machine import collect_facts
+            tc.facts = load_facts_file(facts_file)
+        else:
+            from guestcheck.collect.machine import collect_facts
 
-    return collect_facts(tc.roots, sample_seconds=0)
+            tc.facts = collect_facts(tc.roots, sample_seconds=0)
+    return tc.facts
 
 
 @tune.command()
@@ -175,29 +228,47 @@ def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
 @dry_run_option
 @click.option("--force", is_flag=True, help="Apply even when the profile's memory guard refuses, or when another "
               "agent (an active TuneD profile) sets the same keys and would put its values back.")
-@click.option("--facts", "facts_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Judge the memory guard on a saved `guestcheck facts --json` instead of this machine.")
-@click.pass_obj
-def apply(tc: TuneContext, profile: str, dry_run: bool, force: bool, facts_file: Optional[str]) -> None:
-    """Write a profile to /proc/sys, persist it in /etc/sysctl.d/90-guestcheck.conf, keep a backup."""
+@path_options
+@facts_option
+@click.pass_context
+def apply(ctx: click.Context, profile: str, dry_run: bool, force: bool, rate: Optional[str], rtt: Optional[str],
+          peer: Optional[str], facts_file: Optional[str]) -> None:
+    """Write a profile to /proc/sys, persist it in /etc/sysctl.d/90-guestcheck.conf, keep a backup.
+    With --rate and --rtt (or --peer), the TCP buffer ceilings are sized to that path instead.
+    Exit code 1 when the change is made but a later sysctl.d file puts another value back at boot."""
     from guestcheck.tune import guard
     from guestcheck.tune.apply import apply_profile
+    from guestcheck.tune.live import ProcSys
+    from guestcheck.tune.netpath import SIZING_GUARD
     from guestcheck.tune.owners import guard as owners_guard
+    from guestcheck.tune.state import SizingRecord, load_state
 
+    tc: TuneContext = ctx.obj
     p = _load(tc, profile)
-    if p.guards.requires_guaranteed_memory or p.guards.min_ram_mb is not None:
-        verdict = guard.check(p.guards, _facts(tc, facts_file))
+    procsys = ProcSys(tc.roots)
+    with user_errors():
+        sized = _sized(tc, p, rate, rtt, peer, facts_file, load_state(tc.roots), procsys)
+    guards = p.guards.merged(SIZING_GUARD) if sized else p.guards
+    if guards.requires_guaranteed_memory or guards.min_ram_mb is not None:
+        verdict = guard.check(guards, _facts(tc, facts_file))
         why = "; ".join(verdict.reasons)
+        what = f"{p.name} sized to the path" if sized and not p.guards.requires_guaranteed_memory else p.name
         if not verdict.allowed and not (force or dry_run):
-            raise TuneFailed(f"refusing {p.name}: {why} (--force applies it anyway)")
+            raise TuneFailed(f"refusing {what}: {why} (--force applies it anyway)")
         if not verdict.allowed:
             click.echo(f"memory guard overridden by --force: {why}" if force else
-                       f"note: apply would refuse {p.name} without --force: {why}")
+                       f"note: apply would refuse {what} without --force: {why}")
+    record = None
+    if sized is not None:
+        p, sizing = sized
+        record = SizingRecord(sizing.ceiling_bytes, sizing.summary())
+        for line in sizing.lines():
+            click.echo(escape_control(line))
     with user_errors():  # another agent (TuneD) setting the same keys: a warning, or a refusal without --force
         for line in owners_guard(tc.roots, {f"sysctl:{k}": s.value for k, s in p.settings.items()}, force=force,
                                  dry_run=dry_run, raise_only={k: s.raise_only for k, s in p.settings.items()}):
             click.echo(escape_control(line))
-        result = apply_profile(p, tc.roots, dry_run=dry_run)
+        result = apply_profile(p, tc.roots, dry_run=dry_run, procsys=procsys, sizing=record)
     plan = result.plan
     if result.nothing_to_do:
         click.echo(f"{p.name}: nothing to change, the kernel already has it  [{_summary_line(plan)}]")
@@ -217,6 +288,24 @@ def apply(tc: TuneContext, profile: str, dry_run: bool, force: bool, facts_file:
         click.echo(f"boot order:{line}")
     if dry_run:
         click.echo("dry run: nothing was changed")
+        return
+    lost = _lost_at_boot(tc, plan)
+    if lost:
+        click.echo(f"in force now, but at the next boot {lost}")
+        ctx.exit(1)
+
+
+def _lost_at_boot(tc: TuneContext, plan: Plan) -> str:
+    """Which later sysctl.d file puts another value back at boot, said in one line ("" when none does)."""
+    from guestcheck.tune.conflicts import find_conflicts
+
+    ours = {c.key: c.target for c in plan.changes if c.action in (SET, KEEP) and c.target and c.original != c.target}
+    lost = [c for c in find_conflicts(ours, tc.roots) if c.winner is not None and c.winner.value != c.ours]
+    if not lost:
+        return ""
+    files = sorted({c.winner.where.rsplit(":", 1)[0] for c in lost if c.winner})
+    keys = ", ".join(f"{c.key} = {c.winner.value}" for c in lost if c.winner)
+    return escape_control(f"{', '.join(files)} wins: it sets {keys}")
 
 
 @tune.command()
@@ -236,7 +325,9 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
             _verify_nics(tc.roots, state, v)
     for c in v.checks:
         mark = "ok  " if c.ok else "DIFF"
-        click.echo(f"  {mark} {c.key}: live {c.live}, expected {c.expected}" + (f"  ({c.note})" if c.note else ""))
+        live = "absent" if c.live is None else c.live
+        click.echo(escape_control(f"  {mark} {c.key}: live {live}, expected {c.expected}"
+                                  + (f"  ({c.note})" if c.note else "")))
     for problem in v.problems:
         click.echo(f"  problem: {problem}")
     for note in v.notes:
@@ -283,22 +374,29 @@ def rollback(tc: TuneContext, dry_run: bool) -> None:
 
 
 @tune.command()
-@click.option("--facts", "facts_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Judge a saved `guestcheck facts --json` instead of this machine.")
+@facts_option
+@path_options
 @click.pass_obj
-def recommend(tc: TuneContext, facts_file: Optional[str]) -> None:
-    """Choose a profile for this machine and say why."""
+def recommend(tc: TuneContext, facts_file: Optional[str], rate: Optional[str], rtt: Optional[str],
+              peer: Optional[str]) -> None:
+    """Choose a profile for this machine and say why; with --rate and --peer (or --rtt), also the buffer
+    sizes for that path."""
+    from guestcheck.tune.live import ProcSys
+    from guestcheck.tune.netpath import parse_path
     from guestcheck.tune.recommend import recommend as choose
 
     with user_errors():
-        r = choose(_facts(tc, facts_file), tc.dirs)
+        path = parse_path(rate, rtt, peer)
+        r = choose(_facts(tc, facts_file), tc.dirs, path=path, procsys=ProcSys(tc.roots))
     click.echo(f"recommended: {r.profile}")
     for reason in r.reasons:
         click.echo(f"  found: {escape_control(reason)}")
-    click.echo(f"  so: {r.conclusion}")
+    for line in r.sizes:
+        click.echo(f"  size: {escape_control(line)}")
+    click.echo(f"  so: {escape_control(r.conclusion)}")
     for alt in r.alternatives:
-        click.echo(f"  or {alt}")
-    click.echo(f"try: guestcheck tune diff {r.profile}")
+        click.echo(f"  or {escape_control(alt)}")
+    click.echo(f"try: {escape_control(r.command)}")
 
 
 def _nic_report(result: Any, dry_run: bool, what: str, persist: bool) -> None:

@@ -30,6 +30,7 @@ class Change:
     raise_only: bool = False
     reason: str = ""
     note: str = ""
+    source: str = ""
 
     @property
     def writes(self) -> bool:
@@ -70,7 +71,8 @@ def _classify(setting: Setting, procsys: ProcSys, roots: Roots, initial: Optiona
     """A skip/host Change when the key cannot be written here, else None."""
     key = setting.key
     live = procsys.read(key)
-    base = Change(key, SKIP, live, None, live, setting.value, setting.raise_only, setting.reason)
+    base = Change(key, SKIP, live, None, live, setting.value, setting.raise_only, setting.reason,
+                  source=setting.source)
     if initial is False and not key.startswith("net."):
         base.action, base.note = HOST, "host-wide key: writing it from a network namespace would change the host"
     elif live is None:
@@ -105,7 +107,8 @@ def plan_profile(profile: Profile, roots: Roots, state: Optional[State] = None,
         live = procsys.read(key) or ""
         original = journal[key].original if key in journal else live
         target = raise_only(original, setting.value) if setting.raise_only else setting.value
-        change = Change(key, SET, live, target, original, setting.value, setting.raise_only, setting.reason)
+        change = Change(key, SET, live, target, original, setting.value, setting.raise_only, setting.reason,
+                        source=setting.source)
         if normalise_value(target) == live:
             change.action = KEEP
             if setting.raise_only and target != setting.value:

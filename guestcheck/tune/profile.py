@@ -22,6 +22,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from guestcheck.text import escape_control
@@ -32,7 +33,7 @@ PROFILE_SUFFIX = ".conf"
 SHARE_DIR = "/usr/share/guestcheck/profiles"
 ENV_PROFILES = "GUESTCHECK_PROFILES"
 SECTIONS = ("main", "sysctl", "guestcheck")
-GUARD_KEYS = ("min_ram_mb", "requires_guaranteed_memory")
+GUARD_KEYS = ("min_ram_mb", "requires_guaranteed_memory", "max_buffer_share")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a trailing newline in
 _KEY = re.compile(r"^-?[A-Za-z0-9_][A-Za-z0-9_.*/:-]*$")
 _TRUE, _FALSE = ("yes", "true", "1", "on"), ("no", "false", "0", "off")
@@ -58,18 +59,22 @@ class Setting:
     raise_only: bool
     reason: str
     where: str  # "file:line", for messages
+    source: str = ""  # where the value comes from (TuneD, ESnet, a kernel document), from "# source:"
 
 
 @dataclass(frozen=True)
 class Guards:
     min_ram_mb: Optional[int] = None
     requires_guaranteed_memory: bool = False
+    max_buffer_share: Optional[Fraction] = None  # a path-sized buffer ceiling's most of RAM (None: 1/16)
 
     def merged(self, other: Guards) -> Guards:
         """The stricter of two guards: an included profile's guard still applies."""
         rams = [m for m in (self.min_ram_mb, other.min_ram_mb) if m is not None]
+        shares = [s for s in (self.max_buffer_share, other.max_buffer_share) if s is not None]
         return Guards(max(rams) if rams else None,
-                      self.requires_guaranteed_memory or other.requires_guaranteed_memory)
+                      self.requires_guaranteed_memory or other.requires_guaranteed_memory,
+                      min(shares) if shares else None)
 
 
 @dataclass
@@ -99,17 +104,20 @@ def parse_text(text: str, name: str, path: str) -> Profile:
     profile = Profile(name=name, path=path)
     section: Optional[str] = None
     reason: Optional[str] = None
+    source: Optional[str] = None
     seen: set[str] = set()
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{path}:{number}"
         line = raw.strip()
         if not line:
-            reason = None
+            reason = source = None
             continue
         if line[0] in "#;":
             body = line[1:].strip()
             if body.lower().startswith("reason:"):
                 reason = body[len("reason:"):].strip()
+            elif body.lower().startswith("source:"):
+                source = body[len("source:"):].strip()
             continue
         if line.startswith("["):
             if not line.endswith("]"):
@@ -120,19 +128,20 @@ def parse_text(text: str, name: str, path: str) -> Profile:
             if section in seen:
                 raise ProfileError(f"{where}: section [{section}] appears twice")
             seen.add(section)
-            reason = None
+            reason = source = None
             continue
         if "=" not in line:
             raise ProfileError(f"{where}: expected KEY = VALUE, got {line!r}")
         if section is None:
             raise ProfileError(f"{where}: {line!r} is outside any section (start with [main] or [sysctl])")
         key, _, value = (part.strip() for part in line.partition("="))
-        _assign(profile, section, key, value, reason, where)
-        reason = None
+        _assign(profile, section, key, value, reason, where, source)
+        reason = source = None
     return profile
 
 
-def _assign(profile: Profile, section: str, key: str, value: str, reason: Optional[str], where: str) -> None:
+def _assign(profile: Profile, section: str, key: str, value: str, reason: Optional[str], where: str,
+            source: Optional[str] = None) -> None:
     if section == "main":
         if key == "summary":
             profile.summary = escape_control(value)  # shown by list/show/diff: never a terminal escape
@@ -147,7 +156,8 @@ def _assign(profile: Profile, section: str, key: str, value: str, reason: Option
     elif section == "guestcheck":
         profile.guards = _guard(profile.guards, key, value, where)
     else:
-        profile.settings[normalise_key(key)] = _setting(key, value, reason, where)
+        setting = _setting(key, value, reason, where)
+        profile.settings[setting.key] = replace(setting, source=escape_control(source or ""))
 
 
 def _guard(guards: Guards, key: str, value: str, where: str) -> Guards:
@@ -160,7 +170,26 @@ def _guard(guards: Guards, key: str, value: str, where: str) -> Guards:
         if value.lower() not in _TRUE + _FALSE:
             raise ProfileError(f"{where}: requires_guaranteed_memory must be yes or no, got {value!r}")
         return replace(guards, requires_guaranteed_memory=value.lower() in _TRUE)
+    if key == "max_buffer_share":
+        return replace(guards, max_buffer_share=parse_share(value, where))
     raise ProfileError(f"{where}: unknown key {key!r} in [guestcheck] (known: {', '.join(GUARD_KEYS)})")
+
+
+MIN_SHARE = Fraction(1, 1024)
+
+
+def parse_share(value: str, where: str) -> Fraction:
+    """A share of RAM: "1/16" or "0.0625", from 1/1024 to 1/2 (a buffer ceiling above half the RAM is a typo)."""
+    share = None
+    ratio = re.fullmatch(r"([0-9]{1,4})\s*/\s*([0-9]{1,4})", value)
+    if ratio and int(ratio.group(2)):
+        share = Fraction(int(ratio.group(1)), int(ratio.group(2)))
+    elif re.fullmatch(r"0?\.[0-9]{1,6}", value):
+        share = Fraction(value)
+    if share is None or not MIN_SHARE <= share <= Fraction(1, 2):
+        raise ProfileError(f"{where}: max_buffer_share must be a fraction of RAM such as 1/16 or 0.0625, "
+                           f"from 1/1024 to 1/2, got {value[:40]!r}")
+    return share
 
 
 def _setting(key: str, value: str, reason: Optional[str], where: str) -> Setting:

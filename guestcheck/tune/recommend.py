@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence
 
 from guestcheck.tune import guard
-from guestcheck.tune.profile import Loader, ProfileError
+from guestcheck.tune.profile import Guards, Loader, ProfileError
 
-THROUGHPUT, FALLBACK = "throughput", "latency"
+THROUGHPUT, FALLBACK, WAN = "throughput", "latency", "wan"
+LONG_RTT_S = 0.030  # beyond this a path is long: fq pacing and BBR (wan) keep a stream up through random loss
 
 
 @dataclass
@@ -17,10 +19,71 @@ class Recommendation:
     reasons: List[str] = field(default_factory=list)  # what was found
     conclusion: str = ""  # why that leads to this profile
     alternatives: List[str] = field(default_factory=list)
+    sizes: List[str] = field(default_factory=list)  # the buffer arithmetic, when a path was given
+    command: str = ""  # what to run next
+
+    def __post_init__(self) -> None:
+        self.command = self.command or f"guestcheck tune diff {self.profile}"
 
 
-def recommend(facts: Any, dirs: Sequence[str],
-              verdict_of: Callable[[Any], Any] = guard.default_verdict) -> Recommendation:
+def path_arguments(path: Any) -> str:
+    """--rate and --rtt that reproduce `path` (the RTT as measured, when it came from --peer)."""
+    bps = round(path.rate_bps)
+    for suffix, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if bps % size == 0:
+            rate = f"{bps // size}{suffix}"
+            break
+    else:
+        rate = str(bps)
+    return f"--rate {shlex.quote(rate)} --rtt {shlex.quote(f'{path.rtt_s * 1000:.4g}ms')}"
+
+
+def recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any] = guard.default_verdict,
+              path: Any = None, procsys: Any = None) -> Recommendation:
+    """The profile for this machine; with a path (sizing.NetPath), the buffer sizes it would apply too."""
+    chosen = _recommend(facts, dirs, verdict_of)
+    if path is None:
+        return chosen
+    return _with_path(chosen, facts, dirs, verdict_of, path, procsys)
+
+
+def _with_path(chosen: Recommendation, facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any],
+               path: Any, procsys: Any) -> Recommendation:
+    from guestcheck.tune.netpath import size_path
+
+    big = chosen.profile == THROUGHPUT
+    name = WAN if big and path.rtt_s >= LONG_RTT_S else chosen.profile
+    try:
+        guards = Loader(dirs).load(name if big else THROUGHPUT).guards  # its max_buffer_share, if it sets one
+    except ProfileError:
+        guards = Guards()
+    sizing = size_path(path, procsys, facts, guards, verdict_of)
+    sizes = sizing.lines()
+    args = path_arguments(path)
+    if big:
+        long = (f"; at {path.rtt_s * 1000:.0f} ms the path is long, so {WAN}: fq pacing and BBR on top"
+                if name == WAN else "")
+        have = _kernel_ceiling(procsys)
+        why = (f"the kernel's own tcp_rmem ceiling ({have} bytes) already holds this path's window: sizing "
+               "raises nothing here" if have is not None and have >= sizing.ceiling_bytes else
+               f"memory is there for buffers sized to the path: {sizing.ceiling_bytes} bytes per socket at most")
+        return Recommendation(name, chosen.reasons, why + long,
+                              [f"{THROUGHPUT} {args}" if name == WAN else f"{WAN} {args}: fq pacing and BBR too"],
+                              sizes, f"guestcheck tune apply {name} {args}")
+    return Recommendation(name, chosen.reasons, chosen.conclusion + "; buffers sized to the path need guaranteed "
+                          "memory too, so they are not recommended here",
+                          [*chosen.alternatives, f"{WAN} {args} --force: the sizes shown, if you know the memory "
+                                                 "is really there"],
+                          sizes, f"guestcheck tune diff {name}")
+
+
+def _kernel_ceiling(procsys: Any) -> Optional[int]:
+    """The live tcp_rmem maximum, or None when it cannot be read."""
+    fields = ((procsys.read("net.ipv4.tcp_rmem") if procsys else None) or "").split()
+    return int(fields[2]) if len(fields) == 3 and fields[2].isdigit() else None
+
+
+def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any]) -> Recommendation:
     loader = Loader(dirs)
     try:
         throughput = loader.load(THROUGHPUT)

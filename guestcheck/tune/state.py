@@ -78,6 +78,16 @@ class LinkRecord:
 
 
 @dataclass
+class SizingRecord:
+    """A path-sized apply: the buffer ceiling it used, and the arithmetic in one line (for verify and humans)."""
+    ceiling_bytes: int
+    summary: str
+
+
+MAX_CEILING = 2**31 - 1  # the kernel's int
+
+
+@dataclass
 class State:
     profile: Optional[str] = None  # the profile applied last, None when only offloads/queues were changed
     complete: bool = True  # False while a run is in progress (or was killed)
@@ -91,6 +101,8 @@ class State:
     rings: Dict[str, Dict[str, int]] = field(default_factory=dict)  # iface -> rx/tx/rx_mini/rx_jumbo originals
     applied: Dict[str, Dict[str, Dict[str, Any]]] = field(default_factory=dict)  # unit -> iface -> what was set
     links: Dict[str, LinkRecord] = field(default_factory=dict)  # iface -> what was persisted for it
+    applying: Optional[str] = None  # the profile an unfinished run was applying (with complete False)
+    sizing: Optional[SizingRecord] = None  # set when `profile` was applied sized to a path (--rate)
 
     def empty(self) -> bool:
         return not (self.sysctl or self.persist_recorded or self.features or self.channels or self.rings
@@ -166,9 +178,8 @@ def _state(data: Dict[str, Any]) -> State:
     boot = data.get("boot_id")
     if boot is not None and (not isinstance(boot, str) or not _BOOT_ID.fullmatch(boot)):
         raise _Damaged(f"boot_id {_show(boot)}: not a boot id")
-    profile = data.get("profile")
-    if profile is not None and (not isinstance(profile, str) or len(profile) > 255):  # any name: shown escaped
-        raise _Damaged(f"profile {_show(profile)}: not a profile name")
+    profile = _name(data.get("profile"), "profile")
+    applying = _name(data.get("applying"), "applying")
     rings = {_ifname(i): {_ring_name(n): _ring(c, f"rings {i} {n}") for n, c in _object(r, i).items()}
              for i, r in _dict(data, "rings").items()}
     applied: Dict[str, Dict[str, Dict[str, Any]]] = {}
@@ -179,7 +190,8 @@ def _state(data: Dict[str, Any]) -> State:
         applied[unit] = {_ifname(i): {n: check(n, v, f"applied {unit} {i}") for n, v in _object(values, i).items()}
                          for i, values in _object(per_iface, unit).items()}
     links = {_ifname(i): _link(_object(rec, i), i) for i, rec in _dict(data, "links").items()}
-    return State(profile=profile, complete=_bool(data.get("complete", True), "complete"), sysctl=sysctl,
+    return State(profile=profile, applying=applying, sizing=_sizing(data.get("sizing")),
+                 complete=_bool(data.get("complete", True), "complete"), sysctl=sysctl,
                  persist_original=persist_original,
                  persist_recorded=_bool(data.get("persist_recorded", False), "persist_recorded"),
                  features=features, channels=channels, persist_mode=mode, boot_id=boot, rings=rings,
@@ -257,6 +269,24 @@ def _link(rec: Dict[str, Any], iface: str) -> LinkRecord:
                       rule_original=_file_text(rec.get("rule_original"), f"{where} rule_original"),
                       rule_mode=_mode(rec.get("rule_mode"), f"{where} rule_mode"),
                       rule_recorded=_bool(rec.get("rule_recorded", False), f"{where} rule_recorded"))
+
+
+def _name(value: object, field: str) -> Optional[str]:
+    if value is not None and (not isinstance(value, str) or len(value) > 255):  # any name: shown escaped
+        raise _Damaged(f"{field} {_show(value)}: not a profile name")
+    return value
+
+
+def _sizing(value: object) -> Optional[SizingRecord]:
+    if value is None:
+        return None
+    record = _object(value, "sizing")
+    if set(record) != {"ceiling_bytes", "summary"}:
+        raise _Damaged("sizing: expected ceiling_bytes and summary")
+    ceiling, summary = record["ceiling_bytes"], record["summary"]
+    if type(ceiling) is not int or not 1 <= ceiling <= MAX_CEILING:
+        raise _Damaged(f"sizing ceiling_bytes {_show(ceiling)}: not a buffer size (1-{MAX_CEILING})")
+    return SizingRecord(ceiling, _value(summary, "sizing summary"))
 
 
 def _dict(data: Dict[str, Any], name: str) -> Dict[str, Any]:

@@ -13,6 +13,7 @@ from guestcheck.tune.live import ProcSys
 from guestcheck.tune.persist import ABSENT, FILE, MASKED, OTHER, PersistFile, inspect
 from guestcheck.tune.plan import HOST, SKIP, plan_profile
 from guestcheck.tune.profile import Profile
+from guestcheck.tune.sizing import sized_profile
 from guestcheck.tune.state import State, persist_path
 
 
@@ -50,6 +51,9 @@ def verify_profile(profile: Profile, roots: Roots, state: Optional[State],
     """Does the live kernel hold what `profile` asks for (raise-only keys: at least that much)?"""
     procsys = procsys or ProcSys(roots)
     out = Verification(profile.name)
+    if state and state.profile == profile.name and state.sizing:  # check what was applied, not the static file
+        profile = sized_as_applied(profile, state, procsys)
+        out.notes.append(f"buffers were {state.sizing.summary}")
     plan = plan_profile(profile, roots, state, procsys)
     for c in plan.changes:
         if c.key not in profile.settings:
@@ -61,10 +65,51 @@ def verify_profile(profile: Profile, roots: Roots, state: Optional[State],
         ok = at_least(live, c.wanted) if c.raise_only else live == c.wanted
         out.checks.append(Check(c.key, (">" if c.raise_only else "") + c.wanted, live, ok))
     if state and state.profile == profile.name:
-        _check_persisted(out, roots, state)
+        _check_persisted(out, roots, state, procsys)
+    elif state and not state.complete:
+        out.problems.extend(interrupted_run(state, procsys))
     elif out.checks:
         out.notes.append("this profile is not the one guestcheck applied: its persist file was not checked")
     return out
+
+
+def sized_as_applied(profile: Profile, state: State, procsys: ProcSys) -> Profile:
+    """The profile as a path-sized apply made it: the journaled ceiling in place of the profile's."""
+    assert state.sizing is not None
+    journal = state.sysctl
+    return sized_profile(profile, state.sizing.ceiling_bytes, state.sizing.summary,
+                         lambda key: journal[key].original if key in journal else procsys.read(key))
+
+
+def interrupted_run(state: State, procsys: ProcSys) -> List[str]:
+    """Problems of an apply that never finished: which profile, and which of its keys were never written."""
+    if state.complete:
+        return []
+    name = escape_control(state.applying) if state.applying else "a profile"
+    unwritten = never_written(state, procsys)
+    lines = [f"the apply of {name} was interrupted: run `guestcheck tune apply {name}` again "
+             "or `guestcheck tune rollback`"]
+    if unwritten:
+        lines.append(f"never written (still at their original values): {', '.join(unwritten)}")
+    return lines
+
+
+def never_written(state: State, procsys: ProcSys) -> List[str]:
+    """Keys an unfinished apply meant to change that still hold their original value."""
+    if state.complete:
+        return []
+    return [key for key, b in state.sysctl.items() if b.original != b.applied and procsys.read(key) == b.original]
+
+
+def subject_of(state: State) -> str:
+    """What the journal says guestcheck applied, named for humans."""
+    if not state.complete and state.applying:
+        return f"{escape_control(state.applying)} (interrupted)"
+    if state.profile:
+        return escape_control(state.profile)
+    if state.features or state.channels:
+        return "offloads/queues"
+    return "sysctl settings" if state.sysctl else "nothing"
 
 
 def verify_applied(roots: Roots, state: Optional[State], procsys: Optional[ProcSys] = None) -> Verification:
@@ -74,18 +119,25 @@ def verify_applied(roots: Roots, state: Optional[State], procsys: Optional[ProcS
         out = Verification("nothing")
         out.notes.append("guestcheck has changed nothing here")
         return out
-    out = Verification(escape_control(state.profile or "offloads/queues"))
+    out = Verification(subject_of(state))
+    unwritten = set(never_written(state, procsys))
     for key, backup in state.sysctl.items():
         live = procsys.read(key)
-        out.checks.append(Check(key, backup.applied, live, live == backup.applied,
-                                "" if live == backup.applied else f"changed since apply (original {backup.original})"))
-    _check_persisted(out, roots, state)
+        if live == backup.applied:
+            note = ""
+        elif key in unwritten:
+            note = "never written: the apply was interrupted before it"
+        else:
+            note = f"changed since apply (original {backup.original})"
+        out.checks.append(Check(key, backup.applied, live, live == backup.applied, note))
+    if state.sizing and state.complete:
+        out.notes.append(f"buffers were {state.sizing.summary}")
+    _check_persisted(out, roots, state, procsys)
     return out
 
 
-def _check_persisted(out: Verification, roots: Roots, state: State) -> None:
-    if not state.complete:
-        out.problems.append("an apply was interrupted: run `guestcheck tune apply` again or `guestcheck tune rollback`")
+def _check_persisted(out: Verification, roots: Roots, state: State, procsys: ProcSys) -> None:
+    out.problems.extend(interrupted_run(state, procsys))
     path = persist_path(roots)
     try:
         now = inspect(path)

@@ -71,8 +71,10 @@ def test_apply_sets_live_values_and_the_file_rollback_restores_exactly(tmp_path)
     with netns() as ns:
         before = sysctls(ns)
         out = tune(ns, tmp_path, "apply", "many-connections")
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == 1, out.stderr  # in force now, but sysctl.conf wins at the next boot
         print(out.stdout)
+        assert out.stdout.splitlines()[-1] == (f"in force now, but at the next boot {tmp_path}/etc/sysctl.conf wins: "
+                                               "it sets net.ipv4.tcp_fin_timeout = 30")
         now = sysctls(ns)
         assert now["net.ipv4.tcp_fin_timeout"] == "15" and now["net.ipv4.tcp_tw_reuse"] == "1"
         assert now["net.core.somaxconn"] == str(max(8192, int(before["net.core.somaxconn"])))

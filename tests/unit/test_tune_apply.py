@@ -29,7 +29,8 @@ def test_apply_writes_live_values_persist_file_and_journal(tmp_path):
     assert k.get("net.core.wmem_max") == "16777216"
     assert k.get("net.ipv4.tcp_slow_start_after_idle") == "0"
     assert [c.key for c in result.written] == ["net.core.rmem_max", "net.core.wmem_max", "net.ipv4.tcp_rmem",
-                                               "net.ipv4.tcp_wmem", "net.ipv4.tcp_slow_start_after_idle"]
+                                               "net.ipv4.tcp_wmem", "net.core.netdev_max_backlog",
+                                               "net.ipv4.tcp_slow_start_after_idle"]
     text = k.persist.read_text()
     assert "net.ipv4.tcp_rmem = 4096 131072 16777216\n" in text
     assert "# reason: receive autotuning" in text and "tcp_window_scaling" not in text  # unchanged keys stay out
@@ -174,7 +175,7 @@ def test_dry_run_changes_nothing(tmp_path):
     k = FakeKernel(tmp_path)
     before = k.snapshot()
     result = apply_profile(load("throughput", DIRS), k.roots, dry_run=True)
-    assert len(result.written) == 5 and "tcp_rmem = 4096 131072 16777216" in result.persist_text
+    assert len(result.written) == 6 and "tcp_rmem = 4096 131072 16777216" in result.persist_text
     assert k.snapshot() == before and not (tmp_path / "etc").exists() and not (tmp_path / "var").exists()
     apply_profile(load("throughput", DIRS), k.roots)
     rb = rollback(k.roots, dry_run=True)

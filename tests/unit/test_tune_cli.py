@@ -33,7 +33,8 @@ def test_list_show_diff(tmp_path):
     assert [ln.split()[0] for ln in out.stdout.splitlines()] == ["latency", "many-connections", "throughput", "wan"]
     assert "needs guaranteed memory" in out.stdout
     out = tune(tmp_path, "show", "wan")
-    assert "includes: throughput" in out.stdout and "net.ipv4.tcp_rmem = >4096 87380 16777216" in out.stdout
+    assert "includes: throughput" in out.stdout and "net.ipv4.tcp_rmem = >4096 131072 16777216" in out.stdout
+    assert "source: TuneD network-throughput" in out.stdout
     assert "why: BBR keeps throughput up" in out.stdout
     out = tune(tmp_path, "diff", "throughput")
     assert out.returncode == 0
@@ -72,6 +73,10 @@ def test_verify_reports_a_file_that_wins_at_boot(tmp_path):
     (tmp_path / "etc/sysctl.conf").write_text("net.ipv4.tcp_fin_timeout = 30\n")
     out = tune(tmp_path, "apply", "many-connections")
     assert f"boot order:  net.ipv4.tcp_fin_timeout: at boot {tmp_path}/etc/sysctl.conf:1 wins with 30" in out.stdout
+    assert out.returncode == 1  # README: the change is in force, but a later file wins at boot
+    assert out.stdout.splitlines()[-1] == (f"in force now, but at the next boot {tmp_path}/etc/sysctl.conf wins: "
+                                           "it sets net.ipv4.tcp_fin_timeout = 30")
+    assert tune(tmp_path, "apply", "many-connections", "--dry-run").returncode == 0
     out = tune(tmp_path, "verify")
     assert out.returncode == 1 and "the profile's 15 is LOST after a reboot" in out.stdout
     assert k.get("net.ipv4.tcp_fin_timeout") == "15"
@@ -139,3 +144,136 @@ def test_root_option_keeps_proc_live_and_moves_config(tmp_path):
     assert (r.proc, r.sys) == ("/proc", "/sys")
     assert (r.etc, r.var_lib, r.run, r.usr_lib) == (f"{tmp_path}/etc", f"{tmp_path}/var/lib", f"{tmp_path}/run",
                                                     f"{tmp_path}/usr/lib")
+
+
+def ram_facts(tmp_path, mib):
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({"schema": "guestcheck.facts/1", "memory": {"total_bytes": mib * 1024**2}}))
+    return str(facts)
+
+
+def test_path_sized_apply_is_capped_by_memory_journaled_and_verified_against_what_was_applied(tmp_path):
+    k = FakeKernel(tmp_path)
+    before = k.snapshot()
+    facts = ram_facts(tmp_path, 1024)  # 1/16 of 1 GiB = 64 MiB; 1 Gbit/s x 300 ms needs 2 x 37.5 MB
+    out = tune(tmp_path, "diff", "wan", "--rate", "1G", "--rtt", "300ms", "--facts", facts)
+    assert out.returncode == 0, out.stderr
+    for words in ("path: 1.00 Gbit/s x 300 ms (--rtt 300ms)", "BDP: 37500000 bytes",
+                  "overhead: x 2 (no tcp_adv_win_scale here: 2x, the default) = 75001856 bytes",
+                  "memory cap: 1/16 of 1024.0 MiB guaranteed RAM = 67108864 bytes",
+                  "ceiling: 67108864 bytes (64.0 MiB), bound by the memory (the path needs 75001856)",
+                  "set      net.ipv4.tcp_rmem: 4096 131072 6291456 -> 4096 131072 67108864"):
+        assert words in out.stdout, words
+    assert k.snapshot() == before
+    out = tune(tmp_path, "apply", "wan", "--rate", "1G", "--rtt", "300ms", "--facts", facts)
+    assert out.returncode == 0, out.stderr
+    assert k.get("net.ipv4.tcp_rmem") == "4096 131072 67108864" and k.get("net.core.wmem_max") == "67108864"
+    assert k.get("net.ipv4.tcp_wmem") == "4096 65536 67108864"
+    journal = json.loads(k.state.read_text())
+    assert journal["sizing"]["ceiling_bytes"] == 67108864 and "bound by the memory" in journal["sizing"]["summary"]
+    assert journal["sysctl"]["net.ipv4.tcp_rmem"]["applied"] == "4096 131072 67108864"
+    assert "# reason: sized to 1.00 Gbit/s x 300 ms" in k.persist.read_text()
+    for args in (("verify",), ("verify", "wan")):
+        out = tune(tmp_path, *args)
+        assert out.returncode == 0 and "buffers were sized to 1.00 Gbit/s x 300 ms" in out.stdout, out.stdout
+    k.set("net.ipv4.tcp_rmem", "4096 131072 16777216")  # the static profile's value: no longer what was applied
+    out = tune(tmp_path, "verify", "wan")
+    assert out.returncode == 1 and "DIFF net.ipv4.tcp_rmem: live 4096 131072 16777216, expected >4096 131072 67108864" \
+        in out.stdout
+    assert tune(tmp_path, "rollback").returncode == 0 and k.snapshot() == before
+
+
+def test_a_sized_apply_never_lowers_the_kernel_and_a_static_apply_forgets_the_sizing(tmp_path):
+    k = FakeKernel(tmp_path)
+    facts = ram_facts(tmp_path, 4096)
+    out = tune(tmp_path, "apply", "throughput", "--rate", "10M", "--rtt", "10ms", "--facts", facts)
+    assert out.returncode == 0, out.stderr
+    assert "ceiling: 28672 bytes" in out.stdout
+    assert k.get("net.ipv4.tcp_rmem") == "4096 131072 6291456"  # 6 MiB stays: raise-only
+    assert k.get("net.core.rmem_max") == "212992"
+    assert tune(tmp_path, "apply", "throughput", "--facts", facts).returncode == 0
+    assert "sizing" not in json.loads(k.state.read_text()) or json.loads(k.state.read_text())["sizing"] is None
+    assert k.get("net.ipv4.tcp_rmem") == "4096 131072 16777216"
+
+
+def test_a_sized_apply_needs_guaranteed_memory_even_for_a_profile_without_a_guard(tmp_path):
+    k = FakeKernel(tmp_path)
+    facts = tmp_path / "facts.json"
+    balloon = {"kind": "virtio-balloon", "bound": True, "inflated_bytes": 2 * 1024**3}
+    facts.write_text(json.dumps({"schema": "guestcheck.facts/1",
+                                 "memory": {"total_bytes": 8 * 1024**3, "balloons": [balloon]}}))
+    out = tune(tmp_path, "apply", "latency", "--rate", "400M", "--rtt", "300ms", "--facts", str(facts))
+    assert one_line_error(out).startswith("Error: refusing latency sized to the path: memory is not guaranteed")
+    assert k.get("net.ipv4.tcp_rmem") == "4096 131072 6291456"
+    out = tune(tmp_path, "apply", "latency", "--rate", "400M", "--rtt", "300ms", "--facts", str(facts), "--force")
+    assert out.returncode == 0 and "usable, NOT guaranteed, RAM" in out.stdout
+    assert k.get("net.ipv4.tcp_rmem") == "4096 131072 30003200"
+
+
+@pytest.mark.parametrize("args,words", [
+    (("--rate", "400MB", "--rtt", "300ms"), "--rate: '400MB' is not a rate"),
+    (("--rtt", "300ms"), "need --rate"),
+    (("--rate", "400M"), "either --rtt TIME or --peer HOST"),
+    (("--rate", "400M", "--rtt", "\x1b[31m"), "--rtt: '\\x1b[31m' is not a duration"),
+    (("--rate", "400M", "--peer", "-x"), "--peer: bad peer"),
+])
+def test_bad_path_options_are_one_line(tmp_path, args, words):
+    k = FakeKernel(tmp_path)
+    before = k.snapshot()
+    for command in ("apply", "diff"):
+        assert words in one_line_error(tune(tmp_path, command, "wan", *args, "--facts", ram_facts(tmp_path, 4096)))
+    assert words in one_line_error(tune(tmp_path, "recommend", *args, "--facts", ram_facts(tmp_path, 4096)))
+    assert k.snapshot() == before and not (tmp_path / "var").exists()
+
+
+def test_recommend_with_a_path_says_which_profile_and_sizes(tmp_path):
+    FakeKernel(tmp_path)
+    out = tune(tmp_path, "recommend", "--rate", "400M", "--rtt", "300ms", "--facts", ram_facts(tmp_path, 8192))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "recommended: wan"
+    assert "  size: ceiling: 30003200 bytes (28.6 MiB), bound by the path" in lines
+    assert "at 300 ms the path is long" in out.stdout
+    assert lines[-1] == "try: guestcheck tune apply wan --rate 400M --rtt 300ms"
+    out = tune(tmp_path, "recommend", "--rate", "10G", "--rtt", "1ms", "--facts", ram_facts(tmp_path, 8192))
+    assert out.stdout.splitlines()[-1] == "try: guestcheck tune apply throughput --rate 10G --rtt 1ms"
+
+
+def test_an_interrupted_apply_is_named_with_the_keys_never_written(tmp_path):
+    k = FakeKernel(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": str(tmp_path),
+           "GUESTCHECK_PROFILES": str(REPO / "profiles"), "GUESTCHECK_TEST_PAUSE_AFTER_WRITE": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "guestcheck", "tune", "apply", "many-connections"], env=env,
+                            cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        written = [proc.stderr.readline() for _ in range(2)]
+        assert all(w.startswith("guestcheck-test: wrote ") for w in written), written
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    out = tune(tmp_path, "verify")
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "many-connections (interrupted): NOT in force"
+    assert "offloads/queues" not in out.stdout and "None" not in out.stdout
+    assert ("  problem: the apply of many-connections was interrupted: run `guestcheck tune apply many-connections` "
+            "again or `guestcheck tune rollback`") in lines
+    assert ("  problem: never written (still at their original values): net.core.netdev_max_backlog, "
+            "net.core.somaxconn, net.ipv4.ip_local_port_range, net.ipv4.tcp_max_syn_backlog") in lines
+    assert "  DIFF net.core.somaxconn: live 4096, expected 8192  (never written: the apply was interrupted before it)" \
+        in lines
+    for command in (("diff", "many-connections"), ("verify", "many-connections")):
+        out = tune(tmp_path, *command)
+        assert "the apply of many-connections was interrupted" in out.stdout, out.stdout
+        assert "never written (still at their original values): net.core.netdev_max_backlog" in out.stdout
+        assert "None" not in out.stdout
+    assert tune(tmp_path, "rollback").returncode == 0
+    assert k.get("net.ipv4.tcp_fin_timeout") == "60"
+
+
+def test_recommend_says_when_the_kernel_already_holds_the_window(tmp_path):
+    k = FakeKernel(tmp_path)
+    k.set("net.ipv4.tcp_rmem", "4096 131072 33554432")
+    out = tune(tmp_path, "recommend", "--rate", "100M", "--rtt", "20ms", "--facts", ram_facts(tmp_path, 8192))
+    assert "so: the kernel's own tcp_rmem ceiling (33554432 bytes) already holds this path's window" in out.stdout
+    assert "  size: BDP: 250000 bytes (244.1 KiB)" in out.stdout

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -57,6 +58,22 @@ def test_parses_sections_raise_only_reasons_and_guards():
     assert p.settings["net.ipv4.tcp_tw_reuse"].reason == "reuse ports"  # slash form normalised
     assert p.settings["net.ipv4.tcp_fin_timeout"].reason == ""  # no comment right above: no reason
     assert list(p.settings) == ["net.ipv4.tcp_rmem", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_fin_timeout"]
+
+
+def test_source_lines_are_kept_with_their_key_and_shares_parse():
+    p = parse_text("[guestcheck]\nmax_buffer_share = 1/32\n[sysctl]\n# reason: r\n# source: TuneD \x1b[31m\n"
+                   "net.a = 1\n# source: orphan\n\nnet.b = 2\n", "s", "s.conf")
+    assert p.settings["net.a"].source == "TuneD \\x1b[31m" and p.settings["net.a"].reason == "r"
+    assert p.settings["net.b"].source == ""  # a blank line ends a comment block
+    assert p.guards.max_buffer_share == Fraction(1, 32)
+    assert Guards(max_buffer_share=Fraction(1, 8)).merged(p.guards).max_buffer_share == Fraction(1, 32)
+    assert Guards().merged(Guards()).max_buffer_share is None
+
+
+@pytest.mark.parametrize("value", ["0", "1", "2/3", "1/0", "1/2000", "0.6", "-1/16", "1e-2", "nan", "1/16/2", ""])
+def test_a_bad_max_buffer_share_names_the_line(value):
+    with pytest.raises(ProfileError, match=r"s.conf:2: max_buffer_share must be a fraction"):
+        parse_text(f"[guestcheck]\nmax_buffer_share = {value}\n", "s", "s.conf")
 
 
 def test_normalise_key_follows_sysctl_d():

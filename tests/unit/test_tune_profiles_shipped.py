@@ -27,7 +27,8 @@ def test_every_key_has_a_reason_and_the_profile_a_summary(name):
 def test_throughput_has_the_issue_values_all_raise_only_and_a_memory_guard():
     p = load("throughput", DIRS)
     want = {"net.core.rmem_max": "16777216", "net.core.wmem_max": "16777216",
-            "net.ipv4.tcp_rmem": "4096 87380 16777216", "net.ipv4.tcp_wmem": "4096 65536 16777216"}
+            "net.ipv4.tcp_rmem": "4096 131072 16777216", "net.ipv4.tcp_wmem": "4096 65536 16777216",
+            "net.core.netdev_max_backlog": "16384"}
     for key, value in want.items():
         assert (p.settings[key].value, p.settings[key].raise_only) == (value, True)
     assert p.guards.requires_guaranteed_memory and p.guards.min_ram_mb

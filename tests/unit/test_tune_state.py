@@ -12,7 +12,15 @@ from guestcheck.tune import TuneError
 from guestcheck.tune import apply as tune_apply
 from guestcheck.tune.apply import apply_profile, rollback
 from guestcheck.tune.profile import parse_text
-from guestcheck.tune.state import STATE_SCHEMA, State, SysctlBackup, load_state, lock_path, state_from_text
+from guestcheck.tune.state import (
+    STATE_SCHEMA,
+    SizingRecord,
+    State,
+    SysctlBackup,
+    load_state,
+    lock_path,
+    state_from_text,
+)
 from tests.tune_fake import FakeKernel
 
 PROFILE = parse_text("[sysctl]\nnet.ipv4.tcp_fin_timeout = 15\nnet.ipv4.tcp_tw_reuse = 1\n"
@@ -50,6 +58,13 @@ GOOD_SYSCTL = {"net.ipv4.tcp_fin_timeout": {"original": "60", "applied": "15"}}
     ('{"schema": "' + STATE_SCHEMA + '", "channels": {"eth0": {"rx": 1e400}}}', "not a whole number"),
     ("[" * 100000 + "]" * 100000, "nested too deeply"),
     ("[]", "not a guestcheck.tune-state/1 document"),
+    (journal(applying=7), "applying 7: not a profile name"),
+    (journal(sizing={"ceiling_bytes": 0, "summary": "x"}), "not a buffer size"),
+    (journal(sizing={"ceiling_bytes": 2**31, "summary": "x"}), "not a buffer size"),
+    (journal(sizing={"ceiling_bytes": True, "summary": "x"}), "not a buffer size"),
+    (journal(sizing={"ceiling_bytes": 4096, "summary": "a\nb"}), "not a sysctl value"),
+    (journal(sizing={"ceiling_bytes": 4096}), "expected ceiling_bytes and summary"),
+    (journal(sizing=[4096]), "sizing"),
 ])
 def test_damaged_journals_are_one_line_errors(text, words):
     with pytest.raises(TuneError) as e:
@@ -60,6 +75,8 @@ def test_damaged_journals_are_one_line_errors(text, words):
 def test_a_good_journal_round_trips_every_field():
     state = State("p", True, {"net.ipv4.tcp_fin_timeout": SysctlBackup("60", "15")}, "a\udce9b\n", True, 0o600,
                   {"eth0": {"tx-tcp-segmentation": False}}, {"eth0": {"combined": 1}}, "0f1e-aa")
+    assert state_from_text(state.to_text(), "J") == state
+    state.applying, state.complete, state.sizing = "wan", False, SizingRecord(30003200, "sized to 400 Mbit/s")
     assert state_from_text(state.to_text(), "J") == state
 
 
