@@ -62,8 +62,28 @@ def run_fast_doctor(fmt: str, sample_seconds: float, verbose: bool) -> int:
     return report.status.value
 
 
+# The libraries guestcheck imports, and the Debian package that has each (pyproject.toml, debian/control).
+DEBIAN_PACKAGES = {
+    "click": "python3-click",
+    "psutil": "python3-psutil",
+    "pyroute2": "python3-pyroute2",
+    "pyudev": "python3-pyudev",
+    "distro": "python3-distro",
+}
+
+
+def missing_library(e: ImportError) -> Optional[str]:
+    """The one-line message for a missing third-party library, or None when `e` is something else (a bug)."""
+    top = (e.name or "").split(".")[0]
+    package = DEBIAN_PACKAGES.get(top)
+    if not isinstance(e, ModuleNotFoundError) or package is None:
+        return None
+    return (f"guestcheck: the Python library {top!r} is missing: install {package} "
+            f"(apt-get install {package}), or `pip install {top}` where guestcheck was installed with pip")
+
+
 def guarded(run: Callable[[], int]) -> int:
-    """Never a traceback: interrupts, closed pipes and bugs become one line and an exit code."""
+    """Never a traceback: interrupts, closed pipes, missing libraries and bugs become one line and an exit code."""
     try:
         return run()
     except KeyboardInterrupt:
@@ -76,6 +96,10 @@ def guarded(run: Callable[[], int]) -> int:
     except Exception as e:
         if os.environ.get("GUESTCHECK_DEBUG"):
             raise
+        message = missing_library(e) if isinstance(e, ImportError) else None
+        if message is not None:
+            print(message, file=sys.stderr)
+            return EXIT_UNKNOWN
         print(f"guestcheck: internal error: {type(e).__name__}: {e} (GUESTCHECK_DEBUG=1 shows more)",
               file=sys.stderr)
         return EXIT_UNKNOWN
@@ -86,6 +110,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     options = fast_doctor_options(args)
     if options is not None:
         sys.exit(guarded(lambda: run_fast_doctor(**options)))
-    from guestcheck.cli import main as cli_main
-
+    try:
+        from guestcheck.cli import main as cli_main
+    except ModuleNotFoundError as e:  # click itself
+        message = missing_library(e)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        sys.exit(EXIT_UNKNOWN)
     cli_main(args)
