@@ -25,11 +25,15 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
 
     options = {"fmt": "human", "sample_seconds": DEFAULT_SAMPLE_SECONDS, "verbose": False}
     rest = list(args[1:])
+    seen: set[str] = set()
     while rest:
         token = rest.pop(0)
         name, eq, value = token.partition("=")
         if token == "--json":
+            if "format" in seen and options["fmt"] != "json":
+                return None  # click says they disagree
             options["fmt"] = "json"
+            seen.add("json")
         elif token in ("-v", "--verbose"):
             options["verbose"] = True
         elif name in ("--format", "--sample"):
@@ -38,9 +42,10 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
                     return None
                 value = rest.pop(0)
             if name == "--format":
-                if value not in FAST_FORMATS:
+                if value not in FAST_FORMATS or ("json" in seen and value != "json"):
                     return None
                 options["fmt"] = value
+                seen.add("format")
             else:
                 try:
                     options["sample_seconds"] = sample_seconds_from_text(value)

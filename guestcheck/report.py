@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from guestcheck.checks import run_checks
+from guestcheck.checks import run_checks, skipped_findings
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Status, overall_status
 
@@ -17,6 +17,7 @@ class Report:
     facts: Facts
     findings: list[Finding]
     status: Status
+    skipped: list[Finding] = field(default_factory=list)  # what --skip left out (not in to_dict: human only)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,4 +40,4 @@ def fill_verdicts(facts: Facts) -> Facts:
 def judge(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ()) -> Report:
     fill_verdicts(facts)
     findings, complete = run_checks(facts, only, skip)
-    return Report(facts, findings, overall_status(findings, complete=complete))
+    return Report(facts, findings, overall_status(findings, complete=complete), skipped_findings(facts, only, skip))

@@ -6,6 +6,8 @@ colour codes, the only control characters this renderer emits, go around it.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Severity
 from guestcheck.report import Report
@@ -130,6 +132,10 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         lines += _fix_lines(x.fix, x.fix_on)
     if not shown:
         lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
+    if report.skipped:
+        counts = Counter(x.severity for x in report.skipped)
+        by_severity = ", ".join(f"{counts[s]} {s.label}" for s in sorted(counts, reverse=True))
+        lines.append(f"--skip left out {len(report.skipped)} finding(s): {by_severity}")
     for problem in f.problems:
         lines.append(paint(esc(f"note: {problem}"), _STATUS_COLOURS["unknown"]))
     return "\n".join(lines) + "\n"

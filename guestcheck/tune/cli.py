@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional
 
@@ -42,11 +43,13 @@ class TuneFailed(click.ClickException):
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(as_root: str = "") -> Iterator[None]:
+    """TuneError -> one line; `as_root` is the command to suggest with sudo when a non-root user failed."""
     try:
         yield
     except TuneError as e:
-        raise TuneFailed(escape_control(str(e))) from None
+        hint = f" (you are not root: try `sudo {as_root}`)" if as_root and os.geteuid() != 0 else ""
+        raise TuneFailed(escape_control(str(e)) + hint) from None
 
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
@@ -191,7 +194,7 @@ def apply(tc: TuneContext, profile: str, dry_run: bool, force: bool, facts_file:
         if not verdict.allowed:
             click.echo(f"memory guard overridden by --force: {why}" if force else
                        f"note: apply would refuse {p.name} without --force: {why}")
-    with user_errors():
+    with user_errors(f"guestcheck tune apply {shlex.quote(p.name)}"):
         result = apply_profile(p, tc.roots, dry_run=dry_run)
     plan = result.plan
     if result.nothing_to_do:
@@ -226,6 +229,10 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
     tc: TuneContext = ctx.obj
     with user_errors():
         state = load_state(tc.roots)
+        if state is None and not profile:
+            click.echo("nothing to verify: guestcheck has applied nothing here (`guestcheck tune verify PROFILE` "
+                       "checks a profile's values all the same)")
+            ctx.exit(0)
         v = verify_profile(_load(tc, profile), tc.roots, state) if profile else verify_applied(tc.roots, state)
     for c in v.checks:
         mark = "ok  " if c.ok else "DIFF"
@@ -245,7 +252,7 @@ def rollback(tc: TuneContext, dry_run: bool) -> None:
     """Restore every value guestcheck changed to what it was before, and remove the persist file."""
     from guestcheck.tune.apply import rollback as do_rollback
 
-    with user_errors():
+    with user_errors("guestcheck tune rollback"):
         result = do_rollback(tc.roots, dry_run=dry_run)
     if result.nothing_to_do:
         click.echo("nothing to roll back: guestcheck has changed nothing here")
