@@ -9,7 +9,8 @@ from guestcheck.render.human import render
 from guestcheck.report import judge
 from tests.fakemachine import FakeMachine
 
-# /run/udev/data/n2 of the e1000 QEMU guest (tests/vm), as udevd 252 wrote it
+# laid out as udevd writes /run/udev/data/nIFINDEX (systemd 252), with hwdb's names for QEMU's e1000 (8086:100e,
+# subsystem 1af4:1100); tests/vm/test_doctor_vm.py reads the real one in a guest
 E1000_DB = """I:4155837
 E:ID_NET_NAME_MAC=enx525400123456
 E:ID_OUI_FROM_DATABASE=Realtek (UpTech? also used by QEMU/KVM)
