@@ -244,6 +244,7 @@ def test_tune_verify_with_nothing_applied_says_so(tmp_path):
     assert out.stdout.startswith("nothing to verify: guestcheck has applied nothing here")
 
 
+@pytest.mark.root  # becomes nobody, who must be able to read the checkout (not so in a .deb build's temp copy)
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
 def test_non_root_tune_apply_suggests_sudo(tmp_path):
     out = subprocess.run([sys.executable, "-m", "guestcheck", "tune", "apply", "many-connections"],

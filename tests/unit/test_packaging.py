@@ -29,6 +29,7 @@ LEFTOVERS = [
 ]
 
 
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
 def test_gitignore_covers_dpkg_buildpackages_leftovers(tmp_path):
     """Asked of git itself, in a scratch repository with this .gitignore."""
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
