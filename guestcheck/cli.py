@@ -6,6 +6,7 @@ only when used, so `guestcheck doctor` at boot pays for nothing it does not run.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import os
 import stat
@@ -118,13 +119,14 @@ def write_output(path: str, text: str, *, named_by_user: bool) -> None:
     """Atomic, so a reader (node_exporter, a monitoring agent) never sees half a report.
 
     `-o FILE` (named_by_user) keeps an existing FILE's mode and makes no directories: a typo gets an error. The
-    textfile directory is made when missing and guestcheck.prom is always 0644, so node_exporter can read it.
+    textfile directory must exist (a typo there would be a directory node_exporter never reads) and
+    guestcheck.prom is always 0644, so node_exporter can read it.
     """
     from guestcheck.atomicfile import write_atomic
     from guestcheck.text import escape_control
 
     try:
-        write_atomic(path, text, make_parents=not named_by_user, keep_mode=named_by_user)
+        write_atomic(path, text, make_parents=False, keep_mode=named_by_user)
     except OSError as e:
         raise click.ClickException(escape_control(f"cannot write {path}: {e.strerror or e}")) from None
 
@@ -174,6 +176,12 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
     from guestcheck.report import judge
 
     fmt = _doctor_format(fmt, as_json, output, textfile_dir)
+    if textfile_dir is not None and not os.path.isdir(textfile_dir):
+        from guestcheck.text import escape_control
+
+        raise click.UsageError(escape_control(
+            f"--textfile-dir {textfile_dir}: no such directory (node_exporter's textfile directory: create it, "
+            "or point node_exporter's --collector.textfile.directory at an existing one)"))
     only_l, skip_l = _pattern_list(only), _pattern_list(skip)
     bad = unknown_ids(only_l + skip_l)
     if bad:
@@ -221,12 +229,22 @@ def explain(finding_id: Optional[str], list_all: bool) -> None:
         for fid, doc in sorted(docs.items()):
             click.echo(f"{fid:<28} {doc.severity:<8} {doc.title}")
         return
-    doc = docs.get(finding_id.upper())
-    if doc is None:
-        raise click.ClickException(f"unknown finding id {finding_id!r} (see `guestcheck explain --list`)")
-    judged = f"\n\nJudged on:\n  {doc.judged_on}" if doc.judged_on else ""
-    click.echo(f"{finding_id.upper()}: {doc.title}\nusual severity: {doc.severity}\n\n"
-               f"What it means:\n  {doc.why}\n\nHow to fix it:\n  {doc.fix}{judged}")
+    from guestcheck.checks import unknown_ids
+    from guestcheck.text import escape_control
+
+    patterns = _pattern_list((finding_id,))  # the same ids and globs as --only: OFFLOAD-*, nic-emulated,x
+    bad = unknown_ids(patterns) if patterns else [finding_id]
+    if bad:
+        raise click.ClickException(escape_control(
+            f"unknown finding id {bad[0]!r} (see `guestcheck explain --list`)"))
+    chosen = [fid for fid in sorted(docs) if any(fnmatch.fnmatchcase(fid, p.upper()) for p in patterns)]
+    texts = []
+    for fid in chosen:
+        doc = docs[fid]
+        judged = f"\n\nJudged on:\n  {doc.judged_on}" if doc.judged_on else ""
+        texts.append(f"{fid}: {doc.title}\nusual severity: {doc.severity}\n\n"
+                     f"What it means:\n  {doc.why}\n\nHow to fix it:\n  {doc.fix}{judged}")
+    click.echo("\n\n".join(texts))
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -25,11 +25,15 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
 
     options = {"fmt": "human", "sample_seconds": DEFAULT_SAMPLE_SECONDS, "verbose": False}
     rest = list(args[1:])
+    seen: set[str] = set()
     while rest:
         token = rest.pop(0)
         name, eq, value = token.partition("=")
         if token == "--json":
+            if "format" in seen and options["fmt"] != "json":
+                return None  # click says they disagree
             options["fmt"] = "json"
+            seen.add("json")
         elif token in ("-v", "--verbose"):
             options["verbose"] = True
         elif name in ("--format", "--sample"):
@@ -38,9 +42,10 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
                     return None
                 value = rest.pop(0)
             if name == "--format":
-                if value not in FAST_FORMATS:
+                if value not in FAST_FORMATS or ("json" in seen and value != "json"):
                     return None
                 options["fmt"] = value
+                seen.add("format")
             else:
                 try:
                     options["sample_seconds"] = sample_seconds_from_text(value)
@@ -67,8 +72,28 @@ def run_fast_doctor(fmt: str, sample_seconds: float, verbose: bool) -> int:
     return report.status.value
 
 
+# The libraries guestcheck imports, and the Debian package that has each (pyproject.toml, debian/control).
+DEBIAN_PACKAGES = {
+    "click": "python3-click",
+    "psutil": "python3-psutil",
+    "pyroute2": "python3-pyroute2",
+    "pyudev": "python3-pyudev",
+    "distro": "python3-distro",
+}
+
+
+def missing_library(e: ImportError) -> Optional[str]:
+    """The one-line message for a missing third-party library, or None when `e` is something else (a bug)."""
+    top = (e.name or "").split(".")[0]
+    package = DEBIAN_PACKAGES.get(top)
+    if not isinstance(e, ModuleNotFoundError) or package is None:
+        return None
+    return (f"guestcheck: the Python library {top!r} is missing: install {package} "
+            f"(apt-get install {package}), or `pip install {top}` where guestcheck was installed with pip")
+
+
 def guarded(run: Callable[[], int]) -> int:
-    """Never a traceback: interrupts, closed pipes and bugs become one line and an exit code."""
+    """Never a traceback: interrupts, closed pipes, missing libraries and bugs become one line and an exit code."""
     try:
         return run()
     except KeyboardInterrupt:
@@ -81,6 +106,10 @@ def guarded(run: Callable[[], int]) -> int:
     except Exception as e:
         if os.environ.get("GUESTCHECK_DEBUG"):
             raise
+        message = missing_library(e) if isinstance(e, ImportError) else None
+        if message is not None:
+            print(message, file=sys.stderr)
+            return EXIT_UNKNOWN
         from guestcheck.text import escape_control  # only on this path: an exception's text may carry input
 
         print(f"guestcheck: internal error: {type(e).__name__}: {escape_control(e)} (GUESTCHECK_DEBUG=1 shows more)",
@@ -93,6 +122,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     options = fast_doctor_options(args)
     if options is not None:
         sys.exit(guarded(lambda: run_fast_doctor(**options)))
-    from guestcheck.cli import main as cli_main
-
+    try:
+        from guestcheck.cli import main as cli_main
+    except ModuleNotFoundError as e:  # click itself
+        message = missing_library(e)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        sys.exit(EXIT_UNKNOWN)
     cli_main(args)

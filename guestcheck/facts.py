@@ -117,6 +117,10 @@ class Nic:
     driver_stats: Optional[Dict[str, int]] = None  # ETHTOOL_GSTATS by the driver's names (`ethtool -S`), since boot
     features: Optional[Dict[str, Feature]] = None  # ETHTOOL_GFEATURES by kernel name
     unknown: Dict[str, str] = field(default_factory=dict)  # what could not be read, and why
+    # From udev's database (/run/udev/data/nIFINDEX); None where udev has no entry (no udevd, a container)
+    model: Optional[str] = None  # hwdb's ID_MODEL_FROM_DATABASE: "82540EM Gigabit Ethernet Controller"
+    vendor: Optional[str] = None  # hwdb's ID_VENDOR_FROM_DATABASE: "Intel Corporation"
+    udev_names: Optional[Dict[str, str]] = None  # ID_NET_NAME, ID_NET_NAME_PATH/SLOT/ONBOARD/MAC: udev's names
     # Raw sysfs answers the judging step decides `kind`, `kind_reason` and `software_type` from. None: not
     # recorded (a facts file from an older guestcheck); the judging step then keeps what that file says.
     has_device: Optional[bool] = None  # sysfs class/net/IFACE/device exists: hardware (or virtio) behind it
@@ -130,7 +134,10 @@ class Nic:
 @dataclass
 class Host:
     kernel: str = ""
-    os: str = ""
+    os: str = ""  # os-release's PRETTY_NAME
+    os_id: str = ""  # os-release's ID as the distro library normalises it: "debian", "fedora", "rhel", ...
+    os_like: List[str] = field(default_factory=list)  # ID_LIKE
+    os_version: str = ""  # VERSION_ID
     hostname: str = ""
     is_root: bool = False
     vcpus: int = 1

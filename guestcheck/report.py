@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from guestcheck.checks import run_checks
+from guestcheck.checks import run_checks, skipped_findings
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Status, overall_status
 from guestcheck.judge.virt import judge_virt
@@ -21,6 +21,7 @@ class Report:
     # the tuning profile applied on this machine, for the Prometheus info metric; set by the callers that know
     # the machine (refresh, firstboot, doctor --format prometheus); not part of the JSON report
     profile: Optional[str] = None
+    skipped: list[Finding] = field(default_factory=list)  # what --skip left out (not in to_dict: human only)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,4 +47,5 @@ def fill_verdicts(facts: Facts) -> Facts:
 def judge(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ()) -> Report:
     fill_verdicts(facts)  # today's tables, whatever verdicts a saved facts file carried
     findings, complete = run_checks(facts, only, skip)
-    return Report(facts, findings, overall_status(findings, complete=complete))
+    return Report(facts, findings, overall_status(findings, complete=complete),
+                  skipped=skipped_findings(facts, only, skip))

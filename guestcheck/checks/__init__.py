@@ -97,6 +97,25 @@ def run_checks(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ())
     return findings, complete
 
 
+def skipped_findings(facts: Facts, only: Iterable[str], skip: Iterable[str]) -> list[Finding]:
+    """The findings `skip` left out (of those `only` lets in), so the report can say what it hid. Runs only
+    the checks that own a skipped id; one that fails is not reported here (run_checks reports failures)."""
+    only, skip = list(only), list(skip)
+    if not skip:
+        return []
+    out: list[Finding] = []
+    for module in modules():
+        hidden = [i for i in module.FINDINGS if _selected(i, only, ()) and not _selected(i, (), skip)]
+        if not hidden:
+            continue
+        try:
+            found = module.run(facts)
+        except Exception:
+            continue
+        out.extend(f for f in found if _selected(f.id, only, ()) and not _selected(f.id, (), skip))
+    return out
+
+
 def _where_fixed(finding: Finding) -> Finding:
     """A finding with a fix says where it runs: what the check said, else its catalog entry's fix_on."""
     if not finding.fix.strip():

@@ -8,6 +8,7 @@ from typing import List, Set
 from guestcheck.checks import CARRYING_TRAFFIC, FindingDoc, carries_traffic, traffic_nics, uplink_veths
 from guestcheck.checks.fixes import net_queue_attr, rps_lines, sysctl_lines, sysfs_write
 from guestcheck.cpus import cpu_bitmap, cpu_list, first_cpus_mask, mask_is_zero
+from guestcheck.distros import enable_service_command, install_command
 from guestcheck.facts import Facts, NicSteering, Softirq
 from guestcheck.findings import Finding, Severity
 
@@ -212,5 +213,6 @@ def run(facts: Facts) -> list[Finding]:
             f"irqbalance is not running; every NIC interrupt runs on cpu{next(iter(spread_cpus))}",
             {"irqbalance": False, "vcpus": vcpus, "nics": nics_with_irqs,
              "or": "pin by hand: echo CPU > /proc/irq/N/smp_affinity_list"},
-            "apt-get install -y irqbalance\nsystemctl enable --now irqbalance"))
+            f"{install_command('irqbalance', facts.host.os_id, facts.host.os_like)}\n"
+            f"{enable_service_command('irqbalance', facts.host.os_id, facts.host.os_like)}"))
     return out

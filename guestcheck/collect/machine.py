@@ -22,6 +22,7 @@ from guestcheck.collect.ethtool import REPLAY_DIR, Ethtool, EthtoolReplay
 from guestcheck.collect.fs import cat
 from guestcheck.collect.memory import collect_memory
 from guestcheck.collect.nics import EthtoolSource, collect_nics
+from guestcheck.collect.osrelease import os_info
 from guestcheck.collect.pci import collect_pci_network
 from guestcheck.collect.steal import measure_steal
 from guestcheck.cpus import cpu_list
@@ -30,17 +31,15 @@ from guestcheck.judge.virt import judge_virt
 from guestcheck.roots import Roots
 
 
-def _os_name(roots: Roots) -> str:
-    text = cat(os.path.join(roots.etc, "os-release")) or cat(os.path.join(roots.usr_lib, "os-release")) or ""
-    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return fields.get("PRETTY_NAME", "").strip('"')
-
-
 def collect_host(roots: Roots) -> Host:
     vcpus = len(cpu_list(cat(os.path.join(roots.sys, "devices/system/cpu/online")))) or os.cpu_count() or 1
+    system = os_info(roots)
     return Host(
         kernel=cat(os.path.join(roots.proc, "sys/kernel/osrelease")) or "",
-        os=_os_name(roots),
+        os=system.pretty_name,
+        os_id=system.id,
+        os_like=system.like,
+        os_version=system.version,
         hostname=cat(os.path.join(roots.proc, "sys/kernel/hostname")) or socket.gethostname(),
         is_root=os.geteuid() == 0,
         vcpus=vcpus,

@@ -12,6 +12,7 @@ from typing import Optional, Protocol
 
 from guestcheck.collect.ethtool import DrvInfo, EthtoolError
 from guestcheck.collect.fs import cat, cat_int, exists, link_name, listdir
+from guestcheck.collect.udevdb import MODEL, NET_NAME_KEYS, VENDOR, udev_properties
 from guestcheck.facts import Channels, Feature, Nic, Rings
 from guestcheck.roots import Roots
 
@@ -143,6 +144,11 @@ def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource, driver_stats: b
             nic.driver_stats = ethtool.stats(name)
         except EthtoolError as e:
             nic.unknown["driver_stats"] = e.reason
+
+    udev = udev_properties(roots, nic.ifindex)
+    if udev is not None:
+        nic.model, nic.vendor = udev.get(MODEL), udev.get(VENDOR)
+        nic.udev_names = {k: v for k, v in udev.items() if k in NET_NAME_KEYS}
 
     nic.driver = nic.driver_sysfs or nic.driver_ethtool
     return nic

@@ -6,6 +6,8 @@ colour codes, the only control characters this renderer emits, go around it.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from guestcheck.facts import DENIED_PREFIX, Facts, Nic
 from guestcheck.findings import Severity
 from guestcheck.report import Report
@@ -21,7 +23,8 @@ _STATUS_COLOURS = {"ok": "\033[32m", "warning": "\033[33m", "critical": "\033[1;
 _RESET = "\033[0m"
 
 
-def _nic_line(nic: Nic) -> str:
+def _nic_lines(nic: Nic) -> list[str]:
+    """The NIC's line, and hwdb's vendor and model under it when udev knows them; escaped."""
     speed = f"{nic.speed_mbps}Mb/s" if nic.speed_mbps else "speed ?"
     queues = nic.channels.combined if nic.channels and nic.channels.combined else nic.rx_queues
     parts = [
@@ -35,7 +38,10 @@ def _nic_line(nic: Nic) -> str:
         f"{speed:<10}",
         f"queues {queues if queues is not None else '?'}",
     ]
-    return "  " + " ".join(parts).rstrip()
+    lines = ["  " + escape_control(" ".join(parts).rstrip())]
+    if nic.model or nic.vendor:  # hwdb's names, from udev's database
+        lines.append(" " * 15 + escape_control(" ".join(x for x in (nic.vendor, nic.model) if x)))
+    return lines
 
 
 def _memory_line(report: Report) -> str:
@@ -113,7 +119,10 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         esc(_memory_line(report)),
         "interfaces:",
     ]
-    lines += [esc(_nic_line(n)) for n in f.nics if verbose or n.software_type != "loopback"]
+    shown_nics = [n for n in f.nics if verbose or n.software_type != "loopback"]
+    if not shown_nics:
+        lines[-1] = "interfaces: none"
+    lines += [line for n in shown_nics for line in _nic_lines(n)]
     lines += [esc(line) for line in _network_lines(f)]
     shown = [x for x in report.findings if verbose or x.severity >= Severity.WARNING]
     if shown:
@@ -124,6 +133,10 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         lines += _fix_lines(x.fix, x.fix_on)
     if not shown:
         lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
+    if report.skipped:
+        counts = Counter(x.severity for x in report.skipped)
+        by_severity = ", ".join(f"{counts[s]} {s.label}" for s in sorted(counts, reverse=True))
+        lines.append(f"--skip left out {len(report.skipped)} finding(s): {by_severity}")
     denied = [p[len(DENIED_PREFIX):].split(" (", 1)[0] for p in f.problems if p.startswith(DENIED_PREFIX)]
     if denied:
         lines.append(paint(esc(f"note: not run as root, could not read {', '.join(denied)} "

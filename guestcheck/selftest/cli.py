@@ -151,6 +151,10 @@ def selftest(ctx: click.Context, peer: Optional[str], serve: bool, port: Optiona
     except SelftestError as e:
         if as_json and not serve:
             _print_error_document(e)
+        elif e.runs:
+            from guestcheck.selftest.render import render_finished_runs
+
+            click.echo(render_finished_runs([r.to_dict() for r in e.runs]), nl=False)
         raise _fail(e) from None
     ctx.exit(code)
 

@@ -20,8 +20,9 @@ def _streams(n: int) -> str:
 
 def _run_line(run: dict[str, Any]) -> str:
     retrans = "-" if run.get("retransmits") is None else str(run["retransmits"])
+    ratio = "" if run.get("ratio") is None else f"{run['ratio']:.0%}"  # none before a fault: no expected rate yet
     return (f"  {run['direction']:<9} {_streams(run['streams']):<11}"
-            f" {format_rate(run['throughput_bps']):>13} {run['ratio']:>5.0%}"
+            f" {format_rate(run['throughput_bps']):>13} {ratio:>5}"
             f"   retransmits {retrans:<6}"
             f" cpu here {_opt(run.get('cpu_local_percent'), '.1f', '%')}"
             f" peer {_opt(run.get('cpu_remote_percent'), '.1f', '%')}"
@@ -38,6 +39,14 @@ def _compare_lines(cmp: dict[str, Any]) -> list[str]:
                      f"   after {after:>13}   {change}")
     lines.append(f"  verdict: {cmp.get('before_verdict') or '?'} -> {cmp.get('after_verdict') or '?'}")
     return lines
+
+
+def render_finished_runs(runs: list[dict[str, Any]]) -> str:
+    """What was measured before a fault (a one-shot `iperf3 -s -1` peer serves the first run, then refuses),
+    so the one result there is is not lost behind the error."""
+    if not runs:
+        return ""
+    return "\n".join(["runs finished before the error:", *(_run_line(r) for r in runs)]) + "\n"
 
 
 def render(doc: dict[str, Any], *, colour: bool = False) -> str:

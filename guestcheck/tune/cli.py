@@ -15,7 +15,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 import click
 
 from guestcheck.roots import Roots
-from guestcheck.text import escape_control
+from guestcheck.text import escape_control, shell_word
 from guestcheck.tune import TuneError
 from guestcheck.tune.plan import HOST, KEEP, RESTORE, SET, SKIP, Plan
 from guestcheck.tune.profile import Loader, Profile, load, profile_dirs
@@ -43,11 +43,13 @@ class TuneFailed(click.ClickException):
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(as_root: str = "") -> Iterator[None]:
+    """TuneError -> one line; `as_root` is the command to suggest with sudo when a non-root user failed."""
     try:
         yield
     except TuneError as e:
-        raise TuneFailed(escape_control(str(e))) from None
+        hint = f" (you are not root: try `sudo {as_root}`)" if as_root and os.geteuid() != 0 else ""
+        raise TuneFailed(escape_control(str(e)) + hint) from None
 
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
@@ -264,7 +266,8 @@ def apply(ctx: click.Context, profile: str, dry_run: bool, force: bool, rate: Op
         record = SizingRecord(sizing.ceiling_bytes, sizing.summary())
         for line in sizing.lines():
             click.echo(escape_control(line))
-    with user_errors():  # another agent (TuneD) setting the same keys: a warning, or a refusal without --force
+    # another agent (TuneD) setting the same keys: a warning, or a refusal without --force
+    with user_errors(f"guestcheck tune apply {shell_word(p.name)}"):
         for line in owners_guard(tc.roots, {f"sysctl:{k}": s.value for k, s in p.settings.items()}, force=force,
                                  dry_run=dry_run, raise_only={k: s.raise_only for k, s in p.settings.items()}):
             click.echo(escape_control(line))
@@ -320,6 +323,10 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
     tc: TuneContext = ctx.obj
     with user_errors():
         state = load_state(tc.roots)
+        if state is None and not profile:
+            click.echo("nothing to verify: guestcheck has applied nothing here (`guestcheck tune verify PROFILE` "
+                       "checks a profile's values all the same)")
+            ctx.exit(0)
         v = verify_profile(_load(tc, profile), tc.roots, state) if profile else verify_applied(tc.roots, state)
         if state is not None and not profile:
             _verify_nics(tc.roots, state, v)
@@ -358,7 +365,7 @@ def rollback(tc: TuneContext, dry_run: bool) -> None:
     """Restore every value guestcheck changed to what it was before, and remove the persist file."""
     from guestcheck.tune.apply import rollback as do_rollback
 
-    with user_errors():
+    with user_errors("guestcheck tune rollback"):
         result = do_rollback(tc.roots, dry_run=dry_run)
     if result.nothing_to_do:
         click.echo("nothing to roll back: guestcheck has changed nothing here")

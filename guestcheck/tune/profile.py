@@ -221,13 +221,14 @@ def _is_int(text: str) -> bool:
 
 def profile_dirs(etc: str = "/etc", override: Optional[str] = None) -> list[str]:
     """Where profiles are looked for, first match wins: --profiles / $GUESTCHECK_PROFILES (colon list),
-    else the admin's /etc/guestcheck/profiles, a source checkout's profiles/, the package's share dir."""
+    else the admin's /etc/guestcheck/profiles, a source checkout's profiles/, the package's share dir, and
+    last the copy inside the Python package (what a pip or pipx install has)."""
     chosen = override or os.environ.get(ENV_PROFILES)
     if chosen:
         return [d for d in chosen.split(os.pathsep) if d]
-    checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                            "profiles")
-    return [os.path.join(etc, "guestcheck/profiles"), checkout, SHARE_DIR]
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    checkout = os.path.join(os.path.dirname(package), "profiles")
+    return [os.path.join(etc, "guestcheck/profiles"), checkout, SHARE_DIR, os.path.join(package, "profiles")]
 
 
 def available(dirs: Sequence[str]) -> dict[str, str]:

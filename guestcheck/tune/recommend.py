@@ -93,22 +93,35 @@ def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any]
                               f"{FALLBACK} needs no memory guarantee")
     result = guard.check(throughput.guards, facts, verdict_of)
     if result.allowed:
-        return Recommendation(
+        return _only_loadable(loader, Recommendation(
             THROUGHPUT,
             result.reasons,
             "16 MiB TCP buffers are safe here, and they let one stream fill a path whose bandwidth x round-trip "
             "time exceeds the kernel's default 4-6 MiB",
             ["wan: the same buffers plus fq pacing and BBR, for lossy long-distance paths"],
-        )
+        ))
     _usable_fallback(loader, None)
-    return Recommendation(
+    return _only_loadable(loader, Recommendation(
         FALLBACK,
         result.reasons,
         f"not {THROUGHPUT}: large per-socket buffers need memory that stays there; "
         f"{FALLBACK} (fq pacing, BBR, MTU probing) costs no extra memory",
         ["many-connections: for servers taking thousands of short connections",
          f"{THROUGHPUT} with --force, if you know the memory is really there"],
-    )
+    ))
+
+
+def _only_loadable(loader: Loader, r: Recommendation) -> Recommendation:
+    """Alternatives name profiles too ("wan: ..."): keep only those that load from these directories."""
+    def loads(alternative: str) -> bool:
+        try:
+            loader.load(alternative.split(":")[0].split()[0])
+        except ProfileError:
+            return False
+        return True
+
+    r.alternatives = [a for a in r.alternatives if loads(a)]
+    return r
 
 
 def _usable_fallback(loader: Loader, why_not_throughput: Optional[ProfileError]) -> None:

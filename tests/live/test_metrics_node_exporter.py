@@ -78,6 +78,7 @@ def doctor(*args: str) -> subprocess.CompletedProcess:
 def test_this_machine_served_by_node_exporter(tmp_path):
     """The doctor on this very machine writes the textfile; node_exporter serves exactly its series."""
     textfiles = tmp_path / "textfile"
+    textfiles.mkdir()  # node_exporter's directory exists before guestcheck writes into it
     out = doctor("--sample", "0.2", "--textfile-dir", str(textfiles))
     assert out.returncode in (0, 1, 2, 3) and "Traceback" not in out.stderr, out.stderr
     written = parse((textfiles / "guestcheck.prom").read_text())
@@ -103,6 +104,7 @@ def test_emulated_nic_and_awkward_names_survive_node_exporter(tmp_path):
     facts = tmp_path / "facts.json"
     facts.write_text(json.dumps(machine.collect().to_dict()))
     textfiles = tmp_path / "textfile"
+    textfiles.mkdir()
     out = doctor("--facts", str(facts), "--textfile-dir", str(textfiles))
     assert out.returncode == 2, out.stderr
     with node_exporter(textfiles) as url:

@@ -195,3 +195,115 @@ def test_output_makes_no_directories_and_keeps_the_file_mode(tmp_path):
     report.chmod(0o600)
     out = guestcheck("doctor", "--facts", str(facts), "-o", str(report))
     assert out.returncode in (0, 1, 2) and (report.stat().st_mode & 0o777) == 0o600 and "doctor" in report.read_text()
+
+
+# --- a newcomer's first contact (issue 13): each message says what happened ---------------------------------
+
+def test_explain_takes_the_same_globs_as_only_and_unknown_is_exit_3():
+    out = guestcheck("explain", "offload-*")
+    titles = r"^([A-Z][A-Z0-9-]+): [^\n]*\nusual severity"
+    shown = re.findall(titles, out.stdout, re.M)
+    assert out.returncode == 0 and shown == sorted(i for i in catalog() if i.startswith("OFFLOAD-"))
+    both = guestcheck("explain", "NIC-EMULATED,MEM-BALLOON")
+    assert re.findall(titles, both.stdout, re.M) == ["MEM-BALLOON", "NIC-EMULATED"]
+    for bad in ("NOPE-1", "NIC-EMULATED,NOPE-*", ","):
+        out = guestcheck("explain", bad)
+        assert out.returncode == 3, bad
+        assert_one_line_error(out)
+        assert "unknown finding id" in out.stderr
+
+
+def test_skip_says_how_many_findings_it_left_out(tmp_path):
+    from tests.fakemachine import FakeMachine
+
+    m = FakeMachine(tmp_path / "root")
+    m.set_dmi(sys_vendor="QEMU")
+    m.add_nic("ens3", driver="e1000", pci_id="8086:100e", speed=1000, duplex="full")
+    saved = tmp_path / "facts.json"
+    saved.write_text(json.dumps(m.collect().to_dict()))
+    out = guestcheck("doctor", "--facts", str(saved), "--skip", "NIC-*")
+    assert "NIC-EMULATED" not in out.stdout
+    assert re.search(r"^--skip left out \d+ finding\(s\): 1 critical", out.stdout, re.M), out.stdout
+    assert "--skip" not in guestcheck("doctor", "--facts", str(saved)).stdout
+
+
+def test_an_empty_interface_list_says_none(tmp_path):
+    from tests.fakemachine import FakeMachine
+
+    m = FakeMachine(tmp_path / "root")
+    m.write("sys/class/net/.keep", "")
+    saved = tmp_path / "facts.json"
+    saved.write_text(json.dumps(m.collect().to_dict()))
+    out = guestcheck("doctor", "--facts", str(saved))
+    assert "\ninterfaces: none\n" in out.stdout, out.stdout
+
+
+def test_tune_verify_with_nothing_applied_says_so(tmp_path):
+    out = guestcheck("tune", "--root", str(tmp_path), "verify")
+    assert out.returncode == 0
+    assert out.stdout.startswith("nothing to verify: guestcheck has applied nothing here")
+
+
+@pytest.mark.root  # becomes nobody, who must be able to read the checkout (not so in a .deb build's temp copy)
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_non_root_tune_apply_suggests_sudo(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "guestcheck", "tune", "apply", "many-connections"],
+                         capture_output=True, text=True, timeout=60, cwd="/", preexec_fn=lambda: os.setuid(65534),
+                         env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"})
+    assert out.returncode == 3
+    assert_one_line_error(out)
+    assert out.stderr.rstrip().endswith("(you are not root: try `sudo guestcheck tune apply many-connections`)")
+
+
+@pytest.mark.parametrize("args", [["tune", "list"], ["doctor", "--only", "NIC-*"], ["explain", "--list"]])
+def test_a_missing_library_is_one_line_naming_the_debian_package(args):
+    # `sys.modules[name] = None` makes every import of it fail as an uninstalled library does
+    code = f"import sys; sys.modules['click'] = None; from guestcheck.entry import main; main({args!r})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/",
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 3 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "guestcheck: the Python library 'click' is missing: install python3-click (apt-get install python3-click), "
+        "or `pip install click` where guestcheck was installed with pip"]
+
+
+def test_missing_library_names_each_package_and_nothing_else():
+    from guestcheck.entry import guarded, missing_library
+
+    def fails(name: str):
+        def run() -> int:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return run
+
+    for library in ("click", "psutil", "pyroute2", "pyudev", "distro"):
+        assert f"install python3-{library} " in missing_library(ModuleNotFoundError(name=f"{library}.sub"))
+    assert missing_library(ModuleNotFoundError(name="guestcheck.nope")) is None  # a bug, not a library
+    assert guarded(fails("pyudev")) == 3
+    assert guarded(fails("guestcheck.nope")) == 3  # still no traceback: "internal error"
+
+
+@pytest.mark.skipif(not __import__("shutil").which("iperf3"), reason="needs iperf3")
+def test_selftest_against_a_one_shot_server_shows_the_first_run():
+    import socket
+
+    with socket.socket() as s:  # a free loopback port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        listening = f"0100007F:{port:04X} 00000000:0000 0A"  # /proc/net/tcp: 127.0.0.1:port, LISTEN
+        for _ in range(50):  # until it listens (a probing connect would use up its one test)
+            with open("/proc/net/tcp") as f:
+                if listening in f.read():
+                    break
+            __import__("time").sleep(0.1)
+        out = guestcheck("selftest", "--peer", f"127.0.0.1:{port}", "--expect", "1G", "--duration", "1")
+    finally:
+        server.kill()
+        server.wait()
+    assert out.returncode == 11, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "runs finished before the error:"
+    assert re.match(r"  upload +1 stream +[\d.]+ [GM]bit/s", lines[1]), out.stdout
+    assert "the first run worked, so the server may serve one test only" in out.stderr

@@ -57,6 +57,7 @@ def test_human_is_the_default(e1000_facts):
 
 def test_textfile_dir_writes_guestcheck_prom(e1000_facts, tmp_path):
     textfiles = tmp_path / "node-exporter"
+    textfiles.mkdir()
     out = guestcheck("doctor", "--facts", str(e1000_facts), "--textfile-dir", str(textfiles))
     assert out.returncode == 2, out.stderr
     assert out.stdout == ""
@@ -90,10 +91,27 @@ def test_conflicting_options_are_usage_errors(e1000_facts, args, why):
 
 
 def test_unwritable_output_is_one_line_and_unknown(e1000_facts, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    out = guestcheck("doctor", "--facts", str(e1000_facts), "--textfile-dir", str(blocker / "sub"))
+    (tmp_path / "guestcheck.prom").mkdir()  # the rename onto it fails
+    out = guestcheck("doctor", "--facts", str(e1000_facts), "--textfile-dir", str(tmp_path))
     assert out.returncode == 3
     assert "Traceback" not in out.stderr
     assert [ln for ln in out.stderr.splitlines() if ln.startswith("Error")] == [
-        f"Error: cannot write {blocker}/sub/guestcheck.prom: Not a directory"]
+        f"Error: cannot write {tmp_path}/guestcheck.prom: Is a directory"]
+
+
+@pytest.mark.parametrize("missing", ["node-exporter", "file/sub"])
+def test_textfile_dir_that_does_not_exist_is_an_error(e1000_facts, tmp_path, missing):
+    (tmp_path / "file").write_text("")
+    out = guestcheck("doctor", "--facts", str(e1000_facts), "--textfile-dir", str(tmp_path / missing))
+    assert out.returncode == 3
+    assert "Traceback" not in out.stderr
+    assert f"Error: --textfile-dir {tmp_path / missing}: no such directory" in out.stderr
+    assert not (tmp_path / "node-exporter").exists()  # nothing made
+
+
+def test_json_and_another_format_disagree_on_the_fast_path_too():
+    # no --facts: entry.py's click-free path parses this, and must refuse it as click does
+    for args in (["--json", "--format", "human"], ["--format=prometheus", "--json"]):
+        out = guestcheck("doctor", *args, "--sample", "0")
+        assert out.returncode == 3 and "disagree" in out.stderr, out.stderr
+    assert json.loads(guestcheck("doctor", "--format", "json", "--json", "--sample", "0").stdout)["schema"]

@@ -18,8 +18,10 @@ from guestcheck.selftest import errors
 REPO = Path(__file__).resolve().parents[2]
 
 
-def selftest(*args: str, path: str = "", cwd: str = "") -> subprocess.CompletedProcess:
+def selftest(*args: str, path: str = "", cwd: str = "", root: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if root:
+        env["GUESTCHECK_ROOT"] = root
     if path:
         env["PATH"] = path
     return subprocess.run([sys.executable, "-m", "guestcheck", "selftest", *args], capture_output=True, text=True,
@@ -58,10 +60,24 @@ def test_bad_input_is_one_line_with_its_exit_code(args, code, message):
 def test_missing_iperf3_names_the_install_command(tmp_path):
     out = selftest("--peer", "10.0.0.2", "--expect", "1G", path=str(tmp_path))
     assert out.returncode == errors.IPERF3_MISSING == 16
-    assert out.stderr.strip() == ("Error: iperf3 is not installed: install it with `apt-get install iperf3` "
-                                  "(Debian, Ubuntu; `dnf install iperf3` on Fedora, RHEL)")
+    assert out.stderr.strip() == "Error: iperf3 is not installed: install it with `apt-get install -y iperf3`"
     served = selftest("--serve", path=str(tmp_path))
-    assert served.returncode == errors.IPERF3_MISSING and "apt-get install iperf3" in served.stderr
+    assert served.returncode == errors.IPERF3_MISSING and "apt-get install -y iperf3" in served.stderr
+
+
+@pytest.mark.parametrize("os_release,command", [
+    ("ID=fedora\n", "dnf install -y iperf3"),
+    ("ID='rocky'\nID_LIKE='rhel centos fedora'\n", "dnf install -y iperf3"),  # single quotes, as the shell reads
+    ('ID="opensuse-leap"\nID_LIKE="suse opensuse"\n', "zypper install -y iperf3"),
+    ("ID=alpine\n", "apk add iperf3"),
+    ("ID=ubuntu\nID_LIKE=debian\n", "apt-get install -y iperf3"),
+])
+def test_missing_iperf3_names_this_distributions_install_command(tmp_path, os_release, command):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text(os_release)
+    out = selftest("--peer", "10.0.0.2", "--expect", "1G", path=str(tmp_path), root=str(tmp_path))
+    assert out.returncode == errors.IPERF3_MISSING, out.stderr
+    assert out.stderr.strip().endswith(f"install it with `{command}`")
 
 
 def test_errors_in_json_mode_also_print_a_document(tmp_path):

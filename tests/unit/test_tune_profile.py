@@ -149,8 +149,9 @@ def test_profile_dirs_env_override_and_defaults(monkeypatch, tmp_path):
     assert profile_dirs(override="/x") == ["/x"]
     monkeypatch.delenv("GUESTCHECK_PROFILES")
     dirs = profile_dirs("/etc")
-    assert dirs[0] == "/etc/guestcheck/profiles" and dirs[-1] == "/usr/share/guestcheck/profiles"
+    assert dirs[0] == "/etc/guestcheck/profiles" and dirs[2] == "/usr/share/guestcheck/profiles"
     assert dirs[1].endswith("/profiles")  # the source checkout
+    assert dirs[-1].endswith("/guestcheck/profiles") and len(dirs) == 4  # the package's own copy, last
 
 
 def test_unreadable_and_binary_profiles(tmp_path):

@@ -48,6 +48,9 @@ def test_e1000_guest_is_critical_on_that_nic(vm_image):
     assert (nic["driver_sysfs"], nic["driver_ethtool"], nic["kind"], nic["bus"]) == ("e1000", "e1000", "emulated",
                                                                                      "pci")
     assert nic["pci_id"] == "8086:100e"
+    # hwdb's names and udev's chosen name, from the guest's udev database
+    assert nic["vendor"] == "Intel Corporation" and nic["model"].startswith("82540EM Gigabit Ethernet Controller")
+    assert nic["udev_names"]["ID_NET_NAME"] == nic["name"]
     assert doc["facts"]["virt"]["hypervisor"] in ("qemu", "kvm")
     emulated = [f for f in doc["findings"] if f["id"] == "NIC-EMULATED"]
     assert [f["subject"] for f in emulated] == [nic["name"]]
@@ -65,6 +68,8 @@ def test_virtio_guest_is_not_critical(vm_image):
     code, doc = _doctor("virtio-net-pci", cpus=2)
     nic = _main_nic(doc)
     assert (nic["driver"], nic["kind"], nic["bus"]) == ("virtio_net", "paravirtual", "virtio")
+    assert nic["vendor"] == "Red Hat, Inc." and "Virtio" in nic["model"], (nic["vendor"], nic["model"])
+    assert nic["udev_names"]["ID_NET_NAME"] == nic["name"]
     ids = {f["id"] for f in doc["findings"] if f["subject"] == nic["name"]}
     assert "NIC-EMULATED" not in ids and "NIC-PARAVIRTUAL" in ids
     # user-mode networking offers no offloads, and the host gave one queue pair to two vCPUs
