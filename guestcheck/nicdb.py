@@ -100,13 +100,34 @@ SOFTWARE_DRIVERS = {
 }
 
 # A host-side fix: one labelled line per platform (the finding's fix_on is "host").
-EMULATED_FIX = "\n".join([
-    "on the host: switch the NIC to paravirtual virtio-net, then reboot the guest "
-    "(Debian/Ubuntu guests have virtio_net built in; the interface may get a new name)",
-    "libvirt: in the domain XML interface set <model type='virtio'/> (virsh edit DOMAIN)",
-    "QEMU: replace the NIC with -device virtio-net-pci,netdev=NET0 (or -nic ...,model=virtio-net-pci)",
-    "Proxmox: qm set VMID --net0 virtio,bridge=vmbr0 (Hardware > Network Device > Model: VirtIO (paravirtualized))",
-])
+# The switch to a paravirtual NIC, one labelled line per host tool (guestcheck.judge.virt.host_tools names the
+# ones the platform can have, so a VMware guest is not told to edit libvirt XML).
+EMULATED_FIX_HEAD = ("on the host: switch the NIC to a paravirtual one, then reboot the guest (Debian/Ubuntu guests "
+                     "have virtio_net and vmxnet3 built in; the interface may get a new name)")
+EMULATED_FIX_LINES = {
+    "libvirt": "libvirt: in the domain XML interface set <model type='virtio'/> (virsh edit DOMAIN)",
+    "qemu": "QEMU: replace the NIC with -device virtio-net-pci,netdev=NET0 (or -nic ...,model=virtio-net-pci)",
+    "proxmox": "Proxmox: qm set VMID --net0 virtio,bridge=vmbr0 (Hardware > Network Device > Model: VirtIO "
+               "(paravirtualized))",
+    "vmware": "VMware: set the adapter type to VMXNET3 (ethernetN.virtualDev = \"vmxnet3\" in the .vmx, with the VM "
+              "powered off)",
+    "virtualbox": "VirtualBox: VBoxManage modifyvm VM --nictype1 virtio (Settings > Network > Adapter Type: "
+                  "Paravirtualized Network (virtio-net))",
+    "hyperv": "Hyper-V: replace the Legacy Network Adapter with a Network Adapter (synthetic, hv_netvsc): "
+              "Remove-VMNetworkAdapter/Add-VMNetworkAdapter on a generation 1 VM, or use generation 2",
+    "provider": "provider: choose an instance or machine type whose NIC is paravirtual (ENA, gVNIC, virtio-net, "
+                "accelerated networking)",
+}
+DEFAULT_EMULATED_TOOLS = ("libvirt", "qemu", "proxmox")
+
+
+def emulated_fix(tools: tuple = DEFAULT_EMULATED_TOOLS) -> str:
+    """The host fix for an emulated NIC, naming only the tools in `tools` (all KVM ones when none is known)."""
+    known = [t for t in tools if t in EMULATED_FIX_LINES] or list(DEFAULT_EMULATED_TOOLS)
+    return "\n".join([EMULATED_FIX_HEAD] + [EMULATED_FIX_LINES[t] for t in known])
+
+
+EMULATED_FIX = emulated_fix()
 
 
 def classify(

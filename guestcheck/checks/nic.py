@@ -8,6 +8,7 @@ from guestcheck import nicdb
 from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics, traffic_nics
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge.virt import host_tools
 from guestcheck.text import shell_word
 
 FINDINGS = {
@@ -123,7 +124,7 @@ def run(facts: Facts) -> list[Finding]:
             link = "" if carries_traffic(nic) else f" (link {nic.operstate or 'state unknown'})"
             out.append(Finding("NIC-EMULATED", Severity.CRITICAL, nic.name,
                                f"emulated {model} NIC: up to 5x slower than paravirtual virtio-net{link}",
-                               _evidence(nic), nicdb.EMULATED_FIX))
+                               _evidence(nic), nicdb.emulated_fix(host_tools(facts.virt))))
         elif nic.kind in _OK_IDS:
             out.append(Finding(_OK_IDS[nic.kind], Severity.OK, nic.name,
                                f"{nic.kind} NIC, driver {nic.driver}", _evidence(nic), ""))

@@ -1,5 +1,6 @@
 #!/bin/bash
-# A cached Debian 12 chroot for the .deb install test (tests/install/test_install.py).
+# A cached Debian 12 chroot for the .deb install test (tests/install/test_install.py) and the systemd-nspawn
+# case of the platform matrix (tests/live/test_platform_live.py; systemd gives it systemd-detect-virt).
 #
 #   build_chroot.sh          prints the cached tree's path, building it first when missing or stale
 #
@@ -8,9 +9,9 @@
 # copy. Atomic: built in a temp dir and renamed into place when complete. Needs root and Debian's mirror.
 set -euo pipefail
 
-REV=1
+REV=2
 SUITE=bookworm
-PACKAGES=python3,python3-click,python3-psutil,python3-pyudev,python3-pyroute2,python3-distro,iproute2,ethtool,procps
+PACKAGES=python3,python3-click,python3-psutil,python3-pyudev,python3-pyroute2,python3-distro,iproute2,ethtool,procps,systemd
 VERSION="rev=${REV} suite=${SUITE} variant=minbase include=${PACKAGES}"
 CACHE=${GUESTCHECK_VM_CACHE:-/var/cache/guestcheck-vm}
 DEST=${CACHE}/chroot-${SUITE}

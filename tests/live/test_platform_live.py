@@ -25,7 +25,17 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces, overlayfs, chroot)"),
     pytest.mark.skipif(shutil.which("systemd-detect-virt") is None, reason="needs systemd-detect-virt"),
 ]
-NSPAWN_ROOT = Path(os.environ.get("GUESTCHECK_NSPAWN_ROOT", "/var/cache/guestcheck-nspawn/bookworm"))
+BUILD_CHROOT = REPO / "tests/install/build_chroot.sh"
+
+
+def nspawn_root() -> Path:
+    """GUESTCHECK_NSPAWN_ROOT, else the cached Debian 12 chroot the install test uses (built once when missing)."""
+    if os.environ.get("GUESTCHECK_NSPAWN_ROOT"):
+        return Path(os.environ["GUESTCHECK_NSPAWN_ROOT"])
+    out = subprocess.run(["bash", str(BUILD_CHROOT)], capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return Path(out.stdout.strip().splitlines()[-1])
+
 FIRECRACKER_WHY = ("systemd-detect-virt has no Firecracker: it reports the KVM CPUID signature; guestcheck reads "
                    "the ACPI OEM id FIRECK")
 DOCKERENV_WHY = ("systemd-detect-virt trusts /.dockerenv alone; guestcheck sets it aside while PID 1 shares the "
@@ -125,11 +135,11 @@ def test_non_root_says_what_it_could_not_read():
 
 @pytest.mark.skipif(shutil.which("systemd-nspawn") is None, reason="needs systemd-nspawn (systemd-container)")
 def test_systemd_nspawn_container():
-    if not (NSPAWN_ROOT / "usr/bin/systemd-detect-virt").exists():
-        pytest.skip(f"no debootstrap root in {NSPAWN_ROOT}: debootstrap --variant=minbase "
-                    "--include=python3,python3-click,systemd bookworm DIR")
-    # This machine's PID 1 is no systemd: no machine registration, no scope unit of its own.
-    argv = ["systemd-nspawn", "-q", "--register=no", "--keep-unit", "--pipe", "-D", str(NSPAWN_ROOT),
+    root = nspawn_root()
+    assert (root / "usr/bin/systemd-detect-virt").exists(), f"{root} has no systemd-detect-virt"
+    # This machine's PID 1 is no systemd: no machine registration, no scope unit of its own. --volatile=overlay
+    # keeps the cached root untouched (writes go to a tmpfs over it).
+    argv = ["systemd-nspawn", "-q", "--register=no", "--keep-unit", "--pipe", "--volatile=overlay", "-D", str(root),
             f"--bind-ro={REPO}:/mnt/src", "--chdir=/mnt/src", "--setenv=PYTHONPATH=/mnt/src",
             "/bin/sh", "-c", PROBE]
     seen = parse_probe(_run(argv).stdout)

@@ -151,3 +151,21 @@ def test_doctor_facts_recomputes_kinds_on_the_command_line(tmp_path):
     assert nics["gco0"]["kind"] == "software" and nics["gco0"]["kind_reason"].startswith("no backing device")
     assert all(f["fix_on"] in ("guest", "host", "") for f in doc["findings"])
     assert "NIC-EMULATED" not in {f["id"] for f in doc["findings"]}
+
+
+def test_the_emulated_nic_fix_names_only_the_platforms_tools(tmp_path):
+    """No fix names settings the detected platform cannot have (a VMware guest edits no libvirt XML)."""
+    m = FakeMachine(tmp_path)
+    m.set_dmi(sys_vendor="VMware, Inc.", product_name="VMware Virtual Platform")
+    m.add_nic("ens33", driver="e1000", pci_id="8086:100f", pci_subsystem_id="15ad:0750")
+    fix = _findings(m, "ens33")["NIC-EMULATED"].fix
+    assert [line.split(":", 1)[0] for line in fix.splitlines()] == ["on the host", "VMware"]
+    assert "vmxnet3" in fix and "libvirt" not in fix
+
+
+def test_the_emulated_nic_fix_on_qemu_names_the_kvm_tools(tmp_path):
+    m = FakeMachine(tmp_path)
+    m.set_dmi(sys_vendor="QEMU", product_name="Standard PC (i440FX + PIIX, 1996)")
+    m.add_nic("ens2", **E1000)
+    labels = [line.split(":", 1)[0] for line in _findings(m, "ens2")["NIC-EMULATED"].fix.splitlines()]
+    assert labels == ["on the host", "libvirt", "QEMU", "Proxmox"]
