@@ -4,19 +4,11 @@ each unit has its own; the NIC units share theirs in nic.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Protocol
+from typing import List, Protocol
 
 from guestcheck.roots import Roots
 from guestcheck.tune.state import State
-
-
-@dataclass
-class Check:
-    key: str
-    expected: str
-    live: Optional[str]
-    ok: bool
-    note: str = ""
+from guestcheck.tune.verify import Check  # one record of a checked setting, for every unit
 
 
 @dataclass
