@@ -158,3 +158,23 @@ def test_damaged_link_records_are_refused(links, words):
         state_from_text(json.dumps({"schema": STATE_SCHEMA, "links": links}), "J")
     with pytest.raises(TuneError, match="not a ring size"):
         state_from_text(json.dumps({"schema": STATE_SCHEMA, "rings": {"ens3": {"rx": -1}}}), "J")
+
+
+def test_a_persist_that_fails_half_way_leaves_no_link_file_behind(tmp_path, monkeypatch):
+    """The .link file is written before the udev rule: when the rule cannot be written, the .link file goes too,
+    or udev would apply it at the next boot with no journal to roll it back."""
+    import guestcheck.tune.apply as tune_apply
+
+    m, et = machine(tmp_path, features=dict(SG_OFF))
+    real = tune_apply.put_persist
+
+    def disk_full_for_rules(now, content, mode):
+        if now.path.endswith(".rules") and content is not None:
+            raise OSError(28, "No space left on device", now.path)
+        return real(now, content, mode)
+
+    monkeypatch.setattr(tune_apply, "put_persist", disk_full_for_rules)
+    with pytest.raises(TuneError, match="undid the live change: the system is as it was"):
+        apply_offloads("ens3", m.roots, ethtool=et)
+    assert not link(tmp_path).exists()
+    assert et.feature_sets["ens3"] == SG_OFF and load_state(m.roots) is None

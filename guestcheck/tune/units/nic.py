@@ -201,6 +201,7 @@ def apply_nic(unit: NicUnit, ifname: str, roots: Roots, et: Any, target: Values,
                 _write_link(roots, unit, journal, ifname, applied, pending, result)  # 3. the next boot
             except (OSError, TuneError) as e:
                 _undo(unit, et, ifname, original)
+                _unwrite_link(roots, old, journal, ifname)
                 save_state(roots, old)
                 why = str(e) if isinstance(e, TuneError) else f"cannot write {e.filename}: {e.strerror}"
                 raise TuneError(f"{why}; undid the live change: the system is as it was") from None
@@ -318,6 +319,19 @@ def rule_content(record: LinkRecord, why: str) -> Optional[str]:
     if not record.rule_args:
         return record.rule_original
     return lf.rule_text(record.name[len(lf.OUR_PREFIX):-len(".link")], record.match, record.rule_args, why)
+
+
+def _unwrite_link(roots: Roots, old: Optional[State], journal: State, ifname: str) -> None:
+    """After a failed persist: the .link file and rule back as the journal being restored says (this
+    interface's earlier guestcheck files, or what was there before guestcheck), so no file is left that no
+    journal records and udev would still apply at the next boot."""
+    prior = old.links.get(ifname) if old is not None else None
+    written = journal.links.get(ifname)
+    if prior is None and written is None:
+        return
+    record = prior or LinkRecord(**{**written.__dict__, "settings": {}, "rule_args": {}})  # type: ignore[union-attr]
+    with contextlib.suppress(OSError, TuneError):  # best effort: the error being raised says what failed
+        put_link_files(roots, ifname, record, "")
 
 
 def put_link_files(roots: Roots, ifname: str, record: LinkRecord, why: str) -> None:
