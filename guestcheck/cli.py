@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import os
-import stat
 import sys
 from typing import Any, Optional
 
@@ -54,46 +53,15 @@ def _pattern_list(values: tuple[str, ...]) -> list[str]:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
-MAX_FACTS_BYTES = 64 << 20  # a machine's facts are a few hundred KiB
-
-
-def _read_input_file(path: str, limit: int) -> str:
-    """A regular file's text; a FIFO or device is refused rather than waited on."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"larger than {limit >> 20} MiB")
-    return data.decode("utf-8")
-
-
 def load_facts_file(path: str) -> Any:
     """A saved facts (or doctor) file, strictly checked: a damaged one is one line and exit 3, never a crash."""
-    from guestcheck.facts import FactsError, facts_from_dict
-    from guestcheck.strictjson import loads
-    from guestcheck.text import escape_control
-
-    def refuse(message: str) -> click.ClickException:
-        return click.ClickException(escape_control(message))
+    from guestcheck.factsfile import FactsFileError
+    from guestcheck.factsfile import load_facts_file as load
 
     try:
-        text = _read_input_file(path, MAX_FACTS_BYTES)
-    except OSError as e:
-        raise refuse(f"cannot read {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise refuse(f"{path} is not JSON: not UTF-8 text") from None
-    except ValueError as e:
-        raise refuse(f"cannot read {path}: {e}") from None
-    try:
-        data = loads(text)
-    except ValueError as e:
-        raise refuse(f"{path} is not JSON: {e}") from None
-    try:
-        return facts_from_dict(data)
-    except FactsError as e:
-        raise refuse(f"{path} is not a guestcheck facts file: {e}") from None
+        return load(path)
+    except FactsFileError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def collect(sample_seconds: float) -> Any:

@@ -286,12 +286,12 @@ def _textfile_dir(settings: Settings, roots: Roots) -> Optional[str]:
 
 def _journal_text(roots: Roots) -> Optional[str]:
     """The tuner's journal as it is on disk (None: absent or unreadable), to tell whether an apply began."""
-    from guestcheck.tune.state import state_path
+    from guestcheck.regularfile import read_regular
+    from guestcheck.tune.state import MAX_JOURNAL_BYTES, state_path
 
-    try:
-        with open(state_path(roots), encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
+    try:  # as the tuner reads it: no symlink followed, no FIFO waited on, bounded
+        return read_regular(state_path(roots), MAX_JOURNAL_BYTES, nofollow=True).decode("utf-8", "replace")
+    except (OSError, ValueError):
         return None
 
 

@@ -20,9 +20,10 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
-from guestcheck.collect.fs import cat, listdir, read
+from guestcheck.collect.fs import cat, listdir
 from guestcheck.collect.processes import running
 from guestcheck.facts import OtherAgents
+from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 
 GOOGLE_AGENTS = ("google_guest_agent", "google_network_daemon", "google_guest_compat_manager")
@@ -32,8 +33,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")  # a TuneD profile or
 
 
 def _text(path: str) -> Optional[str]:
-    value = read(path).value
-    return None if value is None else value[:MAX_FILE]
+    try:  # read no further than MAX_FILE, and never wait on a FIFO: doctor runs at boot
+        return read_regular(path, MAX_FILE).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
 
 
 def collect_agents(roots: Roots) -> OtherAgents:

@@ -215,9 +215,12 @@ def _sized(tc: TuneContext, p: Profile, rate: Optional[str], rtt: Optional[str],
 def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
     if tc.facts is None:
         if facts_file:
-            from guestcheck.cli import load_facts_file
+            from guestcheck.factsfile import FactsFileError, load_facts_file
 
-            tc.facts = load_facts_file(facts_file)
+            try:
+                tc.facts = load_facts_file(facts_file)
+            except FactsFileError as e:  # tune's own code for "could not do it", not verify's 1
+                raise TuneFailed(str(e)) from None
         else:
             from guestcheck.collect.machine import collect_facts
 

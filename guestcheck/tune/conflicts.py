@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from guestcheck.collect.fs import listdir
+from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.tune.profile import normalise_key, normalise_value
 from guestcheck.tune.state import PERSIST_NAME
@@ -91,13 +92,15 @@ def parse_sysctl_d(text: str) -> List[tuple[str, str, int]]:
     return out
 
 
+MAX_SYSCTL_FILE = 1 << 20  # systemd-sysctl's files are a few KiB
+
+
 def boot_assignments(roots: Roots) -> List[Assignment]:
     out = []
     for name, path in boot_files(roots):
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
+        try:  # a FIFO or a huge file in a sysctl.d directory must not hang or flood tune
+            text = read_regular(path, MAX_SYSCTL_FILE).decode("utf-8", "replace")
+        except (OSError, ValueError):
             continue
         out.extend(Assignment(k, v, path, n, name) for k, v, n in parse_sysctl_d(text))
     return out

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from guestcheck.collect.fs import cat, cat_int, link_name, listdir
+from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
@@ -128,12 +129,9 @@ def parse_link(text: str) -> Dict[str, List[Tuple[str, str]]]:
 
 
 def read_link(path: str) -> Optional[Dict[str, List[Tuple[str, str]]]]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_LINK_BYTES + 1)
-    except OSError:
-        return None
-    if len(data) > MAX_LINK_BYTES:
+    try:  # a FIFO or a huge file among the .link files must not hang or flood tune
+        data = read_regular(path, MAX_LINK_BYTES)
+    except (OSError, ValueError):
         return None
     return parse_link(data.decode("utf-8", "replace"))
 

@@ -277,3 +277,12 @@ def test_recommend_says_when_the_kernel_already_holds_the_window(tmp_path):
     out = tune(tmp_path, "recommend", "--rate", "100M", "--rtt", "20ms", "--facts", ram_facts(tmp_path, 8192))
     assert "so: the kernel's own tcp_rmem ceiling (33554432 bytes) already holds this path's window" in out.stdout
     assert "  size: BDP: 250000 bytes (244.1 KiB)" in out.stdout
+
+
+def test_a_damaged_facts_file_is_tunes_exit_3(tmp_path):
+    """Exit 1 means "drifted" or "lost at boot" for tune; a file it cannot use is "could not do it"."""
+    FakeKernel(tmp_path)
+    bad = tmp_path / "facts.json"
+    bad.write_text('{"schema": "guestcheck.facts/1", "memory": {"total_bytes": NaN}}')
+    line = one_line_error(tune(tmp_path, "apply", "throughput", "--facts", str(bad)))
+    assert "is not JSON" in line or "is not a guestcheck facts file" in line
