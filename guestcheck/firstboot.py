@@ -230,13 +230,14 @@ def apply_with_tuner(name: str, roots: Roots) -> str:
 
     The tuner plans, journals and writes on its own, and undoes a half-done apply itself.
     """
+    from guestcheck.report import fill_verdicts
     from guestcheck.tune import guard
     from guestcheck.tune.apply import apply_profile
     from guestcheck.tune.profile import load, profile_dirs
 
     profile = load(name, profile_dirs(roots.etc))
     if profile.guards.requires_guaranteed_memory or profile.guards.min_ram_mb is not None:
-        verdict = guard.check(profile.guards, collect_live(roots, 0))
+        verdict = guard.check(profile.guards, fill_verdicts(collect_live(roots, 0)))
         if not verdict.allowed:
             raise RuntimeError(f"refused by its memory guard: {'; '.join(verdict.reasons)}")
     result = apply_profile(profile, roots)

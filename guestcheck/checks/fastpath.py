@@ -22,7 +22,6 @@ from guestcheck.checks import PRESENT, FindingDoc, carries_traffic, present_nics
 from guestcheck.checks.agents import other_owners
 from guestcheck.facts import Facts, Nic, PciFunction
 from guestcheck.findings import Finding, Severity
-from guestcheck.judge.virt import judge_virt
 from guestcheck.text import shell_word
 
 # --- Azure accelerated networking ---
@@ -133,9 +132,8 @@ FINDINGS = {
 
 
 def cloud_of(facts: Facts) -> Optional[str]:
-    """The cloud: the platform verdict, judged from the evidence rows when the facts carry none yet (one
-    table for both: guestcheck.judge.virt)."""
-    return facts.virt.cloud or judge_virt(facts.virt).cloud
+    """The cloud, as the judging step decided it (guestcheck.report.fill_verdicts runs before the checks)."""
+    return facts.virt.cloud
 
 
 def _stats_sum(stats: dict, names) -> int:

@@ -27,7 +27,6 @@ from guestcheck.collect.pci import collect_pci_network
 from guestcheck.collect.steal import measure_steal
 from guestcheck.cpus import cpu_list
 from guestcheck.facts import Facts, Host, Virt
-from guestcheck.judge.virt import judge_virt
 from guestcheck.roots import Roots
 
 
@@ -71,7 +70,8 @@ def collect_facts(
     facts.host = collect_host(roots)
     if cpuid_reader is None:
         cpuid_reader = virt_collector.cpuid.hypervisor_vendor if roots.sys == "/sys" else (lambda: None)
-    facts.virt = judge_virt(Virt(evidence=virt_collector.collect_evidence(roots, cpuid_reader)))
+    # evidence only: the verdict is the judging step's (guestcheck.report.fill_verdicts), at every run
+    facts.virt = Virt(evidence=virt_collector.collect_evidence(roots, cpuid_reader))
     denied = virt_collector.problems(facts.virt.evidence)
     if denied:
         facts.complete = False

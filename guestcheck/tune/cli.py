@@ -21,6 +21,11 @@ from guestcheck.tune.plan import HOST, KEEP, RESTORE, SET, SKIP, Plan
 from guestcheck.tune.profile import Loader, Profile, load, profile_dirs
 
 
+def say(line: str) -> None:
+    """One line of tune's output: file paths, kernel values and names in it come from outside, so control
+    characters are shown escaped, never obeyed (every line, not only the ones known to carry such text)."""
+    click.echo(escape_control(line))
+
 @dataclass
 class TuneContext:
     roots: Roots
@@ -108,9 +113,9 @@ def list_(tc: TuneContext) -> None:
         try:
             p = loader.load(name)
             guards = _guards_text(p)
-            click.echo(f"{name:<18} {p.summary}" + (f" [{guards}]" if guards else ""))
+            say(f"{name:<18} {p.summary}" + (f" [{guards}]" if guards else ""))
         except TuneError as e:  # reported on its line; the other profiles are still listed
-            click.echo(f"{name:<18} (broken: {escape_control(str(e))})")
+            say(f"{name:<18} (broken: {e})")
 
 
 @tune.command()
@@ -119,16 +124,17 @@ def list_(tc: TuneContext) -> None:
 def show(tc: TuneContext, profile: str) -> None:
     """Print a profile with its includes resolved, and the reason for every key."""
     p = _load(tc, profile)
-    click.echo(f"{p.name}: {p.summary}\nfile: {escape_control(p.path)}")
+    say(f"{p.name}: {p.summary}")
+    say(f"file: {p.path}")
     if p.includes:
-        click.echo(f"includes: {', '.join(p.includes)}")
+        say(f"includes: {', '.join(p.includes)}")
     if _guards_text(p):
-        click.echo(f"guard: {_guards_text(p)}")
+        say(f"guard: {_guards_text(p)}")
     for s in p.settings.values():
-        click.echo(f"  {s.key} = {'>' if s.raise_only else ''}{s.value}" + ("   (raise only)" if s.raise_only else ""))
-        click.echo(f"      why: {s.reason or '(no reason given)'}")
+        say(f"  {s.key} = {'>' if s.raise_only else ''}{s.value}" + ("   (raise only)" if s.raise_only else ""))
+        say(f"      why: {s.reason or '(no reason given)'}")
         if s.source:
-            click.echo(f"      source: {s.source}")
+            say(f"      source: {s.source}")
 
 
 def _plan_lines(plan: Plan, verbose: bool) -> List[str]:
@@ -181,20 +187,20 @@ def diff(tc: TuneContext, profile: str, rate: Optional[str], rtt: Optional[str],
         if sized is not None:
             p = sized[0]
         plan = plan_profile(p, tc.roots, state, procsys)
-    click.echo(f"{p.name}: {p.summary}  [{_summary_line(plan)}]")
+    say(f"{p.name}: {p.summary}  [{_summary_line(plan)}]")
     if sized is not None:
         for line in sized[1].lines():
-            click.echo(f"  {escape_control(line)}")
+            say(f"  {line}")
     if state is not None:
         for line in interrupted_run(state, procsys):
-            click.echo(f"note: {line}")
+            say(f"note: {line}")
     for line in _plan_lines(plan, verbose=True):
-        click.echo(line)
+        say(line)
     conflicts = _conflict_lines(tc, plan)
     if conflicts:
-        click.echo("other sysctl files setting these keys (boot order):")
+        say("other sysctl files setting these keys (boot order):")
         for line in conflicts:
-            click.echo(line)
+            say(line)
 
 
 def _sized(tc: TuneContext, p: Profile, rate: Optional[str], rtt: Optional[str], peer: Optional[str],
@@ -213,6 +219,9 @@ def _sized(tc: TuneContext, p: Profile, rate: Optional[str], rtt: Optional[str],
 
 
 def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
+    """This machine's facts, or a saved file's, judged by today's tables (the guards read the platform)."""
+    from guestcheck.report import fill_verdicts
+
     if tc.facts is None:
         if facts_file:
             from guestcheck.factsfile import FactsFileError, load_facts_file
@@ -225,6 +234,7 @@ def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
             from guestcheck.collect.machine import collect_facts
 
             tc.facts = collect_facts(tc.roots, sample_seconds=0)
+        fill_verdicts(tc.facts)
     return tc.facts
 
 
@@ -261,43 +271,43 @@ def apply(ctx: click.Context, profile: str, dry_run: bool, force: bool, rate: Op
         if not verdict.allowed and not (force or dry_run):
             raise TuneFailed(f"refusing {what}: {why} (--force applies it anyway)")
         if not verdict.allowed:
-            click.echo(f"memory guard overridden by --force: {why}" if force else
+            say(f"memory guard overridden by --force: {why}" if force else
                        f"note: apply would refuse {what} without --force: {why}")
     record = None
     if sized is not None:
         p, sizing = sized
         record = SizingRecord(sizing.ceiling_bytes, sizing.summary())
         for line in sizing.lines():
-            click.echo(escape_control(line))
+            say(line)
     # another agent (TuneD) setting the same keys: a warning, or a refusal without --force
     with user_errors(f"guestcheck tune apply {shell_word(p.name)}"):
         for line in owners_guard(tc.roots, {f"sysctl:{k}": s.value for k, s in p.settings.items()}, force=force,
                                  dry_run=dry_run, raise_only={k: s.raise_only for k, s in p.settings.items()}):
-            click.echo(escape_control(line))
+            say(line)
         result = apply_profile(p, tc.roots, dry_run=dry_run, procsys=procsys, sizing=record)
     plan = result.plan
     if result.nothing_to_do:
-        click.echo(f"{p.name}: nothing to change, the kernel already has it  [{_summary_line(plan)}]")
+        say(f"{p.name}: nothing to change, the kernel already has it  [{_summary_line(plan)}]")
     else:
         verb = "would apply" if dry_run else "applied"
-        click.echo(f"{verb} {p.name}: {len(result.written)} key(s) written  [{_summary_line(plan)}]")
+        say(f"{verb} {p.name}: {len(result.written)} key(s) written  [{_summary_line(plan)}]")
         for line in _plan_lines(plan, verbose=False):
-            click.echo(line)
+            say(line)
         persisted = f"persisted in {result.persist_path}" if result.persist_text else "nothing to persist"
-        click.echo(("would be " if dry_run else "") + persisted)
+        say(("would be " if dry_run else "") + persisted)
     host = [c.key for c in plan.of(HOST)]
     if host:
-        click.echo(f"left to the host: {', '.join(host)} (set them in the host's own network namespace)")
+        say(f"left to the host: {', '.join(host)} (set them in the host's own network namespace)")
     for note in result.notes:
-        click.echo(f"note: {note}")
+        say(f"note: {note}")
     for line in _conflict_lines(tc, plan):
-        click.echo(f"boot order:{line}")
+        say(f"boot order:{line}")
     if dry_run:
-        click.echo("dry run: nothing was changed")
+        say("dry run: nothing was changed")
         return
     lost = _lost_at_boot(tc, plan)
     if lost:
-        click.echo(f"in force now, but at the next boot {lost}")
+        say(f"in force now, but at the next boot {lost}")
         ctx.exit(1)
 
 
@@ -327,7 +337,7 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
     with user_errors():
         state = load_state(tc.roots)
         if state is None and not profile:
-            click.echo("nothing to verify: guestcheck has applied nothing here (`guestcheck tune verify PROFILE` "
+            say("nothing to verify: guestcheck has applied nothing here (`guestcheck tune verify PROFILE` "
                        "checks a profile's values all the same)")
             ctx.exit(0)
         v = verify_profile(_load(tc, profile), tc.roots, state) if profile else verify_applied(tc.roots, state)
@@ -336,13 +346,12 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
     for c in v.checks:
         mark = "ok  " if c.ok else "DIFF"
         live = "absent" if c.live is None else c.live
-        click.echo(escape_control(f"  {mark} {c.key}: live {live}, expected {c.expected}"
-                                  + (f"  ({c.note})" if c.note else "")))
+        say(f"  {mark} {c.key}: live {live}, expected {c.expected}" + (f"  ({c.note})" if c.note else ""))
     for problem in v.problems:
-        click.echo(f"  problem: {problem}")
+        say(f"  problem: {problem}")
     for note in v.notes:
-        click.echo(f"  note: {note}")
-    click.echo(f"{v.subject}: {'verified' if v.ok else 'NOT in force'}")
+        say(f"  note: {note}")
+    say(f"{v.subject}: {'verified' if v.ok else 'NOT in force'}")
     ctx.exit(0 if v.ok else 1)
 
 
@@ -371,16 +380,16 @@ def rollback(tc: TuneContext, dry_run: bool) -> None:
     with user_errors("guestcheck tune rollback"):
         result = do_rollback(tc.roots, dry_run=dry_run)
     if result.nothing_to_do:
-        click.echo("nothing to roll back: guestcheck has changed nothing here")
+        say("nothing to roll back: guestcheck has changed nothing here")
         return
-    click.echo(("would roll back:" if dry_run else "rolled back:") + (" (values already original)"
+    say(("would roll back:" if dry_run else "rolled back:") + (" (values already original)"
                                                                       if not result.actions else ""))
     for action in result.actions:
-        click.echo(f"  {action}")
+        say(f"  {action}")
     for note in result.notes:
-        click.echo(f"note: {note}")
+        say(f"note: {note}")
     if dry_run:
-        click.echo("dry run: nothing was changed")
+        say("dry run: nothing was changed")
 
 
 @tune.command()
@@ -398,35 +407,35 @@ def recommend(tc: TuneContext, facts_file: Optional[str], rate: Optional[str], r
     with user_errors():
         path = parse_path(rate, rtt, peer)
         r = choose(_facts(tc, facts_file), tc.dirs, path=path, procsys=ProcSys(tc.roots))
-    click.echo(f"recommended: {r.profile}")
+    say(f"recommended: {r.profile}")
     for reason in r.reasons:
-        click.echo(f"  found: {escape_control(reason)}")
+        say(f"  found: {reason}")
     for line in r.sizes:
-        click.echo(f"  size: {escape_control(line)}")
-    click.echo(f"  so: {escape_control(r.conclusion)}")
+        say(f"  size: {line}")
+    say(f"  so: {r.conclusion}")
     for alt in r.alternatives:
-        click.echo(f"  or {escape_control(alt)}")
-    click.echo(f"try: {escape_control(r.command)}")
+        say(f"  or {alt}")
+    say(f"try: {r.command}")
 
 
 def _nic_report(result: Any, dry_run: bool, what: str, persist: bool) -> None:
     if result.nothing_to_do:
-        click.echo(f"{result.ifname}: nothing to change ({what})")
+        say(f"{result.ifname}: nothing to change ({what})")
     elif dry_run:
         for k, v in result.planned.items():
-            click.echo(f"  would set {k}: {v}")
-        click.echo("dry run: nothing was changed")
+            say(f"  would set {k}: {v}")
+        say("dry run: nothing was changed")
     else:
         for line in result.done:
-            click.echo(f"  {result.ifname}: {line}")
+            say(f"  {result.ifname}: {line}")
         for path in result.persisted:
-            click.echo(f"persisted for the next boot in {path}")
+            say(f"persisted for the next boot in {path}")
         if not persist:
-            click.echo("live only (--no-persist): the next boot puts the previous settings back")
-        click.echo("`guestcheck tune rollback` restores the previous settings" +
+            say("live only (--no-persist): the next boot puts the previous settings back")
+        say("`guestcheck tune rollback` restores the previous settings" +
                    (" and removes what was persisted" if persist else ""))
     for note in result.notes:
-        click.echo(f"note: {note}")
+        say(f"note: {note}")
 
 
 no_persist_option = click.option("--no-persist", is_flag=True,
@@ -462,7 +471,7 @@ def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None
     vcpus = collect_host(tc.roots).vcpus
     with user_errors():
         for line in owners_guard(tc.roots, {"channels": None}, iface=iface, dry_run=dry_run):
-            click.echo(escape_control(line))
+            say(line)
         result = apply_queues(iface, tc.roots, vcpus, dry_run=dry_run, persist=not no_persist)
     _nic_report(result, dry_run, f"already min({vcpus} vCPUs, the device maximum)", not no_persist)
 
@@ -482,6 +491,6 @@ def rings(tc: TuneContext, iface: str, rx: Optional[int], tx: Optional[int], dry
 
     with user_errors():
         for line in owners_guard(tc.roots, {"rings": None}, iface=iface, dry_run=dry_run):
-            click.echo(escape_control(line))
+            say(line)
         result = apply_rings(iface, tc.roots, rx=rx, tx=tx, dry_run=dry_run, persist=not no_persist)
     _nic_report(result, dry_run, "rings already at the size asked for", not no_persist)

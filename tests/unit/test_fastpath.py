@@ -20,7 +20,7 @@ import pytest
 from guestcheck.checks.fastpath import cloud_of, ena_version
 from guestcheck.collect.ethtool import DrvInfo
 from guestcheck.facts import Evidence, Facts, Virt
-from guestcheck.report import judge
+from guestcheck.report import fill_verdicts, judge
 from tests.fakemachine import FakeMachine
 
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
@@ -213,10 +213,10 @@ def test_gve_on_gce_is_not_flagged(tmp_path):
     assert "GCE-NOT-GVNIC" not in by_id(m.collect())
 
 
-def test_cloud_from_the_verdict_or_the_dmi_rows():
+def test_cloud_from_the_judged_verdict():
     assert cloud_of(Facts(virt=Virt(cloud="google"))) == "google"
     rows = [Evidence("dmi", "/sys/class/dmi/id/product_name", "Google Compute Engine")]
-    assert cloud_of(Facts(virt=Virt(evidence=rows))) == "google"  # raw rows, no verdict yet
+    assert cloud_of(fill_verdicts(Facts(virt=Virt(evidence=rows)))) == "google"  # raw rows, judged first
     rows = [Evidence("dmi", "/sys/class/dmi/id/chassis_asset_tag", AZURE_TAG)]
-    assert cloud_of(Facts(virt=Virt(evidence=rows))) == "microsoft"
+    assert cloud_of(fill_verdicts(Facts(virt=Virt(evidence=rows)))) == "microsoft"
     assert cloud_of(Facts()) is None
