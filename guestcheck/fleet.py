@@ -102,10 +102,14 @@ def write_ansible_fact(roots: Roots, report: Any, settings: FleetSettings,
     directory = facts_dir(roots)
     if settings.ansible_facts == "no" or (settings.ansible_facts == "auto" and not os.path.isdir(directory)):
         return None
-    os.makedirs(directory, mode=0o755, exist_ok=True)
     etc = os.path.realpath(roots.etc)
-    if os.path.commonpath([os.path.realpath(directory), etc]) != etc:
+
+    def inside_etc(path: str) -> bool:  # realpath resolves the existing part: a symlink anywhere is followed
+        return os.path.commonpath([os.path.realpath(path), etc]) == etc
+
+    if not inside_etc(directory):  # before any directory is made: never through a link that leads elsewhere
         raise OSError(f"{directory} leads outside {roots.etc}; not written")
+    os.makedirs(directory, mode=0o755, exist_ok=True)
     path = os.path.join(directory, FACT_NAME)
     write_atomic(path, dumps(fact_document(report, profile)), mode=0o644)
     return path

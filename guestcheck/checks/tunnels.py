@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Optional, Tuple
+from typing import Optional
 
 from guestcheck.checks import PRESENT, FindingDoc
 from guestcheck.checks.fixes import write_file
 from guestcheck.facts import Facts, Tunnel
 from guestcheck.findings import Finding, Severity
+from guestcheck.kernelversion import kernel_version
 from guestcheck.text import shell_word
 
 MIN_IPV4_MTU = 68
@@ -59,12 +60,6 @@ FINDINGS = {
         judged_on=PRESENT,
     ),
 }
-
-
-def kernel_version(release: str) -> Optional[Tuple[int, int]]:
-    """"5.4.0-150-generic" -> (5, 4); None when the release does not start with a version."""
-    match = re.match(r"(\d+)\.(\d+)", release or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _mtu_finding(t: Tunnel) -> Optional[Finding]:

@@ -16,11 +16,11 @@ Pure functions: the caller reads the sysctl, the kernel release and the memory v
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Callable, Dict, Optional
 
+from guestcheck.kernelversion import kernel_version
 from guestcheck.tune.profile import Profile, Setting
 
 DEFAULT_SHARE = Fraction(1, 16)
@@ -105,11 +105,6 @@ def _ms(seconds: float) -> str:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
-
-
-def kernel_version(release: Optional[str]) -> Optional[tuple]:
-    m = re.match(r"(\d+)\.(\d+)", release or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def overhead(adv_win_scale: Optional[str], release: Optional[str]) -> Overhead:

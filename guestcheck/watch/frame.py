@@ -3,7 +3,8 @@
 The softnet, NET_RX and steal figures come from the collectors doctor uses (softnet_cpus, measure_steal) over
 the same CounterSample type, and the flags from the checks themselves (checks.softirq.run, checks.memory.run)
 run on a Facts holding only this frame's figures: watch highlights exactly what doctor would report, with the
-checks' own thresholds. Interface and queue drops have no doctor check yet (issue 11), so any drop is flagged.
+checks' own thresholds. Interface and queue drops: doctor's NIC-DROPS and NIC-QUEUE-DROPS flag any rise during
+the sample, so any drop is flagged here too.
 """
 
 from __future__ import annotations

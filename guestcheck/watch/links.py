@@ -4,7 +4,8 @@ Interface totals come from /sys/class/net/IFACE/statistics (the kernel's rtnl_li
 exist only in the driver's own statistics (ETHTOOL_GSTATS), whose names every driver spells its own way; the
 patterns below cover the common ones (virtio_net, hv_netvsc, ixgbe/igb: rx_queue_0_bytes; ENA: queue_0_rx_bytes;
 mlx5: rx0_bytes; i40e/iavf: rx-0.bytes; MANA: rx-0_bytes). A driver with none of them shows interface totals only.
-Issue 11's drop counters (guestcheck/collect/counters.py) are to replace this reader when they land.
+What counts as a drop is doctor's own list (guestcheck/drivercounters.py INTERFACE_COUNTERS), so `watch` and
+`doctor` agree; this reader adds the byte and packet counters a live view needs and doctor does not keep.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from guestcheck.collect.fs import cat_int, listdir
+from guestcheck.drivercounters import INTERFACE_COUNTERS
 from guestcheck.roots import Roots
 
-# statistics/ files summed into the interface's figures
-RX_DROPS = ("rx_dropped", "rx_missed_errors", "rx_fifo_errors")
-TX_DROPS = ("tx_dropped", "tx_fifo_errors")
+# statistics/ files summed into the interface's figures: the drop and error counters are doctor's
+RX_DROPS = tuple(c for c in INTERFACE_COUNTERS if c.startswith("rx_"))
+TX_DROPS = tuple(c for c in INTERFACE_COUNTERS if c.startswith("tx_"))
 TOTALS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", *RX_DROPS, *TX_DROPS)
 
 # driver statistic name -> (direction, queue, what); what is bytes | packets | drops

@@ -75,3 +75,11 @@ def changed_outside(before: Mapping[str, tuple], after: Mapping[str, tuple], all
     prefixes = tuple(allowed)
     changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
     return sorted(p for p in changed if not any(p == a.rstrip("/") or p.startswith(a) for a in prefixes))
+
+
+def examples(ci: int) -> int:
+    """A suite's example count: `ci` under the derandomized CI profile (40 examples by default), scaled up with
+    the profile, so the release profile's long random search really runs longer (2000: 50 times `ci`)."""
+    from hypothesis import settings
+
+    return max(ci, settings.default.max_examples * ci // 40)

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.fake_iperf3 import FakeIperf3, Reply, alive, free_port
-from tests.fuzz.harness import assert_clean_exit, run_guestcheck
+from tests.fuzz.harness import assert_clean_exit, examples, run_guestcheck
 from tests.unit.test_selftest_iperf3 import DOWNLOAD_1_STREAM, UPLOAD_2_STREAMS
 from tests.unit.test_selftest_serve import RUN_1, RUN_2
 
@@ -157,7 +157,7 @@ def fake(tmp_path_factory) -> FakeIperf3:
     return FakeIperf3(tmp_path_factory.mktemp("fake-iperf3"))
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=examples(30), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(replies=st.lists(client_reply(), min_size=1, max_size=4), as_json=st.booleans(),
        expect=st.sampled_from(["1", "1G"]))
 def test_a_hostile_peer_never_causes_an_internal_error(fake, replies, as_json, expect):
@@ -213,7 +213,7 @@ def served_stream(draw) -> tuple[bytes, bool]:
     return "".join(parts).encode("utf-8", "surrogatepass"), then_exit
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=examples(25), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(scripted=served_stream())
 def test_a_hostile_client_never_kills_serve(fake, scripted):
     stream, then_exit = scripted

@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from guestcheck.tune.state import STATE_SCHEMA
-from tests.fuzz.harness import assert_clean_exit, changed_outside, run_guestcheck, tree
+from tests.fuzz.harness import assert_clean_exit, changed_outside, examples, run_guestcheck, tree
 from tests.tune_fake import PROFILES, STOCK, FakeKernel
 
 ALLOWED = ["proc/sys/", "etc/sysctl.d/90-guestcheck.conf", "var/lib/guestcheck/"]
 HOST_IFACES = set(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else set()
-FEW = settings(max_examples=12, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FEW = settings(max_examples=examples(12),
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 hostile_keys = st.sampled_from([
     "net.//.//.//.tmp.victim", "net.//.vm.swappiness", "net.//.//.//.//.//.//.//.//.etc.victim",

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.fake_iperf3 import FakeIperf3, Reply, free_port
-from tests.fuzz.harness import assert_clean_exit, run_guestcheck
+from tests.fuzz.harness import assert_clean_exit, examples, run_guestcheck
 from tests.fuzz.test_iperf3_peer_fuzz import PLAIN_CLIENT, mutate, pretty
 from tests.unit.test_selftest_iperf3 import UPLOAD_2_STREAMS
 
@@ -78,7 +78,7 @@ def assert_refused(out, option: str) -> None:
 SLOW = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
-@settings(max_examples=30, suppress_health_check=SLOW)
+@settings(max_examples=examples(30), suppress_health_check=SLOW)
 @given(case=bad_value(CLIENT_OPTIONS), as_json=st.booleans())
 def test_a_bad_client_value_is_refused_before_iperf3_runs(fake, case, as_json):
     option, value = case
@@ -91,7 +91,7 @@ def test_a_bad_client_value_is_refused_before_iperf3_runs(fake, case, as_json):
         assert json.loads(out.stdout)["error"]["kind"] == "bad-input"
 
 
-@settings(max_examples=15, suppress_health_check=SLOW)
+@settings(max_examples=examples(15), suppress_health_check=SLOW)
 @given(case=bad_value(SERVE_OPTIONS))
 def test_a_bad_serve_value_is_refused_before_iperf3_runs(fake, case):
     option, value = case
@@ -101,7 +101,7 @@ def test_a_bad_serve_value_is_refused_before_iperf3_runs(fake, case):
     assert fake.calls() == []
 
 
-@settings(max_examples=25, suppress_health_check=SLOW)
+@settings(max_examples=examples(25), suppress_health_check=SLOW)
 @given(data=st.data(), option=st.sampled_from(CLIENT_OPTIONS))
 def test_a_valid_client_value_reaches_iperf3_as_the_number_it_means(fake, data, option):
     text, meant = data.draw(VALID[option])
@@ -131,7 +131,7 @@ def test_a_valid_client_value_reaches_iperf3_as_the_number_it_means(fake, data, 
         assert doc["expected"] == {"bps": meant, "source": "--expect", "interface": None}
 
 
-@settings(max_examples=12, suppress_health_check=SLOW)
+@settings(max_examples=examples(12), suppress_health_check=SLOW)
 @given(case=st.one_of(st.just(("0", None)), st.integers(1, 7 * 86400).map(lambda s: (str(s), s)),
                       st.integers(1, 168).map(lambda h: (f"{h}h", h * 3600))))
 def test_a_valid_time_limit_is_accepted_and_shown(fake, case):
@@ -145,7 +145,7 @@ def test_a_valid_time_limit_is_accepted_and_shown(fake, case):
     assert first.endswith(f"time limit {meant:g}s" if meant else "no time limit"), first
 
 
-@settings(max_examples=15, suppress_health_check=SLOW)
+@settings(max_examples=examples(15), suppress_health_check=SLOW)
 @given(option=st.sampled_from(CLIENT_OPTIONS), value=st.text(st.characters(blacklist_characters="\x00"), max_size=10))
 def test_any_text_is_either_refused_in_one_line_or_accepted(fake, option, value):
     fake.script_client([Reply(json.dumps(NEAR_ANY_EXPECT).encode())])

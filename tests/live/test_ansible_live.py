@@ -29,8 +29,10 @@ REAL_KEYS = ("net/ipv4/tcp_mtu_probing", "net/ipv4/tcp_notsent_lowat", "net/ipv4
 
 
 def _ansible_env(tmp_path: Path) -> dict:
+    # HOME and both temp directories under the test's own directory: nothing lands in the real ~/.ansible
     return {**os.environ, "ANSIBLE_LOCALHOST_WARNING": "False", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_NOCOLOR": "1"}
+            "HOME": str(tmp_path / "home"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+            "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote-tmp"), "ANSIBLE_NOCOLOR": "1"}
 
 
 def _real_sysctls() -> dict:
@@ -61,6 +63,7 @@ def test_the_playbook_collects_reports_and_shows_the_diff_before_the_apply(tmp_p
 
 
 def test_report_only_without_a_profile_changes_nothing(tmp_path):
+    real_before = _real_sysctls()
     extra = {"guestcheck_command": [sys.executable, "-m", "guestcheck"],
              "guestcheck_reports_dir": str(tmp_path / "reports"),
              "guestcheck_environment": {"PYTHONPATH": str(REPO)}}
@@ -70,6 +73,7 @@ def test_report_only_without_a_profile_changes_nothing(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     assert "skipping: [localhost]" in done.stdout and "applied" not in done.stdout
     assert (tmp_path / "reports/localhost.json").is_file()
+    assert _real_sysctls() == real_before  # checked, not only read off the playbook's output
 
 
 def test_the_fact_file_reads_back_through_ansible_setup(tmp_path):

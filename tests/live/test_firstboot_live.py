@@ -33,7 +33,7 @@ def test_the_time_limit_cuts_off_a_real_apply_and_rolls_it_back(tmp_path):
     profiles.mkdir(parents=True)
     body = "".join(f"# reason: live test {i}\n{k} = {v}\n" for i, (k, v) in enumerate(keys))
     (profiles / "livecut.conf").write_text(f"[main]\nsummary = cut off by the time limit\n[sysctl]\n{body}")
-    (tmp_path / "etc/guestcheck/guestcheck.conf").write_text("[firstboot]\nprofile = livecut\ntimeout = 1\n")
+    (tmp_path / "etc/guestcheck/guestcheck.conf").write_text("[firstboot]\nprofile = livecut\ntimeout = 8\n")
     (tmp_path / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_TEST_PAUSE_AFTER_WRITE": "2"}
     env.pop("GUESTCHECK_PROFILES", None)
@@ -47,10 +47,10 @@ def test_the_time_limit_cuts_off_a_real_apply_and_rolls_it_back(tmp_path):
         print(out.stdout, out.stderr)
         assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
         assert out.stderr.count("guestcheck-test: wrote ") == 2  # the tuner changed two keys, then stalled
-        assert took < 10
+        assert took < 40  # the 8 s limit, not the tuner's 60 s stall (a loaded machine starts Python slowly)
         assert sysctls(ns) == before  # both writes undone on the namespace's real kernel
     assert {k: host_value(k) for k, _ in keys} == host_before
-    assert ("guestcheck firstboot: problem: profile livecut not applied: cut off by the 1 s time limit; "
+    assert ("guestcheck firstboot: problem: profile livecut not applied: cut off by the 8 s time limit; "
             "rolled back from its journal (2 change(s) undone)") in out.stdout
     report = json.loads((tmp_path / "var/lib/guestcheck/report.json").read_text())
     assert report["firstboot"]["profile_rolled_back"] is True and report["status"] == "unknown"

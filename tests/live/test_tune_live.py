@@ -248,7 +248,7 @@ def _link_root(tmp_path: Path) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("ethtool") is None, reason="needs ethtool")
-def test_offloads_and_queues_persisted_as_a_link_file_in_a_temporary_root(tmp_path):
+def test_offloads_persisted_as_a_link_file_in_a_temporary_root(tmp_path):
     """Rings need a driver that has them (veth has none): they are persisted in tests/vm/test_nic_persist_vm.py."""
     root = _link_root(tmp_path)
     with netns() as a, netns() as b, veth_pair(a, b):

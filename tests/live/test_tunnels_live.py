@@ -63,7 +63,7 @@ def test_vxlan_on_a_lower_device_whose_mtu_was_lowered_later() -> None:
 
 def test_vxlan_checksum_finding_names_its_source_and_its_fix_works() -> None:
     with netns() as a:
-        a.ip("link", "add", "gcvx2", "type", "vxlan", "id", "44", "remote", "10.199.9.9", "dstport", "4791")
+        a.ip("link", "add", "gcvx2", "type", "vxlan", "id", "44", "remote", "10.199.0.9", "dstport", "4791")
         doc = doctor(a)
         [f] = [f for f in doc["findings"] if f["id"] == "VXLAN-TX-CSUM"]
         assert f["subject"] == "gcvx2" and "flannel" in f["evidence"]["sources"]

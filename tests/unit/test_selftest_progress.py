@@ -60,7 +60,7 @@ def test_run_process_ticks_while_the_child_runs_and_keeps_all_output():
     code = "import sys, time; print('x' * 70000); time.sleep(2.3); print('end')"
     done = run_process([sys.executable, "-c", code], 20, pids.append)
     assert not done.timed_out and done.stdout == "x" * 70000 + "\nend\n"
-    assert len(pids) == 2 and len(set(pids)) == 1
+    assert len(pids) >= 2 and len(set(pids)) == 1  # one tick a second while it runs: at least two in 2.3 s
 
 
 def test_run_process_without_tick_still_kills_at_the_hard_limit():

@@ -13,6 +13,7 @@ from guestcheck.checks import tunnels as check
 from guestcheck.collect.tunnels import collect_tunnels, gre_options, overhead
 from guestcheck.facts import Facts, Feature, Host, Nic, Tunnel, facts_from_dict
 from guestcheck.findings import Severity
+from guestcheck.kernelversion import kernel_version
 from tests.fakemachine import FakeMachine
 
 
@@ -138,8 +139,8 @@ def test_checksum_fix_with_an_odd_name_has_no_udev_rule():
 
 
 def test_kernel_version():
-    assert check.kernel_version("5.10.0-21-amd64") == (5, 10)
-    assert check.kernel_version("") is None
+    assert kernel_version("5.10.0-21-amd64") == (5, 10)
+    assert kernel_version("") is None
 
 
 def test_every_id_is_explained():
