@@ -149,6 +149,29 @@ def interface_addresses(roots: Roots, family: str, dev: str) -> List[str]:
         return []
 
 
+def route_get(ipr: Any, destination: str) -> Optional[Dict[str, Any]]:
+    """`ip route get DESTINATION` on an open pyroute2 IPRoute: the route the kernel really uses, or None.
+    The one netlink route lookup (doctor's path, selftest's egress, the tunnels' lower device)."""
+    # 0.7 returns a tuple, 0.9 a list; both carry rtmsg objects with get_attr().
+    # RTM_F_LOOKUP_TABLE, as `ip route get` sends it: without it the kernel reports table main.
+    answers = list(ipr.route("get", dst=destination, flags=RTM_F_LOOKUP_TABLE))
+    if not answers:
+        return None
+    msg = answers[0]
+    oif = msg.get_attr("RTA_OIF")
+    links = list(ipr.get_links(oif)) if oif else []
+    metrics = msg.get_attr("RTA_METRICS")
+    return {
+        "oif": oif,
+        "dev": links[0].get_attr("IFLA_IFNAME") if links else None,
+        "gateway": msg.get_attr("RTA_GATEWAY"),
+        "table": msg.get_attr("RTA_TABLE") or msg.get("table"),
+        "prefsrc": msg.get_attr("RTA_PREFSRC"),
+        "metric": msg.get_attr("RTA_PRIORITY"),
+        "mtu": metrics.get_attr("RTAX_MTU") if metrics is not None else None,  # a route's own `mtu`
+    }
+
+
 def netlink_route(family: str, destination: str) -> Tuple[Optional[Dict[str, Any]], str]:
     """`ip route get` through pyroute2: the route the kernel really uses. (answer, problem)."""
     try:
@@ -157,21 +180,8 @@ def netlink_route(family: str, destination: str) -> Tuple[Optional[Dict[str, Any
         return None, "pyroute2 is not installed (python3-pyroute2)"
     try:
         with IPRoute() as ipr:
-            # 0.7 returns a tuple, 0.9 a list; both carry rtmsg objects with get_attr().
-            # RTM_F_LOOKUP_TABLE, as `ip route get` sends it: without it the kernel reports table main.
-            answers = list(ipr.route("get", dst=destination, flags=RTM_F_LOOKUP_TABLE))
-            if not answers:
-                return None, "netlink returned no route"
-            msg = answers[0]
-            oif = msg.get_attr("RTA_OIF")
-            links = list(ipr.get_links(oif)) if oif else []
-            return {
-                "dev": links[0].get_attr("IFLA_IFNAME") if links else None,
-                "gateway": msg.get_attr("RTA_GATEWAY"),
-                "table": msg.get_attr("RTA_TABLE") or msg.get("table"),
-                "prefsrc": msg.get_attr("RTA_PREFSRC"),
-                "metric": msg.get_attr("RTA_PRIORITY"),
-            }, ""
+            answer = route_get(ipr, destination)
+        return (answer, "") if answer is not None else (None, "netlink returned no route")
     except Exception as e:  # pyroute2 raises its own NetlinkError besides OSError; either means "no answer"
         return None, f"netlink route lookup failed: {type(e).__name__}: {e}"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
+from guestcheck.collect.path import route_get
 from guestcheck.collect.tunnels import KINDS, Details
 
 # IFLA_INFO_DATA attributes per kind: (remote, local, lower ifindex), IPv4 then IPv6 names.
@@ -29,7 +30,6 @@ PREFIXES = {
 for _kind, _prefixes in PREFIXES.items():
     ADDRESS_ATTRS[_kind] = tuple(tuple(p + suffix for p in _prefixes) for suffix in ("REMOTE", "LOCAL", "LINK"))
 IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
-RTAX_MTU = "RTAX_MTU"
 
 
 def _first(data: Any, names: Tuple[str, ...]) -> Optional[str]:
@@ -43,15 +43,13 @@ def _first(data: Any, names: Tuple[str, ...]) -> Optional[str]:
 def _route(ipr: Any, remote: str, links: Dict[int, Tuple[str, Optional[int]]]) -> Tuple[Optional[str], Optional[int]]:
     """The device and MTU the kernel would send the encapsulated packets to `remote` by."""
     try:
-        answers = list(ipr.route("get", dst=remote))
+        answer = route_get(ipr, remote)  # doctor's own route lookup (guestcheck/collect/path.py)
     except Exception:  # ENETUNREACH and the like: no route, said by the caller
         return None, None
-    if not answers:
+    if answer is None:
         return None, None
-    msg = answers[0]
-    name, mtu = links.get(msg.get_attr("RTA_OIF") or -1, (None, None))
-    metrics = msg.get_attr("RTA_METRICS")
-    route_mtu = metrics.get_attr(RTAX_MTU) if metrics is not None else None
+    name, mtu = links.get(answer["oif"] or -1, (None, None))
+    route_mtu = answer["mtu"]
     return name, (min(route_mtu, mtu) if route_mtu and mtu else route_mtu or mtu)
 
 
