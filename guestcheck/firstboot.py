@@ -233,6 +233,7 @@ def apply_with_tuner(name: str, roots: Roots) -> str:
     from guestcheck.report import fill_verdicts
     from guestcheck.tune import guard
     from guestcheck.tune.apply import apply_profile
+    from guestcheck.tune.owners import guard as owners_guard
     from guestcheck.tune.profile import load, profile_dirs
 
     profile = load(name, profile_dirs(roots.etc))
@@ -240,6 +241,9 @@ def apply_with_tuner(name: str, roots: Roots) -> str:
         verdict = guard.check(profile.guards, fill_verdicts(collect_live(roots, 0)))
         if not verdict.allowed:
             raise RuntimeError(f"refused by its memory guard: {'; '.join(verdict.reasons)}")
+    # another agent (an active TuneD profile) that would put its own values back: refused, as `tune apply` does
+    owners_guard(roots, {f"sysctl:{k}": s.value for k, s in profile.settings.items()},
+                 raise_only={k: s.raise_only for k, s in profile.settings.items()})
     result = apply_profile(profile, roots)
     if result.nothing_to_do:
         return "nothing to change, the kernel already has it"

@@ -347,6 +347,21 @@ def test_a_guarded_profile_is_refused_without_guaranteed_memory(machine):
     assert not (machine.base / "etc/sysctl.d").exists()
 
 
+def test_a_profile_whose_keys_tuned_would_put_back_is_refused(machine):
+    """First boot applies as `tune apply` does: an active TuneD profile setting a key to another value would undo
+    it at its next start, so nothing is applied (first boot has no --force)."""
+    for key, value in MANY_CONNECTIONS_LIVE.items():
+        machine.write(f"proc/sys/{key}", value + "\n")
+    machine.write("etc/tuned/active_profile", "my-tuned\n")
+    machine.write("usr/lib/tuned/my-tuned/tuned.conf", "[main]\nsummary=x\n[sysctl]\nnet.ipv4.tcp_fin_timeout = 30\n")
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = many-connections\n")
+    outcome, _ = run(machine, apply_profile=firstboot.apply_with_tuner)
+    assert outcome.ran and "refusing: another agent would put its own value back" in " ".join(
+        [outcome.profile_result or "", *outcome.problems])
+    assert (machine.base / "proc/sys/net/ipv4/tcp_fin_timeout").read_text().strip() == "60"
+    assert not (machine.base / "etc/sysctl.d/90-guestcheck.conf").exists()
+
+
 def test_an_unknown_profile_is_a_problem(machine):
     machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = nosuch\n")
     outcome, _ = run(machine, apply_profile=firstboot.apply_with_tuner)
