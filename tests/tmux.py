@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from typing import Callable, Iterator, Optional, Sequence
@@ -57,15 +58,28 @@ class Pane:
         return status
 
 
+# The pane runs the command under a small parent, as a terminal's shell would: the command starts with the
+# default SIGINT (a test run started in the background has SIGINT ignored, and that would be inherited through
+# tmux, so Ctrl-C would do nothing), and its exit status is the parent's, which tmux reports reliably (tmux 3.3
+# sometimes marks a pane dead from its closed terminal before it has the status: no `pane_dead_status`).
+_AS_A_SHELL = (
+    "import signal, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[1:], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle\n"
+    "code = child.wait()\n"
+    "sys.exit(code if code >= 0 else 128 - code)\n"
+)
+
+
 @contextlib.contextmanager
 def pane(argv: Sequence[str], *, width: int = 200, height: int = 50) -> Iterator[Pane]:
-    """`argv` run directly (no shell) on a fresh terminal of width x height."""
+    """`argv` run directly (no shell) on a fresh terminal of width x height, with the default SIGINT."""
     p = Pane(f"gc-test-{uuid.uuid4().hex[:8]}")
     subprocess.run(["tmux", "-L", p.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", str(width),
                     "-y", str(height), "sleep 60"], check=True, timeout=10)
     try:
         p.tmux("set-option", "-t", "t", "remain-on-exit", "on")
-        p.tmux("respawn-pane", "-k", "-t", "t", *argv)
+        p.tmux("respawn-pane", "-k", "-t", "t", sys.executable, "-c", _AS_A_SHELL, *argv)
         yield p
     finally:
         subprocess.run(["tmux", "-L", p.socket, "kill-server"], check=False, capture_output=True, timeout=10)
