@@ -57,6 +57,22 @@ def no_iperf3_left(ns: Netns) -> None:
     assert "iperf3" not in names, names
 
 
+def wait_for_iperf3_child(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Until the selftest has an iperf3 running (bounded): a fixed sleep would race a slow start-up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        if any(Path(f"/proc/{c}/comm").read_text().strip() == "iperf3" for c in children
+               if os.path.exists(f"/proc/{c}/comm")):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"no iperf3 started by the selftest within {timeout}s")
+
+
 def at(delay: float, action) -> threading.Timer:
     timer = threading.Timer(delay, action)
     timer.start()
@@ -150,9 +166,10 @@ def test_unreachable_peer():
 def test_interrupted_selftest_leaves_no_iperf3_running():
     with shaped_path("100mbit") as (a, b), iperf3_server(b):
         client = selftest_in(a, "--peer", SERVER, "--expect", "100M", "--duration", "10")
-        time.sleep(2.5)
+        wait_for_iperf3_child(client)  # interrupted mid-run, however slowly it started
+        time.sleep(0.5)
         client.send_signal(signal.SIGINT)
-        code, _, err = finished(client, 5)
+        code, _, err = finished(client, 8)
         time.sleep(0.2)
         no_iperf3_left(a)
     assert code == 130
