@@ -6,7 +6,7 @@ import contextlib
 import datetime
 import os
 import socket
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from guestcheck import __version__
 from guestcheck.collect import bridges as bridges_collector
@@ -30,9 +30,12 @@ from guestcheck.facts import Facts, Host, Virt
 from guestcheck.roots import Roots
 
 
-def collect_host(roots: Roots) -> Host:
+def collect_host(roots: Roots, problems: Optional[List[str]] = None) -> Host:
+    """The machine itself; what could not be read is added to `problems` when given."""
     vcpus = len(cpu_list(cat(os.path.join(roots.sys, "devices/system/cpu/online")))) or os.cpu_count() or 1
     system = os_info(roots)
+    if system.problem and problems is not None:
+        problems.append(system.problem)
     return Host(
         kernel=cat(os.path.join(roots.proc, "sys/kernel/osrelease")) or "",
         os=system.pretty_name,
@@ -67,12 +70,12 @@ def collect_facts(
         guestcheck_version=__version__,
         collected_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
-    facts.host = collect_host(roots)
+    facts.host = collect_host(roots, facts.problems)
     if cpuid_reader is None:
         cpuid_reader = virt_collector.cpuid.hypervisor_vendor if roots.sys == "/sys" else (lambda: None)
     # evidence only: the verdict is the judging step's (guestcheck.report.fill_verdicts), at every run
     facts.virt = Virt(evidence=virt_collector.collect_evidence(roots, cpuid_reader))
-    denied = virt_collector.problems(facts.virt.evidence)
+    denied = virt_collector.problems(facts.virt.evidence, facts.host.is_root)
     if denied:
         facts.complete = False
         facts.problems.extend(denied)

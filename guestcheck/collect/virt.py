@@ -161,7 +161,8 @@ def collect_evidence(roots: Roots, cpuid_reader: Callable[[], Optional[str]] = c
             + _containers(roots))
 
 
-def problems(evidence: list[Evidence]) -> list[str]:
-    """One facts.problems line per source that exists but could not be read."""
-    return [f"{DENIED_PREFIX}{e.detail} ({WHY_DENIED.get(e.source, 'a platform source')}; run as root)"
+def problems(evidence: list[Evidence], is_root: bool = False) -> list[str]:
+    """One facts.problems line per source that exists but could not be read (even as root, in some sandboxes)."""
+    hint = "denied even to root" if is_root else "run as root"
+    return [f"{DENIED_PREFIX}{e.detail} ({WHY_DENIED.get(e.source, 'a platform source')}; {hint})"
             for e in evidence if e.error]

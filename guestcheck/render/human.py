@@ -139,8 +139,9 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         lines.append(f"--skip left out {len(report.skipped)} finding(s): {by_severity}")
     denied = [p[len(DENIED_PREFIX):].split(" (", 1)[0] for p in f.problems if p.startswith(DENIED_PREFIX)]
     if denied:
-        lines.append(paint(esc(f"note: not run as root, could not read {', '.join(denied)} "
-                               "(run as root for a full report)"), _STATUS_COLOURS["unknown"]))
+        said = (f"note: could not read {', '.join(denied)}, even as root" if f.host.is_root else
+                f"note: not run as root, could not read {', '.join(denied)} (run as root for a full report)")
+        lines.append(paint(esc(said), _STATUS_COLOURS["unknown"]))
     for problem in f.problems:
         if not problem.startswith(DENIED_PREFIX):
             lines.append(paint(esc(f"note: {problem}"), _STATUS_COLOURS["unknown"]))

@@ -75,3 +75,28 @@ def test_doctor_module_imports_no_distro_or_pyudev():
             "print(sorted(m for m in ('distro', 'pyudev') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_doctor_runs_without_the_distro_library_and_says_so(tmp_path, monkeypatch):
+    """The OS name only words some fixes: a missing python3-distro is a note, not a failed doctor run."""
+    import sys
+
+    from guestcheck.report import judge
+    from tests.fakemachine import FakeMachine
+
+    monkeypatch.setitem(sys.modules, "distro", None)  # `import distro` raises ImportError
+    m = FakeMachine(tmp_path)
+    m.write("etc/os-release", 'ID=debian\nVERSION_ID="12"\n')
+    facts = m.collect()
+    assert (facts.host.os, facts.host.os_id) == ("", "")
+    assert any("'distro' is missing (install python3-distro)" in p for p in facts.problems)
+    assert judge(facts).status.label in ("ok", "warning", "critical", "unknown")
+
+
+def test_a_source_denied_even_to_root_does_not_ask_for_root():
+    from guestcheck.collect.virt import problems
+    from guestcheck.facts import Evidence
+
+    rows = [Evidence("environ", "/proc/1/environ", "", error="permission denied")]
+    assert problems(rows, is_root=True)[0].endswith("; denied even to root)")
+    assert problems(rows, is_root=False)[0].endswith("; run as root)")
