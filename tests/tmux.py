@@ -7,9 +7,11 @@ stays after the command exits (remain-on-exit) so its exit status and last scree
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from typing import Callable, Iterator, Optional, Sequence
@@ -20,8 +22,9 @@ requires_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs t
 
 
 class Pane:
-    def __init__(self, socket: str) -> None:
+    def __init__(self, socket: str, status_file: str = "") -> None:
         self.socket = socket
+        self.status_file = status_file
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True,
@@ -36,6 +39,8 @@ class Pane:
 
     def status(self) -> Optional[int]:
         """The command's exit status once it has exited, else None."""
+        with contextlib.suppress(OSError, ValueError), open(self.status_file) as f:
+            return int(f.read())
         fields = self.tmux("display-message", "-p", "-t", "t", "#{pane_dead} #{pane_dead_status}").split()
         return int(fields[1]) if fields[:1] == ["1"] and len(fields) == 2 else None
 
@@ -58,28 +63,44 @@ class Pane:
         return status
 
 
-# The pane runs the command under a small parent, as a terminal's shell would: the command starts with the
-# default SIGINT (a test run started in the background has SIGINT ignored, and that would be inherited through
-# tmux, so Ctrl-C would do nothing), and its exit status is the parent's, which tmux reports reliably (tmux 3.3
-# sometimes marks a pane dead from its closed terminal before it has the status: no `pane_dead_status`).
+# The pane runs the command under a small parent that does what a terminal's shell does for a foreground job:
+# the command gets its own process group, which is given the terminal (so Ctrl-C reaches it, and a signal the
+# command sends to its own group cannot reach the parent), and starts with the default SIGINT (a test run started
+# in the background has SIGINT ignored, which would be inherited through tmux). The parent writes the exit status
+# to a file, which wait_exit reads: tmux 3.3 loses `pane_dead_status` for a pane that died by a signal.
 _AS_A_SHELL = (
-    "import signal, subprocess, sys\n"
-    "child = subprocess.Popen(sys.argv[1:], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))\n"
-    "signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle\n"
+    "import os, signal, subprocess, sys\n"
+    "def job():\n"
+    "    os.setpgid(0, 0)\n"
+    "    signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+    "    signal.signal(signal.SIGTTOU, signal.SIG_DFL)\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "signal.signal(signal.SIGTTOU, signal.SIG_IGN)\n"
+    "child = subprocess.Popen(sys.argv[2:], preexec_fn=job)\n"
+    "try:\n"
+    "    os.tcsetpgrp(0, child.pid)\n"
+    "except OSError:\n"
+    "    pass\n"
     "code = child.wait()\n"
-    "sys.exit(code if code >= 0 else 128 - code)\n"
+    "code = code if code >= 0 else 128 - code\n"
+    "with open(sys.argv[1] + '.tmp', 'w') as f:\n"
+    "    f.write(str(code))\n"
+    "os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+    "sys.exit(code)\n"
 )
 
 
 @contextlib.contextmanager
 def pane(argv: Sequence[str], *, width: int = 200, height: int = 50) -> Iterator[Pane]:
     """`argv` run directly (no shell) on a fresh terminal of width x height, with the default SIGINT."""
-    p = Pane(f"gc-test-{uuid.uuid4().hex[:8]}")
+    p = Pane(f"gc-test-{uuid.uuid4().hex[:8]}", os.path.join(tempfile.gettempdir(), f"gc-pane-{uuid.uuid4().hex}"))
     subprocess.run(["tmux", "-L", p.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", str(width),
                     "-y", str(height), "sleep 60"], check=True, timeout=10)
     try:
         p.tmux("set-option", "-t", "t", "remain-on-exit", "on")
-        p.tmux("respawn-pane", "-k", "-t", "t", sys.executable, "-c", _AS_A_SHELL, *argv)
+        p.tmux("respawn-pane", "-k", "-t", "t", sys.executable, "-c", _AS_A_SHELL, p.status_file, *argv)
         yield p
     finally:
         subprocess.run(["tmux", "-L", p.socket, "kill-server"], check=False, capture_output=True, timeout=10)
+        with contextlib.suppress(OSError):
+            os.unlink(p.status_file)

@@ -27,9 +27,12 @@ SLACK = 1.5  # interpreter start-up, process teardown, a busy 2-core machine
 
 
 def selftest_in(ns: Netns, *args: str) -> subprocess.Popen:
+    """selftest as a shell starts it: with the default SIGINT (a test run started in the background has SIGINT
+    ignored, which the child would inherit, and then a SIGINT would do nothing)."""
     env = {**os.environ, "PYTHONPATH": REPO}
     return ns.popen([sys.executable, "-m", "guestcheck", "selftest", *args], stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, text=True, env=env)
+                    stderr=subprocess.PIPE, text=True, env=env,
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def finished(proc: subprocess.Popen, within: float) -> tuple[int, str, str]:
