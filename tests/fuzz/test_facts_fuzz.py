@@ -10,7 +10,6 @@ fix names a hostile interface only inside shell quotes, so `shlex.split` gives i
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import tempfile
 import unicodedata
@@ -21,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz.harness import assert_clean_exit, run_guestcheck
+from tests.unit.test_checks_fixes import outside_quotes
 
 MARKER = "|sh"  # in every hostile name: it must never show outside shell quotes in a fix
 
@@ -124,22 +124,6 @@ def _strict(text: str) -> Any:
 def _terminal_safe(text: str) -> bool:
     return not [ch for ch in text if ch != "\n" and (unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
                                                      or 0x202a <= ord(ch) <= 0x202e or 0x2066 <= ord(ch) <= 0x2069)]
-
-
-def outside_quotes(fix: str) -> str:
-    """What a shell reads unquoted: '...' runs and shlex.quote's "'" joints taken out (prose apostrophes first)."""
-    text = re.sub(r"(?<=[a-z])'(?=[st]\b)", "", fix)
-    out, i = [], 0
-    while i < len(text):
-        if text.startswith("\"'\"", i):
-            i += 3
-        elif text[i] == "'":
-            end = text.find("'", i + 1)
-            i = len(text) if end < 0 else end + 1
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 @given(case=facts_files(), fmt=st.sampled_from(["json", "human", "prometheus"]))
