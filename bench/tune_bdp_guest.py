@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs INSIDE the QEMU guest (bench/tune_bdp.py boots it): iperf3 over a netem-shaped veth between two
-network namespaces, with the stock kernel defaults, after `guestcheck tune apply throughput`, and after
-`guestcheck tune apply wan --rate RATE --rtt RTT` (sized to the netem path), each in both namespaces.
+network namespaces, with the stock kernel defaults, after `guestcheck tune apply throughput`, after
+`guestcheck tune apply wan --rate RATE --rtt RTT` (sized to the netem path) and after the same with wan-lossy
+(BBR), each in both namespaces. A run may add random loss on the data direction (RATE/DELAY/LOSS).
 Prints one line `TUNE-BDP-RESULT <json>` on stdout; the log goes to stderr.
 """
 
@@ -35,7 +36,7 @@ def ns(name: str, *argv: str, check: bool = True, timeout: float = 300) -> subpr
     return run(["ip", "netns", "exec", name, *argv], check=check, timeout=timeout)
 
 
-def setup(rate: str, delay: str, shaped: bool) -> None:
+def setup(rate: str, delay: str, shaped: bool, loss: str = "") -> None:
     for name in (SND, RCV):
         run(["ip", "netns", "del", name], check=False)
         run(["ip", "netns", "add", name])
@@ -45,8 +46,9 @@ def setup(rate: str, delay: str, shaped: bool) -> None:
         run(["ip", "-n", name, "addr", "add", f"{ip}/24", "dev", dev])
         run(["ip", "-n", name, "link", "set", dev, "up"])
         if shaped:  # delay each way; the limit must hold a whole bandwidth-delay product of packets
+            lossy = ["loss", loss] if loss and name == SND else []  # random loss on the data direction only
             run(["tc", "-n", name, "qdisc", "add", "dev", dev, "root", "netem", "delay", delay, "rate", rate,
-                 "limit", "200000"])
+                 "limit", "200000", *lossy])
 
 
 def sysctls(name: str) -> dict[str, str]:
@@ -79,14 +81,16 @@ def iperf(seconds: int, omit: int) -> dict:
             "seconds": seconds, "omitted_seconds": omit}
 
 
-SETUPS = ("default", "throughput", "sized")
+SETUPS = {"default": None, "throughput": "throughput", "sized": "wan", "sized-bbr": "wan-lossy"}
 
 
-def apply_argv(setup: str, rate: str, delay: str, sized_profile: str = "wan") -> list[str]:
+def apply_argv(setup: str, rate: str, delay: str) -> list[str]:
     """The `guestcheck tune apply` arguments of a setup: the static profile, or one sized to the netem path."""
+    profile = SETUPS[setup]
+    assert profile is not None
     if setup == "throughput":
-        return ["throughput"]
-    return [sized_profile, "--rate", guestcheck_rate(rate), "--rtt", f"{2 * milliseconds(delay):g}ms"]
+        return [profile]
+    return [profile, "--rate", guestcheck_rate(rate), "--rtt", f"{2 * milliseconds(delay):g}ms"]
 
 
 def guestcheck_rate(rate: str) -> str:
@@ -118,15 +122,16 @@ def tune_apply(args: list[str], force: bool) -> dict:
     return result
 
 
-def measure(rate: str, delay: str, seconds: int, omit: int, sized_profile: str) -> dict:
+def measure(rate: str, delay: str, loss: str, seconds: int, omit: int) -> dict:
     """Each setup on fresh namespaces (a new namespace starts from the kernel's defaults): the stock defaults,
-    the static throughput profile, and wan sized to the path (--rate, --rtt = 2 x the netem delay)."""
-    res: dict = {"rate": rate, "delay_each_way": delay, "rtt_ms": 2 * milliseconds(delay), "setups": {}}
+    the static throughput profile, and wan and wan-lossy sized to the path (--rate, --rtt = 2 x the delay)."""
+    res: dict = {"rate": rate, "delay_each_way": delay, "rtt_ms": 2 * milliseconds(delay), "loss": loss,
+                 "setups": {}}
     for setup_name in SETUPS:
-        setup(rate, delay, shaped=True)
+        setup(rate, delay, shaped=True, loss=loss)
         entry: dict = {}
         if setup_name != "default":
-            args = apply_argv(setup_name, rate, delay, sized_profile)
+            args = apply_argv(setup_name, rate, delay)
             entry["command"] = "guestcheck tune apply " + " ".join(args)
             applied = tune_apply(args, force=False)
             entry["guard"] = "passed"
@@ -137,7 +142,7 @@ def measure(rate: str, delay: str, seconds: int, omit: int, sized_profile: str) 
             entry["apply_output"] = applied[RCV]["stdout"]
         entry["sysctl"] = {n: sysctls(n) for n in (SND, RCV)}
         entry["iperf"] = iperf(seconds, omit)
-        log(f"{rate}/{delay} each way, {setup_name}:", entry["iperf"])
+        log(f"{rate}/{delay} each way{', loss ' + loss if loss else ''}, {setup_name}:", entry["iperf"])
         res["setups"][setup_name] = entry
     return res
 
@@ -145,18 +150,18 @@ def measure(rate: str, delay: str, seconds: int, omit: int, sized_profile: str) 
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", default="300mbit/100ms",
-                   help="comma-separated RATE/DELAY (delay each way), measured one after another")
+                   help="comma-separated RATE/DELAY[/LOSS] (delay each way, loss on the data direction), measured "
+                        "one after another")
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--omit", type=int, default=5)
-    p.add_argument("--sized-profile", default="wan", choices=("wan", "throughput"))
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    runs = [tuple(r.split("/", 1)) for r in args.runs.split(",") if r.strip()]
+    runs = [([*r.split("/"), ""])[:3] for r in args.runs.split(",") if r.strip()]
     res: dict = {"kernel": os.uname().release}
     setup("", "0ms", shaped=False)
     res["unshaped"] = iperf(5, 1)
     log("unshaped veth (what this TCG guest can move at all):", res["unshaped"])
-    res["runs"] = [measure(rate, delay, args.seconds, args.omit, args.sized_profile) for rate, delay in runs]
+    res["runs"] = [measure(rate, delay, loss, args.seconds, args.omit) for rate, delay, loss in runs]
     print("TUNE-BDP-RESULT " + json.dumps(res), flush=True)
     return 0
 

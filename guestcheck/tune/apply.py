@@ -27,7 +27,7 @@ from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune.ethtool_set import EthtoolWriter
 from guestcheck.tune.live import ProcSys, boot_id, in_initial_netns
-from guestcheck.tune.persist import ABSENT, FILE, MASKED, SYMLINK, PersistFile, encode, inspect, render
+from guestcheck.tune.persist import ABSENT, FILE, PersistFile, encode, inspect, render
 from guestcheck.tune.plan import HOST, SKIP, Change, Plan, plan_profile
 from guestcheck.tune.profile import Profile, normalise_value
 from guestcheck.tune.state import (
@@ -125,13 +125,13 @@ def locked(roots: Roots) -> Iterator[None]:
         os.close(fd)
 
 
-def _os_error(e: OSError) -> str:
+def os_error(e: OSError) -> str:
     return e.strerror or errno.errorcode.get(e.errno or 0, str(e))
 
 
 # --- /proc/sys -------------------------------------------------------------------------------------
 
-def _same(a: str, b: str) -> bool:
+def same_value(a: str, b: str) -> bool:
     x, y = a.split(), b.split()
     try:
         return len(x) == len(y) and all(int(p) == int(q) for p, q in zip(x, y))
@@ -148,9 +148,9 @@ def write_sysctl(procsys: ProcSys, key: str, value: str) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise TuneError(f"the kernel refused {key} = {value} ({_os_error(e)})") from None
+        raise TuneError(f"the kernel refused {key} = {value} ({os_error(e)})") from None
     now = procsys.read(key)
-    if now is None or not _same(now, value):
+    if now is None or not same_value(now, value):
         raise TuneError(f"{key} reads {now!r} after writing {value!r}")
 
 
@@ -278,7 +278,7 @@ def io_errors(consequence: str) -> Iterator[None]:
         yield
     except OSError as e:
         where = f" {e.filename}" if e.filename else ""
-        raise TuneError(f"cannot write{where}: {_os_error(e)}; {consequence}") from None
+        raise TuneError(f"cannot write{where}: {os_error(e)}; {consequence}") from None
 
 
 def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State], final: State,
@@ -300,12 +300,12 @@ def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State],
             _test_pause(c.key, len(done))
         put_persist(persist, content, mode)  # 3. persist (the original content when nothing is kept)
     except (TuneError, OSError) as e:
-        message = str(e) if isinstance(e, TuneError) else f"cannot write {persist.path}: {_os_error(e)}"
+        message = str(e) if isinstance(e, TuneError) else f"cannot write {persist.path}: {os_error(e)}"
         _undo(roots, procsys, done, old, message)
     try:
         save_state(roots, final)  # 4. complete
     except OSError as e:
-        raise TuneError(f"applied, but the journal could not be marked complete ({_os_error(e)}); "
+        raise TuneError(f"applied, but the journal could not be marked complete ({os_error(e)}); "
                         "`guestcheck tune rollback` still restores the original values") from None
 
 
@@ -314,7 +314,7 @@ def _undo(roots: Roots, procsys: ProcSys, done: List[Change], old: Optional[Stat
     undone = 0
     for c in reversed(done):
         now = procsys.read(c.key)
-        if now is not None and c.live is not None and _same(now, c.live):
+        if now is not None and c.live is not None and same_value(now, c.live):
             continue  # the kernel refused the write (or never got it): nothing to undo
         try:
             write_sysctl(procsys, c.key, c.live or "")
@@ -346,104 +346,38 @@ def rollback(roots: Roots, *, dry_run: bool = False, procsys: Optional[ProcSys] 
 
 
 def _rollback(roots: Roots, procsys: ProcSys, ethtool: Optional[EthtoolWriter], *, dry_run: bool) -> RollbackResult:
+    """Each unit the journal touches plans its rollback (sysctl keys first, the .link files last), then each
+    carries its plan out; the journal goes last, so an interrupted rollback can be run again."""
+    from guestcheck.tune.units import UNITS
+    from guestcheck.tune.units.base import RollbackContext
+
     state = load_state(roots)
     result = RollbackResult()
     if state is None:
         result.nothing_to_do = True
         return result
-    sysctl_todo = []
-    for key, backup in state.sysctl.items():
-        live = procsys.read(key)
-        if live is None:
-            result.notes.append(f"{key}: gone from this kernel, cannot restore {backup.original}")
-        elif not _same(live, backup.original):
-            sysctl_todo.append((key, live, backup.original))
-            result.actions.append(f"{key}: {live} -> {backup.original}")
-    persist = _persist_to_restore(roots, state, result)
-    nics = _nics_to_restore(procsys, state, result)
-    if dry_run:
-        return result
-    if sysctl_todo and procsys.mounted_read_only():
-        raise TuneError(f"{procsys.base} is mounted read-only (a container?): nothing was changed")
-    errors = []
-    for key, _live, original in sysctl_todo:
-        try:
-            write_sysctl(procsys, key, original)
-        except TuneError as e:
-            errors.append(str(e))
-    sysctl_failed = bool(errors)
-    if persist is not None:
-        try:
-            put_persist(persist, state.persist_original, state.persist_mode)
-        except OSError as e:
-            errors.append(f"cannot write {persist.path}: {_os_error(e)}")
-    if nics:
-        with ethtool or EthtoolWriter() as et:
-            errors += _restore_nics(et, procsys, state, result)
-    if state.links:
-        from guestcheck.tune.units.nic import restore_links
-
-        errors += restore_links(roots, state, result.notes)
+    with contextlib.ExitStack() as stack:
+        ctx = RollbackContext(roots, procsys, state, _rebooted(procsys, state),
+                              lambda: stack.enter_context(ethtool or EthtoolWriter()))
+        plans = [(unit, unit.rollback_plan(ctx)) for unit in UNITS if unit.touched(state)]
+        for _unit, plan in plans:
+            result.actions += plan.actions
+            result.notes += plan.notes
+        if dry_run:
+            return result
+        errors: List[str] = []
+        for unit, plan in plans:
+            if plan.todo:
+                errors += unit.rollback(ctx, plan, result.notes)
     if errors:
-        done = "the kernel values are restored, " if sysctl_todo and not sysctl_failed else ""
-        raise TuneError(f"rollback incomplete: {errors[0]} ({done}the journal is kept; run rollback again)")
+        raise TuneError(f"rollback incomplete: {errors[0]} (the journal is kept; run rollback again)")
     save_state(roots, None)  # last: an interrupted rollback can be run again
     return result
-
-
-def _persist_to_restore(roots: Roots, state: State, result: RollbackResult) -> Optional[PersistFile]:
-    """The persist file when it must be put back as it was, else None (and a note when it is left alone)."""
-    if not state.persist_recorded:
-        return None
-    path = persist_path(roots)
-    try:
-        now = inspect(path)
-    except TuneError as e:
-        result.notes.append(f"{e}: left as it is")
-        return None
-    if now.kind in (SYMLINK, MASKED):
-        what = "masked (a symlink to /dev/null)" if now.kind == MASKED else f"a symlink to {now.target!r}"
-        result.notes.append(f"{path} is now {what}, not guestcheck's file: left as it is")
-        return None
-    if now.kind not in (FILE, ABSENT):
-        result.notes.append(f"{path} is not a regular file now: left as it is")
-        return None
-    if persist_holds(now, state.persist_original, state.persist_mode):
-        return None
-    verb = "remove" if state.persist_original is None else "restore"
-    why = " (it held bytes that are not UTF-8)" if not now.utf8 else ""
-    result.actions.append(f"{verb} {path}{why}")
-    return now
-
-
-def _nics_to_restore(procsys: ProcSys, state: State, result: RollbackResult) -> bool:
-    """Whether NIC settings need restoring (each NIC unit says what), and the persisted files to put back.
-    Live-only changes made in an earlier boot are gone already; persisted ones are in force again."""
-    from guestcheck.tune.units import NIC_UNITS
-    from guestcheck.tune.units.nic import links_to_restore
-
-    todo = False
-    for unit in NIC_UNITS:
-        plan = unit.rollback_plan(state, _rebooted(procsys, state))
-        result.actions += plan.actions
-        result.notes += plan.notes
-        todo = todo or plan.todo
-    result.actions += links_to_restore(procsys.roots, state)
-    return todo
 
 
 def _rebooted(procsys: ProcSys, state: State) -> bool:
     current = boot_id(procsys)
     return bool(state.boot_id and current and state.boot_id != current)
-
-
-def _restore_nics(et: EthtoolWriter, procsys: ProcSys, state: State, result: RollbackResult) -> List[str]:
-    from guestcheck.tune.units import NIC_UNITS
-
-    errors: List[str] = []
-    for unit in NIC_UNITS:
-        errors += unit.rollback(et, state, _rebooted(procsys, state), result.notes)
-    return errors
 
 
 # --- offloads, queues and rings: the NIC units (guestcheck/tune/units/) ---------------------------------

@@ -331,7 +331,8 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
     """Check the live values (and the persist file) against a profile, or against what was applied.
     Exit code 0 when everything holds, 1 when something drifted."""
     from guestcheck.tune.state import load_state
-    from guestcheck.tune.verify import verify_applied, verify_profile
+    from guestcheck.tune.units import touched_nic_units, verify_journal
+    from guestcheck.tune.verify import verify_profile
 
     tc: TuneContext = ctx.obj
     with user_errors():
@@ -340,9 +341,14 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
             say("nothing to verify: guestcheck has applied nothing here (`guestcheck tune verify PROFILE` "
                        "checks a profile's values all the same)")
             ctx.exit(0)
-        v = verify_profile(_load(tc, profile), tc.roots, state) if profile else verify_applied(tc.roots, state)
-        if state is not None and not profile:
-            _verify_nics(tc.roots, state, v)
+        if profile:
+            v = verify_profile(_load(tc, profile), tc.roots, state)
+            nic = touched_nic_units(state) if state else []
+            if nic:
+                v.notes.append(f"the journal also holds {'/'.join(nic)}, which no profile sets: "
+                               "`guestcheck tune verify` checks them")
+        else:
+            v = verify_journal(tc.roots, state)
     for c in v.checks:
         mark = "ok  " if c.ok else "DIFF"
         live = "absent" if c.live is None else c.live
@@ -353,21 +359,6 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
         say(f"  note: {note}")
     say(f"{v.subject}: {'verified' if v.ok else 'NOT in force'}")
     ctx.exit(0 if v.ok else 1)
-
-
-def _verify_nics(roots: Roots, state: Any, v: Any) -> None:
-    """Each NIC unit's live values, and the .link files and rules the next boot applies."""
-    from guestcheck.tune.units import NIC_UNITS
-    from guestcheck.tune.units.nic import verify_links
-    from guestcheck.tune.verify import Check
-
-    parts = [u.verify(roots, state) for u in NIC_UNITS if state.applied.get(u.name)]
-    if state.links:
-        parts.append(verify_links(roots, state))
-    for part in parts:
-        v.checks += [Check(c.key, c.expected, c.live, c.ok, c.note) for c in part.checks]
-        v.problems += part.problems
-        v.notes += part.notes
 
 
 @tune.command()

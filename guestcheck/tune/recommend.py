@@ -9,8 +9,8 @@ from typing import Any, Callable, List, Optional, Sequence
 from guestcheck.tune import guard
 from guestcheck.tune.profile import Guards, Loader, ProfileError
 
-THROUGHPUT, FALLBACK, WAN = "throughput", "latency", "wan"
-LONG_RTT_S = 0.030  # beyond this a path is long: fq pacing and BBR (wan) keep a stream up through random loss
+THROUGHPUT, FALLBACK, WAN, WAN_LOSSY = "throughput", "latency", "wan", "wan-lossy"
+LONG_RTT_S = 0.030  # beyond this a path is long: wan adds fq pacing and MTU probing to the sized buffers
 
 
 @dataclass
@@ -61,14 +61,16 @@ def _with_path(chosen: Recommendation, facts: Any, dirs: Sequence[str], verdict_
     sizes = sizing.lines()
     args = path_arguments(path)
     if big:
-        long = (f"; at {path.rtt_s * 1000:.0f} ms the path is long, so {WAN}: fq pacing and BBR on top"
+        long = (f"; at {path.rtt_s * 1000:.0f} ms the path is long, so {WAN}: fq pacing and MTU probing on top"
                 if name == WAN else "")
         have = _kernel_ceiling(procsys)
         why = (f"the kernel's own tcp_rmem ceiling ({have} bytes) already holds this path's window: sizing "
                "raises nothing here" if have is not None and have >= sizing.ceiling_bytes else
                f"memory is there for buffers sized to the path: {sizing.ceiling_bytes} bytes per socket at most")
         return Recommendation(name, chosen.reasons, why + long,
-                              [f"{THROUGHPUT} {args}" if name == WAN else f"{WAN} {args}: fq pacing and BBR too"],
+                              [f"{THROUGHPUT} {args}", f"{WAN_LOSSY} {args}: BBR too, if the path loses packets "
+                               "(selftest's retransmits)"] if name == WAN else
+                              [f"{WAN} {args}: fq pacing and MTU probing too"],
                               sizes, f"guestcheck tune apply {name} {args}")
     return Recommendation(name, chosen.reasons, chosen.conclusion + "; buffers sized to the path need guaranteed "
                           "memory too, so they are not recommended here",
@@ -98,7 +100,8 @@ def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any]
             result.reasons,
             "16 MiB TCP buffers are safe here, and they let one stream fill a path whose bandwidth x round-trip "
             "time exceeds the kernel's default 4-6 MiB",
-            ["wan: the same buffers plus fq pacing and BBR, for lossy long-distance paths"],
+            [f"{WAN}: the same buffers plus fq pacing and MTU probing, for long-distance paths",
+             f"{WAN_LOSSY}: {WAN} plus BBR, for long paths that lose packets"],
         ))
     _usable_fallback(loader, None)
     return _only_loadable(loader, Recommendation(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
@@ -101,14 +101,15 @@ def never_written(state: State, procsys: ProcSys) -> List[str]:
     return [key for key, b in state.sysctl.items() if b.original != b.applied and procsys.read(key) == b.original]
 
 
-def subject_of(state: State) -> str:
-    """What the journal says guestcheck applied, named for humans."""
+def subject_of(state: State, nic_labels: Sequence[str] = ()) -> str:
+    """What the journal says guestcheck applied, named for humans; `nic_labels` names the NIC settings it
+    holds ("offloads", "rings"), which only the NIC units can tell."""
     if not state.complete and state.applying:
         return f"{escape_control(state.applying)} (interrupted)"
     if state.profile:
         return escape_control(state.profile)
-    if state.features or state.channels:
-        return "offloads/queues"
+    if nic_labels:
+        return "/".join(nic_labels)
     return "sysctl settings" if state.sysctl else "nothing"
 
 

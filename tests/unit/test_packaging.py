@@ -19,7 +19,7 @@ def test_every_package_and_the_profiles_are_in_the_wheel():
     assert setuptools["package-dir"] == {"guestcheck.profiles": "profiles"}
     assert setuptools["package-data"] == {"guestcheck.profiles": ["*.conf"]}
     assert sorted(p.name for p in (REPO / "profiles").glob("*.conf")) == [
-        "latency.conf", "many-connections.conf", "throughput.conf", "wan.conf"]
+        "latency.conf", "many-connections.conf", "throughput.conf", "wan-lossy.conf", "wan.conf"]
 
 
 LEFTOVERS = [

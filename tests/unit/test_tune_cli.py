@@ -30,12 +30,15 @@ def test_list_show_diff(tmp_path):
     FakeKernel(tmp_path)
     out = tune(tmp_path, "list")
     assert out.returncode == 0
-    assert [ln.split()[0] for ln in out.stdout.splitlines()] == ["latency", "many-connections", "throughput", "wan"]
+    assert [ln.split()[0] for ln in out.stdout.splitlines()] == ["latency", "many-connections", "throughput", "wan",
+                                                                   "wan-lossy"]
     assert "needs guaranteed memory" in out.stdout
     out = tune(tmp_path, "show", "wan")
     assert "includes: throughput" in out.stdout and "net.ipv4.tcp_rmem = >4096 131072 16777216" in out.stdout
     assert "source: TuneD network-throughput" in out.stdout
-    assert "why: BBR keeps throughput up" in out.stdout
+    assert "why: find a working MTU" in out.stdout and "tcp_congestion_control" not in out.stdout
+    out = tune(tmp_path, "show", "wan-lossy")
+    assert "includes: wan" in out.stdout and "why: BBR keeps throughput up under random loss" in out.stdout
     out = tune(tmp_path, "diff", "throughput")
     assert out.returncode == 0
     assert "set      net.ipv4.tcp_rmem: 4096 131072 6291456 -> 4096 131072 16777216" in out.stdout

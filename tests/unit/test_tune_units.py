@@ -8,13 +8,14 @@ import pytest
 
 from guestcheck.facts import Channels, Feature, Rings
 from guestcheck.tune import TuneError
-from guestcheck.tune.apply import apply_offloads, apply_queues, apply_rings, rollback
+from guestcheck.tune.apply import apply_offloads, apply_profile, apply_queues, apply_rings, rollback
+from guestcheck.tune.profile import load
 from guestcheck.tune.state import load_state, state_from_text
-from guestcheck.tune.units import NIC_UNITS
+from guestcheck.tune.units import NIC_UNITS, UNITS, touched_nic_units, verify_journal
 from guestcheck.tune.units.nic import verify_links
 from guestcheck.tune.units.rings import ring_target
 from tests.fakemachine import FakeEthtool, FakeMachine
-from tests.tune_fake import fake_ethtool_writer
+from tests.tune_fake import PROFILES, FakeKernel, fake_ethtool_writer
 
 Writer = fake_ethtool_writer(FakeEthtool)
 DEFAULT = ("[Match]\nOriginalName=*\n\n[Link]\nNamePolicy=keep kernel database onboard slot path\n"
@@ -178,3 +179,36 @@ def test_a_persist_that_fails_half_way_leaves_no_link_file_behind(tmp_path, monk
         apply_offloads("ens3", m.roots, ethtool=et)
     assert not link(tmp_path).exists()
     assert et.feature_sets["ens3"] == SG_OFF and load_state(m.roots) is None
+
+
+def test_verify_and_rollback_go_through_every_unit_the_journal_touches(tmp_path, monkeypatch):
+    m, et = machine(tmp_path, rings=Rings(rx_max=4096, tx_max=4096, rx=256, tx=256))
+    apply_rings("ens3", m.roots, ethtool=et)
+    state = load_state(m.roots)
+    assert [u.name for u in UNITS if u.touched(state)] == ["rings", "links"]
+    assert touched_nic_units(state) == ["rings"]
+    monkeypatch.setattr("guestcheck.tune.units.nic.EthtoolWriter", lambda: et)
+    v = verify_journal(m.roots, state)
+    assert v.subject == "rings" and v.ok  # named for what it holds: not "offloads/queues", not "nothing"
+    assert [c.key for c in v.checks] == ["ens3 rx", "ens3 tx", "ens3 next boot RxBufferSize",
+                                         "ens3 next boot TxBufferSize"]
+    et.ring_sets["ens3"] = Rings(rx_max=4096, tx_max=4096, rx=512, tx=4096)  # drift in one unit: NOT in force
+    assert not verify_journal(m.roots, state).ok
+    dry = rollback(m.roots, dry_run=True, ethtool=et)
+    assert dry.actions == ["ens3: restore ring sizes", f"remove {link(tmp_path)}"]
+    assert load_state(m.roots) is not None and link(tmp_path).exists()  # a dry run changes nothing
+
+
+def test_a_sysctl_only_rollback_opens_no_ethtool_socket(tmp_path, monkeypatch):
+    k = FakeKernel(tmp_path)
+    before = k.snapshot()
+    apply_profile(load("throughput", [str(PROFILES)]), k.roots)
+    state = load_state(k.roots)
+    assert [u.name for u in UNITS if u.touched(state)] == ["sysctl"]
+
+    def no_socket():
+        raise AssertionError("a sysctl rollback opened an ethtool socket")
+
+    monkeypatch.setattr("guestcheck.tune.apply.EthtoolWriter", no_socket)
+    result = rollback(k.roots, procsys=k.procsys)
+    assert result.actions and k.snapshot() == before and load_state(k.roots) is None

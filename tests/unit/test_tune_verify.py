@@ -10,8 +10,8 @@ from tests.tune_fake import FakeKernel
 def test_the_subject_names_what_was_really_applied():
     assert subject_of(State(profile="wan")) == "wan"
     assert subject_of(State(profile="wan", complete=False, applying="latency")) == "latency (interrupted)"
-    assert subject_of(State(features={"eth0": {"rx-gro": True}})) == "offloads/queues"
-    assert subject_of(State(channels={"eth0": {"combined": 2}})) == "offloads/queues"
+    assert subject_of(State(features={"eth0": {"rx-gro": True}}), ["offloads"]) == "offloads"
+    assert subject_of(State(channels={"eth0": {"combined": 2}}), ["queues", "rings"]) == "queues/rings"
     assert subject_of(State(complete=False, sysctl={"net.a": SysctlBackup("1", "2")})) == "sysctl settings"
     assert subject_of(State(profile="\x1b[2J")) == "\\x1b[2J"
 

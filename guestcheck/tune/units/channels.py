@@ -17,6 +17,7 @@ from guestcheck.tune.units.nic import NicResult, NicUnit, Values, apply_nic, che
 
 class ChannelsUnit(NicUnit):
     name = "channels"
+    label = "queues"
     what = "channel counts"
 
     def read(self, et: Any, ifname: str) -> Values:

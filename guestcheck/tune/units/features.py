@@ -16,6 +16,7 @@ from guestcheck.tune.units.nic import NicResult, NicUnit, Values, apply_nic, che
 
 class FeaturesUnit(NicUnit):
     name = "features"
+    label = "offloads"
     what = "offloads"
 
     def read(self, et: Any, ifname: str) -> Values:

@@ -23,7 +23,7 @@ from guestcheck.tune import linkfile as lf
 from guestcheck.tune.ethtool_set import EthtoolWriter
 from guestcheck.tune.persist import ABSENT, FILE, inspect
 from guestcheck.tune.state import LinkRecord, State, load_state
-from guestcheck.tune.units.base import Check, RollbackPlan, UnitVerification
+from guestcheck.tune.units.base import Check, RollbackContext, RollbackPlan, UnitVerification
 
 Values = Dict[str, Any]
 
@@ -43,6 +43,7 @@ class NicUnit:
 
     name = ""
     what = ""  # "offloads", "channel counts", "ring sizes"
+    label = ""  # "offloads", "queues", "rings": how `verify` names what the journal holds
 
     def read(self, et: Any, ifname: str) -> Values:
         raise NotImplementedError
@@ -103,10 +104,10 @@ class NicUnit:
                         out.problems.append(f"{ifname}: the journal's udev rule lacks {key[2:]} {value}")
         return out
 
-    def rollback_plan(self, state: State, rebooted: bool) -> RollbackPlan:
+    def rollback_plan(self, ctx: RollbackContext) -> RollbackPlan:
         plan = RollbackPlan()
-        for ifname in self.originals(state):
-            if rebooted and ifname not in state.links:
+        for ifname in self.originals(ctx.state):
+            if ctx.rebooted and ifname not in ctx.state.links:
                 plan.notes.append(f"{ifname}: {self.what} were changed live only, and the reboot since put them "
                                   "back: nothing to restore")
                 continue
@@ -114,13 +115,13 @@ class NicUnit:
             plan.todo = True
         return plan
 
-    def rollback(self, et: Any, state: State, rebooted: bool, notes: List[str]) -> List[str]:
+    def rollback(self, ctx: RollbackContext, plan: RollbackPlan, notes: List[str]) -> List[str]:
         errors = []
-        for ifname, original in self.originals(state).items():
-            if rebooted and ifname not in state.links:
+        for ifname, original in self.originals(ctx.state).items():
+            if ctx.rebooted and ifname not in ctx.state.links:
                 continue
             try:
-                self.restore(et, ifname, original)
+                self.restore(ctx.ethtool(), ifname, original)
             except EthtoolError as e:
                 if e.reason == "no-device":
                     notes.append(f"{ifname}: interface gone, its {self.what} were not restored")
@@ -398,6 +399,27 @@ def _value(match: List[str], key: str) -> Optional[str]:
         if k == key:
             return v
     return None
+
+
+class LinkFilesUnit:
+    """The NIC units' persistence: the .link file (and udev rule) per interface that the next boot applies.
+    Verified and rolled back after the live NIC values."""
+
+    name = "links"
+    label = ".link files"
+
+    def touched(self, state: State) -> bool:
+        return bool(state.links)
+
+    def verify(self, roots: Roots, state: State) -> UnitVerification:
+        return verify_links(roots, state)
+
+    def rollback_plan(self, ctx: RollbackContext) -> RollbackPlan:
+        actions = links_to_restore(ctx.roots, ctx.state)
+        return RollbackPlan(actions=actions, todo=bool(actions))
+
+    def rollback(self, ctx: RollbackContext, plan: RollbackPlan, notes: List[str]) -> List[str]:
+        return restore_links(ctx.roots, ctx.state, notes)
 
 
 def restore_links(roots: Roots, state: State, notes: List[str]) -> List[str]:

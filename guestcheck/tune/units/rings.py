@@ -18,6 +18,7 @@ from guestcheck.tune.units.nic import NicResult, NicUnit, Values, apply_nic, che
 
 class RingsUnit(NicUnit):
     name = "rings"
+    label = "rings"
     what = "ring sizes"
 
     def read(self, et: Any, ifname: str) -> Values:
