@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from guestcheck.checks import run_checks, skipped_findings
+from guestcheck.checks.memory import MemoryVerdict, memory_verdict
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Status, overall_status
 from guestcheck.judge.virt import judge_virt
@@ -22,6 +23,7 @@ class Report:
     # the machine (refresh, firstboot, doctor --format prometheus); not part of the JSON report
     profile: Optional[str] = None
     skipped: list[Finding] = field(default_factory=list)  # what --skip left out (not in to_dict: human only)
+    memory: Optional[MemoryVerdict] = None  # the memory guarantee, judged once here so renderers only show it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,4 +50,4 @@ def judge(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ()) -> R
     fill_verdicts(facts)  # today's tables, whatever verdicts a saved facts file carried
     findings, complete = run_checks(facts, only, skip)
     return Report(facts, findings, overall_status(findings, complete=complete),
-                  skipped=skipped_findings(facts, only, skip))
+                  skipped=skipped_findings(facts, only, skip), memory=memory_verdict(facts))

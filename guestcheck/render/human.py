@@ -46,10 +46,12 @@ def _nic_lines(nic: Nic) -> list[str]:
 
 def _memory_line(report: Report) -> str:
     """RAM, the guarantee verdict and CPU steal: what the host may take from this machine."""
-    from guestcheck.checks.memory import fmt_bytes, fmt_installed, memory_verdict
+    from guestcheck.checks.memory import fmt_bytes, fmt_installed
 
     f = report.facts
-    verdict = memory_verdict(f)
+    verdict = report.memory  # judged in report.judge: the renderer only shows it
+    if verdict is None:
+        return "memory: ?"
     line = f"memory: {fmt_bytes(verdict.total_bytes)}" if f.memory else "memory: ?"
     if verdict.installed_bytes:
         line += f" of {fmt_installed(verdict.installed_bytes)}"
