@@ -243,6 +243,11 @@ def classify(message: str, started: bool, peer: str) -> SelftestError:
         if "refused" in low:
             return SelftestError(REFUSED, f"{peer} refused the connection: nothing listens on that port; start "
                                           f"`guestcheck selftest --serve` or `iperf3 -s` there (iperf3: {text})")
+        if "reset by peer" in low:  # the kernel completed the handshake, then the listener closed: what iperf3
+            # does between two tests (cleanup_server), so a refusal in all but timing, and retried as one
+            return SelftestError(REFUSED, f"{peer} reset the connection before the test began: nothing serves "
+                                          f"that port now; start `guestcheck selftest --serve` or `iperf3 -s` "
+                                          f"there (iperf3: {text})")
         return SelftestError(UNREACHABLE, f"{peer} is unreachable (iperf3: {text})")
     if started or any(p in low for p in _DIED):
         return SelftestError(PEER_DIED, f"{peer} went away during the test (iperf3: {text})")

@@ -92,6 +92,8 @@ def test_a_warning_line_before_the_json_is_skipped():
 
 @pytest.mark.parametrize("message,started,code", [
     ("unable to connect to server: Connection refused", False, errors.REFUSED),
+    # accepted by the kernel, then iperf3 closed its listener between two tests: a refusal, retried as one
+    ("unable to connect to server: Connection reset by peer", False, errors.REFUSED),
     ("unable to connect to server: Connection timed out", False, errors.UNREACHABLE),
     ("unable to connect to server: No route to host", False, errors.UNREACHABLE),
     ("unable to connect to server: Network is unreachable", False, errors.UNREACHABLE),

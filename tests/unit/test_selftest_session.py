@@ -11,7 +11,7 @@ import pytest
 from guestcheck.findings import Finding, Severity
 from guestcheck.selftest import errors, session
 from guestcheck.selftest.errors import SelftestError
-from guestcheck.selftest.iperf3 import RunResult, RunSpec
+from guestcheck.selftest.iperf3 import RunResult, RunSpec, classify
 from guestcheck.selftest.peer import Peer
 from guestcheck.selftest.probe import ConnectRtt
 from guestcheck.selftest.session import Doctor, Plan, run_selftest
@@ -143,6 +143,14 @@ def test_refused_while_the_server_reopens_its_port_between_runs_is_retried():
     runner = Runner(950, {2: [refused(), refused()], 3: [refused()]})
     result, _ = selftest(Plan(PEER, expect_bps=1e9), runner, doctor_with(None))
     assert len(result.runs) == 4 and len(runner.specs) == 7
+
+
+def test_a_connection_reset_as_the_server_closes_its_listener_is_retried():
+    """Seen in CI: the handshake completed in the closing listener's backlog, then iperf3 closed it (RST)."""
+    reset = classify("unable to connect to server: Connection reset by peer", False, "10.199.0.2:5201")
+    runner = Runner(950, {2: [reset], 4: [reset]})
+    result, _ = selftest(Plan(PEER, expect_bps=1e9), runner, doctor_with(None))
+    assert len(result.runs) == 4 and len(runner.specs) == 6
 
 
 def test_refused_for_longer_than_a_reopen_suggests_a_one_test_server(monkeypatch):
