@@ -196,31 +196,84 @@ def _inflation(b: Balloon) -> str:
     return f"{fmt_bytes(b.inflated_bytes)} inflated now"
 
 
+NOT_GUARANTEED, UNKNOWN = "no", "unknown"
+
+
+@dataclass(frozen=True)
+class BalloonJudgement:
+    """What one balloon device means, judged in one place for both the verdict and the finding."""
+
+    verdict: Optional[tuple[str, str]]  # (NOT_GUARANTEED or UNKNOWN, the reason) or None: neutral
+    finding: Optional[Finding]
+
+
+def judge_balloon(facts: Facts, b: Balloon) -> BalloonJudgement:
+    """Per kind: whether it lets the host take memory back (the verdict), and what doctor reports of it."""
+    evidence: dict[str, Any] = {"device": b.device, "bound": b.bound, "detail": b.detail,
+                                "inflated_bytes": b.inflated_bytes, "inflated_source": b.inflated_source}
+    held = b.inflated_bytes or 0
+    if b.kind == "virtio-balloon":
+        if not b.bound:
+            return BalloonJudgement(None, None)
+        evidence["deflate_on_oom"] = b.deflate_on_oom
+        oom = {True: ", deflate-on-oom on", False: ", deflate-on-oom off", None: ""}[b.deflate_on_oom]
+        return BalloonJudgement(
+            (NOT_GUARANTEED, f"virtio-balloon bound ({_inflation(b)})"),
+            Finding("MEM-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
+                    f"virtio-balloon bound: the host can take memory back ({_inflation(b)}{oom})", evidence,
+                    BALLOON_FIX))
+    if b.kind == "virtio-mem":
+        if not b.bound:
+            return BalloonJudgement(None, None)
+        summary = "virtio-mem bound: the host can unplug memory"
+        return BalloonJudgement((NOT_GUARANTEED, summary), Finding("MEM-VIRTIO-MEM", Severity.INFO, b.device,
+                                                                   summary, evidence,
+                                                                   FINDINGS["MEM-VIRTIO-MEM"].fix))
+    if b.kind == "hv-balloon":
+        evidence["added_bytes"] = b.added_bytes
+        verdict: Optional[tuple[str, str]] = None
+        if b.bound and (held or b.added_bytes):
+            verdict = (NOT_GUARANTEED, f"Hyper-V Dynamic Memory: {fmt_bytes(held)} ballooned out, "
+                                       f"{fmt_bytes(b.added_bytes or 0)} hot-added")
+        elif b.bound and facts.virt.cloud != "microsoft":
+            verdict = (UNKNOWN, "Hyper-V hv_balloon bound: whether Dynamic Memory is on is not visible")
+        if b.bound and held:
+            summary = f"Hyper-V Dynamic Memory has ballooned out {fmt_bytes(held)}"
+        elif b.bound:
+            summary = f"hv_balloon bound ({_inflation(b)})" + (": Azure, no Dynamic Memory"
+                                                                if facts.virt.cloud == "microsoft" else "")
+        else:
+            summary = f"hv_balloon not bound ({b.detail}): Dynamic Memory requests are not obeyed"
+        return BalloonJudgement(verdict, Finding("MEM-HV-BALLOON", Severity.WARNING if held else Severity.INFO,
+                                                 b.device, summary, evidence, FINDINGS["MEM-HV-BALLOON"].fix))
+    if b.kind == "xen-balloon":
+        evidence.update(target_bytes=b.target_bytes, current_bytes=b.current_bytes)
+        shrinking = b.target_bytes is not None and b.current_bytes is not None and b.target_bytes < b.current_bytes
+        bad = bool(held or shrinking)
+        verdict = ((NOT_GUARANTEED, f"Xen balloon holds {fmt_bytes(held)}, target {fmt_bytes(b.target_bytes)} "
+                                    f"vs current {fmt_bytes(b.current_bytes)}") if b.bound and bad else None)
+        return BalloonJudgement(verdict, Finding(
+            "MEM-XEN-BALLOON", Severity.WARNING if bad else Severity.INFO, b.device,
+            f"Xen balloon: target {fmt_bytes(b.target_bytes)}, current {fmt_bytes(b.current_bytes)}, "
+            f"holding {fmt_bytes(held)}", evidence, FINDINGS["MEM-XEN-BALLOON"].fix))
+    if b.kind == "vmw-balloon":
+        evidence["target_bytes"] = b.target_bytes
+        verdict = None
+        if b.bound:
+            verdict = ((NOT_GUARANTEED, f"VMware balloon holds {fmt_bytes(held)}") if held else
+                       (UNKNOWN, "VMware balloon loaded: a memory reservation is not visible from inside"))
+        return BalloonJudgement(verdict, Finding(
+            "MEM-VMW-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
+            f"VMware balloon loaded ({_inflation(b)}, target {fmt_bytes(b.target_bytes)})", evidence,
+            FINDINGS["MEM-VMW-BALLOON"].fix))
+    return BalloonJudgement(None, None)
+
+
 def _balloon_reasons(facts: Facts, m: Memory, no: list[str], unknown: list[str]) -> None:
     for b in m.balloons:
-        if not b.bound:
-            continue
-        held = b.inflated_bytes or 0
-        if b.kind == "virtio-balloon":
-            no.append(f"virtio-balloon bound ({_inflation(b)})")
-        elif b.kind == "virtio-mem":
-            no.append("virtio-mem bound: the host can unplug memory")
-        elif b.kind == "hv-balloon":
-            if held or b.added_bytes:
-                no.append(f"Hyper-V Dynamic Memory: {fmt_bytes(held)} ballooned out, {fmt_bytes(b.added_bytes or 0)}"
-                          " hot-added")
-            elif facts.virt.cloud != "microsoft":
-                unknown.append("Hyper-V hv_balloon bound: whether Dynamic Memory is on is not visible")
-        elif b.kind == "xen-balloon":
-            shrinking = b.target_bytes is not None and b.current_bytes is not None and b.target_bytes < b.current_bytes
-            if held or shrinking:
-                no.append(f"Xen balloon holds {fmt_bytes(held)}, target {fmt_bytes(b.target_bytes)} "
-                          f"vs current {fmt_bytes(b.current_bytes)}")
-        elif b.kind == "vmw-balloon":
-            if held:
-                no.append(f"VMware balloon holds {fmt_bytes(held)}")
-            else:
-                unknown.append("VMware balloon loaded: a memory reservation is not visible from inside")
+        verdict = judge_balloon(facts, b).verdict
+        if verdict is not None:
+            (no if verdict[0] == NOT_GUARANTEED else unknown).append(verdict[1])
     counted = sum(b.inflated_bytes or 0 for b in m.balloons)
     if m.balloon_bytes and not counted:
         no.append(f"the kernel counts {fmt_bytes(m.balloon_bytes)} in balloons (meminfo Balloon)")
@@ -267,49 +320,6 @@ def memory_verdict(facts: Facts) -> MemoryVerdict:
     inflated = [b.inflated_bytes for b in m.balloons if b.inflated_bytes is not None]
     return MemoryVerdict(guaranteed, no + unknown, usable, m.total_bytes, m.firmware_bytes,
                          sum(inflated) if inflated else m.balloon_bytes)
-
-
-def _balloon_finding(facts: Facts, b: Balloon) -> Optional[Finding]:
-    evidence: dict[str, Any] = {"device": b.device, "bound": b.bound, "detail": b.detail,
-                                "inflated_bytes": b.inflated_bytes, "inflated_source": b.inflated_source}
-    held = b.inflated_bytes or 0
-    if b.kind == "virtio-balloon":
-        if not b.bound:
-            return None
-        evidence["deflate_on_oom"] = b.deflate_on_oom
-        oom = {True: ", deflate-on-oom on", False: ", deflate-on-oom off", None: ""}[b.deflate_on_oom]
-        return Finding("MEM-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
-                       f"virtio-balloon bound: the host can take memory back ({_inflation(b)}{oom})",
-                       evidence, BALLOON_FIX)
-    if b.kind == "virtio-mem":
-        if not b.bound:
-            return None
-        return Finding("MEM-VIRTIO-MEM", Severity.INFO, b.device, "virtio-mem bound: the host can unplug memory",
-                       evidence, FINDINGS["MEM-VIRTIO-MEM"].fix)
-    if b.kind == "hv-balloon":
-        evidence["added_bytes"] = b.added_bytes
-        if b.bound and held:
-            summary = f"Hyper-V Dynamic Memory has ballooned out {fmt_bytes(held)}"
-        elif b.bound:
-            summary = f"hv_balloon bound ({_inflation(b)})" + (": Azure, no Dynamic Memory"
-                                                                if facts.virt.cloud == "microsoft" else "")
-        else:
-            summary = f"hv_balloon not bound ({b.detail}): Dynamic Memory requests are not obeyed"
-        return Finding("MEM-HV-BALLOON", Severity.WARNING if held else Severity.INFO, b.device, summary, evidence,
-                       FINDINGS["MEM-HV-BALLOON"].fix)
-    if b.kind == "xen-balloon":
-        evidence.update(target_bytes=b.target_bytes, current_bytes=b.current_bytes)
-        shrinking = b.target_bytes is not None and b.current_bytes is not None and b.target_bytes < b.current_bytes
-        bad = bool(held or shrinking)
-        return Finding("MEM-XEN-BALLOON", Severity.WARNING if bad else Severity.INFO, b.device,
-                       f"Xen balloon: target {fmt_bytes(b.target_bytes)}, current {fmt_bytes(b.current_bytes)}, "
-                       f"holding {fmt_bytes(held)}", evidence, FINDINGS["MEM-XEN-BALLOON"].fix)
-    if b.kind == "vmw-balloon":
-        evidence["target_bytes"] = b.target_bytes
-        return Finding("MEM-VMW-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
-                       f"VMware balloon loaded ({_inflation(b)}, target {fmt_bytes(b.target_bytes)})",
-                       evidence, FINDINGS["MEM-VMW-BALLOON"].fix)
-    return None
 
 
 def _beancounter_finding(m: Memory) -> Optional[Finding]:
@@ -407,6 +417,6 @@ def run(facts: Facts) -> list[Finding]:
     if m is None:
         return out
     out.append(_verdict_finding(facts, m))
-    out += [f for f in (_balloon_finding(facts, b) for b in m.balloons) if f]
+    out += [f for f in (judge_balloon(facts, b).finding for b in m.balloons) if f]
     out += [f for f in (_beancounter_finding(m), _cgroup_finding(m), _overcommit_finding(m)) if f]
     return out
