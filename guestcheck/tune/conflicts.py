@@ -18,9 +18,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from guestcheck.collect.fs import listdir
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
+from guestcheck.tune import confdirs
 from guestcheck.tune.profile import normalise_key, normalise_value
 from guestcheck.tune.state import PERSIST_NAME
 
@@ -54,23 +54,12 @@ class Conflict:
 
 def search_dirs(roots: Roots) -> List[str]:
     """In precedence order: a file here hides same-named files in the directories after it."""
-    dirs = [os.path.join(roots.etc, "sysctl.d"), os.path.join(roots.run, "sysctl.d"),
-            os.path.join(roots.top, "usr/local/lib/sysctl.d"), os.path.join(roots.usr_lib, "sysctl.d"),
-            os.path.join(roots.lib, "sysctl.d")]
-    out: List[str] = []
-    for d in dirs:  # /lib is /usr/lib on merged-/usr systems: count it once
-        if all(os.path.realpath(d) != os.path.realpath(seen) for seen in out):
-            out.append(d)
-    return out
+    return confdirs.search_dirs(roots, "sysctl.d")
 
 
 def boot_files(roots: Roots) -> List[tuple[str, str]]:
     """(name, path) of every file systemd-sysctl reads at boot, in the order it applies them."""
-    chosen: Dict[str, str] = {}
-    for d in search_dirs(roots):
-        for entry in listdir(d):
-            if entry.endswith(".conf"):
-                chosen.setdefault(entry, os.path.join(d, entry))
+    chosen = confdirs.first_by_name(search_dirs(roots), ".conf")
     sysctl_conf = os.path.join(roots.etc, "sysctl.conf")
     if SYSCTL_CONF_NAME not in chosen and os.path.isfile(sysctl_conf):
         chosen[SYSCTL_CONF_NAME] = sysctl_conf

@@ -30,11 +30,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from guestcheck.collect.fs import cat, cat_int, link_name, listdir
+from guestcheck.collect.fs import cat, cat_int, link_name
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
-from guestcheck.tune import TuneError
+from guestcheck.tune import TuneError, confdirs
 
 OUR_PREFIX = "50-guestcheck-"
 RULE_PREFIX = "90-guestcheck-"
@@ -58,14 +58,7 @@ RING_SETTING = {"rx": "RxBufferSize", "tx": "TxBufferSize"}
 
 def link_dirs(roots: Roots) -> List[str]:
     """In precedence order: a file here hides same-named files in the directories after it."""
-    dirs = [os.path.join(roots.etc, "systemd/network"), os.path.join(roots.run, "systemd/network"),
-            os.path.join(roots.top, "usr/local/lib/systemd/network"), os.path.join(roots.usr_lib, "systemd/network"),
-            os.path.join(roots.lib, "systemd/network")]
-    out: List[str] = []
-    for d in dirs:
-        if all(os.path.realpath(d) != os.path.realpath(seen) for seen in out):
-            out.append(d)
-    return out
+    return confdirs.search_dirs(roots, "systemd/network")
 
 
 def our_dir(roots: Roots) -> str:
@@ -102,11 +95,7 @@ def _masked(path: str) -> bool:
 
 def boot_link_files(roots: Roots) -> List[Tuple[str, str]]:
     """(name, path) of every .link file udev reads, in the order it tries them."""
-    chosen: Dict[str, str] = {}
-    for d in link_dirs(roots):
-        for entry in listdir(d):
-            if entry.endswith(".link"):
-                chosen.setdefault(entry, os.path.join(d, entry))
+    chosen = confdirs.first_by_name(link_dirs(roots), ".link")
     return [(n, chosen[n]) for n in sorted(chosen) if not _masked(chosen[n])]
 
 
