@@ -366,11 +366,15 @@ def _rollback(roots: Roots, procsys: ProcSys, ethtool: Optional[EthtoolWriter], 
         if dry_run:
             return result
         errors: List[str] = []
+        restored: List[str] = []  # the units whose rollback went through, said when another's did not
         for unit, plan in plans:
             if plan.todo:
-                errors += unit.rollback(ctx, plan, result.notes)
+                own = unit.rollback(ctx, plan, result.notes)
+                errors += own
+                restored += [] if own else [unit.label]
     if errors:
-        raise TuneError(f"rollback incomplete: {errors[0]} (the journal is kept; run rollback again)")
+        done = f"{', '.join(restored)} restored, " if restored else ""
+        raise TuneError(f"rollback incomplete: {errors[0]} ({done}the journal is kept; run rollback again)")
     save_state(roots, None)  # last: an interrupted rollback can be run again
     return result
 

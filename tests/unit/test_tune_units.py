@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.facts import Channels, Feature, Rings
 from guestcheck.tune import TuneError
 from guestcheck.tune.apply import apply_offloads, apply_profile, apply_queues, apply_rings, rollback
@@ -13,7 +14,7 @@ from guestcheck.tune.profile import load
 from guestcheck.tune.state import load_state, state_from_text
 from guestcheck.tune.units import NIC_UNITS, UNITS, touched_nic_units, verify_journal
 from guestcheck.tune.units.nic import verify_links
-from guestcheck.tune.units.rings import ring_target
+from guestcheck.tune.units.rings import RingsUnit, ring_target
 from tests.fakemachine import FakeEthtool, FakeMachine
 from tests.tune_fake import PROFILES, FakeKernel, fake_ethtool_writer
 
@@ -212,3 +213,20 @@ def test_a_sysctl_only_rollback_opens_no_ethtool_socket(tmp_path, monkeypatch):
     monkeypatch.setattr("guestcheck.tune.apply.EthtoolWriter", no_socket)
     result = rollback(k.roots, procsys=k.procsys)
     assert result.actions and k.snapshot() == before and load_state(k.roots) is None
+
+
+def test_a_unit_whose_rollback_fails_keeps_the_journal_and_says_what_was_restored(tmp_path, monkeypatch):
+    m, et = machine(tmp_path, rings=Rings(rx_max=4096, tx_max=4096, rx=256, tx=256))
+    apply_rings("ens3", m.roots, ethtool=et)
+
+    def broken(self, et, ifname, original):
+        raise EthtoolError("io error", "EIO")
+
+    monkeypatch.setattr(RingsUnit, "restore", broken)
+    with pytest.raises(TuneError, match=r"^rollback incomplete: ens3: io error: EIO \(\.link files restored, the "
+                                        r"journal is kept; run rollback again\)$"):
+        rollback(m.roots, ethtool=et)
+    assert load_state(m.roots) is not None and not link(tmp_path).exists()
+    monkeypatch.undo()
+    rollback(m.roots, ethtool=et)  # run again: the rings come back, and the journal goes
+    assert et.ring_sets["ens3"].rx == 256 and load_state(m.roots) is None
