@@ -20,7 +20,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, TypeVar
 
 from guestcheck.atomicfile import write_atomic
 from guestcheck.roots import Roots
@@ -31,9 +31,11 @@ from guestcheck.tune.persist import ABSENT, FILE, PersistFile, encode, inspect, 
 from guestcheck.tune.plan import HOST, SKIP, Change, Plan, plan_profile
 from guestcheck.tune.profile import Profile, normalise_value
 from guestcheck.tune.state import (
+    JournalTooLarge,
     SizingRecord,
     State,
     SysctlBackup,
+    check_fits,
     load_state,
     lock_path,
     persist_path,
@@ -83,9 +85,12 @@ def put_persist(now: PersistFile, content: Optional[str], mode: Optional[int]) -
 
 
 def save_state(roots: Roots, state: Optional[State]) -> None:
+    """Write the journal (atomically), or remove it when it holds nothing. Never one that `rollback` could not
+    read: callers check that with check_fits before they change anything, this is the last guard."""
     if state is None or state.empty():
         remove(state_path(roots))
     else:
+        check_fits(state, consequence="not written")
         write_atomic(state_path(roots), state.to_text(), mode=0o600)
 
 
@@ -207,7 +212,8 @@ def apply_profile(profile: Profile, roots: Roots, *, dry_run: bool = False,
     refusal = inspect(persist_path(roots)).refusal()  # before the lock: a refused apply creates nothing
     if refusal:
         raise TuneError(f"{refusal}; nothing was changed")
-    return _under_lock(roots, lambda dry: _apply_profile(profile, roots, procsys, dry_run=dry, sizing=sizing),
+    return _under_lock(roots, lambda dry: _apply_profile(profile, roots, procsys, dry_run=dry, sizing=sizing,
+                                                         refuse=True),
                        lambda r: r.nothing_to_do, "nothing was changed")
 
 
@@ -227,7 +233,9 @@ def _under_lock(roots: Roots, run: Callable[[bool], R], idle: Callable[[R], bool
 
 
 def _apply_profile(profile: Profile, roots: Roots, procsys: ProcSys, *, dry_run: bool,
-                   sizing: Optional[SizingRecord] = None) -> ApplyResult:
+                   sizing: Optional[SizingRecord] = None, refuse: bool = False) -> ApplyResult:
+    """The plan and, unless `dry_run`, the writes. A journal too large for `rollback` is refused before anything
+    changes, in the probe pass too (`refuse`: before even the lock file is made); `--dry-run` says it would be."""
     old = load_state(roots)
     plan = plan_profile(profile, roots, old, procsys)
     journal = new_journal(plan, old)
@@ -258,6 +266,13 @@ def _apply_profile(profile: Profile, roots: Roots, procsys: ProcSys, *, dry_run:
     if not writes and unchanged_state and persist_holds(now, content, mode):
         result.nothing_to_do = True
         return result
+    try:
+        check_fits(final)  # both journals this run writes, before anything changes
+        check_fits(_in_progress(plan, old, final))
+    except JournalTooLarge as e:
+        if refuse or not dry_run:
+            raise
+        result.notes.append(f"apply would refuse: {e}")
     read_only = bool(writes) and procsys.mounted_read_only()
     if read_only and dry_run:
         result.notes.append(f"{procsys.base} is mounted read-only (a container?): apply would refuse")
@@ -281,8 +296,8 @@ def io_errors(consequence: str) -> Iterator[None]:
         raise TuneError(f"cannot write{where}: {os_error(e)}; {consequence}") from None
 
 
-def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State], final: State,
-               persist: PersistFile, content: Optional[str], mode: Optional[int]) -> None:
+def _in_progress(plan: Plan, old: Optional[State], final: State) -> State:
+    """The journal written first: the one before this run, with every original this run could change."""
     journal = old.copy() if old else State()
     journal.complete, journal.applying = False, plan.profile.name
     for c in plan.changes:
@@ -291,6 +306,12 @@ def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State],
     if not journal.persist_recorded:
         journal.persist_original, journal.persist_mode = final.persist_original, final.persist_mode
         journal.persist_recorded = True
+    return journal
+
+
+def _run_apply(roots: Roots, procsys: ProcSys, plan: Plan, old: Optional[State], final: State,
+               persist: PersistFile, content: Optional[str], mode: Optional[int]) -> None:
+    journal = _in_progress(plan, old, final)
     save_state(roots, journal)  # 1. the journal, before anything changes
     done: List[Change] = []
     try:
@@ -337,17 +358,21 @@ class RollbackResult:
 
 
 def rollback(roots: Roots, *, dry_run: bool = False, procsys: Optional[ProcSys] = None,
-             ethtool: Optional[EthtoolWriter] = None) -> RollbackResult:
+             ethtool: Optional[EthtoolWriter] = None, leave: Sequence[str] = ()) -> RollbackResult:
+    """Everything back as it was before guestcheck. `leave`: journal interface names whose live NIC values are
+    not written (a tuned device gone for good, whose name another device took); their files are restored."""
     procsys = procsys or ProcSys(roots)
     if dry_run:
-        return _rollback(roots, procsys, ethtool, dry_run=True)
-    return _under_lock(roots, lambda dry: _rollback(roots, procsys, ethtool, dry_run=dry),
+        return _rollback(roots, procsys, ethtool, dry_run=True, leave=set(leave))
+    return _under_lock(roots, lambda dry: _rollback(roots, procsys, ethtool, dry_run=dry, leave=set(leave)),
                        lambda r: r.nothing_to_do, "run rollback again")
 
 
-def _rollback(roots: Roots, procsys: ProcSys, ethtool: Optional[EthtoolWriter], *, dry_run: bool) -> RollbackResult:
+def _rollback(roots: Roots, procsys: ProcSys, ethtool: Optional[EthtoolWriter], *, dry_run: bool,
+              leave: Set[str]) -> RollbackResult:
     """Each unit the journal touches plans its rollback (sysctl keys first, the .link files last), then each
-    carries its plan out; the journal goes last, so an interrupted rollback can be run again."""
+    carries its plan out; the journal goes last, so an interrupted rollback can be run again. Every tuned NIC
+    is found by its identity first: a different device that took a tuned name refuses the whole rollback."""
     from guestcheck.tune.units import UNITS
     from guestcheck.tune.units.base import RollbackContext
 
@@ -358,7 +383,8 @@ def _rollback(roots: Roots, procsys: ProcSys, ethtool: Optional[EthtoolWriter], 
         return result
     with contextlib.ExitStack() as stack:
         ctx = RollbackContext(roots, procsys, state, _rebooted(procsys, state),
-                              lambda: stack.enter_context(ethtool or EthtoolWriter()))
+                              lambda: stack.enter_context(ethtool or EthtoolWriter()), leave=leave)
+        ctx.where = _locate_nics(ctx)
         plans = [(unit, unit.rollback_plan(ctx)) for unit in UNITS if unit.touched(state)]
         for _unit, plan in plans:
             result.actions += plan.actions
@@ -377,6 +403,27 @@ def _rollback(roots: Roots, procsys: ProcSys, ethtool: Optional[EthtoolWriter], 
         raise TuneError(f"rollback incomplete: {errors[0]} ({done}the journal is kept; run rollback again)")
     save_state(roots, None)  # last: an interrupted rollback can be run again
     return result
+
+
+def _locate_nics(ctx: Any) -> Dict[str, Any]:
+    """Journal name -> identity.Located for every NIC whose live values rollback would write; TuneError (nothing
+    written yet) when a different device has taken the name of one that is not here."""
+    from guestcheck.tune.identity import locate
+    from guestcheck.tune.units import NIC_UNITS
+
+    state = ctx.state
+    names = sorted({name for unit in NIC_UNITS for name in unit.originals(state)
+                    if name not in ctx.leave and not (ctx.rebooted and name not in state.links)})
+    if not names:
+        return {}
+    boot = boot_id(ctx.procsys)
+    where = {name: locate(ctx.roots, ctx.ethtool(), state, name, boot) for name in names}
+    for found in where.values():
+        if found.name is None and found.other:
+            raise TuneError(f"rollback refused: {found.refusal()}; nothing was changed (the journal is kept: run "
+                            f"rollback again when that device is back, or with `--leave {found.tuned}` if it is "
+                            "gone for good)")
+    return where
 
 
 def _rebooted(procsys: ProcSys, state: State) -> bool:

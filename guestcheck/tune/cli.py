@@ -363,13 +363,16 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
 
 @tune.command()
 @dry_run_option
+@click.option("--leave", multiple=True, metavar="IFACE",
+              help="Leave the live settings of IFACE (as the journal names it) as they are: for a tuned device "
+                   "that is gone for good and whose name another device has taken. Its files are restored.")
 @click.pass_obj
-def rollback(tc: TuneContext, dry_run: bool) -> None:
+def rollback(tc: TuneContext, dry_run: bool, leave: Tuple[str, ...]) -> None:
     """Restore every value guestcheck changed to what it was before, and remove the persist file."""
     from guestcheck.tune.apply import rollback as do_rollback
 
     with user_errors("guestcheck tune rollback"):
-        result = do_rollback(tc.roots, dry_run=dry_run)
+        result = do_rollback(tc.roots, dry_run=dry_run, leave=leave)
     if result.nothing_to_do:
         say("nothing to roll back: guestcheck has changed nothing here")
         return

@@ -33,13 +33,17 @@ from typing import Dict, List, Optional, Tuple
 from guestcheck.collect.fs import cat, cat_int, link_name
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
-from guestcheck.text import escape_control
+from guestcheck.text import escape_control, is_plain
 from guestcheck.tune import TuneError, confdirs
 
 OUR_PREFIX = "50-guestcheck-"
 RULE_PREFIX = "90-guestcheck-"
 ETHTOOL = "/usr/sbin/ethtool"
 SAFE_IFNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
+HW_ADDRESS = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5,31}")  # as sysfs and `ethtool -P` show it
+# the [Match] lines guestcheck writes, and what their values may hold: no glob, quote, space or `%`/`$`, so a
+# value means the same in a .link file and inside a udev rule's "..." (where it is a glob and substituted)
+MATCH_VALUES = {"PermanentMACAddress": HW_ADDRESS, "MACAddress": HW_ADDRESS, "OriginalName": SAFE_IFNAME}
 NAMING = ("NamePolicy", "Name")
 MAX_LINK_BYTES = 64 * 1024
 
@@ -123,6 +127,33 @@ def read_link(path: str) -> Optional[Dict[str, List[Tuple[str, str]]]]:
     except (OSError, ValueError):
         return None
     return parse_link(data.decode("utf-8", "replace"))
+
+
+def match_problem(line: object) -> Optional[str]:
+    """Why `line` is not a [Match] line guestcheck writes, or None. The journal's lines (which could have been
+    edited) go through here before they reach a .link file or a udev rule."""
+    shown = escape_control(repr(line))
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    if not isinstance(line, str):
+        return f"{shown} is not a [Match] line"
+    key, sep, value = line.partition("=")
+    pattern = MATCH_VALUES.get(key)
+    if not sep or pattern is None:
+        return f"{shown} is not a [Match] line guestcheck writes ({'=, '.join(MATCH_VALUES)}=)"
+    if not pattern.fullmatch(value) or not is_plain(value) or value in (".", ".."):
+        what = "a hardware address" if pattern is HW_ADDRESS else "an interface name (letters, digits, _.@+-)"
+        return f"{shown}: the value of {key}= is not {what}"
+    return None
+
+
+def check_match(match: List[str]) -> None:
+    """TuneError unless every line is one match_problem() accepts (and there is one)."""
+    if not match:
+        raise TuneError("no [Match] line: a .link file without one matches nothing")
+    for line in match:
+        problem = match_problem(line)
+        if problem:
+            raise TuneError(f"refusing to write {problem}")
 
 
 @dataclass
@@ -276,6 +307,7 @@ _OURS = set(FEATURE_SETTING.values()) | set(CHANNEL_SETTING.values()) | set(RING
 
 def link_text(ifname: str, match: List[str], carried: List[str], settings: Dict[str, str],
               replaced: Optional[str]) -> str:
+    check_match(match)
     lines = [f"# Written by `guestcheck tune` for {ifname}; `guestcheck tune rollback` removes it.",
              "# Applied by udev's net_setup_link when the interface appears. A .link file replaces the one that",
              "# applied before for this interface, so the naming lines of that file are carried over"
@@ -285,6 +317,9 @@ def link_text(ifname: str, match: List[str], carried: List[str], settings: Dict[
 
 
 def rule_match(match: List[str]) -> str:
+    """The udev match for the .link file's first [Match] line; its value is checked (check_match) to need no
+    escaping inside udev's double quotes: nothing in it can end the string or add a key."""
+    check_match(match)
     key, _, value = match[0].partition("=")
     if key in ("PermanentMACAddress", "MACAddress"):  # udev has no attribute for the permanent one; the
         return f'ATTR{{address}}=="{value.lower()}"'  # address at the add event is that one

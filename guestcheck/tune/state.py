@@ -4,10 +4,19 @@ It is written before the first change of every run and holds the ORIGINAL value 
 guestcheck has touched, so `rollback` restores the machine as it was before guestcheck, whatever
 was applied in between or wherever a run was killed. Applying a second profile keeps the first
 backup. The file is JSON under /var/lib/guestcheck/; apply.py writes it (atomically).
+
+Format /2 (written since issue 18): the files guestcheck replaced are kept as base64 of their bytes, so a
+journal's size is predictable (4/3 of the files it keeps; /1 spent up to six bytes on each byte that was not
+UTF-8), and every tuned NIC is recorded with its identity (`nics`: its permanent address, or, for a device
+without one, its address, ifindex and the boot id). Every writer checks that the journal fits MAX_JOURNAL_BYTES,
+what `load_state` reads, before anything changes (`check_fits`). Format /1 (1ab7483: contents as text with
+surrogate escapes, no NIC identity) is still read; such NICs are found by name as they were then.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
 import json
 import os
@@ -20,10 +29,12 @@ from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax, valid_ifname
+from guestcheck.tune.linkfile import HW_ADDRESS, match_problem
 from guestcheck.tune.persist import MAX_BYTES as MAX_PERSIST_BYTES
 from guestcheck.tune.persist import encode
 
-STATE_SCHEMA = "guestcheck.tune-state/1"
+STATE_SCHEMA = "guestcheck.tune-state/2"
+OLD_SCHEMA = "guestcheck.tune-state/1"  # 1ab7483 and before: read, never written
 PERSIST_NAME = "90-guestcheck.conf"
 MAX_JOURNAL_BYTES = 4 * 1024 * 1024
 MAX_VALUE_LENGTH = 4096
@@ -40,6 +51,8 @@ LINK_LINE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}=[\x20-\x7e]{0,512}")
 _FEATURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _RULE_ARG = re.compile(r"[KLG]:[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # ethtool -K feature, -L channel, -G ring
 _BOOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
+MAX_IFINDEX = 2**31 - 1
+MAX_B64 = 4 * ((MAX_PERSIST_BYTES + 2) // 3)  # the base64 of the largest file the tuner keeps
 
 
 def state_path(roots: Roots) -> str:
@@ -78,6 +91,23 @@ class LinkRecord:
 
 
 @dataclass
+class NicIdentity:
+    """Which device a NIC entry is (item 6 of issue 18): its permanent address when it has one (any boot);
+    else its address and ifindex, which hold only in the boot `boot_id` (a software device gets new ones
+    each time it is made)."""
+
+    perm_mac: Optional[str] = None
+    mac: Optional[str] = None
+    ifindex: Optional[int] = None
+    boot_id: Optional[str] = None
+
+    def describe(self) -> str:
+        if self.perm_mac:
+            return f"permanent address {self.perm_mac}"
+        return f"address {self.mac or 'none'}, ifindex {self.ifindex} (no permanent address)"
+
+
+@dataclass
 class SizingRecord:
     """A path-sized apply: the buffer ceiling it used, and the arithmetic in one line (for verify and humans)."""
     ceiling_bytes: int
@@ -103,16 +133,40 @@ class State:
     links: Dict[str, LinkRecord] = field(default_factory=dict)  # iface -> what was persisted for it
     applying: Optional[str] = None  # the profile an unfinished run was applying (with complete False)
     sizing: Optional[SizingRecord] = None  # set when `profile` was applied sized to a path (--rate)
+    nics: Dict[str, NicIdentity] = field(default_factory=dict)  # iface (name when tuned) -> which device it is
 
     def empty(self) -> bool:
         return not (self.sysctl or self.persist_recorded or self.features or self.channels or self.rings
                     or self.links)
 
     def to_text(self) -> str:
-        return json.dumps({"schema": STATE_SCHEMA, **asdict(self)}, indent=2, sort_keys=True) + "\n"
+        """Format /2: file contents (kept in memory as text with surrogate escapes, byte for byte) as base64."""
+        data = asdict(self)
+        data["persist_original"] = _b64(self.persist_original)
+        for record in data["links"].values():
+            record["original"], record["rule_original"] = _b64(record["original"]), _b64(record["rule_original"])
+        return json.dumps({"schema": STATE_SCHEMA, **data}, indent=2, sort_keys=True) + "\n"
 
     def copy(self) -> State:
         return state_from_text(self.to_text(), "<copy>")
+
+
+def _b64(content: Optional[str]) -> Optional[str]:
+    return None if content is None else base64.b64encode(encode(content)).decode("ascii")
+
+
+class JournalTooLarge(TuneError):
+    """The journal a run would write is larger than `rollback` reads: refused before anything changes."""
+
+
+def check_fits(state: State, slack: int = 0, consequence: str = "nothing was changed") -> None:
+    """Refuse (JournalTooLarge) a journal that `load_state` would refuse: `slack` bytes are kept for what a
+    run adds after its first write (the values it read back)."""
+    size = len(state.to_text().encode("ascii", "backslashreplace"))
+    if size + slack > MAX_JOURNAL_BYTES:
+        raise JournalTooLarge(f"the journal would be {size + slack} bytes, more than the {MAX_JOURNAL_BYTES} "
+                              f"(4 MiB) that `rollback` reads (the files guestcheck must keep to restore them are "
+                              f"too large): {consequence}")
 
 
 class _Damaged(ValueError):
@@ -142,17 +196,17 @@ def state_from_text(text: str, path: str) -> State:
         raise TuneError(f"{damaged}: nested too deeply") from None
     except ValueError as e:
         raise TuneError(f"{damaged}: {escape_control(str(e))}") from None
-    if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
+    if not isinstance(data, dict) or data.get("schema") not in (STATE_SCHEMA, OLD_SCHEMA):
         raise TuneError(f"{damaged}: not a {STATE_SCHEMA} document")
     try:
-        return _state(data)
+        return _state(data, old=data["schema"] == OLD_SCHEMA)
     except _Damaged as e:
         raise TuneError(f"{damaged}: {e}") from None
     except BadKey as e:
         raise TuneError(f"{damaged}: {e}") from None
 
 
-def _state(data: Dict[str, Any]) -> State:
+def _state(data: Dict[str, Any], old: bool = False) -> State:
     sysctl = {}
     for key, backup in _dict(data, "sysctl").items():
         check_syntax(key)
@@ -164,14 +218,7 @@ def _state(data: Dict[str, Any]) -> State:
                 for i, f in _dict(data, "features").items()}
     channels = {_ifname(i): {_channel_name(n): _count(c, f"channels {i} {n}") for n, c in _object(ch, i).items()}
                 for i, ch in _dict(data, "channels").items()}
-    persist_original = data.get("persist_original")
-    if persist_original is not None:
-        if not isinstance(persist_original, str) or len(persist_original) > MAX_PERSIST_BYTES:
-            raise _Damaged("persist_original: not the content of a file")
-        try:
-            encode(persist_original)
-        except UnicodeEncodeError:
-            raise _Damaged("persist_original: not the content of a file") from None
+    persist_original = _file_text(data.get("persist_original"), "persist_original", old)
     mode = data.get("persist_mode")
     if mode is not None and (type(mode) is not int or not 0 <= mode <= 0o777):
         raise _Damaged(f"persist_mode {_show(mode)}: not a file mode")
@@ -189,8 +236,9 @@ def _state(data: Dict[str, Any]) -> State:
             raise _Damaged(f"applied: {_show(unit)} is not a NIC unit")
         applied[unit] = {_ifname(i): {n: check(n, v, f"applied {unit} {i}") for n, v in _object(values, i).items()}
                          for i, values in _object(per_iface, unit).items()}
-    links = {_ifname(i): _link(_object(rec, i), i) for i, rec in _dict(data, "links").items()}
-    return State(profile=profile, applying=applying, sizing=_sizing(data.get("sizing")),
+    links = {_ifname(i): _link(_object(rec, i), i, old) for i, rec in _dict(data, "links").items()}
+    nics = {} if old else {_ifname(i): _identity(_object(v, i), i) for i, v in _dict(data, "nics").items()}
+    return State(nics=nics, profile=profile, applying=applying, sizing=_sizing(data.get("sizing")),
                  complete=_bool(data.get("complete", True), "complete"), sysctl=sysctl,
                  persist_original=persist_original,
                  persist_recorded=_bool(data.get("persist_recorded", False), "persist_recorded"),
@@ -217,16 +265,41 @@ _APPLIED = {
 }
 
 
-def _file_text(value: object, where: str) -> Optional[str]:
+def _file_text(value: object, where: str, old: bool) -> Optional[str]:
+    """A kept file's content (its bytes, as text with surrogate escapes): base64 in /2, that text in /1."""
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_PERSIST_BYTES:
+    if not isinstance(value, str) or len(value) > (MAX_PERSIST_BYTES if old else MAX_B64):
         raise _Damaged(f"{where}: not the content of a file")
+    if old:
+        try:
+            encode(value)
+        except UnicodeEncodeError:
+            raise _Damaged(f"{where}: not the content of a file") from None
+        return value
     try:
-        encode(value)
-    except UnicodeEncodeError:
-        raise _Damaged(f"{where}: not the content of a file") from None
-    return value
+        data = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise _Damaged(f"{where}: not base64") from None
+    if len(data) > MAX_PERSIST_BYTES:
+        raise _Damaged(f"{where}: not the content of a file")
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _identity(value: Dict[str, Any], iface: str) -> NicIdentity:
+    where = f"nics {iface}"
+    unknown = set(value) - {"perm_mac", "mac", "ifindex", "boot_id"}
+    if unknown:
+        raise _Damaged(f"{where}: {_show(sorted(unknown)[0])} is not part of a device's identity")
+    perm, mac, ifindex, boot = (value.get(k) for k in ("perm_mac", "mac", "ifindex", "boot_id"))
+    for name, address in (("perm_mac", perm), ("mac", mac)):
+        if address is not None and (not isinstance(address, str) or not HW_ADDRESS.fullmatch(address)):
+            raise _Damaged(f"{where} {name}: {_show(address)} is not a hardware address")
+    if ifindex is not None and (type(ifindex) is not int or not 1 <= ifindex <= MAX_IFINDEX):
+        raise _Damaged(f"{where} ifindex: {_show(ifindex)} is not an interface index")
+    if boot is not None and (not isinstance(boot, str) or not _BOOT_ID.fullmatch(boot)):
+        raise _Damaged(f"{where} boot_id: {_show(boot)} is not a boot id")
+    return NicIdentity(perm, mac, ifindex, boot)
 
 
 def _mode(value: object, where: str) -> Optional[int]:
@@ -244,7 +317,7 @@ def _lines(value: object, where: str) -> List[str]:
     return list(value)
 
 
-def _link(rec: Dict[str, Any], iface: str) -> LinkRecord:
+def _link(rec: Dict[str, Any], iface: str, old: bool) -> LinkRecord:
     where = f"links {iface}"
     name = rec.get("name")
     if not isinstance(name, str) or not LINK_NAME.fullmatch(name) or not name.endswith(".link"):
@@ -262,11 +335,18 @@ def _link(rec: Dict[str, Any], iface: str) -> LinkRecord:
         if not isinstance(value, str) or not _RULE_ARG.fullmatch(key) or not re.fullmatch(r"on|off|[0-9]{1,7}", value):
             raise _Damaged(f"{where} rule_args: {_show(key)} = {_show(value)} is not an ethtool setting")
         rule_args[key] = value
-    return LinkRecord(name=name, match=_lines(rec.get("match", []), f"{where} match"),
+    match = _lines(rec.get("match", []), f"{where} match")
+    for line in match:
+        problem = match_problem(line)
+        if problem:
+            raise _Damaged(f"{where} match: {problem}")
+    if not match:
+        raise _Damaged(f"{where} match: empty (a .link file without [Match] lines matches nothing)")
+    return LinkRecord(name=name, match=match,
                       carried=_lines(rec.get("carried", []), f"{where} carried"), settings=settings,
-                      original=_file_text(rec.get("original"), f"{where} original"),
+                      original=_file_text(rec.get("original"), f"{where} original", old),
                       mode=_mode(rec.get("mode"), f"{where} mode"), rule_name=rule, rule_args=rule_args,
-                      rule_original=_file_text(rec.get("rule_original"), f"{where} rule_original"),
+                      rule_original=_file_text(rec.get("rule_original"), f"{where} rule_original", old),
                       rule_mode=_mode(rec.get("rule_mode"), f"{where} rule_mode"),
                       rule_recorded=_bool(rec.get("rule_recorded", False), f"{where} rule_recorded"))
 

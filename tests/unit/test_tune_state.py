@@ -57,7 +57,7 @@ GOOD_SYSCTL = {"net.ipv4.tcp_fin_timeout": {"original": "60", "applied": "15"}}
     ('{"schema": "' + STATE_SCHEMA + '", "channels": {"eth0": {"rx": Infinity}}}', "Infinity is not a value"),
     ('{"schema": "' + STATE_SCHEMA + '", "channels": {"eth0": {"rx": 1e400}}}', "not a whole number"),
     ("[" * 100000 + "]" * 100000, "nested too deeply"),
-    ("[]", "not a guestcheck.tune-state/1 document"),
+    ("[]", "not a guestcheck.tune-state/2 document"),
     (journal(applying=7), "applying 7: not a profile name"),
     (journal(sizing={"ceiling_bytes": 0, "summary": "x"}), "not a buffer size"),
     (journal(sizing={"ceiling_bytes": 2**31, "summary": "x"}), "not a buffer size"),

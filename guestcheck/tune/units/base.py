@@ -5,7 +5,7 @@ an interface and its targets), so each unit has its own; the NIC units share the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Protocol
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set
 
 from guestcheck.roots import Roots
 from guestcheck.tune.live import ProcSys
@@ -39,6 +39,8 @@ class RollbackContext:
     rebooted: bool
     open_ethtool: Callable[[], Any]
     _ethtool: Optional[Any] = None
+    where: Dict[str, Any] = field(default_factory=dict)  # journal name -> identity.Located (found by identity)
+    leave: Set[str] = field(default_factory=set)  # journal names whose live values are left alone (--leave)
 
     def ethtool(self) -> Any:
         """The shared writer, opened on first use (a rollback of sysctl keys alone opens no socket)."""

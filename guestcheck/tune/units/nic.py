@@ -22,7 +22,7 @@ from guestcheck.tune import TuneError
 from guestcheck.tune import linkfile as lf
 from guestcheck.tune.ethtool_set import EthtoolWriter
 from guestcheck.tune.persist import ABSENT, FILE, inspect
-from guestcheck.tune.state import LinkRecord, State, load_state
+from guestcheck.tune.state import LinkRecord, State, check_fits, load_state
 from guestcheck.tune.units.base import Check, RollbackContext, RollbackPlan, UnitVerification
 
 Values = Dict[str, Any]
@@ -75,24 +75,38 @@ class NicUnit:
         return bool(self.originals(state))
 
     def verify(self, roots: Roots, state: State, et: Optional[Any] = None) -> UnitVerification:
+        """The live values of each tuned device, found by its identity (identity.py): under a new name when it
+        was renamed; a different device that took the name is a problem, never checked in its place."""
+        from guestcheck.tune.identity import locate
+        from guestcheck.tune.live import ProcSys, boot_id
+
         out = UnitVerification()
         applied = state.applied.get(self.name, {})
         if not applied:
             return out
+        boot = boot_id(ProcSys(roots))
         with et or EthtoolWriter() as et:
             for ifname, values in applied.items():
+                where = locate(roots, et, state, ifname, boot)
+                if where.name is None and where.other:
+                    out.problems.append(f"{where.refusal().replace(': not written', '')}: its {self.what} were "
+                                        "not checked")
+                    continue
+                name = where.name or ifname
+                if where.renamed:
+                    out.notes.append(f"{name} is the device tuned as {ifname} (renamed since)")
                 try:
-                    live = self.read(et, ifname)
+                    live = self.read(et, name)
                 except EthtoolError as e:
-                    out.problems.append(f"{ifname}: cannot read its {self.what} ({e})")
+                    out.problems.append(f"{name}: cannot read its {self.what} ({e})")
                     continue
                 for k, want in values.items():
                     have = live.get(k)
-                    out.checks.append(Check(f"{ifname} {k}", self.show(want), None if have is None else self.show(have),
+                    out.checks.append(Check(f"{name} {k}", self.show(want), None if have is None else self.show(have),
                                             have == want, "" if have == want else "changed since tune"))
                 record = state.links.get(ifname)
                 if record is None:
-                    out.notes.append(f"{ifname}: {self.what} set live only (--no-persist): the next boot undoes them")
+                    out.notes.append(f"{name}: {self.what} set live only (--no-persist): the next boot undoes them")
                     continue
                 settings, leftover = (self.link_settings(values) if record.settings or not record.rule_args
                                       else ({}, self.rule_args(values)))
@@ -104,29 +118,41 @@ class NicUnit:
                         out.problems.append(f"{ifname}: the journal's udev rule lacks {key[2:]} {value}")
         return out
 
+    def _targets(self, ctx: RollbackContext, notes: List[str]) -> Iterator[Tuple[str, str, Values]]:
+        """(journal name, the device's name now, originals) for each device to restore; notes for the others."""
+        for ifname, original in self.originals(ctx.state).items():
+            if ctx.rebooted and ifname not in ctx.state.links:
+                notes.append(f"{ifname}: {self.what} were changed live only, and the reboot since put them "
+                             "back: nothing to restore")
+                continue
+            where = ctx.where.get(ifname)
+            if ifname in ctx.leave:
+                notes.append(f"{ifname}: its {self.what} were left as they are (--leave)")
+                continue
+            if where is not None and where.name is None:
+                notes.append(f"{ifname}: interface gone, its {self.what} were not restored")
+                continue
+            if where is not None and where.other:
+                notes.append(f"{ifname} is now another device ({where.other}): left alone")
+            yield ifname, (where.name if where is not None and where.name else ifname), original
+
     def rollback_plan(self, ctx: RollbackContext) -> RollbackPlan:
         plan = RollbackPlan()
-        for ifname in self.originals(ctx.state):
-            if ctx.rebooted and ifname not in ctx.state.links:
-                plan.notes.append(f"{ifname}: {self.what} were changed live only, and the reboot since put them "
-                                  "back: nothing to restore")
-                continue
-            plan.actions.append(f"{ifname}: restore {self.what}")
+        for ifname, name, _original in self._targets(ctx, plan.notes):
+            plan.actions.append(f"{name}: restore {self.what}" + (f" (tuned as {ifname})" if name != ifname else ""))
             plan.todo = True
         return plan
 
     def rollback(self, ctx: RollbackContext, plan: RollbackPlan, notes: List[str]) -> List[str]:
         errors = []
-        for ifname, original in self.originals(ctx.state).items():
-            if ctx.rebooted and ifname not in ctx.state.links:
-                continue
+        for _ifname, name, original in self._targets(ctx, []):
             try:
-                self.restore(ctx.ethtool(), ifname, original)
+                self.restore(ctx.ethtool(), name, original)
             except EthtoolError as e:
                 if e.reason == "no-device":
-                    notes.append(f"{ifname}: interface gone, its {self.what} were not restored")
+                    notes.append(f"{name}: interface gone, its {self.what} were not restored")
                 else:
-                    errors.append(f"{ifname}: {e}")
+                    errors.append(f"{name}: {e}")
         return errors
 
     def restore(self, et: Any, ifname: str, original: Values) -> None:
@@ -147,7 +173,7 @@ def journalled(roots: Roots) -> Iterator[Tuple[Optional[State], State]]:
         journal = old.copy() if old else State()
         journal.complete = False
         current = boot_id(ProcSys(roots))
-        if journal.boot_id != current:
+        if journal.boot_id != current:  # (a journal with NIC identities of another boot: see identity.py)
             if journal.boot_id and current:
                 forget_live_only(journal)
             journal.boot_id = current
@@ -155,6 +181,7 @@ def journalled(roots: Roots) -> Iterator[Tuple[Optional[State], State]]:
 
 
 def forget_live_only(journal: State) -> None:
+    from guestcheck.tune.identity import forget_unused
     from guestcheck.tune.units import NIC_UNITS
 
     for unit in NIC_UNITS:
@@ -162,6 +189,7 @@ def forget_live_only(journal: State) -> None:
         for ifname in [i for i in slot if i not in journal.links]:
             del slot[ifname]
             journal.applied.get(unit.name, {}).pop(ifname, None)
+    forget_unused(journal)
 
 
 def check_interface(roots: Roots, ifname: str) -> None:
@@ -177,8 +205,10 @@ def apply_nic(unit: NicUnit, ifname: str, roots: Roots, et: Any, target: Values,
               result: NicResult) -> Values:
     """Write `target` (a subset of the unit's values) live, journal it, persist it; returns what reads back."""
     from guestcheck.tune.apply import save_state
+    from guestcheck.tune.identity import check_same, forget_unused
 
     with journalled(roots) as (old, journal):
+        check_same(roots, et, journal, ifname, journal.boot_id)  # the device, not only its name
         try:
             original = unit.snapshot(et, ifname)
         except EthtoolError as e:
@@ -187,6 +217,8 @@ def apply_nic(unit: NicUnit, ifname: str, roots: Roots, et: Any, target: Values,
         pending = None
         if persist:
             pending = _prepare_link(unit, roots, et, journal, ifname, target, result)
+        check_fits(journal)  # what rollback must read, before anything changes: now and once complete
+        check_fits(_at_most(unit, journal, ifname, target), slack=READ_BACK_SLACK)
         save_state(roots, journal)  # 1. the journal first
         try:
             unit.write(et, ifname, target)  # 2. live
@@ -210,9 +242,31 @@ def apply_nic(unit: NicUnit, ifname: str, roots: Roots, et: Any, target: Values,
             del unit.originals(journal)[ifname]  # nothing differs from the original any more
             journal.applied.get(unit.name, {}).pop(ifname, None)
         journal.applied = {u: per for u, per in journal.applied.items() if per}
+        forget_unused(journal)
         journal.complete = True
         save_state(roots, journal)  # 4. complete
         return after
+
+
+READ_BACK_SLACK = 4096  # the values read back may be longer than the ones asked for (digits): never by more
+
+
+def _at_most(unit: NicUnit, journal: State, ifname: str, target: Values) -> State:
+    """The journal as this run can leave it at most: every target value applied, and every unit's settings
+    in the .link file and the rule both (what is written is a subset), so its size is known before a change."""
+    final = journal.copy()
+    final.applied.setdefault(unit.name, {}).setdefault(ifname, {}).update(target)
+    record = final.links.get(ifname)
+    if record is not None:
+        settings, leftover = unit.link_settings(target)
+        record.settings.update(settings)
+        record.rule_args.update(leftover)
+        for each in (unit, *_other_units(unit)):
+            values = final.applied.get(each.name, {}).get(ifname)
+            if values:
+                record.rule_args.update(each.rule_args(values))
+    final.complete = True
+    return final
 
 
 def _undo(unit: NicUnit, et: Any, ifname: str, original: Values) -> None:
