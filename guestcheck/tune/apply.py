@@ -420,9 +420,9 @@ def _locate_nics(ctx: Any) -> Dict[str, Any]:
     where = {name: locate(ctx.roots, ctx.ethtool(), state, name, boot) for name in names}
     for found in where.values():
         if found.name is None and found.other:
-            raise TuneError(f"rollback refused: {found.refusal()}; nothing was changed (the journal is kept: run "
-                            f"rollback again when that device is back, or with `--leave {found.tuned}` if it is "
-                            "gone for good)")
+            raise TuneError(f"rollback refused: {found.refusal()}, and it is not written; nothing was changed "
+                            f"(the journal is kept: run rollback again when that device is back, or with "
+                            f"`--leave {found.tuned}` if it is gone for good)")
     return where
 
 

@@ -89,7 +89,7 @@ class Located:
         """The one line that refuses to write the device that took the name."""
         ident = self.identity.describe() if self.identity else "unknown"
         return (f"{self.tuned} is now a different device ({self.other}), not the one guestcheck tuned "
-                f"({ident}), which is not here: not written")
+                f"({ident}), which is not here")
 
 
 def locate(roots: Roots, et: Any, state: State, ifname: str, boot: Optional[str]) -> Located:

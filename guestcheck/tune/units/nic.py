@@ -89,8 +89,7 @@ class NicUnit:
             for ifname, values in applied.items():
                 where = locate(roots, et, state, ifname, boot)
                 if where.name is None and where.other:
-                    out.problems.append(f"{where.refusal().replace(': not written', '')}: its {self.what} were "
-                                        "not checked")
+                    out.problems.append(f"{where.refusal()}: its {self.what} were not checked")
                     continue
                 name = where.name or ifname
                 if where.renamed:
