@@ -8,6 +8,7 @@ Interface names are never ones this machine has: rollback of NIC settings acts o
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
@@ -16,7 +17,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from guestcheck.tune.state import STATE_SCHEMA
+from guestcheck.tune.persist import encode
+from guestcheck.tune.state import OLD_SCHEMA, STATE_SCHEMA
 from tests.fuzz.harness import assert_clean_exit, changed_outside, examples, run_guestcheck, tree
 from tests.tune_fake import PROFILES, STOCK, FakeKernel
 
@@ -44,7 +46,7 @@ channel_counts = st.integers(min_value=-(2**70), max_value=2**70) | anything
 def shaped_journals(draw) -> str:
     """A tune-state document with every field present in its usual shape and hostile values inside."""
     doc = {
-        "schema": draw(st.sampled_from([STATE_SCHEMA, STATE_SCHEMA, "guestcheck.tune-state/2", None])),
+        "schema": draw(st.sampled_from([STATE_SCHEMA, STATE_SCHEMA, OLD_SCHEMA, "guestcheck.tune-state/3", None])),
         "profile": draw(st.one_of(st.none(), st.text(max_size=20), anything)),
         "complete": draw(st.one_of(st.booleans(), anything)),
         "sysctl": draw(st.dictionaries(hostile_keys, st.one_of(
@@ -57,6 +59,10 @@ def shaped_journals(draw) -> str:
         "channels": draw(st.dictionaries(ifnames, st.dictionaries(
             st.sampled_from(["rx", "tx", "other", "combined", "bogus"]), channel_counts, max_size=4), max_size=2)),
         "boot_id": draw(st.one_of(st.none(), st.text(max_size=40))),
+        "nics": draw(st.dictionaries(ifnames, st.one_of(st.fixed_dictionaries(
+            {"perm_mac": st.none() | st.text(max_size=20), "mac": st.none() | st.text(max_size=20),
+             "ifindex": st.none() | channel_counts, "boot_id": st.none() | st.text(max_size=40)}), anything),
+            max_size=2)),
     }
     for name in draw(st.sets(st.sampled_from(sorted(doc)), max_size=3)):
         del doc[name]
@@ -82,6 +88,7 @@ def check_rollback_and_verify(journal: bytes) -> None:
         root = outside / "root"
         FakeKernel(root)
         (root / "tmp").mkdir()
+        (root / "etc/sysctl.d").mkdir(parents=True)  # as on any system: a kept (even empty) file is put back there
         (root / "tmp/victim").write_text("victim inside the root\n")
         (outside / "victim").write_text("victim beside the root\n")
         state = root / "var/lib/guestcheck/tune-state.json"
@@ -120,8 +127,9 @@ def valid_journals(draw) -> str:
     printable = st.text(st.characters(min_codepoint=32, max_codepoint=0x2fff, blacklist_categories=("Cs", "Zl",
                                                                                                      "Zp")),
                         min_size=1, max_size=30).filter(lambda v: v.isprintable())
+    old = draw(st.booleans())  # 1ab7483's /1 (file contents as text) or /2 (base64 of the bytes)
     doc = {
-        "schema": STATE_SCHEMA,
+        "schema": OLD_SCHEMA if old else STATE_SCHEMA,
         "profile": draw(st.one_of(st.none(), st.text(max_size=30))),
         "complete": draw(st.booleans()),
         "sysctl": draw(st.dictionaries(st.sampled_from(sorted(STOCK)), st.fixed_dictionaries(
@@ -134,6 +142,8 @@ def valid_journals(draw) -> str:
             st.sampled_from(["rx", "tx", "combined"]), st.integers(min_value=0, max_value=65535), max_size=2),
             max_size=1)),
     }
+    if not old and doc["persist_original"] is not None:
+        doc["persist_original"] = base64.b64encode(encode(doc["persist_original"])).decode()
     return json.dumps(doc)
 
 

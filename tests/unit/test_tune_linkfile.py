@@ -101,3 +101,27 @@ def test_rule_text_runs_ethtool_per_kind():
         'ACTION=="add", SUBSYSTEM=="net", ATTR{address}=="52:54:00:12:34:56", '
         'RUN+="/usr/sbin/ethtool -K $name tx-scatter-gather on", RUN+="/usr/sbin/ethtool -L $name combined 2", '
         'RUN+="/usr/sbin/ethtool -G $name rx 4096"')
+
+
+INJECTED = 'OriginalName=ra", RUN+="/bin/touch /tmp/x'
+
+
+@pytest.mark.parametrize("line", [INJECTED, "OriginalName=ra*", "OriginalName=!ra", "OriginalName=a b",
+                                  "OriginalName=%k", "OriginalName=$name", "MACAddress=52:54:00:12:34:5g",
+                                  'MACAddress=52:54:00:12:34:56"', "Driver=virtio_net", "OriginalName=",
+                                  "OriginalName=..", "Path=x"])
+def test_match_lines_that_udev_or_systemd_would_read_otherwise_are_refused(line):
+    """Issue 18 item 7: a [Match] value is a plain name or a hardware address, never a glob, a quote or a
+    substitution: it means the same in the .link file and inside the rule's double quotes."""
+    assert lf.match_problem(line)
+    with pytest.raises(TuneError, match="refusing to write"):
+        lf.rule_text("ra", [line], {"K:tx-scatter-gather": "on"}, "why")
+    with pytest.raises(TuneError, match="refusing to write"):
+        lf.link_text("ra", [line], [], {"TCPSegmentationOffload": "yes"}, None)
+
+
+def test_match_lines_guestcheck_writes_are_accepted():
+    for line in ("OriginalName=ra", "OriginalName=veth.1@x+y_z-", "MACAddress=52:54:00:12:34:56",
+                 "PermanentMACAddress=52:54:00:AB:cd:56"):
+        assert lf.match_problem(line) is None
+        assert "RUN+=" in lf.rule_text("ra", [line], {"K:tx-scatter-gather": "on"}, "why")

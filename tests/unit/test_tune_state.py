@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from guestcheck.tune import TuneError
 from guestcheck.tune import apply as tune_apply
+from guestcheck.tune import state as state_module
 from guestcheck.tune.apply import apply_profile, rollback
+from guestcheck.tune.persist import encode
 from guestcheck.tune.profile import parse_text
 from guestcheck.tune.state import (
+    OLD_SCHEMA,
     STATE_SCHEMA,
+    JournalTooLarge,
+    LinkRecord,
+    NicIdentity,
     SizingRecord,
     State,
     SysctlBackup,
+    check_fits,
     load_state,
     lock_path,
     state_from_text,
 )
-from tests.tune_fake import FakeKernel
+from tests.tune_fake import STOCK, FakeKernel
 
 PROFILE = parse_text("[sysctl]\nnet.ipv4.tcp_fin_timeout = 15\nnet.ipv4.tcp_tw_reuse = 1\n"
                      "net.ipv4.tcp_mtu_probing = 1\n", "p", "p.conf")
@@ -131,3 +140,95 @@ def test_undid_counts_the_writes_undone_when_the_persist_file_fails(tmp_path, mo
     with pytest.raises(TuneError, match=r"No space left on device; undid 3 change\(s\)"):
         apply_profile(PROFILE, k.roots)
     assert k.snapshot() == before
+
+
+# --- format /2 (issue 18 item 2): kept files as base64 of their bytes, a size checked before any change ------
+
+def test_kept_files_are_base64_of_their_bytes_and_round_trip_exactly():
+    raw = bytes(range(256)) * 3
+    content = raw.decode("utf-8", "surrogateescape")
+    state = State(persist_original=content, persist_recorded=True,
+                  links={"eth0": LinkRecord("50-guestcheck-eth0.link", ["OriginalName=eth0"], original=content,
+                                            rule_original="", rule_recorded=True)},
+                  nics={"eth0": NicIdentity(mac="52:54:00:12:34:56", ifindex=2, boot_id="0f1e-aa")})
+    data = json.loads(state.to_text())
+    assert data["schema"] == "guestcheck.tune-state/2"
+    assert base64.b64decode(data["persist_original"]) == raw
+    assert base64.b64decode(data["links"]["eth0"]["original"]) == raw
+    assert state_from_text(state.to_text(), "J") == state
+
+
+def test_the_journal_size_is_predictable_for_bytes_that_are_not_utf8():
+    """1 MiB of bytes that are not UTF-8: 4/3 of it in base64, where /1 wrote six characters a byte (and grew
+    past what rollback reads)."""
+    raw = bytes(range(128, 256)) * 8192
+    state = State(persist_original=raw.decode("utf-8", "surrogateescape"), persist_recorded=True)
+    size = len(state.to_text())
+    assert size < len(raw) * 4 // 3 + 1024
+    check_fits(state)
+    state.links["eth0"] = LinkRecord("50-guestcheck-eth0.link", ["OriginalName=eth0"], original=state.persist_original,
+                                     rule_original=state.persist_original, rule_recorded=True)
+    with pytest.raises(JournalTooLarge, match="that `rollback` reads"):
+        check_fits(state)
+
+
+def test_apply_refuses_a_journal_rollback_could_not_read_before_anything_changes(tmp_path, monkeypatch):
+    k = FakeKernel(tmp_path)
+    k.persist.parent.mkdir(parents=True)
+    k.persist.write_bytes(b"# \xe9" * 1000)
+    monkeypatch.setattr(state_module, "MAX_JOURNAL_BYTES", 3000)  # the 3 KB file's base64 leaves no room
+    before = k.snapshot()
+    with pytest.raises(JournalTooLarge, match="nothing was changed"):
+        apply_profile(PROFILE, k.roots, procsys=k.procsys)
+    assert k.snapshot() == before and k.persist.read_bytes() == b"# \xe9" * 1000
+    assert not k.state.exists() and not os.path.exists(lock_path(k.roots))  # not even the lock file
+    result = apply_profile(PROFILE, k.roots, procsys=k.procsys, dry_run=True)
+    assert any("apply would refuse: the journal would be" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("nics, words", [
+    ({"eth0": {"perm_mac": "x"}}, "not a hardware address"),
+    ({"eth0": {"mac": "52:54:00:12:34:56\n"}}, "not a hardware address"),
+    ({"eth0": {"ifindex": 0}}, "not an interface index"),
+    ({"eth0": {"ifindex": True}}, "not an interface index"),
+    ({"eth0": {"boot_id": "../x"}}, "not a boot id"),
+    ({"eth0": {"name": "x"}}, "not part of a device's identity"),
+    ({"a/b": {}}, "not an interface name"),
+])
+def test_damaged_nic_identities_are_one_line_errors(nics, words):
+    with pytest.raises(TuneError, match=words):
+        state_from_text(json.dumps({"schema": STATE_SCHEMA, "nics": nics}), "J")
+
+
+def test_damaged_base64_is_refused_and_a_1ab7483_journal_keeps_its_text():
+    with pytest.raises(TuneError, match="persist_original: not base64"):
+        state_from_text(json.dumps({"schema": STATE_SCHEMA, "persist_original": "a\udce9b"}), "J")
+    old = state_from_text(json.dumps({"schema": OLD_SCHEMA, "persist_original": "a\udce9b"}), "J")
+    assert old.persist_original == "a\udce9b" and old.nics == {}
+
+
+def test_journals_written_by_1ab7483_still_load_and_roll_back_byte_for_byte(tmp_path):
+    """tests/data/journal-1ab7483-*.json (see tests/data/README.md); on a real kernel too in
+    tests/live/test_tune_journal_live.py."""
+    data = Path(__file__).resolve().parents[1] / "data"
+    nic = load_text(data / "journal-1ab7483-nic.json")
+    assert nic.nics == {} and nic.links["gc0"].match == ["MACAddress=ea:3e:b3:46:d0:17"]
+    assert encode(nic.links["gc0"].original) == (data / "journal-1ab7483-nic.orig-50-guestcheck-gc0.link").read_bytes()
+    assert encode(nic.links["gc0"].rule_original) == (data / "journal-1ab7483-nic.orig-90-guestcheck-gc0.rules"
+                                                      ).read_bytes()
+    assert load_text(data / "journal-1ab7483-nic.json", again=True) == nic  # rewritten as /2: the same
+    old = load_text(data / "journal-1ab7483-apply.json")
+    k = FakeKernel(tmp_path, {**STOCK, **{key: b.applied for key, b in old.sysctl.items()}})
+    k.persist.parent.mkdir(parents=True)
+    k.persist.write_bytes((data / "journal-1ab7483-apply.applied-90-guestcheck.conf").read_bytes())
+    k.state.parent.mkdir(parents=True)
+    k.state.write_bytes((data / "journal-1ab7483-apply.json").read_bytes())
+    rollback(k.roots, procsys=k.procsys)
+    assert k.persist.read_bytes() == (data / "journal-1ab7483-apply.orig-90-guestcheck.conf").read_bytes()
+    assert os.stat(k.persist).st_mode & 0o777 == 0o640 and not k.state.exists()
+    assert all(k.get(key) == b.original for key, b in old.sysctl.items())
+
+
+def load_text(path, again=False):
+    state = state_from_text(path.read_text(), str(path))
+    return state_from_text(state.to_text(), "rewritten") if again else state
