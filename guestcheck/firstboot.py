@@ -27,8 +27,9 @@ from typing import Any, Callable, Iterator, List, Optional
 import click
 
 from guestcheck.atomicfile import write_atomic
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, sample_seconds_from_text, seconds_from_text
+from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
 from guestcheck.collect.fs import read
+from guestcheck.quantities import sample_seconds_from_text, seconds_from_text
 from guestcheck.roots import Roots
 from guestcheck.strictjson import loads as strict_json
 from guestcheck.text import escape_control

@@ -12,9 +12,9 @@ from typing import Any, Optional
 
 from guestcheck import __version__
 from guestcheck.atomicfile import write_atomic
+from guestcheck.quantities import MAX_RATE
 from guestcheck.selftest.errors import FILE_ERROR, SelftestError
 from guestcheck.selftest.iperf3 import DOWNLOAD, MAX_MEASURED_BPS, MAX_STREAMS, UPLOAD
-from guestcheck.selftest.rate import MAX_RATE
 from guestcheck.selftest.session import Result
 from guestcheck.selftest.untrusted import Damaged, as_dict, number, parse, printable, text, whole
 from guestcheck.selftest.verdict import LABELS

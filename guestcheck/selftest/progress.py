@@ -13,8 +13,8 @@ import os
 import time
 from typing import Callable, Optional
 
+from guestcheck.quantities import format_rate, maybe_int
 from guestcheck.selftest.iperf3 import DOWNLOAD, RunSpec
-from guestcheck.selftest.rate import format_rate
 
 ERASE = "\r\033[K"  # back to the start of the line, erase it
 
@@ -26,7 +26,7 @@ def io_bytes(pid: int, field: str, proc: str = "/proc") -> Optional[int]:
             for line in f:
                 name, _, value = line.partition(":")
                 if name == field:
-                    return int(value)
+                    return maybe_int(value)
     except (OSError, ValueError):
         return None
     return None

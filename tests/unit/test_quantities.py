@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guestcheck.selftest.rate import format_rate, parse_duration, parse_rate
+from guestcheck.quantities import format_rate, parse_duration, parse_rate
 
 
 @pytest.mark.parametrize("text,bps", [
