@@ -11,7 +11,6 @@ documents all come through `read_regular`.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
@@ -19,16 +18,13 @@ CHUNK = 1 << 16  # sysfs answers a page per read; a small file costs one small b
 
 
 def read_regular(path: str, limit: int, *, nofollow: bool = False, truncate: bool = False) -> bytes:
-    """The file's bytes. OSError when it cannot be opened (ELOOP: a symlink, with `nofollow`; EISDIR: a
-    directory) or read; ValueError "not a regular file" or "larger than N bytes" (one short line each, for the
-    caller's message). With `truncate`, a longer file gives its first `limit` bytes instead (a table's header)."""
+    """The file's bytes. OSError when it cannot be opened (ELOOP: a symlink, with `nofollow`) or read;
+    ValueError "not a regular file" (a FIFO, a device, a directory) or "larger than N bytes" (one short line
+    each, for the caller's message). With `truncate`, a longer file gives its first `limit` bytes instead."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (os.O_NOFOLLOW if nofollow else 0)
     fd = os.open(path, flags)
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError("not a regular file")
         wanted = limit if truncate else limit + 1
         chunks, size = [], 0

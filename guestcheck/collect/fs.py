@@ -41,8 +41,6 @@ def read(path: str, limit: int = MAX_READ) -> Read:
     /dev/zero put where a config file belongs is "not a regular file", never a hang or an endless read."""
     try:
         data = read_regular(path, limit)
-    except IsADirectoryError:
-        return Read(None, "directory")
     except PermissionError:
         return Read(None, "denied")
     except OSError as e:

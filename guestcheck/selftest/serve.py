@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
+from guestcheck.collect.fs import cat
 from guestcheck.quantities import format_rate, maybe_int, parse_int
 from guestcheck.selftest.children import die_with_parent
 from guestcheck.selftest.errors import IPERF3_FAILED, SelftestError
@@ -135,11 +136,7 @@ def listening(pid: int, port: int) -> bool:
             if target.startswith("socket:["):
                 inodes.add(target[8:-1])
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
+        rows = (cat(table) or "").splitlines()[1:]
         for row in rows:
             cols = row.split()
             if len(cols) > 9 and cols[3] == "0A" and maybe_int(cols[1].rsplit(":", 1)[1], base=16) == port \

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from guestcheck.regularfile import read_regular
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax
@@ -249,20 +249,13 @@ def _read(path: str) -> str:
     """A profile's text: a regular file (not a FIFO that would block, not /dev/zero), at most
     MAX_FILE_BYTES, UTF-8."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_regular(path, MAX_FILE_BYTES)
     except OSError as e:
         raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ProfileError(f"{path}: not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_FILE_BYTES:
-        raise ProfileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, too big for a profile")
+    except ValueError as e:
+        if str(e).startswith("larger"):
+            raise ProfileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, too big for a profile") from None
+        raise ProfileError(f"{path}: not a regular file") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
