@@ -1,10 +1,11 @@
-"""Rates and durations: what users type, and what must be refused rather than guessed."""
+"""guestcheck/quantities.py: numbers from outside. Rates and durations users type, whole numbers files and peers
+write; what must be refused rather than guessed."""
 
 from __future__ import annotations
 
 import pytest
 
-from guestcheck.quantities import format_rate, parse_duration, parse_rate
+from guestcheck.quantities import format_rate, int_fields, is_digits, maybe_int, parse_duration, parse_int, parse_rate
 
 
 @pytest.mark.parametrize("text,bps", [
@@ -50,3 +51,59 @@ def test_a_printed_rate_parses_back_to_itself():
     for bps in (1e9, 95.6e6, 250e3):
         printed = format_rate(bps).replace(" ", "").replace("bit/s", "")
         assert parse_rate(printed) == pytest.approx(bps, rel=0.01)
+
+
+# --- integers from outside: ASCII digits only ------------------------------------------------------------------
+
+NOT_ASCII_DIGITS = ["²", "٣", "\uff11", "1²", "²1", "12٣", "1_0", "+5", "1 2", "0x10", "", " ", "-", "1.0", "1e3",
+                    "\u20031\u2003", "\uff11\uff15\uff10\uff10", "9" * 21]
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_DIGITS)
+def test_only_ascii_digits_are_a_whole_number(text):
+    """str.isdigit() says yes to '²' and int() to '٣' and '1_0': neither is a number a file or a peer writes."""
+    with pytest.raises(ValueError) as caught:
+        parse_int(text)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 80
+    assert maybe_int(text) is None
+
+
+@pytest.mark.parametrize("text,value", [("0", 0), ("1500", 1500), (" 1500\n", 1500), ("\t7 ", 7),
+                                        ("18446744073709551615", 2**64 - 1), ("007", 7)])
+def test_ascii_digits_with_surrounding_ascii_space(text, value):
+    assert parse_int(text) == value == maybe_int(text)
+
+
+def test_a_sign_only_where_asked():
+    assert parse_int("-1", signed=True) == -1 and parse_int("+3", signed=True) == 3
+    for text in ("-1", "+3", "--1", "-"):
+        assert maybe_int(text) is None
+    assert maybe_int("--1", signed=True) is None and maybe_int("-²", signed=True) is None
+
+
+def test_range_and_length_are_checked():
+    assert parse_int("65535", low=1, high=65535) == 65535
+    with pytest.raises(ValueError, match="from 1 to 65535"):
+        parse_int("65536", low=1, high=65535)
+    with pytest.raises(ValueError, match="at least 1"):
+        parse_int("0", low=1)
+    assert maybe_int("123456", max_digits=5) is None
+    assert maybe_int(None) is None
+
+
+def test_hexadecimal_is_ascii_too():
+    assert parse_int("0x1003", base=16) == 0x1003 == parse_int("1003\n", base=16)
+    assert parse_int("ffffffff", base=16) == 2**32 - 1
+    for text in ("٣", "0x", "g", "1_0", "\uff11"):
+        assert maybe_int(text, base=16) is None
+
+
+def test_names_made_of_digits():
+    assert is_digits("1234") and not is_digits("²") and not is_digits("") and not is_digits("12٣")
+
+
+def test_sysctl_fields():
+    assert int_fields("4096\t131072 6291456\n") == [4096, 131072, 6291456]
+    assert int_fields("-1 0") == [-1, 0]
+    with pytest.raises(ValueError):
+        int_fields("4096 ² 1")
