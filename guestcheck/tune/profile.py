@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from guestcheck.quantities import maybe_int
 from guestcheck.regularfile import read_regular
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
@@ -162,10 +163,11 @@ def _assign(profile: Profile, section: str, key: str, value: str, reason: Option
 
 def _guard(guards: Guards, key: str, value: str, where: str) -> Guards:
     if key == "min_ram_mb":
-        if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) > MAX_RAM_MB:
+        mib = maybe_int(value, low=0, high=MAX_RAM_MB, max_digits=10)
+        if mib is None or value != value.strip():
             raise ProfileError(f"{where}: min_ram_mb must be a whole number of MiB up to {MAX_RAM_MB}, "
                                f"got {value[:40]!r}")
-        return replace(guards, min_ram_mb=int(value))
+        return replace(guards, min_ram_mb=mib)
     if key == "requires_guaranteed_memory":
         if value.lower() not in _TRUE + _FALSE:
             raise ProfileError(f"{where}: requires_guaranteed_memory must be yes or no, got {value!r}")
