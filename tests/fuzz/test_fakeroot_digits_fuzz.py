@@ -9,6 +9,7 @@ facts (JSON, human, Prometheus) raises nothing; and the commands, run as process
 
 from __future__ import annotations
 
+import atexit
 import re
 import shutil
 import tempfile
@@ -75,7 +76,8 @@ def _template(base: Path) -> list[str]:
     return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-_TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="guestcheck-digits-"))
+_TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="guestcheck-digits-"))  # built once, copied for each example
+atexit.register(shutil.rmtree, _TEMPLATE_DIR, True)
 FILES = _template(_TEMPLATE_DIR / "root")
 
 
