@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Set
 
+from guestcheck.quantities import maybe_int
+
 MAX_CPUS = 65536  # above any kernel's NR_CPUS: a list naming more came from a damaged (or hostile) facts file
+_MASK_DIGITS = MAX_CPUS // 4  # hex digits of a bitmap of MAX_CPUS CPUs
 
 
 def cpu_list(text: Optional[str]) -> Set[int]:
@@ -17,8 +20,9 @@ def cpu_list(text: Optional[str]) -> Set[int]:
     out: Set[int] = set()
     for part in (text or "").split(","):
         lo, _, hi = part.strip().partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()) and len(lo) < 7 and len(hi) < 7:
-            out.update(range(int(lo), min(int(hi or lo) + 1, MAX_CPUS)))
+        first, last = maybe_int(lo, max_digits=6), maybe_int(hi or lo, max_digits=6)
+        if first is not None and last is not None:
+            out.update(range(first, min(last + 1, MAX_CPUS)))
     return out
 
 
@@ -39,16 +43,12 @@ def first_cpus_mask(count: int) -> str:
 
 
 def mask_is_zero(mask: str) -> bool:
-    try:
-        return int(mask.replace(",", ""), 16) == 0
-    except ValueError:
-        return False
+    return maybe_int(mask.replace(",", ""), base=16, max_digits=_MASK_DIGITS) == 0
 
 
 def mask_cpus(mask: Optional[str]) -> Set[int]:
     """"f" -> {0, 1, 2, 3}; "1,00000000" -> {32}; an unreadable mask is the empty set."""
-    try:
-        value = int((mask or "").replace(",", ""), 16)
-    except ValueError:
+    value = maybe_int((mask or "").replace(",", ""), base=16, max_digits=_MASK_DIGITS)
+    if value is None:
         return set()
     return {bit for bit in range(value.bit_length()) if value >> bit & 1}

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from guestcheck.quantities import parse_int
+
 ALLOWANCES = ("bw_in", "bw_out", "pps", "conntrack", "linklocal")
 ALLOWANCE_GAUGE = "conntrack_allowance_available"
 
@@ -45,9 +47,9 @@ class DriverCounter:
 
 _ALLOWANCE = re.compile(r"(bw_in|bw_out|pps|conntrack|linklocal)_allowance_exceeded")
 _PER_QUEUE = (
-    (re.compile(r"rx_queue_(\d{1,5})_drops|rx(\d{1,5})_drops"), "queue-drop", "drops", "rx"),
-    (re.compile(r"tx_queue_(\d{1,5})_xdp_tx_drops|tx(\d{1,5})_xdp_tx_drops"), "queue-drop", "xdp_tx_drops", "tx"),
-    (re.compile(r"queue_(\d{1,5})_tx_queue_stop()"), "queue-stop", "tx_queue_stop", "tx"),
+    (re.compile(r"rx_queue_([0-9]{1,5})_drops|rx([0-9]{1,5})_drops"), "queue-drop", "drops", "rx"),
+    (re.compile(r"tx_queue_([0-9]{1,5})_xdp_tx_drops|tx([0-9]{1,5})_xdp_tx_drops"), "queue-drop", "xdp_tx_drops", "tx"),
+    (re.compile(r"queue_([0-9]{1,5})_tx_queue_stop()"), "queue-stop", "tx_queue_stop", "tx"),
 )
 _DEVICE_DROPS = ("rx_no_memory", "tx_no_space")
 
@@ -66,5 +68,5 @@ def curated(name: str) -> Optional[DriverCounter]:
         match = pattern.fullmatch(name)
         if match:
             number = match.group(1) or match.group(2)
-            return DriverCounter(kind, what, f"{direction}-{int(number)}")
+            return DriverCounter(kind, what, f"{direction}-{parse_int(number)}")
     return None

@@ -27,8 +27,9 @@ from typing import Any, Callable, Iterator, List, Optional
 import click
 
 from guestcheck.atomicfile import write_atomic
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, sample_seconds_from_text, seconds_from_text
+from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
 from guestcheck.collect.fs import read
+from guestcheck.quantities import sample_seconds_from_text, seconds_from_text
 from guestcheck.roots import Roots
 from guestcheck.strictjson import loads as strict_json
 from guestcheck.text import escape_control
@@ -39,6 +40,10 @@ CONFIG_NAME = "guestcheck/guestcheck.conf"  # under /etc
 SECTION = "firstboot"
 MAX_FINDING_LINES = 10
 MAX_INSTANCE_ID = 1024  # cloud-init ids are short; a longer "id" is damage
+# what is read, each through the one bounded reader (a FIFO or /dev/zero there is "not a regular file")
+MAX_CONFIG = 1 << 20  # guestcheck.conf
+MAX_INSTANCE_DATA = 16 << 20  # cloud-init's instance-data.json: datasource metadata, a few hundred KiB at most
+MAX_STAMP = 1 << 16  # our own firstboot.json: a few lines
 # a name from `guestcheck tune list`, never a path: letters, digits, ".", "_", "-", no leading dot
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
@@ -87,7 +92,7 @@ def load_settings(roots: Roots) -> Settings:
     """Defaults for anything missing or wrong; each mistake is noted, none stops the boot check."""
     settings = Settings()
     path = config_path(roots)
-    got = read(path)
+    got = read(path, MAX_CONFIG)
     if got.value is None:
         if got.problem != "missing":
             settings.problems.append(f"cannot read {path} ({got.problem}): using defaults")
@@ -146,7 +151,7 @@ class Instance:
 
 def current_instance(roots: Roots) -> Instance:
     """cloud-init's instance-id changes with every instance made from an image; machine-id is the fallback."""
-    got = read(os.path.join(roots.run, "cloud-init", "instance-data.json"))
+    got = read(os.path.join(roots.run, "cloud-init", "instance-data.json"), MAX_INSTANCE_DATA)
     if got.value is not None:
         try:  # damaged, hostile or of another shape: machine-id decides instead
             data = strict_json(got.value)
@@ -164,7 +169,7 @@ def current_instance(roots: Roots) -> Instance:
 
 def checked_instance(roots: Roots) -> Optional[dict[str, Any]]:
     """The stamp of the last first boot, or None (never ran, forgotten, or unreadable)."""
-    got = read(stamp_path(roots))
+    got = read(stamp_path(roots), MAX_STAMP)
     if got.value is None:
         return None
     try:
@@ -350,10 +355,12 @@ def run(
         say(f"{PREFIX} problem: {problem}")
 
     settings = Settings()
+    stamp = None
     try:
         with time_limit(settings.timeout_seconds):  # the default, until the settings say otherwise
             settings = load_settings(roots)
             outcome.instance = current_instance(roots)
+            stamp = checked_instance(roots)
     except TimeLimitExceeded:
         note(f"reading the settings and the instance id took more than {settings.timeout_seconds:g} s; "
              "using defaults")
@@ -369,7 +376,6 @@ def run(
     if not settings.enabled and not force:
         say(f"{PREFIX} disabled in {config_path(roots)}; nothing to do")
         return outcome
-    stamp = checked_instance(roots)
     if not force and stamp is not None and stamp.get("instance_id") == instance.id:
         say(f"{PREFIX} {label} was already checked at {stamp.get('checked_at', '?')}; skipping "
             f"(`cloud-init clean` or `guestcheck firstboot --force` checks again)")

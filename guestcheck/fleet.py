@@ -37,11 +37,11 @@ class FleetSettings:
 
 def load_fleet_settings(roots: Roots) -> FleetSettings:
     """[fleet] in /etc/guestcheck/guestcheck.conf; a mistake is noted and the default kept."""
-    from guestcheck.firstboot import config_path
+    from guestcheck.firstboot import MAX_CONFIG, config_path
 
     settings = FleetSettings()
     path = config_path(roots)
-    got = read(path)
+    got = read(path, MAX_CONFIG)
     if got.value is None:
         return settings  # firstboot's settings say why an existing file cannot be read
     parser = configparser.ConfigParser(interpolation=None)

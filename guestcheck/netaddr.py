@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from typing import Optional
 
+from guestcheck.quantities import parse_int
+
 
 def in_network(address: Optional[str], network: str) -> bool:
     """Whether `address` (IPv4 or IPv6) lies in `network` ("a.b.c.d/len", "x::/len"); False when unparsable."""
@@ -15,7 +17,7 @@ def in_network(address: Optional[str], network: str) -> bool:
     try:
         a = int.from_bytes(socket.inet_pton(af, address), "big")
         b = int.from_bytes(socket.inet_pton(af, base), "big")
-        plen = int(plen_text) if plen_text else width
+        plen = parse_int(plen_text, max_digits=3) if plen_text else width
     except (OSError, ValueError):
         return False
     if not 0 <= plen <= width:

@@ -3,6 +3,10 @@
 A FIFO in /etc/systemd/network or a facts file that is really /dev/zero must not hang guestcheck or fill its
 memory: the open is non-blocking, the type is checked on the open descriptor (no race with a rename), the read
 stops one byte past the limit, and with `nofollow` a symlink is refused rather than followed.
+
+This is the one reader for such files: the collectors' fs.read (sysfs, procfs, /etc, /run), the tuner's journal,
+profiles and persist file, udev's database, ethtool replays, first boot's settings and stamp, facts and selftest
+documents all come through `read_regular`.
 """
 
 from __future__ import annotations
@@ -10,18 +14,22 @@ from __future__ import annotations
 import os
 import stat
 
+CHUNK = 1 << 16  # sysfs answers a page per read; a small file costs one small buffer, not the limit
 
-def read_regular(path: str, limit: int, *, nofollow: bool = False) -> bytes:
-    """The file's bytes. OSError when it cannot be opened (ELOOP: a symlink, with `nofollow`); ValueError
-    "not a regular file" or "larger than N bytes" (one short line each, for the caller's message)."""
+
+def read_regular(path: str, limit: int, *, nofollow: bool = False, truncate: bool = False) -> bytes:
+    """The file's bytes. OSError when it cannot be opened (ELOOP: a symlink, with `nofollow`) or read;
+    ValueError "not a regular file" (a FIFO, a device, a directory) or "larger than N bytes" (one short line
+    each, for the caller's message). With `truncate`, a longer file gives its first `limit` bytes instead."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (os.O_NOFOLLOW if nofollow else 0)
     fd = os.open(path, flags)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError("not a regular file")
+        wanted = limit if truncate else limit + 1
         chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        while size < wanted:
+            chunk = os.read(fd, min(CHUNK, wanted - size))
             if not chunk:
                 break
             chunks.append(chunk)

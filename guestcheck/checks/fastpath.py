@@ -22,6 +22,7 @@ from guestcheck.checks import PRESENT, FindingDoc, carries_traffic, present_nics
 from guestcheck.checks.agents import other_owners
 from guestcheck.facts import Facts, Nic, PciFunction
 from guestcheck.findings import Finding, Severity
+from guestcheck.quantities import parse_int
 from guestcheck.text import shell_word
 
 # --- Azure accelerated networking ---
@@ -29,7 +30,7 @@ from guestcheck.text import shell_word
 NETVSC = "hv_netvsc"
 AZURE_VF_DRIVERS = {"mlx4_en", "mlx4_core", "mlx5_core", "mana"}  # what Azure's VFs bind (Mellanox, MANA)
 VF_COUNTERS = ("vf_rx_packets", "vf_tx_packets")  # netvsc_drv.c vf_stats[]
-_CHANNEL_PACKETS = re.compile(r"^(rx|tx)_queue_\d+_packets$")  # netvsc_drv.c netvsc_get_strings(), per channel
+_CHANNEL_PACKETS = re.compile(r"^(rx|tx)_queue_[0-9]+_packets$")  # netvsc_drv.c netvsc_get_strings(), per channel
 MIN_SYNTHETIC_PACKETS = 1000  # the synthetic path carried real traffic, not only the first packets of boot
 
 MANA_IDS = {"1414:00ba": "MANA virtual function", "1414:00b9": "MANA physical function",
@@ -42,7 +43,8 @@ ENA_ALLOWANCE = ("bw_in_allowance_exceeded", "bw_out_allowance_exceeded", "pps_a
 ENA_CONNTRACK_GAUGE = "conntrack_allowance_available"
 ENA_ALLOWANCE_VERSION = (2, 2, 10)
 ENA_CONNTRACK_VERSION = (2, 8, 1)
-_ENA_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)[a-zA-Z]?$")  # "2.8.1g": the GitHub driver's version
+# "2.8.1g": the GitHub driver's version
+_ENA_VERSION = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})\.([0-9]{1,9})[a-zA-Z]?$")
 
 # --- Google ---
 
@@ -253,7 +255,7 @@ def ena_version(text: Optional[str], kernel: str) -> Optional[Tuple[int, int, in
     match = _ENA_VERSION.match(text.strip())
     if not match:
         return None
-    version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    version = (parse_int(match.group(1)), parse_int(match.group(2)), parse_int(match.group(3)))
     return version if version[0] < 3 else None  # ENA versions are 1.x and 2.x; 3+ is a kernel release
 
 
@@ -261,7 +263,7 @@ def kernel_upgrade(os_name: str, kernel: str) -> List[str]:
     """The distribution's newest kernel of the running flavour (it carries a newer in-tree ena); elsewhere the
     GitHub driver, which the guest's admin builds with DKMS as its README says."""
     name = os_name.lower()
-    flavour = re.search(r"-\d+-([a-z0-9-]+)$", kernel)
+    flavour = re.search(r"-[0-9]+-([a-z0-9-]+)$", kernel)
     if ("debian" in name or "ubuntu" in name) and flavour:
         return ["apt-get update", f"apt-get install -y --only-upgrade {shell_word('linux-image-' + flavour.group(1))}"]
     if any(d in name for d in ("amazon linux", "red hat", "rhel", "centos", "rocky", "alma", "fedora")):

@@ -11,6 +11,7 @@ from guestcheck.cpus import cpu_bitmap, cpu_list, first_cpus_mask, mask_is_zero
 from guestcheck.distros import enable_service_command, install_command
 from guestcheck.facts import Facts, NicSteering, Softirq
 from guestcheck.findings import Finding, Severity
+from guestcheck.quantities import is_digits, parse_int
 
 HARDWARE = {"paravirtual", "sriov-vf", "emulated", "physical"}
 MIN_NET_RX_PER_S = 1000.0  # below this the machine is idle and shares mean nothing
@@ -103,8 +104,8 @@ FINDINGS = {
 
 def queue_index(name: str, fallback: int) -> int:
     """The queue number an interrupt name ends with (virtio0-input.3, eth0-TxRx-3), so rx and tx pair up."""
-    match = re.search(r"(\d+)$", name)
-    return int(match.group(1)) if match else fallback
+    match = re.search(r"([0-9]{1,9})$", name)
+    return parse_int(match.group(1)) if match else fallback
 
 
 def irq_cpus(steering: NicSteering) -> Set[int]:
@@ -206,7 +207,7 @@ def run(facts: Facts) -> list[Finding]:
                  "or": "run irqbalance instead: systemctl enable --now irqbalance"},
                 "\n".join(sysfs_write(str(queue_index(irq.name, n) % vcpus),
                                        f"/proc/irq/{irq.irq}/smp_affinity_list")
-                          for n, irq in enumerate(st.irqs) if irq.irq.isdigit())))
+                          for n, irq in enumerate(st.irqs) if is_digits(irq.irq))))
     if s.irqbalance is False and vcpus > 1 and nics_with_irqs and len(spread_cpus) == 1:
         out.append(Finding(
             "IRQBALANCE-MISSING", Severity.INFO, ",".join(nics_with_irqs),

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 from guestcheck.collect.fs import cat, listdir
 from guestcheck.collect.processes import running
 from guestcheck.facts import OtherAgents
+from guestcheck.quantities import is_digits, maybe_int, parse_int
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 
@@ -138,7 +139,7 @@ def _apply_profile(roots: Roots, name: str, agents: OtherAgents, seen: List[str]
 def _networkmanager(roots: Roots) -> Dict[str, bool]:
     """iface -> managed, from NetworkManager's per-device run state (keyed by ifindex)."""
     state_dir = os.path.join(roots.run, "NetworkManager/devices")
-    entries = [e for e in listdir(state_dir) if e.isdigit()]
+    entries = [e for e in listdir(state_dir) if is_digits(e)]
     if not entries:
         return {}
     names: Dict[str, str] = {}
@@ -181,8 +182,9 @@ def parse_netplan_mtu(text: str) -> Dict[str, int]:
             stack.pop()
         device = next((stack[i + 1][1] for i in range(len(stack) - 1) if stack[i][1] in NETPLAN_KINDS), None)
         if device is not None and len(stack) >= 3:
-            if key == "mtu" and value.isdigit() and len(value) <= 6:
-                mtus[device] = int(value)
+            mtu = maybe_int(value, max_digits=6) if key == "mtu" else None
+            if mtu is not None:
+                mtus[device] = mtu
             elif key == "set-name" and _NAME.match(value):
                 set_names[device] = value
         stack.append((indent, key))
@@ -201,8 +203,8 @@ def parse_eni_mtu(text: str) -> Dict[str, int]:
             iface = words[1] if _NAME.match(words[1]) else None
         elif words[0] in ("auto", "allow-hotplug", "source", "mapping"):
             iface = None
-        elif words[0] == "mtu" and iface and len(words) > 1 and words[1].isdigit() and len(words[1]) <= 6:
-            out[iface] = int(words[1])
+        elif words[0] == "mtu" and iface and len(words) > 1 and maybe_int(words[1], max_digits=6) is not None:
+            out[iface] = parse_int(words[1])
     return out
 
 

@@ -14,6 +14,7 @@ from typing import List, Optional
 
 from guestcheck.collect.fs import cat, cat_int, listdir
 from guestcheck.facts import Bridge, BridgePort, Vlan
+from guestcheck.quantities import maybe_int
 from guestcheck.roots import Roots
 
 PORT_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
@@ -53,9 +54,10 @@ def parse_vlan_config(text: Optional[str]) -> List[Vlan]:
     out = []
     for line in (text or "").splitlines():
         cols = [c.strip() for c in line.split("|")]
-        if len(cols) != 3 or not cols[1].isdigit():
+        vid = maybe_int(cols[1], max_digits=4) if len(cols) == 3 else None
+        if vid is None:
             continue  # the "VLAN Dev name | VLAN ID" and "Name-Type:" headers
-        out.append(Vlan(cols[0], int(cols[1]), cols[2] or None, "procfs"))
+        out.append(Vlan(cols[0], vid, cols[2] or None, "procfs"))
     return out
 
 

@@ -15,6 +15,7 @@ from guestcheck.collect.counters import CounterSample, counter_delta
 from guestcheck.collect.fs import cat, cat_int, exists
 from guestcheck.cpus import cpu_list
 from guestcheck.facts import Conntrack
+from guestcheck.quantities import parse_int
 from guestcheck.roots import Roots
 
 JUDGED = ("drop", "early_drop", "insert_failed")
@@ -32,7 +33,7 @@ def parse_conntrack_stat(text: Optional[str]) -> Tuple[List[str], List[Dict[str,
         if len(cols) != len(header):
             continue
         try:
-            rows.append({name: int(value, 16) for name, value in zip(header, cols)})
+            rows.append({name: parse_int(value, base=16) for name, value in zip(header, cols)})
         except ValueError:
             continue
     return header, rows

@@ -7,9 +7,7 @@ facts (so a saved facts file judges exactly like the live machine).
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
@@ -18,25 +16,6 @@ from guestcheck.collect.fs import cat
 from guestcheck.roots import Roots
 
 DEFAULT_SAMPLE_SECONDS = 1.0
-MAX_SAMPLE_SECONDS = 3600.0
-_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-
-
-def seconds_from_text(text: str, low: float, high: float) -> float:
-    """A plain decimal number of seconds from `low` to `high`, as typed on a command line or in a config
-    file. Anything else (nan, inf, 1e400, a 400-digit integer, -1, 0x10, 1_0) is a ValueError whose message
-    is one short line, so the click CLI, the click-free fast path and first boot accept the same values."""
-    stripped = text.strip()
-    seconds = float(stripped) if _DECIMAL.fullmatch(stripped) else math.nan
-    if not (math.isfinite(seconds) and low <= seconds <= high):
-        shown = stripped if len(stripped) <= 24 else stripped[:20] + "..."
-        raise ValueError(f"{shown!r} is not a number of seconds from {low:g} to {high:g}")
-    return seconds
-
-
-def sample_seconds_from_text(text: str, maximum: float = MAX_SAMPLE_SECONDS) -> float:
-    """`--sample SECONDS`: 0 (no sampling) to `maximum`."""
-    return seconds_from_text(text, 0, maximum)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Optional
 
 from guestcheck.facts import Channels, Feature, Rings
+from guestcheck.regularfile import read_regular
 from guestcheck.strictjson import loads as strict_json
 
 SIOCETHTOOL = 0x8946
@@ -255,15 +256,16 @@ class EthtoolReplay:
         if not ifname or "/" in ifname or ifname in (".", "..") or "\0" in ifname:
             raise EthtoolError("no-device", f"bad interface name {ifname!r}")
         path = os.path.join(self.directory, f"{ifname}.json")
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_REPLAY_BYTES + 1)
+        try:  # a capture is outside input: a FIFO or /dev/zero there is refused, never waited on or read on
+            raw = read_regular(path, MAX_REPLAY_BYTES)
         except FileNotFoundError:
             raise EthtoolError("not-captured", path) from None
         except OSError as e:
             raise EthtoolError("not-captured", f"{path}: {e.strerror}") from None
-        if len(raw) > MAX_REPLAY_BYTES:
-            raise EthtoolError("malformed", f"{path} is over {MAX_REPLAY_BYTES} bytes")
+        except ValueError as e:
+            if str(e).startswith("larger"):
+                raise EthtoolError("malformed", f"{path} is over {MAX_REPLAY_BYTES} bytes") from None
+            raise EthtoolError("malformed", f"{path}: {e}") from None
         try:  # a capture is outside input: no NaN, no 400-digit numbers, no nesting deep enough to recurse
             doc = strict_json(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:

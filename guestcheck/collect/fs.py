@@ -1,4 +1,6 @@
-"""Tiny readers for sysfs and procfs that tell "missing" from "not allowed" without raising."""
+"""Tiny readers for sysfs, procfs, /etc and /run that tell "missing" from "not allowed" without raising.
+
+Every read goes through regularfile.read_regular: bounded, non-blocking, regular files only."""
 
 from __future__ import annotations
 
@@ -6,6 +8,9 @@ import errno
 import os
 from dataclasses import dataclass
 from typing import Optional
+
+from guestcheck.quantities import maybe_int
+from guestcheck.regularfile import read_regular
 
 # errnos that mean "this source says nothing": the file is absent, the device went away
 # between listing and reading, or the attribute has no value right now (speed of a down link
@@ -20,6 +25,7 @@ _SAYS_NOTHING = {
     errno.ESRCH,
     errno.EIO,
 }
+MAX_READ = 64 << 20  # far above any sysfs, procfs or config file doctor reads; a larger one is refused, not held
 
 
 @dataclass(frozen=True)
@@ -30,31 +36,18 @@ class Read:
     problem: Optional[str] = None
 
 
-def read(path: str) -> Read:
-    """The whole file as text. os.open/os.read rather than open(): doctor reads thousands of these small
-    files (15 per interface), and the buffered text layer costs more than the read itself."""
+def read(path: str, limit: int = MAX_READ) -> Read:
+    """The whole file as text, through the one bounded, non-blocking reader: a FIFO, a device or a symlink to
+    /dev/zero put where a config file belongs is "not a regular file", never a hang or an endless read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (PermissionError, IsADirectoryError) as e:
-        return Read(None, "denied" if isinstance(e, PermissionError) else "directory")
-    except OSError as e:
-        return _failed(e)
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except IsADirectoryError:
-        return Read(None, "directory")
+        data = read_regular(path, limit)
     except PermissionError:
         return Read(None, "denied")
     except OSError as e:
         return _failed(e)
-    finally:
-        os.close(fd)
-    return Read(b"".join(chunks).decode("utf-8", "replace"))
+    except ValueError as e:  # not a regular file, or larger than the limit
+        return Read(None, str(e))
+    return Read(data.decode("utf-8", "replace"))
 
 
 def _failed(e: OSError) -> Read:
@@ -70,21 +63,8 @@ def cat(path: str) -> Optional[str]:
 
 
 def cat_int(path: str, base: int = 10) -> Optional[int]:
-    text = cat(path)
-    if text is None:
-        return None
-    try:
-        return int(text, base)
-    except ValueError:
-        return None
-
-
-def read_bytes(path: str, size: int = -1) -> Optional[bytes]:
-    try:
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError:
-        return None
+    """A sysfs or procfs number ("1500", "-1", "0x1003" with base 16), or None when unreadable or not one."""
+    return maybe_int(cat(path), signed=True, base=base)
 
 
 def listdir(path: str) -> list[str]:

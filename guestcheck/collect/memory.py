@@ -31,6 +31,7 @@ from typing import Optional
 
 from guestcheck.collect.fs import cat, cat_int, exists, link_name, listdir, read
 from guestcheck.facts import Balloon, Beancounter, Memory
+from guestcheck.quantities import maybe_int, parse_int
 from guestcheck.roots import Roots
 
 VIRTIO_ID_BALLOON = 5
@@ -54,9 +55,10 @@ def parse_meminfo(text: str) -> dict[str, int]:
     for line in text.splitlines():
         key, _, rest = line.partition(":")
         parts = rest.split()
-        if not parts or not parts[0].isdigit():
+        value = maybe_int(parts[0]) if parts else None
+        if value is None:
             continue
-        out[key.strip()] = int(parts[0]) * (1024 if parts[1:2] == ["kB"] else 1)
+        out[key.strip()] = value * (1024 if parts[1:2] == ["kB"] else 1)
     return out
 
 
@@ -64,9 +66,9 @@ def parse_key_numbers(text: str) -> dict[str, int]:
     """"key value", "key: value kB" or "key : value" lines: the first integer after the key (kB made bytes)."""
     out: dict[str, int] = {}
     for line in text.splitlines():
-        m = re.match(r"\s*([A-Za-z_][\w ()-]*?)\s*[: ]\s*(\d+)\s*(kB|pages)?", line)
+        m = re.match(r"\s*([A-Za-z_][\w ()-]*?)\s*[: ]\s*([0-9]{1,20})\s*(kB|pages)?", line)
         if m and m.group(1) not in out:
-            out[m.group(1)] = int(m.group(2)) * (1024 if m.group(3) == "kB" else 1)
+            out[m.group(1)] = parse_int(m.group(2)) * (1024 if m.group(3) == "kB" else 1)
     return out
 
 
@@ -90,7 +92,7 @@ def parse_beancounters(text: str) -> tuple[Optional[str], list[Beancounter]]:
         if len(parts) != 6 or parts[0] == "dummy":
             continue
         try:
-            held, maxheld, barrier, limit, failcnt = (int(p) for p in parts[1:])
+            held, maxheld, barrier, limit, failcnt = (parse_int(p, signed=True) for p in parts[1:])
         except ValueError:
             continue
         rows.append(Beancounter(parts[0], held, maxheld, barrier, limit, failcnt))
@@ -215,11 +217,8 @@ def _ancestors(path: str) -> list[str]:
 def _cgroup_number(text: Optional[str]) -> Optional[int]:
     if text is None or text == "max":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return None if value >= UNLIMITED else value
+    value = maybe_int(text)
+    return None if value is None or value >= UNLIMITED else value
 
 
 def cgroup_limit(roots: Roots, memory: Memory) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from guestcheck.collect.fs import cat, cat_int
 from guestcheck.facts import Path, Route
 from guestcheck.netaddr import in_network
+from guestcheck.quantities import parse_int
 from guestcheck.roots import Roots
 
 RTF_UP = 0x0001
@@ -77,8 +78,8 @@ def parse_ipv4_routes(text: Optional[str]) -> List[ProcRoute]:
             continue
         try:
             dest, gw, flags, metric, mask = (struct.unpack("<I", bytes.fromhex(cols[1]))[0],
-                                             bytes.fromhex(cols[2])[::-1], int(cols[3], 16), int(cols[6]),
-                                             struct.unpack("<I", bytes.fromhex(cols[7]))[0])
+                                             bytes.fromhex(cols[2])[::-1], parse_int(cols[3], base=16),
+                                             parse_int(cols[6]), struct.unpack("<I", bytes.fromhex(cols[7]))[0])
         except (ValueError, struct.error):
             continue
         if not flags & RTF_UP or flags & RTF_REJECT:
@@ -97,8 +98,9 @@ def parse_ipv6_routes(text: Optional[str]) -> List[ProcRoute]:
         if len(cols) < 10:
             continue
         try:
-            dest, plen, nexthop = int(cols[0], 16), int(cols[1], 16), bytes.fromhex(cols[4])
-            metric, flags = int(cols[5], 16), int(cols[8], 16)
+            dest, plen = parse_int(cols[0], base=16, max_digits=32), parse_int(cols[1], base=16)
+            nexthop = bytes.fromhex(cols[4])
+            metric, flags = parse_int(cols[5], base=16), parse_int(cols[8], base=16)
         except ValueError:
             continue
         if not flags & RTF_UP or flags & (RTF_REJECT | RTF_CACHE | RTF_LOCAL) or cols[9] == "lo":
@@ -247,7 +249,7 @@ def neighbour_mac(roots: Roots, address: str, dev: Optional[str]) -> Optional[st
         if len(cols) < 6 or cols[0] != address or (dev and cols[5] != dev):
             continue
         try:
-            complete = int(cols[2], 16) & 0x2  # ATF_COM
+            complete = parse_int(cols[2], base=16) & 0x2  # ATF_COM
         except ValueError:
             continue
         if complete and cols[3] != "00:00:00:00:00:00":

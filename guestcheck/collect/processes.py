@@ -6,6 +6,7 @@ import os
 from typing import Iterable, Optional, Set
 
 from guestcheck.collect.fs import cat, listdir
+from guestcheck.quantities import is_digits
 
 COMM_LEN = 15  # the kernel keeps 15 bytes of a task's name (TASK_COMM_LEN 16, with the NUL)
 
@@ -14,7 +15,7 @@ def running(roots_proc: str, names: Iterable[str]) -> Optional[Set[str]]:
     """The names (as asked) that have a process; None when /proc lists no processes at all (not mounted, or
     another PID namespace's view with nothing in it). Long names match their 15-byte comm."""
     wanted = {name[:COMM_LEN]: name for name in names}
-    pids = [p for p in listdir(roots_proc) if p.isdigit()]
+    pids = [p for p in listdir(roots_proc) if is_digits(p)]
     if not pids:
         return None
     found: Set[str] = set()

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 from guestcheck.collect.counters import CounterSample, counter_delta
 from guestcheck.collect.fs import cat, cat_int, listdir
 from guestcheck.facts import Nic, NicIrq, NicSteering, Softirq, SoftnetCpu
+from guestcheck.quantities import is_digits, maybe_int, parse_int
 from guestcheck.roots import Roots
 
 # softnet_stat grew a CPU id column (the 13th) in Linux 5.10; before that its rows are the online CPUs
@@ -30,7 +31,7 @@ def online_cpus_from_stat(proc_stat: Optional[str]) -> Optional[List[int]]:
     """The CPUs /proc/stat lists (the online ones), or None without a reading."""
     if not proc_stat:
         return None
-    cpus = [int(m.group(1)) for m in re.finditer(r"^cpu(\d+)\s", proc_stat, re.MULTILINE)]
+    cpus = [parse_int(m.group(1)) for m in re.finditer(r"^cpu([0-9]{1,6})\s", proc_stat, re.MULTILINE)]
     return cpus or None
 
 
@@ -44,7 +45,7 @@ def parse_softnet(text: Optional[str], online: Optional[List[int]]) -> Tuple[Dic
         if len(cols) < 3:
             continue
         try:
-            rows.append([int(c, 16) for c in cols])
+            rows.append([parse_int(c, base=16) for c in cols])
         except ValueError:
             continue
     if rows and all(len(r) > CPU_COLUMN for r in rows):
@@ -58,7 +59,8 @@ def _cpu_table(text: Optional[str]) -> Tuple[List[int], List[str]]:
     lines = (text or "").splitlines()
     if not lines:
         return [], []
-    return [int(h[3:]) for h in lines[0].split() if h.startswith("CPU") and h[3:].isdigit()], lines[1:]
+    return [parse_int(h[3:]) for h in lines[0].split() if h.startswith("CPU") and is_digits(h[3:])
+            and len(h) < 10], lines[1:]
 
 
 def parse_softirqs(text: Optional[str], kind: str = "NET_RX") -> Dict[int, int]:
@@ -68,7 +70,8 @@ def parse_softirqs(text: Optional[str], kind: str = "NET_RX") -> Dict[int, int]:
         label, _, rest = line.partition(":")
         if label.strip() == kind:
             values = rest.split()
-            return {cpu: int(v) for cpu, v in zip(cpus, values) if v.isdigit()}
+            counts = {cpu: maybe_int(v) for cpu, v in zip(cpus, values)}
+            return {cpu: n for cpu, n in counts.items() if n is not None}
     return {}
 
 
@@ -89,14 +92,15 @@ def parse_interrupts(text: Optional[str]) -> Dict[str, InterruptLine]:
     for line in lines:
         label, sep, rest = line.partition(":")
         irq = label.strip()
-        if not sep or not irq.isdigit():
+        if not sep or maybe_int(irq) is None:
             continue  # NMI, LOC, ERR...: not a device's line
         tokens = rest.split()
         counts = {}
         for cpu, tok in zip(cpus, tokens):
-            if not tok.isdigit():
+            count = maybe_int(tok)
+            if count is None:
                 break
-            counts[cpu] = int(tok)
+            counts[cpu] = count
         desc = tokens[len(counts):]
         named = desc[2:] if len(desc) >= 3 else desc[-1:]
         names = [n.strip() for n in " ".join(named).split(",") if n.strip()]
@@ -153,7 +157,7 @@ def _device_ids(roots: Roots, nic: Nic) -> Tuple[Optional[str], Optional[str]]:
     if not os.path.exists(dev):
         return None, None
     base = os.path.basename(dev)
-    virtio = base if re.fullmatch(r"virtio\d+", base) else None
+    virtio = base if re.fullmatch(r"virtio[0-9]+", base) else None
     pci = None
     for candidate in (base, os.path.basename(os.path.dirname(dev)), nic.bus_info or ""):
         if PCI_ADDRESS.fullmatch(candidate):
@@ -207,7 +211,7 @@ def nic_steering(roots: Roots, nics: List[Nic], sample: CounterSample) -> List[N
         queues = listdir(qdir)
         virtio, pci = _device_ids(roots, nic)
         irqs = []
-        for irq, line in sorted(after.items(), key=lambda kv: int(kv[0])):
+        for irq, line in sorted(after.items(), key=lambda kv: parse_int(kv[0])):  # parse_interrupts kept numbers only
             if is_nic_queue_irq(line, nic.name, virtio, pci):
                 base = os.path.join(roots.proc, "irq", irq)
                 irqs.append(NicIrq(

@@ -14,6 +14,7 @@ from typing import Optional
 
 from guestcheck.collect.counters import CounterSample, counter_delta
 from guestcheck.facts import CpuSteal
+from guestcheck.quantities import maybe_int, parse_int
 
 FIELDS = 8  # user nice system idle iowait irq softirq steal; guest and guest_nice are already in user/nice
 STEAL = 7
@@ -28,7 +29,7 @@ def parse_proc_stat(text: Optional[str]) -> dict[str, list[int]]:
         if not parts or not parts[0].startswith("cpu"):
             continue
         try:
-            values = [int(v) for v in parts[1 : FIELDS + 1]]
+            values = [parse_int(v) for v in parts[1 : FIELDS + 1]]
         except ValueError:
             continue
         out[parts[0]] = values + [0] * (FIELDS - len(values))  # old kernels print fewer fields
@@ -84,5 +85,5 @@ def measure_steal(sample: CounterSample) -> Optional[CpuSteal]:
 
 
 def _cpu_number(name: str) -> int:
-    digits = name[3:]
-    return int(digits) if digits.isdigit() else -1
+    number = maybe_int(name[3:], max_digits=6)
+    return -1 if number is None else number

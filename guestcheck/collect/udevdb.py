@@ -11,9 +11,9 @@ pyudev is used where only it serves: udev's event stream for `guestcheck watch`.
 from __future__ import annotations
 
 import os
-import stat
 from typing import Dict, Optional
 
+from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 
 MAX_DB_BYTES = 64 * 1024  # a NIC's entry is well under 2 KiB
@@ -33,20 +33,9 @@ def db_path(roots: Roots, ifindex: int) -> str:
 def _read_small_file(path: str) -> Optional[str]:
     """A regular file's text, at most MAX_DB_BYTES; None for anything else (absent, a FIFO, too big)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        return read_regular(path, MAX_DB_BYTES).decode("utf-8", errors="replace")
+    except (OSError, ValueError):
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = os.read(fd, MAX_DB_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_DB_BYTES:
-        return None
-    return data.decode("utf-8", errors="replace")
 
 
 def parse_db(text: str) -> Dict[str, str]:

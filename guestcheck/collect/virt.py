@@ -14,6 +14,7 @@ from typing import Callable, Optional
 from guestcheck.collect import cpuid
 from guestcheck.collect.fs import cat, escape_bytes, exists, listdir, read
 from guestcheck.facts import DENIED_PREFIX, Evidence
+from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 
 # World-readable DMI strings (product_serial, product_uuid, board_serial are root-only and not needed).
@@ -32,16 +33,17 @@ WHY_DENIED = {
 
 
 def _read_raw(path: str, size: int) -> tuple[Optional[bytes], Optional[str]]:
-    """(bytes, None), or (None, "denied"/"missing"/errno name)."""
+    """(the first `size` bytes, None), or (None, "denied"/"missing"/errno name/"not a regular file")."""
     try:
-        with open(path, "rb") as f:
-            return f.read(size), None
+        return read_regular(path, size, truncate=True), None
     except PermissionError:
         return None, "denied"
     except FileNotFoundError:
         return None, "missing"
     except OSError as e:
         return None, type(e).__name__
+    except ValueError as e:
+        return None, str(e)
 
 
 def _denied(source: str, path: str) -> Evidence:

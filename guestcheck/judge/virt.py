@@ -47,6 +47,7 @@ import re
 from typing import Optional
 
 from guestcheck.facts import Evidence, Virt
+from guestcheck.quantities import maybe_int
 
 # Byte for byte as the hypervisors send them (trailing NULs removed), as systemd's vm_table.
 CPUID_SIGNATURES = {
@@ -180,10 +181,7 @@ def _classify(e: Evidence) -> Evidence:
         row = _dmi_row(e)
         e.points_to = row[2] if row else None
     elif src == "smbios":
-        try:
-            vm = bool(int(value, 16) & SMBIOS_VM_BIT)
-        except ValueError:
-            vm = False
+        vm = bool((maybe_int(value, base=16) or 0) & SMBIOS_VM_BIT)
         e.points_to, e.strength = ("vm", "medium") if vm else (None, "weak")
         e.note = "SMBIOS says: a virtual machine" if vm else "SMBIOS does not say: a virtual machine"
     elif src == "cpuinfo":

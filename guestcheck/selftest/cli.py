@@ -13,10 +13,10 @@ from typing import Any, Optional
 import click
 from click.core import ParameterSource
 
+from guestcheck.quantities import parse_duration, parse_int, parse_rate
 from guestcheck.selftest import errors
 from guestcheck.selftest.errors import SelftestError
 from guestcheck.selftest.iperf3 import MAX_STREAMS
-from guestcheck.selftest.rate import parse_duration, parse_rate
 from guestcheck.selftest.untrusted import printable
 
 
@@ -72,10 +72,10 @@ class WholeType(click.ParamType):
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> int:
         if isinstance(value, int):
             return value
-        text = str(value).strip()
-        if not (text.isascii() and text.isdigit() and len(text) <= 10) or not self.low <= int(text) <= self.high:
+        try:
+            return parse_int(str(value), low=self.low, high=self.high, max_digits=10)
+        except ValueError:
             self.fail(f"{value!r}: must be a whole number from {self.low} to {self.high}", param, ctx)
-        return int(text)
 
 
 class DurationType(click.ParamType):

@@ -6,15 +6,14 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from typing import Any, Optional
 
 from guestcheck import __version__
 from guestcheck.atomicfile import write_atomic
+from guestcheck.quantities import MAX_RATE
+from guestcheck.regularfile import read_regular
 from guestcheck.selftest.errors import FILE_ERROR, SelftestError
 from guestcheck.selftest.iperf3 import DOWNLOAD, MAX_MEASURED_BPS, MAX_STREAMS, UPLOAD
-from guestcheck.selftest.rate import MAX_RATE
 from guestcheck.selftest.session import Result
 from guestcheck.selftest.untrusted import Damaged, as_dict, number, parse, printable, text, whole
 from guestcheck.selftest.verdict import LABELS
@@ -87,26 +86,14 @@ def load(path: str) -> dict[str, Any]:
 
 def _read_bounded(path: str, where: str) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_regular(path, MAX_FILE_BYTES)
     except OSError as e:
         raise SelftestError(FILE_ERROR, f"cannot read {where}: {e.strerror or e}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SelftestError(FILE_ERROR, f"cannot read {where}: not a regular file")
-        chunks, size = [], 0
-        while size <= MAX_FILE_BYTES:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        raise SelftestError(FILE_ERROR, f"cannot read {where}: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
-    if size > MAX_FILE_BYTES:
-        raise SelftestError(FILE_ERROR, f"{where} is larger than {MAX_FILE_BYTES} bytes: not a saved selftest")
-    return b"".join(chunks)
+    except ValueError as e:
+        if str(e).startswith("larger"):
+            raise SelftestError(FILE_ERROR, f"{where} is larger than {MAX_FILE_BYTES} bytes: not a saved selftest") \
+                from None
+        raise SelftestError(FILE_ERROR, f"cannot read {where}: {e}") from None
 
 
 def _checked(doc: dict[str, Any], where: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
+from guestcheck.quantities import parse_int
 from guestcheck.selftest.errors import BAD_INPUT, NAME, SelftestError
 
 DEFAULT_PORT = 5201
@@ -35,9 +36,10 @@ def _bad(text: str, why: str) -> SelftestError:
 
 
 def _port(text: str, raw: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise _bad(raw, f"port {text!r} is not a number from 1 to 65535")
-    return int(text)
+    try:
+        return parse_int(text, low=1, high=65535, max_digits=5)
+    except ValueError:
+        raise _bad(raw, f"port {text!r} is not a number from 1 to 65535") from None
 
 
 def parse_peer(text: str, default_port: int = DEFAULT_PORT) -> Peer:

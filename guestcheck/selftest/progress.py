@@ -13,22 +13,19 @@ import os
 import time
 from typing import Callable, Optional
 
+from guestcheck.collect.fs import cat
+from guestcheck.quantities import format_rate, maybe_int
 from guestcheck.selftest.iperf3 import DOWNLOAD, RunSpec
-from guestcheck.selftest.rate import format_rate
 
 ERASE = "\r\033[K"  # back to the start of the line, erase it
 
 
 def io_bytes(pid: int, field: str, proc: str = "/proc") -> Optional[int]:
     """A counter from /proc/PID/io (rchar, wchar), or None when it cannot be read."""
-    try:
-        with open(os.path.join(proc, str(pid), "io"), encoding="ascii") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                if name == field:
-                    return int(value)
-    except (OSError, ValueError):
-        return None
+    for line in (cat(os.path.join(proc, str(pid), "io")) or "").splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return maybe_int(value)
     return None
 
 

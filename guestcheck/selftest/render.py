@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from guestcheck.selftest.rate import format_rate
+from guestcheck.quantities import format_rate
 
 _COLOURS = {"near": "\033[32m", "below": "\033[33m", "far-below": "\033[1;31m"}
 _RESET = "\033[0m"

@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
+from guestcheck.collect.fs import cat
+from guestcheck.quantities import format_rate, maybe_int, parse_int
 from guestcheck.selftest.children import die_with_parent
 from guestcheck.selftest.errors import IPERF3_FAILED, SelftestError
 from guestcheck.selftest.iperf3 import MAX_MEASURED_BPS, MAX_STREAMS, kill_group, supported_options
-from guestcheck.selftest.rate import format_rate
 from guestcheck.selftest.untrusted import as_dict, as_list, load_object, number, printable, text, whole
 
 STARTUP_SECONDS = 5.0
@@ -36,7 +37,7 @@ DEFAULT_TIME_LIMIT = 600.0  # seconds; a forgotten server stops by itself
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 MAX_OBJECT_CHARS = 64 * 2**20  # one test's JSON; a whole day of per-second intervals stays far below
 MAX_TAG_CHARS = 200
-_TAG = re.compile(r"^guestcheck-selftest/1 .*\brun=(\d{1,6})/(\d{1,6})\b")
+_TAG = re.compile(r"^guestcheck-selftest/1 .*\brun=([0-9]{1,6})/([0-9]{1,6})\b")
 
 
 @dataclass
@@ -118,7 +119,7 @@ def parse_served(doc: dict[str, Any]) -> Optional[ServedTest]:
         streams=whole(test.get("num_streams"), 1, MAX_STREAMS) or min(len(connected), MAX_STREAMS),
         throughput_bps=number(ours.get("bits_per_second"), 0, MAX_MEASURED_BPS),
         error=(text(error) or "an error that is not text") if error else None,
-        run=(int(match.group(1)), int(match.group(2))) if match else None,
+        run=(parse_int(match.group(1)), parse_int(match.group(2))) if match else None,
     )
 
 
@@ -135,14 +136,10 @@ def listening(pid: int, port: int) -> bool:
             if target.startswith("socket:["):
                 inodes.add(target[8:-1])
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
+        rows = (cat(table) or "").splitlines()[1:]
         for row in rows:
             cols = row.split()
-            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port \
+            if len(cols) > 9 and cols[3] == "0A" and maybe_int(cols[1].rsplit(":", 1)[1], base=16) == port \
                     and cols[9] in inodes:
                 return True
     return False

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
 from guestcheck.findings import Finding, Severity
+from guestcheck.quantities import format_rate
 from guestcheck.selftest import errors
 from guestcheck.selftest.iperf3 import RunResult
-from guestcheck.selftest.rate import format_rate
 
 NEAR_AT = 0.80
 BELOW_AT = 0.40

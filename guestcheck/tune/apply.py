@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, TypeVar
 
 from guestcheck.atomicfile import write_atomic
+from guestcheck.quantities import int_fields, maybe_int
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune.ethtool_set import EthtoolWriter
@@ -137,9 +138,8 @@ def os_error(e: OSError) -> str:
 # --- /proc/sys -------------------------------------------------------------------------------------
 
 def same_value(a: str, b: str) -> bool:
-    x, y = a.split(), b.split()
     try:
-        return len(x) == len(y) and all(int(p) == int(q) for p, q in zip(x, y))
+        return int_fields(a) == int_fields(b)
     except ValueError:
         return normalise_value(a) == normalise_value(b)
 
@@ -165,7 +165,7 @@ def _test_pause(key: str, count: int) -> None:
     if not wanted:
         return
     print(f"guestcheck-test: wrote {key}", file=sys.stderr, flush=True)
-    if wanted.isdigit() and count == int(wanted):
+    if count == maybe_int(wanted):
         time.sleep(60)
 
 

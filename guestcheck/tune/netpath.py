@@ -21,7 +21,7 @@ SIZING_GUARD = Guards(requires_guaranteed_memory=True)  # a sized apply grows bu
 def parse_path(rate: Optional[str], rtt: Optional[str], peer: Optional[str],
                probe: Callable[..., Optional[ConnectRtt]] = connect_rtt) -> Optional[NetPath]:
     """None when no path was given; TuneError (one line) for anything malformed or a peer that does not answer."""
-    from guestcheck.selftest.rate import parse_duration, parse_rate
+    from guestcheck.quantities import parse_duration, parse_rate
 
     if rate is None and rtt is None and peer is None:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from guestcheck.quantities import int_fields
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 
@@ -23,7 +24,8 @@ def _same_or_higher(theirs: Optional[str], ours: str, raise_only: bool) -> bool:
     if a == b:
         return True
     try:
-        return raise_only and len(a) == len(b) and all(int(x) >= int(y) for x, y in zip(a, b))
+        x, y = int_fields(theirs), int_fields(ours)
+        return raise_only and len(x) == len(y) and all(p >= q for p, q in zip(x, y))
     except ValueError:
         return False
 

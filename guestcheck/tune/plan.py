@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from guestcheck.quantities import int_fields
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune.live import ProcSys, choice_missing, in_initial_netns
@@ -62,7 +63,7 @@ def raise_only(baseline: str, wanted: str) -> str:
     try:
         if len(have) != len(want):
             return wanted
-        return " ".join(str(max(int(h), int(w))) for h, w in zip(have, want))
+        return " ".join(str(max(h, w)) for h, w in zip(int_fields(baseline), int_fields(wanted)))
     except ValueError:
         return wanted
 

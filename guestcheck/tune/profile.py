@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from guestcheck.quantities import maybe_int
+from guestcheck.regularfile import read_regular
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax
@@ -162,10 +163,11 @@ def _assign(profile: Profile, section: str, key: str, value: str, reason: Option
 
 def _guard(guards: Guards, key: str, value: str, where: str) -> Guards:
     if key == "min_ram_mb":
-        if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) > MAX_RAM_MB:
+        mib = maybe_int(value, low=0, high=MAX_RAM_MB, max_digits=10)
+        if mib is None or value != value.strip():
             raise ProfileError(f"{where}: min_ram_mb must be a whole number of MiB up to {MAX_RAM_MB}, "
                                f"got {value[:40]!r}")
-        return replace(guards, min_ram_mb=int(value))
+        return replace(guards, min_ram_mb=mib)
     if key == "requires_guaranteed_memory":
         if value.lower() not in _TRUE + _FALSE:
             raise ProfileError(f"{where}: requires_guaranteed_memory must be yes or no, got {value!r}")
@@ -249,20 +251,13 @@ def _read(path: str) -> str:
     """A profile's text: a regular file (not a FIFO that would block, not /dev/zero), at most
     MAX_FILE_BYTES, UTF-8."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_regular(path, MAX_FILE_BYTES)
     except OSError as e:
         raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ProfileError(f"{path}: not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_FILE_BYTES:
-        raise ProfileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, too big for a profile")
+    except ValueError as e:
+        if str(e).startswith("larger"):
+            raise ProfileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, too big for a profile") from None
+        raise ProfileError(f"{path}: not a regular file") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -6,6 +6,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence
 
+from guestcheck.quantities import maybe_int
 from guestcheck.tune import guard
 from guestcheck.tune.profile import Guards, Loader, ProfileError
 
@@ -82,7 +83,7 @@ def _with_path(chosen: Recommendation, facts: Any, dirs: Sequence[str], verdict_
 def _kernel_ceiling(procsys: Any) -> Optional[int]:
     """The live tcp_rmem maximum, or None when it cannot be read."""
     fields = ((procsys.read("net.ipv4.tcp_rmem") if procsys else None) or "").split()
-    return int(fields[2]) if len(fields) == 3 and fields[2].isdigit() else None
+    return maybe_int(fields[2]) if len(fields) == 3 else None
 
 
 def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any]) -> Recommendation:

@@ -21,6 +21,7 @@ from fractions import Fraction
 from typing import Callable, Dict, Optional
 
 from guestcheck.kernelversion import kernel_version
+from guestcheck.quantities import parse_int
 from guestcheck.tune.profile import Profile, Setting
 
 DEFAULT_SHARE = Fraction(1, 16)
@@ -46,7 +47,7 @@ class NetPath:
         return math.ceil(self.rate_bps / 8 * self.rtt_s)
 
     def text(self) -> str:
-        from guestcheck.selftest.rate import format_rate
+        from guestcheck.quantities import format_rate
 
         return f"{format_rate(self.rate_bps)} x {_ms(self.rtt_s)}"
 
@@ -116,7 +117,7 @@ def overhead(adv_win_scale: Optional[str], release: Optional[str]) -> Overhead:
     if adv_win_scale is None:
         return Overhead(Fraction(2), "no tcp_adv_win_scale here: 2x, the default")
     try:
-        scale = int(adv_win_scale.strip())
+        scale = parse_int(adv_win_scale, signed=True)
     except ValueError:
         return Overhead(Fraction(2), "tcp_adv_win_scale unreadable: 2x, the default")
     if not -31 <= scale <= 31:

@@ -21,10 +21,10 @@ import errno
 import json
 import os
 import re
-import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
@@ -429,22 +429,16 @@ def load_state(roots: Roots) -> Optional[State]:
     never blocks on a FIFO, never read past MAX_JOURNAL_BYTES."""
     path = state_path(roots)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_regular(path, MAX_JOURNAL_BYTES, nofollow=True)
     except FileNotFoundError:
         return None
     except OSError as e:
         why = "a symlink" if e.errno == errno.ELOOP else e.strerror
         raise TuneError(f"cannot read {path}: {why}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise TuneError(f"{path} is damaged: not a regular file")
-        data = os.read(fd, MAX_JOURNAL_BYTES + 1)
-    except OSError as e:
-        raise TuneError(f"cannot read {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_JOURNAL_BYTES:
-        raise TuneError(f"{path} is damaged: larger than {MAX_JOURNAL_BYTES // 1024 // 1024} MiB")
+    except ValueError as e:
+        if str(e).startswith("larger"):
+            raise TuneError(f"{path} is damaged: larger than {MAX_JOURNAL_BYTES // 1024 // 1024} MiB") from None
+        raise TuneError(f"{path} is damaged: not a regular file") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from guestcheck.quantities import int_fields
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
@@ -39,9 +40,9 @@ class Verification:
 
 
 def at_least(live: str, wanted: str) -> bool:
-    have, want = live.split(), wanted.split()
     try:
-        return len(have) == len(want) and all(int(h) >= int(w) for h, w in zip(have, want))
+        have, want = int_fields(live), int_fields(wanted)
+        return len(have) == len(want) and all(h >= w for h, w in zip(have, want))
     except ValueError:
         return False
 

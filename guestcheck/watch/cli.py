@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
-from guestcheck.collect.counters import seconds_from_text
 from guestcheck.collect.fs import cat_int
+from guestcheck.quantities import seconds_from_text
 from guestcheck.roots import Roots
 from guestcheck.selftest.cli import WholeType
 from guestcheck.text import escape_control

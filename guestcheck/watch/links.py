@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from guestcheck.collect.fs import cat_int, listdir
 from guestcheck.drivercounters import INTERFACE_COUNTERS
+from guestcheck.quantities import parse_int
 from guestcheck.roots import Roots
 
 # statistics/ files summed into the interface's figures: the drop and error counters are doctor's
@@ -26,10 +27,10 @@ TOTALS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", *RX_DROPS, *TX_DRO
 
 # driver statistic name -> (direction, queue, what); what is bytes | packets | drops
 _QUEUE_PATTERNS = (
-    re.compile(r"(?P<dir>rx|tx)_queue_(?P<q>\d+)_(?P<what>bytes|packets|drops)"),
-    re.compile(r"queue_(?P<q>\d+)_(?P<dir>rx|tx)_(?P<what>bytes|cnt|drops)"),
-    re.compile(r"(?P<dir>rx|tx)(?P<q>\d+)_(?P<what>bytes|packets|dropped)"),
-    re.compile(r"(?P<dir>rx|tx)-(?P<q>\d+)[._](?P<what>bytes|packets|drops|dropped)"),
+    re.compile(r"(?P<dir>rx|tx)_queue_(?P<q>[0-9]{1,9})_(?P<what>bytes|packets|drops)"),
+    re.compile(r"queue_(?P<q>[0-9]{1,9})_(?P<dir>rx|tx)_(?P<what>bytes|cnt|drops)"),
+    re.compile(r"(?P<dir>rx|tx)(?P<q>[0-9]{1,9})_(?P<what>bytes|packets|dropped)"),
+    re.compile(r"(?P<dir>rx|tx)-(?P<q>[0-9]{1,9})[._](?P<what>bytes|packets|drops|dropped)"),
 )
 _WHAT = {"cnt": "packets", "dropped": "drops"}
 MAX_QUEUES = 4096
@@ -52,7 +53,7 @@ def queue_counter(name: str) -> Optional[Tuple[QueueKey, str]]:
     for pattern in _QUEUE_PATTERNS:
         match = pattern.fullmatch(name)
         if match:
-            queue = int(match.group("q"))
+            queue = parse_int(match.group("q"))
             if queue >= MAX_QUEUES:
                 return None
             what = match.group("what")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from typing import List
 
-from guestcheck.selftest.rate import format_rate
+from guestcheck.quantities import format_rate
 from guestcheck.text import escape_control
 from guestcheck.watch.events import LinkEvent
 from guestcheck.watch.frame import Frame, LinkRates, Rates

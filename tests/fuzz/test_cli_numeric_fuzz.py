@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guestcheck.cli import SampleSeconds
-from guestcheck.collect.counters import MAX_SAMPLE_SECONDS
 from guestcheck.entry import fast_doctor_options
+from guestcheck.quantities import MAX_SAMPLE_SECONDS
 from tests.fuzz.harness import assert_clean_exit, changed_outside, run_guestcheck, tree
 
 QUICK = 0.2  # valid values up to this are run for real; longer ones only parsed (with --facts)

@@ -9,12 +9,19 @@ netplan and ifupdown files (50-cloud-init.yaml, interfaces.d/50-cloud-init), goo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from guestcheck.checks.agents import annotate, other_owners
 from guestcheck.collect.agents import collect_agents, parse_eni_mtu, parse_netplan_mtu
 from guestcheck.facts import Facts, Nic, NicSteering, OtherAgents, Softirq, SoftnetCpu
 from guestcheck.findings import Finding, Severity
 from guestcheck.report import judge
 from tests.fakemachine import FakeMachine
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tuned_profile(m: FakeMachine, where: str, name: str, text: str) -> None:
@@ -90,6 +97,32 @@ network:
     m.write("etc/netplan/50-cloud-init.yaml", netplan)
     a = collect_agents(m.roots)
     assert a.cloud_init_mtu == {"eth0": 9001, "ens5": 1500} and a.cloud_init_file == "/etc/netplan/50-cloud-init.yaml"
+
+
+
+NON_ASCII_DIGITS = ["\u00b2", "\u0663", "\uff11", "15\u00b2", "1_500"]  # ², ٣, fullwidth 1: isdigit() says yes
+
+
+def test_a_cloud_init_mtu_that_is_not_ascii_digits_is_no_mtu(tmp_path):
+    for value in NON_ASCII_DIGITS:
+        netplan = f"network:\n  ethernets:\n    eth0:\n      mtu: {value}\n    ens5:\n      mtu: 1500\n"
+        assert parse_netplan_mtu(netplan) == {"ens5": 1500}
+        assert parse_eni_mtu(f"iface eth0 inet dhcp\n    mtu {value}\n") == {}
+
+
+def test_doctor_facts_and_refresh_with_mtu_superscript_two_in_netplan(tmp_path):
+    """`mtu: ²` in cloud-init's netplan file made doctor, refresh and facts an internal error."""
+    m = FakeMachine(tmp_path)
+    m.add_nic("eth0", driver="virtio_net", bus="virtio")
+    m.write("etc/netplan/50-cloud-init.yaml", "network:\n  ethernets:\n    eth0:\n      mtu: \u00b2\n")
+    m.write("etc/network/interfaces.d/50-cloud-init", "iface eth0 inet dhcp\n    mtu \u00b2\n")
+    env = {**os.environ, "GUESTCHECK_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
+    for args in (["doctor", "--sample", "0"], ["facts", "--json", "--sample", "0"], ["refresh"]):
+        out = subprocess.run([sys.executable, "-m", "guestcheck", *args], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert "internal error" not in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+        assert out.returncode in ((0, 1, 2) if args[0] != "refresh" else (0, 1)), (args, out.returncode, out.stderr)
+    assert collect_agents(m.roots).cloud_init_mtu == {}
 
 
 def test_owners_by_setting():

@@ -101,7 +101,7 @@ def test_bad_sample_is_a_usage_error_with_doctors_code(command, value):
 
 
 def test_sample_text_rule():
-    from guestcheck.collect.counters import MAX_SAMPLE_SECONDS, sample_seconds_from_text, seconds_from_text
+    from guestcheck.quantities import MAX_SAMPLE_SECONDS, sample_seconds_from_text, seconds_from_text
 
     assert [sample_seconds_from_text(t) for t in ("0", " 2.5 ", ".5", "1.", "1e-3", "3600")] == \
         [0.0, 2.5, 0.5, 1.0, 0.001, MAX_SAMPLE_SECONDS]

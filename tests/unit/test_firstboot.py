@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -481,3 +482,77 @@ def test_first_boot_writes_the_ansible_fact_where_facts_d_exists(machine):
     assert fact["status"] == "critical" and fact["nic_kinds"] == {"ens3": "emulated"}
     assert {"id": "NIC-EMULATED", "severity": "critical", "subject": "ens3"} in fact["findings"]
     assert outcome.ansible_fact and "Ansible fact" in lines[-1]
+
+
+# --- "never hangs the boot": a FIFO at every path first boot reads ------------------------------------------------
+
+RECORD_READS = """
+import atexit, os, runpy, sys
+root, log = sys.argv[1], sys.argv[2]
+seen = []
+
+def hook(event, args):
+    if event != "open" or not isinstance(args[0], (str, bytes)):
+        return
+    path, mode, flags = os.fsdecode(args[0]), args[1], args[2] if isinstance(args[2], int) else 0
+    reading = not set(mode) & set("wax+") if isinstance(mode, str) else flags & os.O_ACCMODE == os.O_RDONLY
+    if reading and path.startswith(root + "/"):
+        seen.append(os.path.relpath(path, root))
+
+def save():
+    with open(log, "w") as f:
+        f.write("\\n".join(seen))
+
+atexit.register(save)
+sys.addaudithook(hook)
+sys.argv = ["guestcheck", *sys.argv[3:]]
+runpy.run_module("guestcheck", run_name="__main__", alter_sys=True)
+"""
+
+
+def paths_read(m: FakeMachine, log: Path, *args: str) -> set[str]:
+    """Every path under the root that `guestcheck ARGS` opened for reading (Python's audit hook sees each open)."""
+    out = subprocess.run([sys.executable, "-c", RECORD_READS, str(m.base), str(log), *args], capture_output=True,
+                         text=True, timeout=120, cwd=str(REPO),
+                         env={**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": str(m.base)})
+    assert out.returncode == 0, out.stderr
+    return set(log.read_text().split("\n")) - {""}
+
+
+def fifos_at(m: FakeMachine, paths: set[str]) -> set[str]:
+    """Each path (but a directory, opened to list it or to fsync a rename) made a FIFO; the ones made."""
+    made = set()
+    for rel in sorted(paths):
+        path = m.base / rel
+        if path.is_dir() and not path.is_symlink():
+            continue
+        if os.path.lexists(path) and not stat.S_ISFIFO(path.lstat().st_mode):
+            path.unlink()  # a file, or a FIFO that the last run's atomic write (the stamp) replaced
+        if not os.path.lexists(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkfifo(path)
+        made.add(rel)
+    return made
+
+
+def test_a_fifo_at_every_path_first_boot_reads_never_hangs_the_boot(machine, tmp_path):
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nsample = 0\ntimeout = 30\n")
+    (machine.base / "var/lib/prometheus/node-exporter").mkdir(parents=True)
+    read: set[str] = set()
+    for round in range(4):  # a FIFO where a source was sends first boot to the next (machine-id): record again
+        more = paths_read(machine, tmp_path / f"read{round}.log", "firstboot") - read
+        if not more:
+            break
+        read |= more
+        made = fifos_at(machine, read)
+    for rel in ("etc/guestcheck/guestcheck.conf", "run/cloud-init/instance-data.json", "etc/machine-id",
+                "var/lib/guestcheck/firstboot.json", "sys/class/net/ens3/mtu", "proc/sys/kernel/osrelease"):
+        assert rel in made, sorted(made)  # the recording sees what it must
+    fifos_at(machine, made)
+    started = time.monotonic()
+    out = command(machine)
+    took = time.monotonic() - started
+    assert out.returncode == 0 and "Traceback" not in out.stderr + out.stdout, out.stderr
+    assert took < 60, took  # well inside the default 120 s limit that applies when guestcheck.conf is unreadable
+    assert "not a regular file" in out.stdout, out.stdout  # guestcheck.conf, named as a problem
+    assert "first boot, checking the network" in out.stdout, out.stdout  # the stamp, a FIFO, is no stamp

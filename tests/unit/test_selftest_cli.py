@@ -39,6 +39,9 @@ def selftest(*args: str, path: str = "", cwd: str = "", root: str = "") -> subpr
     (["--peer", "-s"], errors.BAD_INPUT, "bad peer '-s': starts with '-'"),
     (["--peer", "a;reboot"], errors.BAD_INPUT, "is neither an IP address nor a host name"),
     (["--peer", "10.0.0.2:99999"], errors.BAD_INPUT, "port '99999'"),
+    (["--peer", "host:\u00b2"], errors.BAD_INPUT, "is not a number from 1 to 65535"),  # '²'.isdigit() is True
+    (["--peer", "[fd00::2]:\u0663"], errors.BAD_INPUT, "is not a number from 1 to 65535"),  # int('٣') is 3
+    (["--peer", "10.0.0.2", "--parallel", "\uff12"], errors.BAD_INPUT, "--parallel"),  # fullwidth 2
     (["--peer", "10.0.0.2:5201", "--port", "5301"], errors.BAD_INPUT, "--port 5301 disagrees"),
     ([], errors.BAD_INPUT, "give --peer HOST[:PORT] to test against, or --serve"),
     (["--serve", "--expect", "1G"], errors.BAD_INPUT, "--expect does not go with --serve"),
