@@ -13,7 +13,9 @@ import re
 import sys
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from guestcheck.strictjson import text_from_json, text_to_json
 
 FACTS_SCHEMA = "guestcheck.facts/1"
 DENIED_PREFIX = "permission denied: "  # facts.problems entries for sources only root may read
@@ -241,9 +243,12 @@ _FIELD_NAMES: Dict[type, tuple] = {}
 
 def plain(value: Any) -> Any:
     """What dataclasses.asdict gives for facts (dataclasses, lists, dicts and plain values), without its deep
-    copy of every leaf: a facts document of 500 interfaces converts in a third of the time."""
+    copy of every leaf: a facts document of 500 interfaces converts in a third of the time. Strings are in
+    their JSON form (text_to_json), which facts_from_dict reads back."""
     cls = type(value)
-    if cls in (str, int, float, bool) or value is None:
+    if cls is str:
+        return text_to_json(value)  # undecodable bytes of kernel text as \\xHH: see guestcheck/strictjson.py
+    if cls in (int, float, bool) or value is None:
         return value
     names = _FIELD_NAMES.get(cls)
     if names is None and dataclasses.is_dataclass(cls):
@@ -273,7 +278,9 @@ def facts_from_dict(data: Any) -> Facts:
     if schema != FACTS_SCHEMA:
         raise FactsError(f"unsupported schema {schema!r} (expected {FACTS_SCHEMA!r})")
     try:
-        return _build(Facts, data, "facts")
+        return _converter(Facts)(data)
+    except _Refused as e:
+        raise FactsError(f"facts{''.join(reversed(e.where))}: {e}") from None
     except RecursionError:
         raise FactsError("nested too deeply") from None
     except (TypeError, ValueError, KeyError, AttributeError) as e:
@@ -285,67 +292,197 @@ _COUNT = (0, 65536)
 _FIELD_RANGES = {("Host", "vcpus"): _COUNT, ("Nic", "rx_queues"): _COUNT, ("Nic", "tx_queues"): _COUNT,
                  ("NicSteering", "rx_queues"): _COUNT, ("NicSteering", "tx_queues"): _COUNT,
                  ("SoftnetCpu", "cpu"): _COUNT}
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# A lone surrogate U+DC80-U+DCFF is what surrogateescape makes of an undecodable byte: it is read as that byte
+# (guestcheck before 0.x wrote names that way). Any other lone surrogate stands for no byte: refused.
+_NOT_A_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
-def _build(tp: Any, value: Any, where: str) -> Any:
-    """Convert JSON to the annotated type; strict on shapes, tolerant of missing optional fields."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin is typing.Union:
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _build(inner[0], value, where)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise FactsError(f"{where}: expected an object, got {type(value).__name__}")
+class _Refused(Exception):
+    """A value of the wrong shape; `where` collects its path on the way out (".nics", "[0]"), so a good file
+    never pays for building paths."""
+
+    def __init__(self, message: str, *where: str) -> None:
+        super().__init__(message)
+        self.where = list(where)
+
+
+Converter = Callable[[Any], Any]
+_CONVERTERS: Dict[Any, Converter] = {}
+_FIELDS: Dict[type, Dict[str, Tuple[Converter, Optional[Tuple[int, int]]]]] = {}
+
+
+def _converter(tp: Any) -> Converter:
+    """The function that checks JSON against the annotated type and converts it, made once per type: a file of
+    a million empty counters took 40 s when every nested object looked its class's type hints up again."""
+    convert = _CONVERTERS.get(tp)
+    if convert is None:
+        convert = _CONVERTERS[tp] = _make_converter(tp)
+    return convert
+
+
+def _fields_of(tp: type) -> Dict[str, Tuple[Converter, Optional[Tuple[int, int]]]]:
+    """name -> (converter, range) of each field of a dataclass, on first use (the hints resolve lazily)."""
+    fields = _FIELDS.get(tp)
+    if fields is None:
         hints = typing.get_type_hints(tp, vars(sys.modules[tp.__module__]))
-        kwargs = {}
-        for f in dataclasses.fields(tp):
-            if f.name in value:
-                kwargs[f.name] = _build(hints[f.name], value[f.name], f"{where}.{f.name}")
-                bounds = _FIELD_RANGES.get((tp.__name__, f.name))
-                if bounds and kwargs[f.name] is not None and not bounds[0] <= kwargs[f.name] <= bounds[1]:
-                    raise FactsError(f"{where}.{f.name}: {kwargs[f.name]} is out of range "
-                                     f"({bounds[0]} to {bounds[1]})")
-        return tp(**kwargs)
+        fields = _FIELDS[tp] = {f.name: (_converter(hints[f.name]), _FIELD_RANGES.get((tp.__name__, f.name)))
+                                for f in dataclasses.fields(tp)}
+    return fields
+
+
+def _located(convert: Converter, items: Any, where: Callable[[Any], str]) -> _Refused:
+    """The first item that `convert` refuses, with its place: looked for only once something was refused."""
+    for key, item in items:
+        try:
+            convert(item)
+        except _Refused as e:
+            e.where.append(where(key))
+            return e
+    return _Refused("refused")  # cannot happen: the same items were refused a moment ago
+
+
+def _plain_texts(texts: Any) -> bool:
+    """All strings, and all ASCII without a backslash: taken as they are (every key of a real facts file)."""
+    if not all(map(str.__instancecheck__, texts)):
+        return False
+    joined = "".join(texts)
+    return joined.isascii() and "\\" not in joined
+
+
+def _bulk_int(values: list) -> Optional[list]:
+    if not values:
+        return values
+    if set(map(type, values)) != {int} or min(values) < INT_MIN or max(values) > INT_MAX:
+        return None
+    return values
+
+
+def _bulk_float(values: list) -> Optional[list]:
+    if not set(map(type, values)) <= {int, float}:
+        return None
+    if any(map(int.__instancecheck__, values)) and (min(values) < INT_MIN or max(values) > INT_MAX):
+        return None
+    numbers = list(map(float, values))
+    return numbers if all(map(FLOAT_MAX.__ge__, map(abs, numbers))) else None  # NaN compares false: refused
+
+
+def _bulk_bool(values: list) -> Optional[list]:
+    return values if all(map(bool.__instancecheck__, values)) else None
+
+
+def _bulk_str(values: list) -> Optional[list]:
+    return values if _plain_texts(values) else None
+
+
+# Lists and objects of plain values (counters, notes, per-CPU figures: most of a big file) are checked and
+# converted whole, in C loops; None sends them the slow way, item by item, which names the first bad item.
+_BULK: Dict[Any, Callable[[list], Optional[list]]] = {int: _bulk_int, float: _bulk_float, bool: _bulk_bool,
+                                                      str: _bulk_str}
+
+
+def _make_converter(tp: Any) -> Converter:
+    """Strict on shapes, tolerant of missing optional fields."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return lambda value: value
+    if origin is typing.Union:
+        nullable = type(None) in args
+        inner = _converter(next(a for a in args if a is not type(None)))
+        return lambda value: None if value is None and nullable else inner(value)
+    if dataclasses.is_dataclass(tp):
+        def build_object(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _Refused(f"expected an object, got {type(value).__name__}")
+            kwargs = {}
+            fields = _fields_of(tp)
+            for name, item in value.items():  # the keys it has: an interface has 38 fields, most often unset
+                known = fields.get(name)
+                if known is None:
+                    continue  # a field this version does not know (a newer guestcheck's): ignored
+                try:
+                    built = kwargs[name] = known[0](item)
+                except _Refused as e:
+                    e.where.append(f".{name}")
+                    raise
+                bounds = known[1]
+                if bounds and built is not None and not bounds[0] <= built <= bounds[1]:
+                    raise _Refused(f"{built} is out of range ({bounds[0]} to {bounds[1]})", f".{name}")
+            return tp(**kwargs)
+        return build_object
     if origin in (list, List):
-        if not isinstance(value, list):
-            raise FactsError(f"{where}: expected a list")
-        return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+        item, bulk = _converter(args[0]), _BULK.get(args[0])
+
+        def build_list(value: Any) -> Any:
+            if not isinstance(value, list):
+                raise _Refused("expected a list")
+            if bulk is not None:
+                built = bulk(value)
+                if built is not None:
+                    return built
+            try:
+                return [item(v) for v in value]
+            except _Refused:
+                raise _located(item, enumerate(value), lambda i: f"[{i}]") from None
+        return build_list
     if origin in (dict, Dict):
-        if not isinstance(value, dict):
-            raise FactsError(f"{where}: expected an object")
-        return {_build(str, k, where): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+        key, item, bulk = _converter(args[0]), _converter(args[1]), _BULK.get(args[1])
+
+        def build_dict(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _Refused("expected an object")
+            if bulk is not None and args[0] is str and _plain_texts(value):
+                built = bulk(list(value.values()))
+                if built is not None:
+                    return dict(zip(value, built))
+            try:
+                return {key(k): item(v) for k, v in value.items()}
+            except _Refused:
+                for k in value:  # a bad key is reported at the object itself
+                    try:
+                        key(k)
+                    except _Refused as e:
+                        raise e from None
+                raise _located(item, value.items(), lambda k: f".{k}") from None
+        return build_dict
     if tp is bool:
-        if not isinstance(value, bool):
-            raise FactsError(f"{where}: expected true/false")
-        return value
+        def build_bool(value: Any) -> bool:
+            if not isinstance(value, bool):
+                raise _Refused("expected true/false")
+            return value
+        return build_bool
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FactsError(f"{where}: expected an integer")
-        if not INT_MIN <= value <= INT_MAX:
-            raise FactsError(f"{where}: integer out of range (more than 64 bits)")
-        return value
+        def build_int(value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _Refused("expected an integer")
+            if not INT_MIN <= value <= INT_MAX:
+                raise _Refused("integer out of range (more than 64 bits)")
+            return value
+        return build_int
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise FactsError(f"{where}: expected a number")
-        if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
-            raise FactsError(f"{where}: number out of range")
-        number = float(value)
-        if not (math.isfinite(number) and abs(number) <= FLOAT_MAX):
-            raise FactsError(f"{where}: number out of range")
-        return number
+        def build_float(value: Any) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _Refused("expected a number")
+            if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+                raise _Refused("number out of range")
+            number = float(value)
+            if not (math.isfinite(number) and abs(number) <= FLOAT_MAX):
+                raise _Refused("number out of range")
+            return number
+        return build_float
     if tp is str:
-        if not isinstance(value, str):
-            raise FactsError(f"{where}: expected a string")
-        if _SURROGATE.search(value):
-            raise FactsError(f"{where}: not valid Unicode text (a lone surrogate)")
-        return value
-    raise FactsError(f"{where}: cannot read type {tp!r}")
+        def build_str(value: Any) -> str:
+            if not isinstance(value, str):
+                raise _Refused("expected a string")
+            if value.isascii():  # no surrogate in it: the common case in one test
+                return value if "\\" not in value else text_from_json(value)
+            if _NOT_A_BYTE.search(value):
+                raise _Refused("not valid Unicode text (a lone surrogate)")
+            return text_from_json(value)
+        return build_str
+
+    def cannot_read(value: Any) -> Any:
+        raise _Refused(f"cannot read type {tp!r}")
+    return cannot_read
 
 
 # --- SoftIRQ health, the network path, bridges and VLANs (defined after Facts: hints resolve lazily) ---

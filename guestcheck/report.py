@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional
 
 from guestcheck.checks import run_checks, skipped_findings
 from guestcheck.checks.memory import MemoryVerdict, memory_verdict
-from guestcheck.facts import Facts
+from guestcheck.facts import Facts, plain
 from guestcheck.findings import Finding, Status, overall_status
 from guestcheck.judge.virt import judge_virt
 
@@ -30,7 +30,7 @@ class Report:
             "schema": DOCTOR_SCHEMA,
             "status": self.status.label,
             "facts": self.facts.to_dict(),
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": [plain(f.to_dict()) for f in self.findings],  # names as in the facts: \xHH for bytes
         }
 
 

@@ -136,7 +136,7 @@ class FakeMachine:
     def write(self, rel: str, text: str) -> Path:
         path = self.base / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))  # a name's undecodable bytes, as the kernel has them
         return path
 
     def symlink(self, rel: str, target: str) -> None:

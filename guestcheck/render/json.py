@@ -35,10 +35,14 @@ def dumps(document: dict[str, Any], *, pretty: bool = True) -> str:
 
 
 def _json_escape(match: re.Match) -> str:
-    """A \\u escape: such a character can only sit inside a JSON string, so the text stays the same JSON."""
+    """A \\u escape: such a character can only sit inside a JSON string, so the text stays the same JSON.
+    A lone surrogate is no Unicode (jq makes it U+FFFD): one that stands for an undecodable byte is written
+    as the facts write it, `\\xHH` (guestcheck/strictjson.py); any other as U+FFFD."""
     code = ord(match.group())
     if code < 0x20:  # json escapes these in strings itself: a raw one is the indentation's newline
         return match.group()
+    if 0xD800 <= code <= 0xDFFF:
+        return f"\\\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
     if code > 0xFFFF:
         code -= 0x10000
         return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

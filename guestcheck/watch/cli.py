@@ -10,7 +10,8 @@ import os
 import select
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import click
 
@@ -22,10 +23,11 @@ from guestcheck.text import escape_control
 from guestcheck.watch.events import IFF_LOWER_UP, SOURCES, EventSourceError, LinkEvent, open_events
 from guestcheck.watch.frame import Frame, Reading, make_frame, take_reading
 from guestcheck.watch.links import interface_names
-from guestcheck.watch.view import event_line, line, screen
+from guestcheck.watch.view import MAX_EVENTS_SHOWN, event_line, line, screen
 
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0
 MAX_COUNT = 10**9
+MAX_EVENTS_KEPT = MAX_EVENTS_SHOWN  # the screen shows the last ones; piped, each is printed as it comes
 
 
 class IntervalType(click.ParamType):
@@ -60,7 +62,7 @@ class Watch:
         self.roots, self.wanted, self.interval, self.tty, self.colour = roots, wanted, interval, tty, colour
         self.ethtool = ethtool_source(roots)
         self.vcpus = collect_host(roots).vcpus
-        self.events: List[LinkEvent] = []
+        self.events: Deque[LinkEvent] = deque(maxlen=MAX_EVENTS_KEPT)  # a flapping link runs for days
         self.last: Optional[Tuple[Frame, float]] = None
 
     def names(self) -> List[str]:
@@ -73,7 +75,7 @@ class Watch:
     def show_events(self, new: List[LinkEvent]) -> None:
         if not new:
             return
-        self.events += new
+        self.events.extend(new)
         if not self.tty:
             self.write("".join(event_line(e) + "\n" for e in new))
         elif self.last is not None:  # redraw at once with the event, the figures of the last interval

@@ -28,6 +28,7 @@ IFF_LOWER_UP = 1 << 16
 _NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _RTA = struct.Struct("=HH")
+MAX_READS = 64  # messages taken per read(): the rest wait for the next one (select says they are there)
 UDEV_CONTROL = "/run/udev/control"  # udevd's control socket: present while udevd runs
 
 
@@ -114,8 +115,9 @@ class RtnetlinkEvents:
         return self._sock.fileno()
 
     def read(self) -> List[LinkEvent]:
+        """What has arrived, up to MAX_READS messages: under a flood of link changes the loop still ticks."""
         events: List[LinkEvent] = []
-        while True:
+        for _ in range(MAX_READS):
             try:
                 data = self._sock.recv(1 << 16)
             except BlockingIOError:
@@ -127,6 +129,7 @@ class RtnetlinkEvents:
                 raise
             for msg_type, index, flags, name in parse_link_messages(data):
                 events += self._tracker.feed(msg_type, index, flags, name, time.time())
+        return events
 
     def close(self) -> None:
         self._sock.close()
@@ -152,7 +155,7 @@ class UdevEvents:
 
     def read(self) -> List[LinkEvent]:
         events = []
-        while True:
+        for _ in range(MAX_READS):
             device = self._monitor.poll(timeout=0)
             if device is None:
                 return events
@@ -161,6 +164,7 @@ class UdevEvents:
                 continue
             old = device.get("DEVPATH_OLD", "") if kind == "renamed" else ""
             events.append(LinkEvent(time.time(), kind, device.sys_name, os.path.basename(old)))
+        return events
 
     def close(self) -> None:
         self._monitor = None  # pyudev closes the socket with the Monitor

@@ -8,7 +8,7 @@ kernel text and may hold an ESC.
 from __future__ import annotations
 
 import datetime
-from typing import List
+from typing import List, Sequence
 
 from guestcheck.quantities import format_rate
 from guestcheck.text import escape_control
@@ -100,7 +100,7 @@ def _row(label: str, r: Rates, mark: Marker, rx: bool = True, tx: bool = True) -
     return f"{label:<16} {rx_cols} {tx_cols}  {mark(_count(r.drops_per_s), r.drops_per_s > 0)}"
 
 
-def screen(frame: Frame, when: float, events: List[LinkEvent], *, colour: bool, interval: float) -> str:
+def screen(frame: Frame, when: float, events: Sequence[LinkEvent], *, colour: bool, interval: float) -> str:
     """The whole terminal view, redrawn each interval."""
     mark = Marker(colour)
     out = [f"guestcheck watch - {_clock(when)}, every {interval:g} s (Ctrl-C to stop)", ""]
@@ -123,5 +123,5 @@ def screen(frame: Frame, when: float, events: List[LinkEvent], *, colour: bool, 
                 for f in frame.flags]
     if events:
         out += ["", "events:"]
-        out += [f"  {_clock(e.when)} {event_text(e)}" for e in events[-MAX_EVENTS_SHOWN:]]
+        out += [f"  {_clock(e.when)} {event_text(e)}" for e in list(events)[-MAX_EVENTS_SHOWN:]]
     return CLEAR + "\n".join(out) + "\n"

@@ -23,3 +23,19 @@ def test_piped_count_lines_without_events():
     done = _run("--count", "2", "--interval", "0.1", "--events", "none")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 2 and "steal" in done.stdout
+
+
+def test_the_events_kept_are_bounded(tmp_path, monkeypatch):
+    """A link that flaps for days must not grow watch's memory: the last MAX_EVENTS_KEPT are kept, in order."""
+    from guestcheck.roots import Roots
+    from guestcheck.watch.cli import MAX_EVENTS_KEPT, Watch
+    from guestcheck.watch.events import LinkEvent
+
+    shown = []
+    monkeypatch.setattr(Watch, "write", staticmethod(shown.append))
+    view = Watch(Roots.under(str(tmp_path)), [], 1.0, tty=False, colour=False)
+    for i in range(10_000):
+        view.show_events([LinkEvent(float(i), "link down" if i % 2 else "link up", "eth0")])
+    assert len(view.events) == MAX_EVENTS_KEPT
+    assert [e.when for e in view.events] == [float(i) for i in range(10_000 - MAX_EVENTS_KEPT, 10_000)]
+    assert len(shown) == 10_000  # piped, every event was still printed as it came

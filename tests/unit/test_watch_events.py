@@ -58,3 +58,20 @@ def test_auto_picks_udev_only_where_udevd_runs(tmp_path):
     (tmp_path / "proc").mkdir()  # no ns links under the fake /proc: "same namespace" is assumed
     assert choose_source("auto", roots) == "udev"
     assert choose_source("none", roots) == "none"
+
+
+def test_one_read_takes_a_bounded_number_of_messages():
+    """Under a flood of link changes read() returns after MAX_READS messages, so the loop still ticks."""
+    from guestcheck.watch.events import MAX_READS, RtnetlinkEvents
+
+    class Flood:
+        calls = 0
+
+        def recv(self, size: int) -> bytes:
+            Flood.calls += 1
+            return _message(RTM_NEWLINK, 7, b"eth1", IFF_LOWER_UP * (Flood.calls % 2))
+
+    source = RtnetlinkEvents.__new__(RtnetlinkEvents)
+    source._sock, source._tracker = Flood(), LinkTracker({})
+    events = source.read()
+    assert Flood.calls == MAX_READS and len(events) == MAX_READS  # added, then link up/down in turn
