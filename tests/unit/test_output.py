@@ -100,3 +100,52 @@ def test_the_executable_puts_the_gate_in_place_before_anything_prints():
     assert raw_controls(out.stdout) == [] and raw_controls(out.stderr) == [], (out.stdout, out.stderr)
     assert set(out.stdout.splitlines()) == {"n\\x1b]0;owned\\x07\\x9b2J\\x9d0;t\\x07\\x1b[8m\\x00\\r\\x7f"}
     assert "unknown finding id 'n\\x1b]0;owned" in out.stderr
+
+
+def _run_on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """guestcheck with its standard output on a pseudo-terminal (as a user at a console sees it)."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "guestcheck", *args], stdout=slave, stderr=subprocess.PIPE,
+                              env={**{k: v for k, v in os.environ.items() if k != "NO_COLOR"},
+                                   "PYTHONPATH": str(REPO), **env}, timeout=60, cwd=str(REPO))
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the writer closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    assert raw_controls(proc.stderr.decode()) == []
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("args", [["doctor", "--sample", "0"], ["watch", "--count", "1", "--interval", "0.1",
+                                                                   "--events", "none"]])
+def test_on_a_terminal_only_the_renderers_codes_pass(tmp_path, args):
+    """Colour goes around escaped values: the hostile name shows as text, the report is still coloured."""
+    from tests.fakemachine import FakeMachine
+
+    m = FakeMachine(tmp_path)
+    m.add_nic(HOSTILE.replace("\x00", "").replace("\r", ""), driver="e1000", pci_id="8086:100e",
+              statistics={"rx_dropped": 5})
+    m.write("run/systemd/container", f"c{HOSTILE}\n".replace("\x00", ""))
+    m.write_ethtool()
+    text = _run_on_a_terminal(args, {"GUESTCHECK_ROOT": str(tmp_path)}).replace("\r\n", "\n")  # the tty's ONLCR
+    remains = text
+    for code in TERMINAL_CODES:
+        remains = remains.replace(code, "")
+    assert raw_controls(remains) == [], remains
+    assert "n\\x1b]0;owned\\x07\\x9b2J" in text
+    assert any(code in text for code in TERMINAL_CODES)  # still coloured (doctor), still redrawn (watch)
