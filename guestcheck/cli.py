@@ -219,7 +219,9 @@ def explain(finding_id: Optional[str], list_all: bool) -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     """The click command line: one-line errors, never a traceback, Nagios-friendly codes for doctor."""
     from guestcheck.entry import guarded
+    from guestcheck.output import escape_standard_streams
 
+    escape_standard_streams()  # already in place when called from guestcheck.entry.main
     args = sys.argv[1:] if argv is None else argv
     sys.exit(guarded(lambda: _run_click(args)))
 

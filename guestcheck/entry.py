@@ -119,6 +119,9 @@ def guarded(run: Callable[[], int]) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    from guestcheck.output import escape_standard_streams
+
+    escape_standard_streams()  # every line printed passes the one escaper, whoever prints it (guestcheck/output.py)
     args = sys.argv[1:] if argv is None else list(argv)
     options = fast_doctor_options(args)
     if options is not None:

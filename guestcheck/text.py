@@ -32,8 +32,9 @@ def plain_or(value: str, placeholder: str) -> str:
 # What the JSON renderer must escape beyond json.dumps (escape_control escapes all of it and more): C0/C1
 # controls and DEL, lone surrogates, and format characters that reorder or hide text (soft hyphen,
 # zero-width and bidi controls, line/paragraph separators, BOM, tags): a terminal must show them, not obey them
-UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
-                     "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]")
+_UNSAFE_BEYOND_C0 = ("\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+                     "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f")
+UNSAFE = re.compile(f"[\x00-\x1f{_UNSAFE_BEYOND_C0}]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -57,3 +58,39 @@ def escape_control(text: object) -> str:
     if value.isprintable():
         return value
     return "".join(ch if ch.isprintable() or ch == " " else _escape_char(ch) for ch in value)
+
+
+# The only control sequences guestcheck writes on purpose, and only to a terminal: the colours of the human
+# report, selftest's verdict and watch (SGR), watch's redraw (cursor home, erase below) and selftest's progress
+# line (carriage return, erase line). Nothing else with an ESC in it reaches a terminal, and on a pipe or a file
+# not even these.
+TERMINAL_CODES = ("\033[0m", "\033[1;31m", "\033[31m", "\033[32m", "\033[33m", "\033[35m", "\033[36m",
+                  "\033[H\033[J", "\r\033[K")
+_TERMINAL_CODE = re.compile("|".join(re.escape(code) for code in sorted(TERMINAL_CODES, key=len, reverse=True)))
+_OUTPUT_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f{_UNSAFE_BEYOND_C0}]")  # UNSAFE but tab and newline
+
+
+def escape_output(text: str, *, terminal: bool = False) -> str:
+    """Text on its way to standard output or standard error, made safe line by line (the printing gate).
+
+    A line with nothing UNSAFE in it (every line the renderers and the JSON writer make, which escape their
+    values) passes as it is; a line with something UNSAFE is escaped with escape_control. Newlines and tabs
+    are kept; on a `terminal`, so are the TERMINAL_CODES, which the renderers add after escaping their values.
+    """
+    if not _OUTPUT_UNSAFE.search(text):
+        return text
+    kept = _TERMINAL_CODE if terminal else None
+    return "\n".join(_escape_line(line, kept) for line in text.split("\n"))
+
+
+def _escape_line(line: str, kept: object) -> str:
+    if not _OUTPUT_UNSAFE.search(line):
+        return line
+    if kept is None:
+        return "\t".join(escape_control(part) for part in line.split("\t"))
+    out, start = [], 0
+    for match in kept.finditer(line):  # type: ignore[attr-defined]
+        out += [_escape_line(line[start:match.start()], None), match.group()]
+        start = match.end()
+    out.append(_escape_line(line[start:], None))
+    return "".join(out)

@@ -44,7 +44,10 @@ def _print_error_document(error: SelftestError) -> None:
 
 
 def _fail(error: SelftestError) -> click.ClickException:
-    exc = click.ClickException(error.message)
+    """The one line an error prints: its message names interfaces, peers and doctor's text, so it is escaped."""
+    from guestcheck.text import escape_control
+
+    exc = click.ClickException(escape_control(error.message))
     exc.exit_code = error.code
     return exc
 

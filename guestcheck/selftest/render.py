@@ -1,10 +1,16 @@
-"""The human selftest report, formatted from the guestcheck.selftest/1 document so both say the same."""
+"""The human selftest report, formatted from the guestcheck.selftest/1 document so both say the same.
+
+The document carries text from outside (the interface name, doctor's findings, a peer's name, a compared file's
+fields), so every line is escaped (guestcheck.text) before the verdict's colour, the only control characters
+this renderer emits, goes around its label.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from guestcheck.quantities import format_rate
+from guestcheck.text import escape_control
 
 _COLOURS = {"near": "\033[32m", "below": "\033[33m", "far-below": "\033[1;31m"}
 _RESET = "\033[0m"
@@ -46,7 +52,7 @@ def render_finished_runs(runs: list[dict[str, Any]]) -> str:
     so the one result there is is not lost behind the error."""
     if not runs:
         return ""
-    return "\n".join(["runs finished before the error:", *(_run_line(r) for r in runs)]) + "\n"
+    return "\n".join(["runs finished before the error:", *(escape_control(_run_line(r)) for r in runs)]) + "\n"
 
 
 def render(doc: dict[str, Any], *, colour: bool = False) -> str:
@@ -64,11 +70,14 @@ def render(doc: dict[str, Any], *, colour: bool = False) -> str:
     else:
         lines.append("tcp connect round trip: no answer")
     verdict = doc["verdict"]
-    label = verdict["label"].upper()
+    label = escape_control(verdict["label"].upper())
     if colour:
         label = f"{_COLOURS[verdict['key']]}{label}{_RESET}"
     best = ", ".join(f"{d} {format_rate(b)}" for d, b in verdict["best_bps"].items())
-    lines.append(f"verdict: {label} ({verdict['ratio']:.0%} of {format_rate(expected['bps'])}; best {best})")
+    lines = [escape_control(line) for line in lines]
+    lines.append(f"verdict: {label} " + escape_control(f"({verdict['ratio']:.0%} of {format_rate(expected['bps'])}; "
+                                                         f"best {best})"))
+    escaped = len(lines)
     lines += [f"  note: {n}" for n in verdict["notes"]]
     if doc["causes"]:
         lines.append("likely causes (from guestcheck doctor):")
@@ -85,4 +94,5 @@ def render(doc: dict[str, Any], *, colour: bool = False) -> str:
         lines.append(f"doctor also reports: {', '.join(other)} (`guestcheck doctor` explains them)")
     if doc.get("compare"):
         lines += _compare_lines(doc["compare"])
+    lines[escaped:] = [escape_control(line) for line in lines[escaped:]]
     return "\n".join(lines) + "\n"

@@ -42,9 +42,15 @@ EXIT_FAILED = 3  # README "Exit codes": the tuner could not do it, and the syste
 
 
 class TuneFailed(click.ClickException):
-    """A one-line error with tune's own exit code, apart from verify's 1 (something drifted)."""
+    """A one-line error with tune's own exit code, apart from verify's 1 (something drifted).
+
+    Its message is escaped here, once for every refusal: a memory guard's reasons carry a container name
+    from a marker file, errors carry paths and interface names (escaping escaped text changes nothing)."""
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(escape_control(message))
 
 
 @contextlib.contextmanager

@@ -168,3 +168,61 @@ def test_an_absurdly_long_bad_value_is_echoed_cut_short():
     out = selftest("--peer", "10.0.0.2", "--port", "9" * 5000)
     assert out.returncode == errors.BAD_INPUT
     assert len(out.stderr) < 600 and "..." in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+HOSTILE_NIC = "n\x1b]0;owned\x07\x9b"  # 12 bytes: a name the kernel accepts (IFNAMSIZ, no '/', ':' or space)
+
+
+def _hostile_nic_machine(base):
+    """A fake machine whose NIC, the route's, has a hostile name: an emulated e1000 (flagged by doctor)."""
+    from guestcheck.facts import Feature
+    from tests.fakemachine import FakeMachine
+
+    m = FakeMachine(base)
+    m.add_nic(HOSTILE_NIC, driver="e1000", pci_id="8086:100e", speed=1000,
+              features={"rx-gro": Feature(False, False), "tx-tcp-segmentation": Feature(False, False)})
+    m.write_ethtool()
+    return m
+
+
+def _selftest_via(name: str, *args: str, root: str, path: str) -> subprocess.CompletedProcess:
+    """selftest as a process, with the kernel's route lookup answering `name` (the one part replaced: no
+    interface with such a name exists on the test machine) and a fake iperf3 first on PATH."""
+    code = ("import sys\nimport guestcheck.selftest.route as route\n"
+            f"route.egress_interface = lambda address: {name!r}\n"
+            "from guestcheck.entry import main\nmain(sys.argv[1:])")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": root, "PATH": path}
+    return subprocess.run([sys.executable, "-c", code, "selftest", *args], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def test_exit_17_escapes_the_interface_name_in_its_message(tmp_path):
+    from tests.fuzz.fake_iperf3 import FakeIperf3
+    from tests.unit.test_output import raw_controls
+
+    fake = FakeIperf3(tmp_path / "bin")
+    m = _hostile_nic_machine(tmp_path / "root")
+    m.write(f"sys/class/net/{HOSTILE_NIC}/speed", "-1\n")
+    out = _selftest_via(HOSTILE_NIC, "--peer", "127.0.0.1", root=str(m.base), path=fake.env["PATH"])
+    assert out.returncode == errors.EXPECT_UNKNOWN == 17, out.stderr
+    assert raw_controls(out.stderr) == [] and raw_controls(out.stdout) == [], out.stderr
+    assert out.stderr.splitlines() == [
+        "Error: interface n\\x1b]0;owned\\x07\\x9b is an emulated NIC: it reports no line rate "
+        "(only physical NICs and SR-IOV VFs report one): pass the rate you expect, e.g. --expect 1G"], out.stderr
+    assert not fake.ran("-c")  # stopped before any measurement
+
+
+def test_likely_causes_escape_the_interface_name_and_doctors_text(tmp_path):
+    from tests.fuzz.fake_iperf3 import FakeIperf3, Reply
+    from tests.unit.test_output import raw_controls
+    from tests.unit.test_selftest_iperf3 import UPLOAD_2_STREAMS
+
+    fake = FakeIperf3(tmp_path / "bin")
+    fake.script_client([Reply(json.dumps(UPLOAD_2_STREAMS).encode())])  # ~95 Mbit/s: far below 1G
+    m = _hostile_nic_machine(tmp_path / "root")
+    out = _selftest_via(HOSTILE_NIC, "--peer", "127.0.0.1", "--expect", "1G", "--direction", "upload",
+                        "--parallel", "1", "--duration", "1", root=str(m.base), path=fake.env["PATH"])
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert raw_controls(out.stdout) == [] and raw_controls(out.stderr) == [], out.stdout
+    assert "likely causes (from guestcheck doctor):" in out.stdout
+    assert "[n\\x1b]0;owned\\x07\\x9b]" in out.stdout, out.stdout

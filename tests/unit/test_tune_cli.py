@@ -289,3 +289,22 @@ def test_a_damaged_facts_file_is_tunes_exit_3(tmp_path):
     bad.write_text('{"schema": "guestcheck.facts/1", "memory": {"total_bytes": NaN}}')
     line = one_line_error(tune(tmp_path, "apply", "throughput", "--facts", str(bad)))
     assert "is not JSON" in line or "is not a guestcheck facts file" in line
+
+
+def test_the_memory_guards_refusal_escapes_a_container_name_from_a_marker_file(tmp_path):
+    """The refusal names the container manager as /run/systemd/container spells it: an ESC, an OSC (which sets
+    a terminal's title) and C1 controls in that file are shown escaped, never obeyed."""
+    from tests.unit.test_output import raw_controls
+
+    k = FakeKernel(tmp_path)
+    (tmp_path / "run/systemd").mkdir(parents=True)
+    (tmp_path / "run/systemd/container").write_text("evil\x1b]0;owned\x07\x9b2J\x9d\n")
+    (tmp_path / "proc/meminfo").write_text("MemTotal: 8000000 kB\nMemAvailable: 4000000 kB\n")
+    out = tune(tmp_path, "apply", "throughput")
+    line = one_line_error(out)
+    assert raw_controls(out.stderr) == [] and raw_controls(out.stdout) == [], out.stderr
+    assert line.startswith("Error: refusing throughput: memory guarantee could not be confirmed "
+                           "(evil\\x1b]0;owned\\x07\\x9b2j\\x9d container"), line
+    assert k.get("net.core.rmem_max") == "212992"
+    out = tune(tmp_path, "apply", "throughput", "--dry-run")  # the same reasons, as a note
+    assert out.returncode == 0 and "evil\\x1b]0;owned" in out.stdout and raw_controls(out.stdout) == []
