@@ -83,18 +83,19 @@ def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], tex
     return "json" if as_json else (fmt or "human")
 
 
-def write_output(path: str, text: str, *, named_by_user: bool) -> None:
-    """Atomic, so a reader (node_exporter, a monitoring agent) never sees half a report.
+def write_report(path: str, text: str, *, named_by_user: bool) -> None:
+    """Through atomicfile.write_output: a file is replaced atomically, so a reader (node_exporter, a monitoring
+    agent) never sees half a report; `/dev/null`, a terminal or a FIFO is written as `>` would, never renamed over.
 
-    `-o FILE` (named_by_user) keeps an existing FILE's mode and makes no directories: a typo gets an error. The
-    textfile directory must exist (a typo there would be a directory node_exporter never reads) and
-    guestcheck.prom is always 0644, so node_exporter can read it.
+    `-o FILE` (named_by_user) keeps an existing FILE's mode (less setuid, setgid, sticky and world-write) and
+    makes no directories: a typo gets an error. The textfile directory must exist (a typo there would be a
+    directory node_exporter never reads) and guestcheck.prom is always 0644, so node_exporter can read it.
     """
-    from guestcheck.atomicfile import write_atomic
+    from guestcheck.atomicfile import write_output
     from guestcheck.text import escape_control
 
     try:
-        write_atomic(path, text, make_parents=False, keep_mode=named_by_user)
+        write_output(path, text, keep_mode=named_by_user)
     except OSError as e:
         raise click.ClickException(escape_control(f"cannot write {path}: {e.strerror or e}")) from None
 
@@ -166,9 +167,9 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
     if textfile_dir is not None:
         from guestcheck.render.prometheus import TEXTFILE_NAME
 
-        write_output(os.path.join(textfile_dir, TEXTFILE_NAME), text, named_by_user=False)
+        write_report(os.path.join(textfile_dir, TEXTFILE_NAME), text, named_by_user=False)
     elif output is not None:
-        write_output(output, text, named_by_user=True)
+        write_report(output, text, named_by_user=True)
     else:
         click.echo(text, nl=False)
     ctx.exit(report.status.value)

@@ -11,7 +11,7 @@ import stat
 from typing import Any, Optional
 
 from guestcheck import __version__
-from guestcheck.atomicfile import write_atomic
+from guestcheck.atomicfile import write_output
 from guestcheck.selftest.errors import FILE_ERROR, SelftestError
 from guestcheck.selftest.iperf3 import DOWNLOAD, MAX_MEASURED_BPS, MAX_STREAMS, UPLOAD
 from guestcheck.selftest.rate import MAX_RATE
@@ -58,8 +58,7 @@ def error_document(error: SelftestError) -> dict[str, Any]:
 
 def save(path: str, document: dict[str, Any]) -> None:
     try:
-        write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", make_parents=False,
-                     keep_mode=True)
+        write_output(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     except OSError as e:
         raise SelftestError(FILE_ERROR, f"cannot save {path}: {e.strerror or e}") from None
 
