@@ -42,6 +42,18 @@ class LazyGroup(click.Group):
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """A closed stdout leaves every command as StdoutClosed, which click lets through (an EPIPE it would
+        turn into exit 1); guestcheck.entry.guarded gives it the exit code the README promises."""
+        from guestcheck.entry import StdoutClosed, closed_stdout
+
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            if closed_stdout(e):
+                raise StdoutClosed() from None
+            raise
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, message="guestcheck %(version)s")  # works from a checkout too
@@ -162,6 +174,9 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
         from guestcheck.roots import Roots
 
         report.profile = applied_profile(Roots.from_env())
+    from guestcheck.entry import exit_code_if_stdout_closes
+
+    exit_code_if_stdout_closes(report.status.value)  # `doctor | head -1` keeps the verdict
     to_terminal = output is None and textfile_dir is None and sys.stdout.isatty()
     text = render_for(report, fmt, to_terminal=to_terminal, to_file=output is not None, verbose=verbose)
     if textfile_dir is not None:
@@ -239,4 +254,13 @@ def _run_click(args: list[str]) -> int:
     except click.Abort:
         click.echo("guestcheck: aborted", err=True)
         return 130
+    except SystemExit:  # click's own answer to an EPIPE outside a command (`--help | head -1`): exit 1
+        from click.utils import PacifyFlushWrapper
+
+        from guestcheck.entry import silence_stdout
+
+        if isinstance(sys.stdout, PacifyFlushWrapper):
+            sys.stdout = sys.__stdout__
+            return silence_stdout()
+        raise
     return rv if isinstance(rv, int) else 0
