@@ -289,3 +289,21 @@ def test_a_damaged_facts_file_is_tunes_exit_3(tmp_path):
     bad.write_text('{"schema": "guestcheck.facts/1", "memory": {"total_bytes": NaN}}')
     line = one_line_error(tune(tmp_path, "apply", "throughput", "--facts", str(bad)))
     assert "is not JSON" in line or "is not a guestcheck facts file" in line
+
+
+@pytest.mark.root  # becomes nobody, who must be able to read the checkout
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+@pytest.mark.parametrize("args,command", [
+    (["offloads", "nosuch0"], "guestcheck tune offloads nosuch0"),
+    (["queues", "lo", "--no-persist"], "guestcheck tune queues lo --no-persist"),
+    (["rings", "lo", "--rx", "256", "--dry-run"], "guestcheck tune rings lo --rx 256 --dry-run"),
+])
+def test_non_root_nic_commands_suggest_sudo_as_apply_does(args, command):
+    # as tests/unit/test_cli.py::test_non_root_tune_apply_suggests_sudo; tests/live/test_tune_cli_live.py shows
+    # the same where the permission itself is what fails
+    out = subprocess.run([sys.executable, "-m", "guestcheck", "tune", *args], capture_output=True, text=True,
+                         timeout=60, cwd="/", preexec_fn=lambda: os.setuid(65534),
+                         env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"})
+    assert out.returncode == 3
+    one_line_error(out)
+    assert out.stderr.rstrip().endswith(f"(you are not root: try `sudo {command}`)")
