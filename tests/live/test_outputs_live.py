@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.netns import Netns, guestcheck_in, netns, requires_netns
 
 pytestmark = [pytest.mark.root, requires_netns]
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NULL = os.makedev(1, 3)  # the null device's numbers; the node is made in tmp_path
 
 
@@ -97,3 +99,21 @@ def test_selftest_save_to_a_character_device_and_a_fifo(tmp_path):
     assert to_fifo.returncode == 2, to_fifo.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and b'"schema": "guestcheck.selftest/1"' in bytes(got)
     assert sorted(os.listdir(tmp_path)) == ["fifo", "null"]
+
+
+@pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3")
+def test_selftest_to_a_closed_pipe_keeps_its_verdict(tmp_path):
+    # `guestcheck selftest ... | head -1`: the reader gone is no error; the exit code is still the verdict's
+    args = ("selftest", "--peer", "127.0.0.1", "--duration", "1", "--parallel", "1", "--direction", "upload",
+            "--expect", "10T")
+    with netns("gcout") as ns, iperf3_on_loopback(ns):
+        for extra in ((), ("--json",)):
+            read_end, write_end = os.pipe()
+            os.close(read_end)
+            try:
+                out = subprocess.run(["ip", "netns", "exec", ns.name, sys.executable, "-m", "guestcheck", *args,
+                                      *extra], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+                                     env={**os.environ, "PYTHONPATH": REPO})
+            finally:
+                os.close(write_end)
+            assert out.returncode == 2 and out.stderr == "", out.stderr
