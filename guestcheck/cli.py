@@ -138,7 +138,8 @@ sample_option = click.option(
               help="human (default), json (guestcheck.doctor/1) or prometheus (node_exporter textfile).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the report to FILE (atomically) instead of standard output.")
+              help="Write the report to FILE (atomically; a device such as /dev/null or a FIFO is written into, "
+                   "never replaced) instead of standard output.")
 @click.option("--textfile-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Write guestcheck.prom atomically into node_exporter's textfile directory "
                    "(implies --format prometheus).")

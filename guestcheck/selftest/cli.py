@@ -133,7 +133,8 @@ SERVER_ONLY = ("bind", "once", "time_limit")
 @click.option("--timeout", type=DurationType(0.1, 3600), default="10", show_default=True,
               help="Give up on a peer that does not answer for this long.")
 @click.option("--json", "as_json", is_flag=True, help="Print the guestcheck.selftest/1 document.")
-@click.option("--save", type=click.Path(dir_okay=False), metavar="FILE", help="Also save the document (atomic).")
+@click.option("--save", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also save the document (atomic; a device or FIFO is written into, never replaced).")
 @click.option("--compare", type=click.Path(dir_okay=False), metavar="FILE",
               help="Show before/after against a saved document.")
 @click.option("--bind", metavar="ADDR", help="--serve: listen on this address only.")
