@@ -43,6 +43,18 @@ class LazyGroup(click.Group):
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """A closed stdout leaves every command as StdoutClosed, which click lets through (an EPIPE it would
+        turn into exit 1); guestcheck.entry.guarded gives it the exit code the README promises."""
+        from guestcheck.entry import StdoutClosed, closed_stdout
+
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            if closed_stdout(e):
+                raise StdoutClosed() from None
+            raise
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, message="guestcheck %(version)s")  # works from a checkout too
@@ -84,18 +96,19 @@ def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], tex
     return "json" if as_json else (fmt or "human")
 
 
-def write_output(path: str, text: str, *, named_by_user: bool) -> None:
-    """Atomic, so a reader (node_exporter, a monitoring agent) never sees half a report.
+def write_report(path: str, text: str, *, named_by_user: bool) -> None:
+    """Through atomicfile.write_output: a file is replaced atomically, so a reader (node_exporter, a monitoring
+    agent) never sees half a report; `/dev/null`, a terminal or a FIFO is written as `>` would, never renamed over.
 
-    `-o FILE` (named_by_user) keeps an existing FILE's mode and makes no directories: a typo gets an error. The
-    textfile directory must exist (a typo there would be a directory node_exporter never reads) and
-    guestcheck.prom is always 0644, so node_exporter can read it.
+    `-o FILE` (named_by_user) keeps an existing FILE's mode (less setuid, setgid, sticky and world-write) and
+    makes no directories: a typo gets an error. The textfile directory must exist (a typo there would be a
+    directory node_exporter never reads) and guestcheck.prom is always 0644, so node_exporter can read it.
     """
-    from guestcheck.atomicfile import write_atomic
+    from guestcheck.atomicfile import write_output
     from guestcheck.text import escape_control
 
     try:
-        write_atomic(path, text, make_parents=False, keep_mode=named_by_user)
+        write_output(path, text, keep_mode=named_by_user)
     except OSError as e:
         raise click.ClickException(escape_control(f"cannot write {path}: {e.strerror or e}")) from None
 
@@ -126,7 +139,8 @@ sample_option = click.option(
               help="human (default), json (guestcheck.doctor/1) or prometheus (node_exporter textfile).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the report to FILE (atomically) instead of standard output.")
+              help="Write the report to FILE (atomically; a device such as /dev/null or a FIFO is written into, "
+                   "never replaced) instead of standard output.")
 @click.option("--textfile-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Write guestcheck.prom atomically into node_exporter's textfile directory "
                    "(implies --format prometheus).")
@@ -162,14 +176,17 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
         from guestcheck.roots import Roots
 
         report.profile = applied_profile(Roots.from_env())
+    from guestcheck.entry import exit_code_if_stdout_closes
+
+    exit_code_if_stdout_closes(report.status.value)  # `doctor | head -1` keeps the verdict
     to_terminal = output is None and textfile_dir is None and sys.stdout.isatty()
     text = render_for(report, fmt, to_terminal=to_terminal, to_file=output is not None, verbose=verbose)
     if textfile_dir is not None:
         from guestcheck.render.prometheus import TEXTFILE_NAME
 
-        write_output(os.path.join(textfile_dir, TEXTFILE_NAME), text, named_by_user=False)
+        write_report(os.path.join(textfile_dir, TEXTFILE_NAME), text, named_by_user=False)
     elif output is not None:
-        write_output(output, text, named_by_user=True)
+        write_report(output, text, named_by_user=True)
     else:
         click.echo(text, nl=False)
     ctx.exit(report.status.value)
@@ -241,4 +258,13 @@ def _run_click(args: list[str]) -> int:
     except click.Abort:
         click.echo("guestcheck: aborted", err=True)
         return 130
+    except SystemExit:  # click's own answer to an EPIPE outside a command (`--help | head -1`): exit 1
+        from click.utils import PacifyFlushWrapper
+
+        from guestcheck.entry import silence_stdout
+
+        if isinstance(sys.stdout, PacifyFlushWrapper):
+            sys.stdout = sys.__stdout__
+            return silence_stdout()
+        raise
     return rv if isinstance(rv, int) else 0

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, List, Optional
 
 import click
 
-from guestcheck.atomicfile import write_atomic
+from guestcheck.atomicfile import write_atomic, write_output
 from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
 from guestcheck.collect.fs import read
 from guestcheck.quantities import sample_seconds_from_text, seconds_from_text
@@ -264,6 +264,7 @@ class Outcome:
     profile: Optional[str] = None
     profile_result: Optional[str] = None
     profile_rolled_back: bool = False  # the time limit cut the apply off and the journal undid it
+    report: Optional[str] = None  # report.json when written
     textfile: Optional[str] = None
     ansible_fact: Optional[str] = None  # /etc/ansible/facts.d/guestcheck.fact when written (guestcheck/fleet.py)
     problems: List[str] = field(default_factory=list)
@@ -283,7 +284,8 @@ def _empty_report(problem: str) -> Any:
 
 
 def _textfile_dir(settings: Settings, roots: Roots) -> Optional[str]:
-    """The configured directory (made if missing), else the default one only if node_exporter made it."""
+    """The configured directory (never made: a missing one is a problem when writing), else the default one
+    only if node_exporter made it."""
     from guestcheck.render.prometheus import DEFAULT_TEXTFILE_DIR
 
     if not settings.metrics:
@@ -454,8 +456,9 @@ def _write_results(roots: Roots, settings: Settings, instance: Instance, report:
         "profile_rolled_back": outcome.profile_rolled_back,
         "problems": outcome.problems,
     }
-    try:
-        write_atomic(report_path(roots), dumps(document))
+    try:  # an output others read: a device or FIFO put there is written as one, never renamed over
+        write_output(report_path(roots), dumps(document), keep_mode=False, make_parents=True)
+        outcome.report = report_path(roots)
     except OSError as e:
         note(f"cannot write {report_path(roots)}: {e.strerror or e}")
     from guestcheck.fleet import applied_profile, load_fleet_settings, write_ansible_fact
@@ -493,7 +496,7 @@ def _summarise(report: Any, outcome: Outcome, roots: Roots, emit: Callable[[str]
         emit(f"{PREFIX} {f.severity.label.upper()} {f.id} [{f.subject}] {f.summary}")
     if len(serious) > MAX_FINDING_LINES:
         emit(f"{PREFIX} ... and {len(serious) - MAX_FINDING_LINES} more in the report")
-    where = f"report {report_path(roots)}"
+    where = f"report {outcome.report}" if outcome.report else "no report written (see the problems)"
     if outcome.textfile:
         where += f", metrics {outcome.textfile}"
     if outcome.ansible_fact:

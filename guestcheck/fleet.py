@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from guestcheck import __version__
-from guestcheck.atomicfile import write_atomic
+from guestcheck.atomicfile import write_output
 from guestcheck.collect.fs import read
 from guestcheck.findings import Severity
 from guestcheck.roots import Roots
@@ -111,5 +111,5 @@ def write_ansible_fact(roots: Roots, report: Any, settings: FleetSettings,
         raise OSError(f"{directory} leads outside {roots.etc}; not written")
     os.makedirs(directory, mode=0o755, exist_ok=True)
     path = os.path.join(directory, FACT_NAME)
-    write_atomic(path, dumps(fact_document(report, profile)), mode=0o644)
+    write_output(path, dumps(fact_document(report, profile)), 0o644, keep_mode=False)
     return path

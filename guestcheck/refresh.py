@@ -42,7 +42,8 @@ def refresh(roots: Roots, say: Callable[[str], None]) -> int:
     except OSError as e:
         say(f"{PREFIX} cannot write the Ansible fact: {e.strerror or e}")
         failed = 1
-    say(f"{PREFIX} status {report.status.label}; wrote {', '.join(written) if written else 'nothing (none asked)'}")
+    what = ", ".join(written) if written else "nothing (see above)" if failed else "nothing (none asked)"
+    say(f"{PREFIX} status {report.status.label}; wrote {what}")
     return failed
 
 

@@ -8,10 +8,11 @@ renderer escapes every label value, never writes timestamps and emits each (id, 
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 from typing import Optional
 
-from guestcheck.atomicfile import write_atomic
+from guestcheck.atomicfile import write_output
 from guestcheck.drivercounters import ALLOWANCE_GAUGE, INTERFACE_COUNTERS, curated
 from guestcheck.findings import Finding
 from guestcheck.report import Report
@@ -173,7 +174,12 @@ def _conntrack_lines(report: Report) -> list[str]:
 
 
 def write_textfile(text: str, directory: str) -> str:
-    """Atomically (re)place guestcheck.prom in node_exporter's textfile directory; returns its path."""
+    """Atomically (re)place guestcheck.prom, always 0644, in node_exporter's textfile directory; returns its path.
+
+    The directory is never made: a typo must not grow a tree that node_exporter never reads."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, "no such directory (create it, or name node_exporter's "
+                                "--collector.textfile.directory)", directory)
     path = os.path.join(directory, TEXTFILE_NAME)
-    write_atomic(path, text, mode=0o644)
+    write_output(path, text, 0o644, keep_mode=False)
     return path

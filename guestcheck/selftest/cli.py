@@ -40,7 +40,20 @@ def _print_error_document(error: SelftestError) -> None:
     from guestcheck.render.json import dumps
     from guestcheck.selftest.document import error_document
 
-    click.echo(dumps(error_document(error)), nl=False)
+    _echo_before_fault(dumps(error_document(error)))
+
+
+def _echo_before_fault(text: str) -> None:
+    """What stdout gets before a fault's one line on stderr; a reader that went away (`| head -1`) must not
+    take that line, or the fault's exit code, with it."""
+    from guestcheck.entry import closed_stdout, silence_stdout
+
+    try:
+        click.echo(text, nl=False)
+    except OSError as e:
+        if not closed_stdout(e):
+            raise
+        silence_stdout()
 
 
 def _fail(error: SelftestError) -> click.ClickException:
@@ -123,7 +136,8 @@ SERVER_ONLY = ("bind", "once", "time_limit")
 @click.option("--timeout", type=DurationType(0.1, 3600), default="10", show_default=True,
               help="Give up on a peer that does not answer for this long.")
 @click.option("--json", "as_json", is_flag=True, help="Print the guestcheck.selftest/1 document.")
-@click.option("--save", type=click.Path(dir_okay=False), metavar="FILE", help="Also save the document (atomic).")
+@click.option("--save", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also save the document (atomic; a device or FIFO is written into, never replaced).")
 @click.option("--compare", type=click.Path(dir_okay=False), metavar="FILE",
               help="Show before/after against a saved document.")
 @click.option("--bind", metavar="ADDR", help="--serve: listen on this address only.")
@@ -157,7 +171,7 @@ def selftest(ctx: click.Context, peer: Optional[str], serve: bool, port: Optiona
         elif e.runs:
             from guestcheck.selftest.render import render_finished_runs
 
-            click.echo(render_finished_runs([r.to_dict() for r in e.runs]), nl=False)
+            _echo_before_fault(render_finished_runs([r.to_dict() for r in e.runs]))
         raise _fail(e) from None
     ctx.exit(code)
 
@@ -187,6 +201,9 @@ def _client(peer_text: str, port: Optional[int], duration: int, parallel: int, d
         doc["compare"] = document.compare(before, doc, compare)
     if save:
         document.save(save, doc)
+    from guestcheck.entry import exit_code_if_stdout_closes
+
+    exit_code_if_stdout_closes(int(doc["exit_code"]))  # `selftest | head -1` keeps the verdict
     if as_json:
         from guestcheck.render.json import dumps
 

@@ -9,7 +9,7 @@ import json
 from typing import Any, Optional
 
 from guestcheck import __version__
-from guestcheck.atomicfile import write_atomic
+from guestcheck.atomicfile import write_output
 from guestcheck.quantities import MAX_RATE
 from guestcheck.regularfile import read_regular
 from guestcheck.selftest.errors import FILE_ERROR, SelftestError
@@ -57,8 +57,7 @@ def error_document(error: SelftestError) -> dict[str, Any]:
 
 def save(path: str, document: dict[str, Any]) -> None:
     try:
-        write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", make_parents=False,
-                     keep_mode=True)
+        write_output(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     except OSError as e:
         raise SelftestError(FILE_ERROR, f"cannot save {path}: {e.strerror or e}") from None
 

@@ -438,6 +438,13 @@ def _nic_report(result: Any, dry_run: bool, what: str, persist: bool) -> None:
         say(f"note: {note}")
 
 
+def _nic_command(command: str, iface: str, *options: str, dry_run: bool, no_persist: bool) -> str:
+    """The command to suggest with sudo, as `tune apply` does: the interface name is quoted for the shell, and
+    a control character in it shown escaped."""
+    flags = [*options, *(["--dry-run"] if dry_run else []), *(["--no-persist"] if no_persist else [])]
+    return escape_control(" ".join(["guestcheck", "tune", command, shell_word(iface), *flags]))
+
+
 no_persist_option = click.option("--no-persist", is_flag=True,
                                  help="Change the live settings only; write no .link file or udev rule.")
 
@@ -452,7 +459,7 @@ def offloads(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> No
     persist them in /etc/systemd/network/50-guestcheck-IFACE.link."""
     from guestcheck.tune.apply import apply_offloads
 
-    with user_errors():
+    with user_errors(_nic_command("offloads", iface, dry_run=dry_run, no_persist=no_persist)):
         result = apply_offloads(iface, tc.roots, dry_run=dry_run, persist=not no_persist)
     _nic_report(result, dry_run, "no changeable offload is off", not no_persist)
 
@@ -469,7 +476,7 @@ def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None
     from guestcheck.tune.owners import guard as owners_guard
 
     vcpus = collect_host(tc.roots).vcpus
-    with user_errors():
+    with user_errors(_nic_command("queues", iface, dry_run=dry_run, no_persist=no_persist)):
         for line in owners_guard(tc.roots, {"channels": None}, iface=iface, dry_run=dry_run):
             say(line)
         result = apply_queues(iface, tc.roots, vcpus, dry_run=dry_run, persist=not no_persist)
@@ -489,7 +496,8 @@ def rings(tc: TuneContext, iface: str, rx: Optional[int], tx: Optional[int], dry
     from guestcheck.tune.apply import apply_rings
     from guestcheck.tune.owners import guard as owners_guard
 
-    with user_errors():
+    sizes = [*(["--rx", str(rx)] if rx is not None else []), *(["--tx", str(tx)] if tx is not None else [])]
+    with user_errors(_nic_command("rings", iface, *sizes, dry_run=dry_run, no_persist=no_persist)):
         for line in owners_guard(tc.roots, {"rings": None}, iface=iface, dry_run=dry_run):
             say(line)
         result = apply_rings(iface, tc.roots, rx=rx, tx=tx, dry_run=dry_run, persist=not no_persist)

@@ -79,3 +79,65 @@ def test_an_internal_error_is_one_line_with_its_text_escaped(capsys, monkeypatch
     err = capsys.readouterr().err
     assert err == ("guestcheck: internal error: RuntimeError: bad name 'eth0\\x1b[2J\\nnext' "
                    "(GUESTCHECK_DEBUG=1 shows more)\n")
+
+
+# --- a closed pipe is never an error (README "Exit codes of every command") ----------------------------------
+
+def _to_a_closed_pipe(args: list[str], root: str) -> subprocess.CompletedProcess:
+    """Run guestcheck with stdout a pipe whose reader is already gone: its first write gets EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "guestcheck", *args], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=60, cwd="/",
+                              env={**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": root})
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("args,code", [
+    (["doctor", "--sample", "0"], 2),  # the fast path: the verdict (critical: an emulated e1000) is kept
+    (["doctor", "--sample", "0", "--only", "NIC-*"], 2),  # click's path: the same
+    (["doctor", "--sample", "0", "--json"], 2),
+    (["facts", "--sample", "0"], 0),
+    (["watch", "--events", "none", "--interval", "0.1"], 0),  # without --count it would run for ever
+    (["tune", "list"], 0),
+    (["explain", "--list"], 0),
+    (["--help"], 0),
+])
+def test_a_closed_pipe_keeps_the_verdict_or_exits_0(tmp_path, args, code):
+    m = FakeMachine(tmp_path)
+    m.add_nic("ens3", driver="e1000", pci_id="8086:100e", pci_subsystem_id="1af4:1100")
+    out = _to_a_closed_pipe(args, str(tmp_path))
+    assert out.returncode == code
+    assert out.stderr == ""  # no "Exception ignored ... BrokenPipeError" at exit, no error line
+
+
+@pytest.mark.parametrize("args", [["watch", "--events", "none", "--interval", "0.1"], ["tune", "list"]])
+def test_head_1_takes_the_first_line_and_guestcheck_exits_0(tmp_path, args):
+    # the issue's own case: `guestcheck watch | head -1`, with a real head that exits after one line
+    m = FakeMachine(tmp_path)
+    m.add_nic("ens3", driver="e1000", pci_id="8086:100e", pci_subsystem_id="1af4:1100")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": str(tmp_path)}
+    gc = subprocess.Popen([sys.executable, "-m", "guestcheck", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env, cwd="/")
+    head = subprocess.run(["head", "-1"], stdin=gc.stdout, capture_output=True, text=True, timeout=60)
+    gc.stdout.close()
+    try:
+        code = gc.wait(timeout=60)
+    finally:
+        if gc.poll() is None:
+            gc.kill()
+    assert len(head.stdout.splitlines()) == 1
+    assert code == 0 and gc.stderr.read() == b""
+
+
+def test_an_epipe_that_is_not_stdout_is_no_closed_pipe(capsys, monkeypatch):
+    """Only a reader gone from stdout is a closed pipe: a broken pipe to a child is an error of its own."""
+    monkeypatch.delenv("GUESTCHECK_DEBUG", raising=False)
+
+    def child_went_away() -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert guarded(child_went_away) == 3
+    assert "internal error: BrokenPipeError" in capsys.readouterr().err

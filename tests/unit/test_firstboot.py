@@ -247,6 +247,31 @@ def test_unwritable_state_is_a_problem_not_a_crash(machine):
     assert any("cannot write" in p and "report.json" in p for p in outcome.problems)
     assert any("cannot write" in p and "firstboot.json" in p for p in outcome.problems)
     assert sum("problem: cannot write" in ln for ln in lines) == 2
+    assert outcome.report is None
+    assert "report.json" not in lines[-1] and "no report written (see the problems)" in lines[-1]
+
+
+def test_a_device_at_the_report_path_is_written_into_not_replaced(machine):
+    # the report is an output: /dev/null (or a FIFO someone reads) put there stays what it is
+    state = machine.base / "var/lib/guestcheck"
+    state.mkdir(parents=True)
+    os.mknod(state / "report.json", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    outcome, _ = run(machine)
+    assert stat.S_ISCHR(os.lstat(state / "report.json").st_mode)
+    assert outcome.report == str(state / "report.json") and not outcome.problems
+
+
+def test_a_symlinked_report_path_is_not_followed_and_not_named(machine):
+    state = machine.base / "var/lib/guestcheck"
+    state.mkdir(parents=True)
+    victim = machine.base / "etc/shadow"
+    victim.parent.mkdir(parents=True, exist_ok=True)
+    victim.write_text("root:x:1::::::\n")
+    (state / "report.json").symlink_to(victim)
+    outcome, lines = run(machine)
+    assert victim.read_text() == "root:x:1::::::\n" and os.path.islink(state / "report.json")
+    assert any(p.startswith(f"cannot write {state}/report.json: it is a symbolic link") for p in outcome.problems)
+    assert outcome.report is None and "report.json" not in lines[-1]
 
 
 # --- metrics ---------------------------------------------------------------------------------------------
@@ -263,9 +288,16 @@ def test_metrics_go_to_the_default_dir_only_if_node_exporter_made_it(machine):
     assert lines[-1].endswith(f"metrics {default}/guestcheck.prom; `guestcheck explain ID` tells more")
 
 
-def test_configured_metrics_dir_is_made(machine):
+def test_configured_metrics_dir_is_never_made(machine):
+    # a typo must not grow a tree node_exporter never reads: a missing directory is a problem, as for doctor
     machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\ntextfile_dir = /srv/metrics\n")
-    outcome, _ = run(machine)
+    outcome, lines = run(machine)
+    assert outcome.textfile is None and not (machine.base / "srv").exists()
+    assert any(p.startswith(f"cannot write metrics into {machine.base}/srv/metrics: no such directory")
+               for p in outcome.problems)
+    assert ", metrics " not in lines[-1]
+    (machine.base / "srv/metrics").mkdir(parents=True)
+    outcome, _ = run(machine, force=True)
     assert outcome.textfile == str(machine.base / "srv/metrics/guestcheck.prom")
     assert "guestcheck_status{status=\"critical\"} 2" in Path(outcome.textfile).read_text()
 
@@ -280,6 +312,7 @@ def test_metrics_off(machine):
 
 def test_timeout_still_writes_unknown_metrics(machine):
     machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\ntimeout = 1\ntextfile_dir = /m\n")
+    (machine.base / "m").mkdir()
     run(machine, collect=lambda roots, sample: time.sleep(10))
     assert 'guestcheck_status{status="unknown"} 3' in (machine.base / "m/guestcheck.prom").read_text()
 

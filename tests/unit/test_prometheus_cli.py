@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,50 @@ def test_json_and_another_format_disagree_on_the_fast_path_too():
         out = guestcheck("doctor", *args, "--sample", "0")
         assert out.returncode == 3 and "disagree" in out.stderr, out.stderr
     assert json.loads(guestcheck("doctor", "--format", "json", "--json", "--sample", "0").stdout)["schema"]
+
+
+def test_output_to_a_character_device_keeps_the_device_and_the_verdict(e1000_facts, tmp_path):
+    # `-o /dev/null` (only the exit code wanted) must never replace /dev/null: a mknod'ed one stands in for it
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    for args in (["-o", str(null)], ["--format", "prometheus", "-o", str(null)]):
+        out = guestcheck("doctor", "--facts", str(e1000_facts), *args)
+        assert out.returncode == 2 and out.stderr == "" and out.stdout == ""
+        assert stat.S_ISCHR(os.lstat(null).st_mode) and os.lstat(null).st_rdev == os.makedev(1, 3)
+    assert sorted(os.listdir(tmp_path)) == ["facts.json", "null", "root"]
+
+
+def test_output_to_a_link_to_stdout_writes_stdout(e1000_facts, tmp_path):
+    # /dev/stdout is a symlink to /proc/self/fd/1: a link of our own to the same stands in for it
+    (tmp_path / "stdout").symlink_to("/proc/self/fd/1")
+    out = guestcheck("doctor", "--facts", str(e1000_facts), "--format", "prometheus", "-o", str(tmp_path / "stdout"))
+    assert out.returncode == 2, out.stderr
+    assert checks_of(out.stdout)[("NIC-EMULATED", "ens3")] == "critical"
+    assert os.readlink(tmp_path / "stdout") == "/proc/self/fd/1"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "symlink"])
+def test_output_that_cannot_be_written_is_one_line_and_exit_3(e1000_facts, tmp_path, kind):
+    import socket
+
+    target = tmp_path / "out"
+    keep = None
+    if kind == "fifo":
+        os.mkfifo(target)  # no reader: an error at once, never a hang
+        why = "it is a FIFO with no reader (start the reader first)"
+    elif kind == "socket":
+        keep = socket.socket(socket.AF_UNIX)
+        keep.bind(str(target))
+        why = "it is a socket; only a regular file, a character device or a FIFO is written"
+    else:
+        (tmp_path / "victim").write_text("precious")
+        target.symlink_to(tmp_path / "victim")
+        why = "it is a symbolic link, not followed to a file (name the file itself, or remove the link)"
+    try:
+        out = guestcheck("doctor", "--facts", str(e1000_facts), "-o", str(target))
+    finally:
+        if keep is not None:
+            keep.close()
+    assert out.returncode == 3
+    assert out.stderr.splitlines() == [f"Error: cannot write {target}: {why}"]
+    assert kind != "symlink" or (tmp_path / "victim").read_text() == "precious"

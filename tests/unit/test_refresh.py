@@ -16,6 +16,7 @@ def test_refresh_writes_both_with_the_applied_profile(tmp_path):
                                              "[fleet]\nansible_facts = yes\n")
     m.write("var/lib/guestcheck/tune-state.json", State(profile="throughput").to_text())
     m.write_ethtool()
+    (m.base / "prom").mkdir()
     said: list[str] = []
     assert refresh(m.roots, said.append) == 0
     prom = (m.base / "prom/guestcheck.prom").read_text()
@@ -31,3 +32,25 @@ def test_refresh_with_nothing_asked_writes_nothing(tmp_path):
     said: list[str] = []
     assert refresh(m.roots, said.append) == 0
     assert said[-1].endswith("wrote nothing (none asked)")
+
+
+def test_a_missing_textfile_dir_is_not_made_and_is_an_error(tmp_path):
+    # as doctor --textfile-dir: a typo must not grow a tree node_exporter never reads
+    m = FakeMachine(tmp_path / "root")
+    m.write("etc/guestcheck/guestcheck.conf", "[firstboot]\ntextfile_dir = /prom\nsample = 0\n")
+    m.write_ethtool()
+    said: list[str] = []
+    assert refresh(m.roots, said.append) == 1
+    assert not (m.base / "prom").exists()
+    assert f"guestcheck refresh: cannot write metrics into {m.base}/prom: no such directory" in said[0]
+
+
+def test_a_failed_write_never_says_none_asked(tmp_path):
+    m = FakeMachine(tmp_path / "root")
+    m.write("etc/guestcheck/guestcheck.conf", "[firstboot]\ntextfile_dir = /prom\nsample = 0\n")
+    m.write_ethtool()
+    (m.base / "prom/guestcheck.prom").mkdir(parents=True)  # a directory where the file goes: the write fails
+    said: list[str] = []
+    assert refresh(m.roots, said.append) == 1
+    assert said[0] == f"guestcheck refresh: cannot write metrics into {m.base}/prom: Is a directory"
+    assert said[-1].endswith("; wrote nothing (see above)") and "none asked" not in said[-1]

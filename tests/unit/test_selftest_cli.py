@@ -61,11 +61,36 @@ def test_bad_input_is_one_line_with_its_exit_code(args, code, message):
 
 
 def test_missing_iperf3_names_the_install_command(tmp_path):
-    out = selftest("--peer", "10.0.0.2", "--expect", "1G", path=str(tmp_path))
+    # the fake root has no /usr/bin/iperf3 either: not installed at all
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text("ID=debian\n")
+    out = selftest("--peer", "10.0.0.2", "--expect", "1G", path=str(tmp_path), root=str(tmp_path))
     assert out.returncode == errors.IPERF3_MISSING == 16
     assert out.stderr.strip() == "Error: iperf3 is not installed: install it with `apt-get install -y iperf3`"
-    served = selftest("--serve", path=str(tmp_path))
+    served = selftest("--serve", path=str(tmp_path), root=str(tmp_path))
     assert served.returncode == errors.IPERF3_MISSING and "apt-get install -y iperf3" in served.stderr
+
+
+def test_iperf3_installed_but_not_on_path_says_where_it_is(tmp_path):
+    # a systemd unit, cron or sudo's secure_path may leave /usr/bin off PATH; installing again would not help
+    binary = tmp_path / "usr/bin/iperf3"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\nexit 1\n")
+    binary.chmod(0o755)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in (["--peer", "10.0.0.2", "--expect", "1G"], ["--serve"]):
+        out = selftest(*args, path=str(empty), root=str(tmp_path))
+        assert out.returncode == errors.IPERF3_MISSING, out.stderr
+        assert out.stderr.strip() == (f"Error: iperf3 is installed as {binary} but is not on PATH: add "
+                                      f"{binary.parent} to PATH (it is '{empty}')")
+
+
+@pytest.mark.skipif(not os.access("/usr/bin/iperf3", os.X_OK), reason="needs /usr/bin/iperf3")
+def test_the_real_usr_bin_iperf3_off_path_is_found(tmp_path):
+    out = selftest("--peer", "10.0.0.2", "--expect", "1G", path=str(tmp_path))
+    assert out.returncode == errors.IPERF3_MISSING
+    assert "iperf3 is installed as /usr/bin/iperf3 but is not on PATH: add /usr/bin to PATH" in out.stderr
 
 
 @pytest.mark.parametrize("os_release,command", [
@@ -84,7 +109,7 @@ def test_missing_iperf3_names_this_distributions_install_command(tmp_path, os_re
 
 
 def test_errors_in_json_mode_also_print_a_document(tmp_path):
-    out = selftest("--peer", "10.0.0.2", "--expect", "1G", "--json", path=str(tmp_path))
+    out = selftest("--peer", "10.0.0.2", "--expect", "1G", "--json", path=str(tmp_path), root=str(tmp_path))
     assert out.returncode == errors.IPERF3_MISSING
     doc = json.loads(out.stdout)
     assert doc["schema"] == "guestcheck.selftest/1"

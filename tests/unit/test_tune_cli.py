@@ -308,3 +308,21 @@ def test_the_memory_guards_refusal_escapes_a_container_name_from_a_marker_file(t
     assert k.get("net.core.rmem_max") == "212992"
     out = tune(tmp_path, "apply", "throughput", "--dry-run")  # the same reasons, as a note
     assert out.returncode == 0 and "evil\\x1b]0;owned" in out.stdout and raw_controls(out.stdout) == []
+
+
+@pytest.mark.root  # becomes nobody, who must be able to read the checkout
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+@pytest.mark.parametrize("args,command", [
+    (["offloads", "nosuch0"], "guestcheck tune offloads nosuch0"),
+    (["queues", "lo", "--no-persist"], "guestcheck tune queues lo --no-persist"),
+    (["rings", "lo", "--rx", "256", "--dry-run"], "guestcheck tune rings lo --rx 256 --dry-run"),
+])
+def test_non_root_nic_commands_suggest_sudo_as_apply_does(args, command):
+    # as tests/unit/test_cli.py::test_non_root_tune_apply_suggests_sudo; tests/live/test_tune_cli_live.py shows
+    # the same where the permission itself is what fails
+    out = subprocess.run([sys.executable, "-m", "guestcheck", "tune", *args], capture_output=True, text=True,
+                         timeout=60, cwd="/", preexec_fn=lambda: os.setuid(65534),
+                         env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"})
+    assert out.returncode == 3
+    one_line_error(out)
+    assert out.stderr.rstrip().endswith(f"(you are not root: try `sudo {command}`)")

@@ -132,6 +132,9 @@ log "dpkg -i $(basename "${DEB}")"
 in_chroot "${ROOT}" dpkg -i /tmp/guestcheck.deb
 in_chroot "${ROOT}" systemctl is-enabled guestcheck-firstboot.service >/dev/null ||
     { log "guestcheck-firstboot.service is not enabled after install"; exit 1; }
+# node_exporter's textfile directory, as prometheus-node-exporter's package makes it: guestcheck never creates
+# a textfile directory (a typo would be one node_exporter never reads), and the image has no node_exporter
+mkdir -p "${ROOT}/var/lib/prometheus/node-exporter"
 
 # Test only: once guestcheck-firstboot ran (whatever its result), show the journal and the tuned sysctl on
 # the console, run `cloud-init clean` when the kernel command line asks for it, and power off.
