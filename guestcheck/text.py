@@ -7,16 +7,40 @@ valid facts-file name, and a kernel name may hold an ESC. Two helpers, used by e
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 
 # what a shell, a udev rule, YAML and XML all take as one plain word
 _PLAIN = re.compile(r"[A-Za-z0-9_.:@%+,=-]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def shell_word(value: object) -> str:
-    """`value` as one shell word (shlex.quote): `shlex.split` gives it back whole, nothing in it runs."""
-    return shlex.quote(str(value))
+    """`value` as one shell word that a POSIX shell (dash too) turns back into the same bytes; nothing in it runs.
+
+    Printable text is quoted with shlex.quote (`shlex.split` gives it back whole). A character a terminal must
+    not be sent (a control, a lone surrogate: a name's byte that is not UTF-8, as os.fsdecode keeps it) is
+    spelled as octal bytes for printf in a command substitution, so the word stays printable ASCII and a pasted
+    fix still names `n\\xff` byte for byte. A newline stays inside the quotes (a substitution would drop it).
+    """
+    text = str(value)
+    if text.isprintable() and not _SURROGATE.search(text):
+        return shlex.quote(text)
+    parts = []
+    for printable, run in itertools.groupby(text, key=_printable):
+        chunk = "".join(run)
+        if printable:
+            parts.append(shlex.quote(chunk))
+        else:
+            octal = "".join(f"\\{byte:03o}" for byte in chunk.encode("utf-8", "surrogateescape"))
+            parts.append(f'"$(printf \'{octal}\')"')
+    return "".join(parts)
+
+
+def _printable(ch: str) -> bool:
+    """What shlex.quote may keep as it is: a newline too, which a substitution would drop."""
+    return ch == "\n" or (ch.isprintable() and not _SURROGATE.match(ch))
 
 
 def is_plain(value: str) -> bool:
