@@ -187,16 +187,19 @@ def _azure(facts: Facts) -> List[Finding]:
                                                         "vf_tx_bytes") if k in stats})
         if vf_packets == 0 and synthetic >= MIN_SYNTHETIC_PACKETS:
             state = "" if carries_traffic(vf) else f" (VF link {vf.operstate or 'state unknown'})"
-            fix = "\n".join([f"ip link set {shell_word(vf.name)} up",
-                             "dmesg | grep -i -e mana -e mlx -e 'VF '"])
             out.append(Finding("AZURE-VF-IDLE", Severity.CRITICAL, nic.name,
                                f"VF {vf.name} carried 0 packets since boot, the synthetic path {synthetic}{state}",
-                               evidence, fix, "guest"))
+                               evidence, f"ip link set {shell_word(vf.name)} up", "guest", hint=VF_IDLE_HINT))
         else:
             out.append(Finding("AZURE-VF-PAIRED", Severity.OK, nic.name,
                                f"VF {vf.name} ({vf.driver}) paired, {vf_packets} packets on it since boot",
                                evidence, ""))
     return out
+
+
+# Looking is not fixing: where the VF stays idle, what to look at is advice, not part of the pasted fix.
+VF_IDLE_HINT = ("If it stays idle, look for a failed probe (dmesg | grep -i -e mana -e mlx -e 'VF '); on the host, "
+                "restart the VM to get a new VF.")
 
 
 # PCI ids of NICs a guest meets, and the module that drives them (the kernel's pci_device_id tables)

@@ -155,9 +155,11 @@ def run(facts: Facts) -> list[Finding]:
             continue
         higher = route.mtu > route.dev_mtu
         # the fix is the command alone, pasteable; the other way and persisting it are in the evidence/explain
-        dev = shell_word(route.dev or "IFACE")
-        fix = (f"ip {'-6 ' if route.family == 'ipv6' else ''}route change default"
-               f"{' via ' + shell_word(route.gateway) if route.gateway else ''} dev {dev} mtu {route.dev_mtu}")
+        command = (f"ip {'-6 ' if route.family == 'ipv6' else ''}route change default"
+                   f"{' via ' + shell_word(route.gateway) if route.gateway else ''} dev "
+                   f"{shell_word(route.dev) if route.dev else 'IFACE'} mtu {route.dev_mtu}")
+        # a route with no device named (multipath) gets no command with a placeholder in it: advice instead
+        fix, hint = (command, "") if route.dev else ("", f"{command} (IFACE: the route's device)")
         evidence = {**_evidence(route), "route_mtu": route.mtu, "dev_mtu": route.dev_mtu,
                     "persist": "the same where the route is configured (netplan routes: mtu, "
                                "/etc/network/interfaces, DHCP option 26)"}
@@ -169,7 +171,7 @@ def run(facts: Facts) -> list[Finding]:
             f"{route.family} default route MTU {route.mtu} "
             + (f"exceeds the interface's {route.dev_mtu}: packets too big for the link"
                if higher else f"is below the interface's {route.dev_mtu}: smaller segments than the link allows"),
-            evidence, fix))
+            evidence, fix, hint=hint))
     return out
 
 

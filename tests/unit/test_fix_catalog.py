@@ -37,6 +37,7 @@ from guestcheck.facts import (
     Path,
     PciFunction,
     Rings,
+    Route,
     Tunnel,
 )
 from guestcheck.findings import Finding
@@ -243,3 +244,10 @@ def test_every_guest_fix_id_has_a_live_scenario_or_a_reason_it_cannot_have_one()
     assert not stale, f"not guest-fix ids (any more): {sorted(stale)}"
     assert all(len(reason) > 20 for reason in NOT_BUILDABLE_HERE.values())
     assert all(callable(test) and test.__name__.startswith("test_") for test in SCENARIOS.values())
+
+
+def test_a_route_mtu_fix_without_a_device_is_advice_not_a_placeholder():
+    facts = base()
+    facts.path = Path(routes=[Route("ipv4", dev=None, gateway="10.0.0.1", mtu=9000, dev_mtu=1500)])
+    (f,) = [f for f in judge(facts).findings if f.id == "PATH-MTU-MISMATCH"]
+    assert (f.fix, f.fix_on) == ("", "") and f.hint.startswith("ip route change default via 10.0.0.1 dev IFACE")
