@@ -44,6 +44,10 @@ class Finding:
     # where the fix runs: "guest" (shell commands, one per line, pasteable as they are), "host" (one labelled
     # line per platform, for the hypervisor's admin), "" when there is nothing to fix
     fix_on: str = ""
+    # advice for a person where no command can be given (a gateway only the admin knows, memory the provider
+    # must reserve), or beside the fix (how to keep it across reboots in the machine's own network
+    # configuration); prose, never pasted: `fix` holds only what runs as it is
+    hint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -78,13 +78,14 @@ def veth_pair(a: Netns, b: Netns, *, a_addr: str = "10.199.0.1/24", b_addr: str 
     yield a_name, b_name
 
 
-def guestcheck_in(ns: Netns, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run this checkout's guestcheck inside a namespace, with the interpreter running the tests."""
+def guestcheck_in(ns: Netns, *args: str, timeout: float = 60, wrap: Sequence[str] = ()) -> subprocess.CompletedProcess:
+    """Run this checkout's guestcheck inside a namespace, with the interpreter running the tests (after the
+    `wrap` command, such as unshare, when given)."""
     import sys
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": repo}
-    return ns.run([sys.executable, "-m", "guestcheck", *args], check=False, timeout=timeout, env=env)
+    return ns.run([*wrap, sys.executable, "-m", "guestcheck", *args], check=False, timeout=timeout, env=env)
 
 
 def tbf_limit(ns: Netns, dev: str, rate: str, *, burst: str = "64kb", latency: str = "20ms") -> None:

@@ -29,7 +29,10 @@ class FindingDoc:
     why: str
     fix: str
     judged_on: str = ""  # for NIC-level findings: PRESENT or CARRYING_TRAFFIC, printed by `explain`
-    fix_on: str = "guest"  # "guest" or "host": where a finding's fix runs (see Finding.fix_on)
+    # where its findings' fixes run (see Finding.fix_on): "guest", "host", or "" when they never carry a command
+    # (an all-clear, context, or advice only a person can follow, which goes in Finding.hint)
+    fix_on: str = "guest"
+    guest_fix_too: bool = False  # a "host" finding that on some platforms gives a command for the guest instead
 
 
 # Which interfaces a NIC-level check looks at. A setting of the VM (the NIC model, the queues the host gave,
@@ -59,8 +62,15 @@ RUNNER_FINDINGS = {
         "info",
         "A check raised an error on these facts. Its area is unknown; the other checks still ran.",
         "Report the error with `guestcheck facts --json` attached.",
+        fix_on="",
     ),
 }
+
+
+def guest_fix_ids() -> set[str]:
+    """The ids whose findings can carry a fix to paste in the guest: each one has a live test that pastes it
+    (tests/live/test_fixes_live.py) or a reason there why it cannot be built there."""
+    return {i for i, doc in catalog().items() if doc.fix_on == "guest" or doc.guest_fix_too}
 
 
 def _selected(finding_id: str, only: Iterable[str], skip: Iterable[str]) -> bool:
@@ -88,7 +98,8 @@ def run_checks(facts: Facts, only: Iterable[str] = (), skip: Iterable[str] = ())
         except Exception as e:  # a bug in one check must not hide the others' results
             complete = False
             found = [Finding("CHECK-FAILED", Severity.INFO, module.__name__.rsplit(".", 1)[1],
-                             f"check failed: {type(e).__name__}: {e}", {}, RUNNER_FINDINGS["CHECK-FAILED"].fix)]
+                             f"check failed: {type(e).__name__}: {e}", {},
+                             hint=RUNNER_FINDINGS["CHECK-FAILED"].fix)]
         findings.extend(_where_fixed(f) for f in found if f.id == "CHECK-FAILED" or _selected(f.id, only, skip))
     from guestcheck.checks.agents import annotate
 
@@ -123,7 +134,7 @@ def _where_fixed(finding: Finding) -> Finding:
     if finding.fix_on:
         return finding
     doc = catalog().get(finding.id)
-    return dataclasses.replace(finding, fix_on=doc.fix_on if doc else "guest")
+    return dataclasses.replace(finding, fix_on=doc.fix_on if doc and doc.fix_on else "guest")
 
 
 def present_nics(facts: Facts, kinds: Optional[set[str]] = None) -> list:

@@ -134,6 +134,7 @@ FINDINGS = {
         "changes).",
         "Change the setting where its owner keeps it (the TuneD profile, /etc/default/irqbalance, the netplan or "
         "NetworkManager connection), or stop that agent from managing it; then `guestcheck tune`.",
+        fix_on="",  # names the other agents; the findings about their settings carry the fixes
     ),
 }
 

@@ -10,8 +10,9 @@ from guestcheck.text import plain_or, shell_word
 # Two commands, in this order: while STP is on the kernel refuses a forward delay below 2 s (ERANGE),
 # and it applies forward_delay before stp_state when both come in one `ip link set`.
 NOW = "ip link set {br} type bridge stp_state 0 && ip link set {br} type bridge forward_delay 0"
+# How to keep it, where the bridge is configured: advice (the finding's hint), never part of the pasted fix.
 PERSIST = (
-    "{now}; to keep it: /etc/network/interfaces (iface {br}): `bridge_stp off` and `bridge_fd 0`; "
+    "to keep it: /etc/network/interfaces (iface {br}): `bridge_stp off` and `bridge_fd 0`; "
     "netplan: bridges: {{{br}: {{parameters: {{stp: false, forward-delay: 0}}}}}}; "
     "NetworkManager: nmcli con mod {br_shell} bridge.stp no bridge.forward-delay 0; "
     "libvirt network: <bridge name='{br}' stp='off' delay='0'/>"
@@ -28,7 +29,7 @@ FINDINGS = {
         "switch port with BPDU guard can shut the uplink down. A host bridge with one uplink has no loop "
         "for STP to break. Ports STP holds when it is switched off still sit out their current delay (up to "
         "2 x the old one); they forward nothing anyway, so the fix bounces them (down, up) to release them.",
-        PERSIST.format(now=NOW.format(br="BR"), br="BR", br_shell="BR"),
+        NOW.format(br="BR") + "; " + PERSIST.format(br="BR", br_shell="BR"),
         judged_on=PRESENT,
     ),
     "BRIDGE-FORWARD-DELAY": FindingDoc(
@@ -37,7 +38,7 @@ FINDINGS = {
         "With STP off the kernel forwards on a new port at once and ignores the delay, but the moment STP "
         "is switched on (a config manager, libvirt, mstpd) every port waits 2 x the delay again. Setting it "
         "to 0 makes the bridge's configuration say what it does.",
-        PERSIST.format(now="ip link set BR type bridge forward_delay 0", br="BR", br_shell="BR"),
+        "ip link set BR type bridge forward_delay 0; " + PERSIST.format(br="BR", br_shell="BR"),
         judged_on=PRESENT,
     ),
     "VLAN-INTERFACE": FindingDoc(
@@ -47,13 +48,14 @@ FINDINGS = {
         "in its lower device's (4 bytes of tag), and offloads of the lower device decide what the VLAN gets.",
         "Nothing to fix.",
         judged_on=PRESENT,
+        fix_on="",
     ),
 }
 
 
-def _fix(bridge: Bridge, now: str) -> str:
+def _persist_hint(bridge: Bridge) -> str:
     """Commands take the name quoted; config snippets (interfaces, netplan, XML) take it only when it is plain."""
-    text = PERSIST.format(now=now, br=plain_or(bridge.name, "BR"), br_shell=shell_word(bridge.name))
+    text = PERSIST.format(br=plain_or(bridge.name, "BR"), br_shell=shell_word(bridge.name))
     return text if plain_or(bridge.name, "") else text + " (BR: this bridge, whose name needs quoting)"
 
 
@@ -72,12 +74,13 @@ def run(facts: Facts) -> list[Finding]:
             if held:
                 wait += f"; held now: {', '.join(held)}"
             out.append(Finding("BRIDGE-STP-ON", Severity.WARNING, br.name,
-                               f"{kind} is on: {wait}", evidence, _fix(br, now)))
+                               f"{kind} is on: {wait}", evidence, now, hint=_persist_hint(br)))
         elif br.stp_state == 0 and delay:
             out.append(Finding("BRIDGE-FORWARD-DELAY", Severity.INFO, br.name,
                                f"forward delay {delay:g} s (no effect while STP is off; 2 x {delay:g} s if it "
                                "is turned on)", evidence,
-                               _fix(br, f"ip link set {shell_word(br.name)} type bridge forward_delay 0")))
+                               f"ip link set {shell_word(br.name)} type bridge forward_delay 0",
+                               hint=_persist_hint(br)))
     for vlan in facts.vlans:
         vid = vlan.vlan_id if vlan.vlan_id is not None else "?"
         out.append(Finding("VLAN-INTERFACE", Severity.INFO, vlan.name,

@@ -52,6 +52,7 @@ FINDINGS = {
         "firewall or NAT runs on this machine (or in this network namespace's kernel). Said so that its "
         "absence from the report is not mistaken for a check that did not run.",
         "Nothing to fix.",
+        fix_on="",
     ),
 }
 

@@ -67,6 +67,7 @@ FINDINGS = {
         "or RPS. For ENA queue stops with an allowance counter rising, see NIC-ALLOWANCE-EXCEEDED. For "
         "rx_no_memory and virtio drops, check memory pressure (free -m, /proc/pressure/memory).",
         judged_on=PRESENT,
+        fix_on="",  # the cause is a busy CPU or memory pressure: the evidence names them
     ),
     "NIC-DROPS": FindingDoc(
         "The interface dropped packets",

@@ -92,6 +92,7 @@ FINDINGS = {
         "hv_netvsc has its VF as a lower device, and the VF carries traffic.",
         "Nothing to fix.",
         judged_on=PRESENT,
+        fix_on="",
     ),
     "MANA-NO-DRIVER": FindingDoc(
         "Azure's MANA NIC has no driver",
@@ -188,16 +189,19 @@ def _azure(facts: Facts) -> List[Finding]:
                                                         "vf_tx_bytes") if k in stats})
         if vf_packets == 0 and synthetic >= MIN_SYNTHETIC_PACKETS:
             state = "" if carries_traffic(vf) else f" (VF link {vf.operstate or 'state unknown'})"
-            fix = "\n".join([f"ip link set {shell_word(vf.name)} up",
-                             "dmesg | grep -i -e mana -e mlx -e 'VF '"])
             out.append(Finding("AZURE-VF-IDLE", Severity.CRITICAL, nic.name,
                                f"VF {vf.name} carried 0 packets since boot, the synthetic path {synthetic}{state}",
-                               evidence, fix, "guest"))
+                               evidence, f"ip link set {shell_word(vf.name)} up", "guest", hint=VF_IDLE_HINT))
         else:
             out.append(Finding("AZURE-VF-PAIRED", Severity.OK, nic.name,
                                f"VF {vf.name} ({vf.driver}) paired, {vf_packets} packets on it since boot",
                                evidence, ""))
     return out
+
+
+# Looking is not fixing: where the VF stays idle, what to look at is advice, not part of the pasted fix.
+VF_IDLE_HINT = ("If it stays idle, look for a failed probe (dmesg | grep -i -e mana -e mlx -e 'VF '); on the host, "
+                "restart the VM to get a new VF.")
 
 
 # PCI ids of NICs a guest meets, and the module that drives them (the kernel's pci_device_id tables)
@@ -259,6 +263,10 @@ def ena_version(text: Optional[str], kernel: str) -> Optional[Tuple[int, int, in
     return version if version[0] < 3 else None  # ENA versions are 1.x and 2.x; 3+ is a kernel release
 
 
+ENA_DKMS_HINT = ("Install the ena driver from github.com/amzn/amzn-drivers (kernel/linux/ena, with DKMS) as its "
+                 "README says, then reboot.")
+
+
 def kernel_upgrade(os_name: str, kernel: str) -> List[str]:
     """The distribution's newest kernel of the running flavour (it carries a newer in-tree ena); elsewhere the
     GitHub driver, which the guest's admin builds with DKMS as its README says."""
@@ -268,8 +276,7 @@ def kernel_upgrade(os_name: str, kernel: str) -> List[str]:
         return ["apt-get update", f"apt-get install -y --only-upgrade {shell_word('linux-image-' + flavour.group(1))}"]
     if any(d in name for d in ("amazon linux", "red hat", "rhel", "centos", "rocky", "alma", "fedora")):
         return ["yum update -y kernel"]
-    return ["# install the ena driver from github.com/amzn/amzn-drivers (kernel/linux/ena, with DKMS) as its "
-            "README says"]
+    return []  # no command to give: ENA_DKMS_HINT says what to do
 
 
 def _ena(facts: Facts) -> List[Finding]:
@@ -292,11 +299,12 @@ def _ena(facts: Facts) -> List[Finding]:
         need = ".".join(map(str, needed))
         evidence = {"driver_version": nic.driver_version, "needs": need, "missing_counters": missing,
                     "kernel": facts.host.kernel}
-        fix = "\n".join([*kernel_upgrade(facts.host.os, facts.host.kernel), "reboot"])
+        upgrade = kernel_upgrade(facts.host.os, facts.host.kernel)
         out.append(Finding("ENA-DRIVER-OLD", Severity.INFO, nic.name,
                            f"ENA driver {nic.driver_version or '?'}: the limit counters need {need} or newer"
                            + (f" (missing: {', '.join(missing)})" if missing else ""),
-                           evidence, fix, "guest"))
+                           evidence, "\n".join([*upgrade, "reboot"]) if upgrade else "",
+                           "guest" if upgrade else "", hint="" if upgrade else ENA_DKMS_HINT))
     return out
 
 

@@ -48,6 +48,7 @@ FINDINGS = {
         "The tuner refuses profiles that need guaranteed memory unless this says guaranteed. Also shows RAM (MemTotal, "
         "the firmware's System RAM), swap and the usable total.",
         "Nothing to fix by itself: see the MEM- findings it lists. " + ASK_PROVIDER,
+        fix_on="",  # a verdict: the findings it lists carry the fixes
     ),
     "MEM-BALLOON": FindingDoc(
         "A virtio-balloon device is bound: the host can take memory back",
@@ -120,6 +121,7 @@ FINDINGS = {
         "Size buffers for the limit, not MemTotal, or raise it where the container is defined: docker update "
         "--memory SIZE CONTAINER; LXC: lxc.cgroup2.memory.max = SIZE; systemd: systemctl set-property UNIT "
         "MemoryMax=SIZE; Kubernetes: resources.limits.memory.",
+        fix_on="",  # the limit is set where the container is defined, by its admin: advice in the hint
     ),
     "MEM-OVERCOMMIT": FindingDoc(
         "Memory overcommit policy and how much is committed",
@@ -132,6 +134,7 @@ FINDINGS = {
         "`sysctl vm.overcommit_memory=2` trades OOM kills for failed allocations but caps commitments at swap + "
         "overcommit_ratio % of RAM (default 50 %): set vm.overcommit_ratio (e.g. 90) with it and test first, "
         "since programs that reserve far more than they use (JVMs, browsers) then fail to start.",
+        fix_on="",  # a trade-off for the admin to weigh, not a command: advice in the hint
     ),
     "CPU-STEAL": FindingDoc(
         "CPU steal time over the sample",
@@ -348,7 +351,7 @@ def _cgroup_finding(m: Memory) -> Optional[Finding]:
                 "source": m.cgroup_limit_source}
     return Finding("MEM-CGROUP-LIMIT", Severity.WARNING if full else Severity.INFO, "memory",
                    f"cgroup limit {fmt_bytes(limit)} (using {fmt_bytes(usage)}) below MemTotal "
-                   f"{fmt_bytes(m.total_bytes)}", evidence, FINDINGS["MEM-CGROUP-LIMIT"].fix)
+                   f"{fmt_bytes(m.total_bytes)}", evidence, hint=FINDINGS["MEM-CGROUP-LIMIT"].fix)
 
 
 def _overcommit_finding(m: Memory) -> Optional[Finding]:
@@ -361,19 +364,19 @@ def _overcommit_finding(m: Memory) -> Optional[Finding]:
                 "commit_limit_bytes": limit, "committed_ratio": None if ratio is None else round(ratio, 3),
                 "ram_plus_swap_bytes": ram_swap}
     head = f"vm.overcommit_memory={mode if mode is not None else '?'}, Committed_AS {fmt_bytes(committed)}"
-    fix = FINDINGS["MEM-OVERCOMMIT"].fix
+    hint = FINDINGS["MEM-OVERCOMMIT"].fix
     if mode == 2 and ratio is not None and ratio >= COMMIT_WARN_RATIO:
         return Finding("MEM-OVERCOMMIT", Severity.WARNING, "memory",
                        f"{head} is {ratio:.0%} of CommitLimit {fmt_bytes(limit)}: allocations will fail soon",
-                       evidence, "Raise vm.overcommit_ratio or add swap (CommitLimit = swap + RAM x ratio / 100).")
+                       evidence, hint="Raise vm.overcommit_ratio or add swap (CommitLimit = swap + RAM x ratio / 100).")
     if mode != 2 and ram_swap and committed > ram_swap:
         return Finding("MEM-OVERCOMMIT", Severity.WARNING, "memory",
                        f"{head} exceeds RAM + swap {fmt_bytes(ram_swap)}: the OOM killer fires if it is used",
-                       evidence, fix)
+                       evidence, hint=hint)
     severity = Severity.INFO if mode == 1 else Severity.OK
     tail = ", always overcommits" if mode == 1 else ""
     return Finding("MEM-OVERCOMMIT", severity, "memory",
-                   f"{head} of RAM + swap {fmt_bytes(ram_swap)}{tail}", evidence, fix if mode == 1 else "")
+                   f"{head} of RAM + swap {fmt_bytes(ram_swap)}{tail}", evidence, hint=hint if mode == 1 else "")
 
 
 def _verdict_finding(facts: Facts, m: Memory) -> Finding:
@@ -388,8 +391,8 @@ def _verdict_finding(facts: Facts, m: Memory) -> Finding:
                 "inflated_bytes": v.inflated_bytes, "available_bytes": m.available_bytes,
                 "swap_total_bytes": swap, "swap_free_bytes": m.swap_free_bytes, "unknown": dict(m.unknown)}
     severity = Severity.OK if v.guaranteed else Severity.INFO
-    return Finding("MEM-GUARANTEED", severity, "memory", f"memory {v.label} ({sizes})", evidence,
-                   "" if v.guaranteed else FINDINGS["MEM-GUARANTEED"].fix)
+    hint = "" if v.guaranteed else f"The MEM- findings listed say what lets the host take memory back. {ASK_PROVIDER}"
+    return Finding("MEM-GUARANTEED", severity, "memory", f"memory {v.label} ({sizes})", evidence, hint=hint)
 
 
 def _steal_finding(facts: Facts) -> Finding:

@@ -11,6 +11,11 @@ from guestcheck.findings import Finding, Severity
 from guestcheck.judge.virt import host_tools
 from guestcheck.text import shell_word
 
+UNKNOWN_HINT = ("Report the driver so it can be added to the tables: attach the output of "
+                "`guestcheck facts --json > guestcheck-facts.json`.")
+NONE_HINT = ("No interface is down, and none has a link: check that the VM has a NIC and that it is connected on "
+             "the host's side, then the interface's configuration.")
+
 FINDINGS = {
     "NIC-EMULATED": FindingDoc(
         "The NIC is emulated hardware",
@@ -28,6 +33,7 @@ FINDINGS = {
         "virtio-net, vmxnet3, hv_netvsc, Xen netfront, ENA, gVNIC or MANA: the fast kind of virtual NIC.",
         "Nothing to fix.",
         judged_on=PRESENT,
+        fix_on="",
     ),
     "NIC-SRIOV-VF": FindingDoc(
         "The NIC is an SR-IOV virtual function",
@@ -35,6 +41,7 @@ FINDINGS = {
         "A slice of a physical NIC passed to the guest: near line rate, the hypervisor is not in the data path.",
         "Nothing to fix.",
         judged_on=PRESENT,
+        fix_on="",
     ),
     "NIC-PHYSICAL": FindingDoc(
         "The NIC is physical hardware",
@@ -42,14 +49,15 @@ FINDINGS = {
         "A physical NIC (bare metal or PCI passthrough).",
         "Nothing to fix.",
         judged_on=PRESENT,
+        fix_on="",
     ),
     "NIC-UNKNOWN": FindingDoc(
         "The NIC's kind is unknown",
         "info",
         "guestcheck's driver tables do not know this driver, or no driver is bound.",
-        "guestcheck facts --json > guestcheck-facts.json  (and report the file, so the driver can be added to "
-        "the tables)",
+        UNKNOWN_HINT,
         judged_on=PRESENT,
+        fix_on="",  # nothing in the guest changes it: the hint says how to report the driver
     ),
     "NIC-NONE": FindingDoc(
         "No interface carries traffic",
@@ -130,10 +138,11 @@ def run(facts: Facts) -> list[Finding]:
                                f"{nic.kind} NIC, driver {nic.driver}", _evidence(nic), ""))
         else:
             out.append(Finding("NIC-UNKNOWN", Severity.INFO, nic.name, nic.kind_reason, _evidence(nic),
-                               FINDINGS["NIC-UNKNOWN"].fix))
+                               hint=UNKNOWN_HINT))
     if not traffic_nics(facts) and facts.complete:
         down = [n.name for n in present_nics(facts) if n.admin_up is False]
         fix = "\n".join(f"ip link set {shell_word(name)} up" for name in down)
         out.append(Finding("NIC-NONE", Severity.WARNING, "network", "no interface is up besides loopback",
-                           {"interfaces": [n.name for n in facts.nics], "down": down}, fix))
+                           {"interfaces": [n.name for n in facts.nics], "down": down}, fix,
+                           hint="" if fix else NONE_HINT))
     return out

@@ -70,6 +70,7 @@ FINDINGS["OFFLOAD-UNKNOWN"] = FindingDoc(
     "ETHTOOL_GFEATURES did not answer for this interface.",
     "ethtool -k IFACE  (to look by hand)",
     judged_on=CARRYING_TRAFFIC,
+    fix_on="",  # looking is not fixing: the command to look goes in the hint
 )
 
 
@@ -204,7 +205,8 @@ def check_nic(nic: Nic, facts: Optional[Facts] = None) -> list[Finding]:
     if nic.features is None:
         return [Finding("OFFLOAD-UNKNOWN", Severity.INFO, nic.name,
                         f"offloads unknown ({nic.unknown.get('features', 'not read')})",
-                        {"how": "ethtool -k shows them by hand"}, f"ethtool -k {shell_word(nic.name)}")]
+                        {"how": "ethtool -k shows them by hand"},
+                        hint=f"look by hand: ethtool -k {shell_word(nic.name)}")]
     out = []
     fixed_off = []
     for offload in OFFLOADS:

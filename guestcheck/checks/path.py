@@ -20,14 +20,21 @@ BRIDGE_FIX = (
     "or pass an SR-IOV virtual function through (<interface type='hostdev'>) for line rate."
 )
 
+# Only the network's admin (or its DHCP server) knows the gateway: advice, never a command with a placeholder.
+NO_ROUTE_HINT = (
+    "Add a default route via your network's gateway: ip route add default via GATEWAY dev IFACE (usually DHCP "
+    "gives it: look at the DHCP client's log); to keep it: `gateway GATEWAY` in /etc/network/interfaces, or "
+    "netplan routes: [{to: default, via: GATEWAY}], or nmcli con mod CON ipv4.gateway GATEWAY."
+)
+
 FINDINGS = {
     "PATH-NO-DEFAULT-ROUTE": FindingDoc(
         "No default route",
         "warning",
         "Neither IPv4 nor IPv6 has a default route, so nothing beyond the directly connected networks is "
         "reachable: every transfer to the internet or another subnet fails before it starts.",
-        "ip route add default via GATEWAY dev IFACE; to keep it: `gateway GATEWAY` in /etc/network/interfaces, "
-        "or netplan routes: [{to: default, via: GATEWAY}], or nmcli con mod CON ipv4.gateway GATEWAY.",
+        NO_ROUTE_HINT,
+        fix_on="",  # no command can be given: the gateway is the network's, not in this machine's facts
     ),
     "PATH-NAT-SLIRP": FindingDoc(
         "QEMU user-mode networking (slirp) carries the traffic",
@@ -62,6 +69,7 @@ FINDINGS = {
         "The route each family's traffic leaves by. Where the numbers look like a NAT's (slirp's 10.0.2.0/24, "
         "libvirt's 192.168.122.0/24), the evidence says what was checked and what ruled it out.",
         "Nothing to fix.",
+        fix_on="",
     ),
     "PATH-MTU-MISMATCH": FindingDoc(
         "The default route's MTU differs from its interface's",
@@ -140,16 +148,18 @@ def run(facts: Facts) -> list[Finding]:
     if not path.routes:
         out.append(Finding("PATH-NO-DEFAULT-ROUTE", Severity.WARNING, "routing",
                            "no IPv4 or IPv6 default route: only directly connected networks are reachable",
-                           {"notes": path.notes}, FINDINGS["PATH-NO-DEFAULT-ROUTE"].fix))
+                           {"notes": path.notes}, hint=NO_ROUTE_HINT))
     out.extend(_route_finding(route, path.nameservers, facts.virt) for route in path.routes)
     for route in path.routes:
         if route.mtu is None or route.dev_mtu is None or route.mtu == min(route.dev_mtu, IP_MAX_MTU):
             continue
         higher = route.mtu > route.dev_mtu
         # the fix is the command alone, pasteable; the other way and persisting it are in the evidence/explain
-        dev = shell_word(route.dev or "IFACE")
-        fix = (f"ip {'-6 ' if route.family == 'ipv6' else ''}route change default"
-               f"{' via ' + shell_word(route.gateway) if route.gateway else ''} dev {dev} mtu {route.dev_mtu}")
+        command = (f"ip {'-6 ' if route.family == 'ipv6' else ''}route change default"
+                   f"{' via ' + shell_word(route.gateway) if route.gateway else ''} dev "
+                   f"{shell_word(route.dev) if route.dev else 'IFACE'} mtu {route.dev_mtu}")
+        # a route with no device named (multipath) gets no command with a placeholder in it: advice instead
+        fix, hint = (command, "") if route.dev else ("", f"{command} (IFACE: the route's device)")
         evidence = {**_evidence(route), "route_mtu": route.mtu, "dev_mtu": route.dev_mtu,
                     "persist": "the same where the route is configured (netplan routes: mtu, "
                                "/etc/network/interfaces, DHCP option 26)"}
@@ -161,7 +171,7 @@ def run(facts: Facts) -> list[Finding]:
             f"{route.family} default route MTU {route.mtu} "
             + (f"exceeds the interface's {route.dev_mtu}: packets too big for the link"
                if higher else f"is below the interface's {route.dev_mtu}: smaller segments than the link allows"),
-            evidence, fix))
+            evidence, fix, hint=hint))
     return out
 
 

@@ -66,6 +66,7 @@ FINDINGS = {
         "echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus with MASK covering every vCPU, kept by a udev rule.",
         judged_on=PRESENT,
         fix_on="host",
+        guest_fix_too=True,  # on Firecracker, which has no multiqueue, the fix is RPS in the guest
     ),
 }
 

@@ -56,6 +56,7 @@ FINDINGS = {
         "Spread it: more NIC queues (ethtool -L IFACE combined N, or virtio multiqueue on the host); RPS on a "
         "single queue (echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus); queue interrupts on different "
         "CPUs (irqbalance, or /proc/irq/N/smp_affinity_list).",
+        fix_on="",  # which of the ways fits is the admin's call: advice in the hint
     ),
     "SOFTIRQ-NO-RPS": FindingDoc(
         "A single-queue NIC on several vCPUs without RPS",
@@ -137,7 +138,7 @@ def _cpu_findings(s: Softirq, vcpus: int) -> List[Finding]:
                 + ", ".join(f"cpu{c.cpu} {c.dropped_since_boot}" for c in old),
                 {"dropped_since_boot": {f"cpu{c.cpu}": c.dropped_since_boot for c in old},
                  "netdev_max_backlog": s.netdev_max_backlog},
-                "guestcheck doctor --sample 10  # under load: does it still happen?"))
+                hint="Sample under load (guestcheck doctor --sample 10) to see whether it still happens."))
     squeezing = [c for c in s.cpus if c.squeezed_per_s >= SQUEEZE_PER_S]
     if squeezing:
         budget, usecs = s.netdev_budget or 300, s.netdev_budget_usecs or 2000
@@ -157,9 +158,8 @@ def _cpu_findings(s: Softirq, vcpus: int) -> List[Finding]:
             out.append(Finding(
                 "SOFTIRQ-IMBALANCE", Severity.WARNING, f"cpu{busiest}",
                 f"cpu{busiest} handled {share:.0%} of {total:.0f} NET_RX softirqs/s across {len(rates)} CPUs",
-                {"net_rx_per_s": {f"cpu{k}": v for k, v in rates.items()}, "share": round(share, 3),
-                 "how": FINDINGS["SOFTIRQ-IMBALANCE"].fix},
-                ""))
+                {"net_rx_per_s": {f"cpu{k}": v for k, v in rates.items()}, "share": round(share, 3)},
+                hint=FINDINGS["SOFTIRQ-IMBALANCE"].fix))
     return out
 
 

@@ -19,6 +19,7 @@ FINDINGS = {
         "marker such as /.dockerenv is set aside when PID 1 shares the host's initial namespaces. Sources only "
         "root may read are listed; a verdict they could change says so (\"run as root to ...\").",
         "Nothing to fix: this is context for the other findings.",
+        fix_on="",
     ),
 }
 

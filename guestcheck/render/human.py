@@ -133,6 +133,8 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         tag = paint(f"{x.severity.label.upper():<8}", _COLOURS[x.severity])
         lines.append(f"  {tag} " + esc(f"{x.id} [{x.subject}] {x.summary}"))
         lines += _fix_lines(x.fix, x.fix_on)
+        if x.hint:  # advice, not a command: after the fix, labelled so nobody pastes it
+            lines.append("           hint: " + esc(x.hint))
     if not shown:
         lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
     if report.skipped:

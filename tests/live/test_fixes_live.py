@@ -5,22 +5,74 @@ runs every command of it verbatim with `sh -c` in that namespace in the printed 
 lines, is one command), and runs doctor again: the finding must be gone. A command that writes a persistent
 file (a udev rule, a sysctl.d file) runs with a private tmpfs over /etc, so nothing reaches the machine's own
 /etc; the file it wrote is checked there.
+
+Every finding id whose fix runs in the guest (guestcheck.checks.guest_fix_ids) has a scenario here, registered
+with @covers, or is in NOT_BUILDABLE_HERE with the reason a namespace cannot build it; tests/unit/
+test_fix_catalog.py holds the catalog to that, so a finding added later needs one or the other.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
+from typing import Callable
 
 import pytest
 
 from tests.live.nsdoctor import doctor, run_fix
-from tests.netns import Netns, netns, requires_netns, veth_pair
+from tests.netns import Netns, guestcheck_in, netns, requires_netns, veth_pair
 
 pytestmark = [pytest.mark.root, requires_netns,
               pytest.mark.skipif(shutil.which("ethtool") is None, reason="needs ethtool")]
 
 multi_cpu = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 or more CPUs")
+
+# finding id -> the scenario that builds its condition and pastes its fix (declared by @covers, read by the
+# catalog meta-test without running anything)
+SCENARIOS: dict[str, Callable[[], None]] = {}
+
+_HARDWARE = "hardware only: a network namespace has no PCI devices or hypervisor NICs"
+_BACKLOG = ("its command raises net.core.netdev_max_backlog, which is the whole kernel's: a network namespace has "
+            "no such sysctl (and backlog drops need real load); pasted in a VM it works")
+# finding id -> why no namespace can build its condition or run its fix here
+NOT_BUILDABLE_HERE: dict[str, str] = {
+    "AZURE-VF-IDLE": f"{_HARDWARE} (Azure's hv_netvsc paired with an SR-IOV VF)",
+    "MANA-NO-DRIVER": f"{_HARDWARE} (a MANA PCI function, 1414:00ba, left without its driver)",
+    "PCI-NIC-NO-DRIVER": f"{_HARDWARE} (a network PCI function with no driver bound)",
+    "ENA-DRIVER-OLD": f"{_HARDWARE} (AWS ENA); and its fix upgrades the kernel and reboots",
+    "IRQ-AFFINITY-ONE-CPU": ("needs a multi-queue NIC with interrupt lines of its own (a veth has none); "
+                             "/proc/irq is the whole machine's, not a namespace's"),
+    "IRQBALANCE-MISSING": ("needs NIC queue interrupts (a veth has none); its fix installs and starts irqbalance "
+                           "for the whole machine"),
+    "CONNTRACK-TABLE-FULL": ("net.netfilter.nf_conntrack_max is read-only inside a network namespace (it is the "
+                             "host's limit), so `sysctl -w` cannot raise it there; pasted in a VM it works"),
+    "CONNTRACK-DROPS": ("needs the conntrack table full, and its fix raises net.netfilter.nf_conntrack_max, which "
+                        "is read-only inside a network namespace"),
+    "NIC-DROPS": _BACKLOG,
+    "SOFTIRQ-DROPS": _BACKLOG,
+    "SOFTIRQ-SQUEEZE": ("its command raises net.core.netdev_budget and netdev_budget_usecs, the whole kernel's: a "
+                        "network namespace has no such sysctls (and running out of budget needs real load)"),
+    "RING-RX-DROPS": ("needs a NIC whose receive ring can be resized: veth answers `ethtool -G` with 'Operation "
+                      "not supported', and netdevsim is not in this kernel (the QEMU guest test resizes e1000's)"),
+    "RING-RX-SMALL": ("needs a NIC whose receive ring can be resized: veth answers `ethtool -G` with 'Operation "
+                      "not supported', and netdevsim is not in this kernel"),
+    "QUEUES-SINGLE-VIRTIO": ("needs virtio-net on Firecracker (a veth is judged by SOFTIRQ-NO-RPS, whose scenario "
+                             "pastes the same RPS lines); fix becomes `guestcheck tune rps` (issue 19 item 4, "
+                             "pending)"),
+}
+
+
+def covers(*ids: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Register the decorated test as the scenario that pastes the fix of each of `ids`."""
+    def register(test: Callable[[], None]) -> Callable[[], None]:
+        for finding_id in ids:
+            assert finding_id not in SCENARIOS, f"{finding_id} has two scenarios"
+            SCENARIOS[finding_id] = test
+        return test
+    return register
+
 
 def found(ns: Netns, subject: str) -> dict:
     return {f["id"]: f for f in doctor(ns)["findings"] if f["subject"] == subject}
@@ -38,6 +90,7 @@ def fix_until_gone(ns: Netns, subject: str, ids: set[str]) -> dict:
     return before
 
 
+@covers("OFFLOAD-TSO-OFF", "OFFLOAD-GSO-OFF", "OFFLOAD-RXCSUM-OFF")
 def test_offloads_off_on_a_veth():
     with netns() as a, netns() as b, veth_pair(a, b):
         a.run(["ethtool", "-K", "gc0", "tso", "off", "gso", "off", "rx", "off"])
@@ -45,6 +98,7 @@ def test_offloads_off_on_a_veth():
         assert before["OFFLOAD-GSO-OFF"]["fix"] == "ethtool -K gc0 gso on"
 
 
+@covers("OFFLOAD-TXCSUM-OFF")
 def test_tx_checksum_off_deactivates_tso_and_the_fix_turns_tx_on_first():
     with netns() as a, netns() as b, veth_pair(a, b):
         a.run(["ethtool", "-K", "gc0", "tx", "off"])
@@ -57,6 +111,7 @@ def test_tx_checksum_off_deactivates_tso_and_the_fix_turns_tx_on_first():
         fix_until_gone(a, "gc0", {"OFFLOAD-TSO-OFF", "OFFLOAD-TXCSUM-OFF"})
 
 
+@covers("OFFLOAD-SG-OFF")
 def test_sg_off_the_fixes_put_sg_first():
     with netns() as a, netns() as b, veth_pair(a, b):
         a.run(["ethtool", "-K", "gc0", "sg", "off"])
@@ -74,6 +129,7 @@ def test_sg_and_gso_both_off_by_request():
         fix_until_gone(a, "gc0", {"OFFLOAD-SG-OFF", "OFFLOAD-GSO-OFF", "OFFLOAD-TSO-OFF"})
 
 
+@covers("OFFLOAD-GRO-OFF")
 def test_macvlan_held_off_by_its_lower_device():
     with netns() as a, netns() as b, veth_pair(a, b):
         a.run(["ethtool", "-K", "gc0", "gro", "on"])
@@ -95,6 +151,7 @@ def _uplink(a: Netns) -> None:
     a.ip("route", "add", "default", "via", "10.199.0.2", "dev", "gc0")
 
 
+@covers("SOFTIRQ-NO-RPS")
 @multi_cpu
 def test_rps_on_a_single_queue_uplink():
     with netns() as a, netns() as b, veth_pair(a, b):
@@ -109,6 +166,7 @@ def test_rps_on_a_single_queue_uplink():
         assert a.run(["cat", "/sys/class/net/gc0/queues/rx-0/rps_cpus"]).stdout.strip().lstrip("0,") == mask
 
 
+@covers("QUEUES-FEWER-THAN-VCPUS")
 @multi_cpu
 def test_queues_on_a_multi_queue_veth():
     with netns() as a, netns() as b:
@@ -124,3 +182,99 @@ def test_queues_on_a_multi_queue_veth():
         want = min(os.cpu_count() or 1, 4)
         assert before["QUEUES-FEWER-THAN-VCPUS"]["fix"] == f"ethtool -L gcq0 rx {want} tx {want}"
         fix_until_gone(a, "gcq0", {"QUEUES-FEWER-THAN-VCPUS"})
+
+
+@covers("SOFTIRQ-NO-XPS")
+@multi_cpu
+def test_xps_on_a_multi_queue_uplink():
+    with netns() as a, netns() as b:
+        a.ip("link", "add", "gcq0", "numtxqueues", "2", "numrxqueues", "2", "type", "veth",
+             "peer", "name", "gcq1", "numtxqueues", "2", "numrxqueues", "2", "netns", b.name)
+        a.ip("addr", "add", "10.199.1.1/24", "dev", "gcq0")
+        a.ip("link", "set", "gcq0", "up")
+        b.ip("link", "set", "gcq1", "up")
+        a.ip("route", "add", "default", "via", "10.199.1.2", "dev", "gcq0")
+        before = found(a, "gcq0")
+        assert before["SOFTIRQ-NO-XPS"]["fix"].splitlines() == [
+            "echo 1 > /sys/class/net/gcq0/queues/tx-0/xps_cpus", "echo 2 > /sys/class/net/gcq0/queues/tx-1/xps_cpus"]
+        fix_until_gone(a, "gcq0", {"SOFTIRQ-NO-XPS"})
+
+
+@covers("BRIDGE-STP-ON")
+def test_bridge_with_stp_on_and_a_port_held_back():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("link", "add", "gcbr0", "type", "bridge", "stp_state", "1")
+        a.ip("link", "set", "gc0", "master", "gcbr0")
+        a.ip("link", "set", "gcbr0", "up")
+        stp = found(a, "gcbr0")["BRIDGE-STP-ON"]
+        # the fix is the commands alone; how to keep it (interfaces, netplan, nmcli) is the hint's
+        assert stp["fix"] == ("ip link set gcbr0 type bridge stp_state 0 && ip link set gcbr0 type bridge "
+                              "forward_delay 0 && ip link set gc0 down && ip link set gc0 up")
+        assert "bridge_stp off" in stp["hint"]
+        fix_until_gone(a, "gcbr0", {"BRIDGE-STP-ON"})
+        assert "BRIDGE-FORWARD-DELAY" not in found(a, "gcbr0")
+
+
+@covers("BRIDGE-FORWARD-DELAY")
+def test_bridge_keeping_a_forward_delay_with_stp_off():
+    with netns() as a:
+        a.ip("link", "add", "gcbr1", "type", "bridge")  # the kernel's default: STP off, 15 s delay
+        delay = found(a, "gcbr1")["BRIDGE-FORWARD-DELAY"]
+        # was `...; to keep it: /etc/network/interfaces (iface gcbr1): ...`: sh said `"(" unexpected`
+        assert delay["fix"] == "ip link set gcbr1 type bridge forward_delay 0"
+        fix_until_gone(a, "gcbr1", {"BRIDGE-FORWARD-DELAY"})
+
+
+def doctor_complete(ns: Netns) -> dict:
+    """doctor in a PID namespace of its own: NIC-NONE is judged only on complete facts, and a namespace test
+    otherwise shares the host's PID 1, whose /proc/1/environ some hosts deny even to root (Firecracker)."""
+    out = guestcheck_in(ns, "doctor", "--json", "--sample", "0", wrap=("unshare", "--pid", "--fork", "--mount-proc"))
+    assert "Traceback" not in out.stderr, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["facts"]["complete"], doc["facts"]["problems"]
+    return doc
+
+
+def operstate(ns: Netns, ifname: str, want: str) -> str:
+    """The link's operstate once it is `want`, or what it still is after 5 s (linkwatch sets it a moment after
+    `ip link set up`)."""
+    for _ in range(50):
+        state = ns.run(["cat", f"/sys/class/net/{ifname}/operstate"]).stdout.strip()
+        if state == want:
+            break
+        time.sleep(0.1)
+    return state
+
+
+@covers("NIC-NONE")
+def test_the_only_interface_is_down():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("link", "set", "gc0", "down")
+        (none,) = [f for f in doctor_complete(a)["findings"] if f["id"] == "NIC-NONE"]
+        assert none["fix"] == "ip link set gc0 up"
+        run_fix(a, none)
+        assert operstate(a, "gc0", "up") == "up"
+        assert "NIC-NONE" not in {f["id"] for f in doctor_complete(a)["findings"]}
+
+
+@covers("PATH-MTU-MISMATCH")
+def test_default_route_mtu_above_its_link():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("route", "add", "default", "via", "10.199.0.2", "dev", "gc0", "mtu", "9000")
+        mismatch = found(a, "gc0")["PATH-MTU-MISMATCH"]
+        assert mismatch["severity"] == "warning"
+        assert mismatch["fix"] == "ip route change default via 10.199.0.2 dev gc0 mtu 1500"
+        fix_until_gone(a, "gc0", {"PATH-MTU-MISMATCH"})
+
+
+@covers("TUNNEL-MTU", "VXLAN-TX-CSUM")
+def test_vxlan_too_large_for_its_lower_device_with_checksum_offload_on():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("link", "add", "gcvx0", "type", "vxlan", "id", "42", "dev", "gc0", "remote", "10.199.0.2",
+             "dstport", "4789")
+        a.ip("link", "set", "gcvx0", "up")
+        a.ip("link", "set", "gc0", "mtu", "1400")  # the kernel sized the vxlan 1450 and does not follow this
+        before = found(a, "gcvx0")
+        assert before["TUNNEL-MTU"]["fix"] == "ip link set dev gcvx0 mtu 1350"
+        assert before["VXLAN-TX-CSUM"]["fix"].splitlines()[0] == "ethtool -K gcvx0 tx-checksum-ip-generic off"
+        fix_until_gone(a, "gcvx0", {"TUNNEL-MTU", "VXLAN-TX-CSUM"})

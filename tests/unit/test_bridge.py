@@ -73,18 +73,20 @@ def test_stp_on_warns_with_every_fix() -> None:
     assert (f.id, f.severity.label, f.subject) == ("BRIDGE-STP-ON", "warning", "br0")
     assert "30 s" in f.summary and f.evidence["ports"] == {"tap0": "listening"}
     # stp first, then the delay: the kernel refuses forward_delay 0 while STP is on
-    assert f.fix.startswith("ip link set br0 type bridge stp_state 0 && ip link set br0 type bridge forward_delay 0"
-                            " && ip link set tap0 down && ip link set tap0 up;")  # a held port sits out its delay
+    assert f.fix == ("ip link set br0 type bridge stp_state 0 && ip link set br0 type bridge forward_delay 0"
+                     " && ip link set tap0 down && ip link set tap0 up")  # a held port sits out its delay
+    # how to keep it is advice for the bridge's configuration, in the hint: the fix is only what runs
     for persistent in ("bridge_stp off", "bridge_fd 0", "parameters: {stp: false, forward-delay: 0}",
                        "nmcli con mod br0 bridge.stp no bridge.forward-delay 0"):
-        assert persistent in f.fix
+        assert persistent in f.hint and persistent not in f.fix
     assert judged(Bridge("br0", 2, 2.0))[0].summary.startswith("user-space STP")
 
 
 def test_forward_delay_with_stp_off_is_info_and_zero_is_clean() -> None:
     (f,) = judged(Bridge("br0", 0, 15.0))
     assert (f.id, f.severity.label) == ("BRIDGE-FORWARD-DELAY", "info")
-    assert f.fix.startswith("ip link set br0 type bridge forward_delay 0")
+    assert f.fix == "ip link set br0 type bridge forward_delay 0"  # sh -c runs it: no prose, no "(iface br0)"
+    assert f.hint.startswith("to keep it: /etc/network/interfaces (iface br0)")
     assert judged(Bridge("br0", 0, 0.0)) == []
     assert judged(Bridge("br0", None, None)) == []
 
