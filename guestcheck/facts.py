@@ -46,6 +46,9 @@ class Virt:
     container: Optional[str] = None  # openvz, lxc, docker, podman, systemd-nspawn, wsl, ..., None
     evidence: List[Evidence] = field(default_factory=list)
     caveats: List[str] = field(default_factory=list)  # how the verdict could change with root ("run as root to ...")
+    # the denied sources (evidence details) that could change a verdict the other evidence has not decided:
+    # while one is listed, doctor's status is at best unknown
+    undecided: List[str] = field(default_factory=list)
 
 
 @dataclass
