@@ -495,6 +495,7 @@ class Tunnel:
     lower: Optional[str] = None  # the device the encapsulated packets leave by
     lower_mtu: Optional[int] = None  # its MTU (or the route's, where the route sets one)
     lower_source: str = ""  # link (the tunnel's own dev/link) | sysfs (lower_*) | route (the route to remote)
+    route_mtu: Optional[int] = None  # the MTU a route toward the remote sets, where it is below the device's
     overhead: Optional[int] = None  # bytes the encapsulation adds to each inner packet
     overhead_detail: str = ""  # "20 IPv4 + 8 UDP + 8 VXLAN + 14 Ethernet"
     source: str = "sysfs"  # sysfs | netlink

@@ -149,12 +149,14 @@ def interface_addresses(roots: Roots, family: str, dev: str) -> List[str]:
         return []
 
 
-def route_get(ipr: Any, destination: str) -> Optional[Dict[str, Any]]:
-    """`ip route get DESTINATION` on an open pyroute2 IPRoute: the route the kernel really uses, or None.
-    The one netlink route lookup (doctor's path, selftest's egress, the tunnels' lower device)."""
+def route_get(ipr: Any, destination: str, oif: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    """`ip route get DESTINATION [oif DEV]` on an open pyroute2 IPRoute: the route the kernel really uses, or
+    None. The one netlink route lookup (doctor's path, selftest's egress, the tunnels' lower device); `oif` for
+    a sender bound to a device (a vxlan with `dev`), as the kernel looks its route up."""
     # 0.7 returns a tuple, 0.9 a list; both carry rtmsg objects with get_attr().
     # RTM_F_LOOKUP_TABLE, as `ip route get` sends it: without it the kernel reports table main.
-    answers = list(ipr.route("get", dst=destination, flags=RTM_F_LOOKUP_TABLE))
+    extra = {"oif": oif} if oif else {}
+    answers = list(ipr.route("get", dst=destination, flags=RTM_F_LOOKUP_TABLE, **extra))
     if not answers:
         return None
     msg = answers[0]
