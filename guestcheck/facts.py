@@ -421,6 +421,9 @@ class Route:
     mtu: Optional[int] = None  # the route's MTU as the kernel applies it (route metric, else the link's)
     dev_mtu: Optional[int] = None
     gateway_mac: Optional[str] = None  # the gateway's link-layer address in the neighbour table, once resolved
+    # the gateway's neighbour state on dev, as `ip neigh` names it (reachable, stale, failed, ...); None when it
+    # has no entry (no traffic tried it lately) or the table was not read (a saved or fake tree)
+    gateway_state: Optional[str] = None
 
 
 @dataclass
