@@ -24,8 +24,12 @@ ALLOWANCES = ("bw_in", "bw_out", "pps", "conntrack", "linklocal")
 ALLOWANCE_GAUGE = "conntrack_allowance_available"
 
 # /sys/class/net/IFACE/statistics: the kernel's drop and error counters (64-bit), in the order they are shown
-INTERFACE_COUNTERS = ("rx_dropped", "rx_missed_errors", "rx_fifo_errors", "rx_over_errors", "tx_dropped",
-                      "tx_errors")
+# (rx_nohandler: frames no protocol took on a device that delivers to exact matches only, a bond's inactive
+# slave; tx_aborted_errors and tx_carrier_errors: parts of tx_errors that say why the send failed)
+INTERFACE_COUNTERS = ("rx_dropped", "rx_missed_errors", "rx_fifo_errors", "rx_over_errors", "rx_nohandler",
+                      "tx_dropped", "tx_errors", "tx_aborted_errors", "tx_carrier_errors")
+# the counters already included in another (tx_errors): a sum of drops leaves them out
+INCLUDED_IN_TX_ERRORS = ("tx_aborted_errors", "tx_carrier_errors")
 # the ones that mean "the receive ring was full" (the NIC had nowhere to put a frame)
 RING_OVERFLOW = ("rx_missed_errors", "rx_fifo_errors", "rx_over_errors")
 

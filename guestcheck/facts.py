@@ -48,6 +48,9 @@ class Virt:
     container: Optional[str] = None  # openvz, lxc, docker, podman, systemd-nspawn, wsl, ..., None
     evidence: List[Evidence] = field(default_factory=list)
     caveats: List[str] = field(default_factory=list)  # how the verdict could change with root ("run as root to ...")
+    # the denied sources (evidence details) that could change a verdict the other evidence has not decided:
+    # while one is listed, doctor's status is at best unknown
+    undecided: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -555,6 +558,9 @@ class Route:
     mtu: Optional[int] = None  # the route's MTU as the kernel applies it (route metric, else the link's)
     dev_mtu: Optional[int] = None
     gateway_mac: Optional[str] = None  # the gateway's link-layer address in the neighbour table, once resolved
+    # the gateway's neighbour state on dev, as `ip neigh` names it (reachable, stale, failed, ...); None when it
+    # has no entry (no traffic tried it lately) or the table was not read (a saved or fake tree)
+    gateway_state: Optional[str] = None
 
 
 @dataclass
@@ -629,6 +635,7 @@ class Tunnel:
     lower: Optional[str] = None  # the device the encapsulated packets leave by
     lower_mtu: Optional[int] = None  # its MTU (or the route's, where the route sets one)
     lower_source: str = ""  # link (the tunnel's own dev/link) | sysfs (lower_*) | route (the route to remote)
+    route_mtu: Optional[int] = None  # the MTU a route toward the remote sets, where it is below the device's
     overhead: Optional[int] = None  # bytes the encapsulation adds to each inner packet
     overhead_detail: str = ""  # "20 IPv4 + 8 UDP + 8 VXLAN + 14 Ethernet"
     source: str = "sysfs"  # sysfs | netlink

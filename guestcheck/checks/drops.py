@@ -74,8 +74,12 @@ FINDINGS = {
         "warning",
         "/sys/class/net/IFACE/statistics counts what the kernel and driver dropped: rx_dropped (the stack had "
         "no use for a frame: an unknown protocol or ethertype, a full per-CPU backlog; on some drivers no "
-        "buffer), rx_missed_errors, rx_fifo_errors and rx_over_errors (the receive ring was full), tx_dropped "
-        "and tx_errors (the driver could not send). The cause decides the fix: ring overflow with the ring "
+        "buffer), rx_missed_errors, rx_fifo_errors and rx_over_errors (the receive ring was full), rx_nohandler "
+        "(no protocol took the frame on a bond's inactive port), tx_dropped and tx_errors (the driver could not "
+        "send), with tx_aborted_errors and tx_carrier_errors saying why: an aborted send (on a tunnel, an "
+        "encapsulated packet larger than the path MTU with DF set, so look at TUNNEL-MTU on the same device) or "
+        "no carrier (a link down; on a tunnel, no route to the remote). The counter that moved names the cause, "
+        "and a tunnel has no queue to fill. The cause decides the fix: ring overflow with the ring "
         "below its maximum is RING-RX-DROPS; with the ring at its maximum the vCPU cannot keep up, so spread "
         "the work; rx_dropped together with softnet backlog drops (SOFTIRQ-DROPS) is the backlog, fixed by "
         "net.core.netdev_max_backlog and RPS; rx_dropped alone is usually traffic nobody listens for (LLDP, "
@@ -204,6 +208,43 @@ def _softnet_dropping(facts: Facts) -> List[str]:
     return [f"cpu{c.cpu}" for c in s.cpus if c.dropped] if s is not None else []
 
 
+_TX_COUNTERS = {"tx_dropped", "tx_errors", "tx_aborted_errors", "tx_carrier_errors"}
+
+
+def _tunnel_mtu(facts: Facts, name: str) -> Optional[Finding]:
+    """The TUNNEL-MTU finding on this device, if it has one: the likeliest cause of its failed sends."""
+    from guestcheck.checks.tunnels import mtu_finding
+
+    tunnel = next((t for t in facts.tunnels if t.name == name), None)
+    return mtu_finding(tunnel) if tunnel is not None else None
+
+
+def _transmit_causes(moved: set, name: str, mtu: Optional[Finding], tunnels: list) -> str:
+    """Why sends failed, by the counter that moved (tx_aborted_errors and tx_carrier_errors are parts of
+    tx_errors; tx_errors without either says only that the driver gave up)."""
+    tunnel = mtu is not None or any(t.name == name for t in tunnels)
+    causes = []
+    if "tx_aborted_errors" in moved:
+        causes.append("tx_aborted_errors: the send was aborted; on a tunnel, the encapsulated packet was refused "
+                      "on its way out: larger than the path MTU with DF set (see TUNNEL-MTU), or its route failed")
+    if "tx_carrier_errors" in moved:
+        causes.append("tx_carrier_errors: no carrier: the link or its peer was down" +
+                      ("; on a tunnel, no route to the remote (ENETUNREACH)" if tunnel else ""))
+    if "tx_errors" in moved and not {"tx_aborted_errors", "tx_carrier_errors"} & moved:
+        causes.append("tx_errors: the driver could not send (no detail counter says why: "
+                      "ip -s -s link show dev IFACE, ethtool -S IFACE)")
+    if "tx_dropped" in moved:
+        causes.append("tx_dropped: " + (
+            "the tunnel dropped packets it could not encapsulate or send: larger than the path MTU with DF set "
+            "(see TUNNEL-MTU), or no route to the remote" if tunnel else
+            "the driver dropped packets it was given: a full transmit queue or ring; tc -s qdisc show dev "
+            "IFACE shows the qdisc's own drops"))
+    if mtu is not None and causes:
+        causes.append(f"this device has TUNNEL-MTU: {mtu.summary}; its fix ({mtu.fix or 'see explain'}) stops "
+                      "these")
+    return "; ".join(causes)
+
+
 def _interface(facts: Facts, nic: Nic, c: NicCounters) -> Optional[Finding]:
     rates = dict(c.interface)
     if ring_can_grow(nic):  # ring overflow is RING-RX-DROPS's to report, with the ring fix
@@ -232,15 +273,24 @@ def _interface(facts: Facts, nic: Nic, c: NicCounters) -> Optional[Finding]:
     elif "rx_dropped" in which:
         evidence["cause"] = ("frames the stack had no use for (an unknown protocol or ethertype, such as LLDP) "
                              "or the driver dropped (no buffer); harmless unless it is traffic you expect")
-    if {"tx_dropped", "tx_errors"} & set(which):
-        evidence["transmit"] = ("the driver could not send: a full transmit queue or ring, a link or peer "
-                                "that is down; tc -s qdisc show dev IFACE shows the qdisc's own drops")
+    if "rx_nohandler" in which:
+        evidence["nohandler"] = ("frames no protocol handler took on a device that delivers to exact matches "
+                                 "only: a bond's or team's inactive port, or a port whose master takes no "
+                                 "such frames; expected on a backup port")
+    mtu = _tunnel_mtu(facts, nic.name)
+    transmit = _transmit_causes(set(which), nic.name, mtu, facts.tunnels)
+    if transmit:
+        evidence["transmit"] = transmit
+    if mtu is not None and _TX_COUNTERS & set(which):
+        evidence["see"] = f"TUNNEL-MTU [{nic.name}]: {mtu.summary}"
     name = shell_word(nic.name)
     evidence["look"] = [f"ip -s -s link show dev {name}", f"tc -s qdisc show dev {name}", f"ethtool -S {name}"]
+    also = (f"; TUNNEL-MTU on {nic.name}: packets larger than the path allows"
+            if "see" in evidence else "")
     if rising:
         return Finding("NIC-DROPS", Severity.WARNING, nic.name,
-                       f"dropping during the sample: {_risen(rising)}", evidence, fix)
-    what = ", ".join(f"{k} {v}" for k, v in old.items())
+                       f"dropping during the sample: {_risen(rising)}{also}", evidence, fix)
+    what = ", ".join(f"{k} {v}" for k, v in old.items()) + also
     evidence["next"] = "sample under load (guestcheck doctor --sample 10) to see whether it still happens"
     return Finding("NIC-DROPS", Severity.INFO, nic.name, f"drops since boot ({what}), none during the sample",
                    evidence, "")

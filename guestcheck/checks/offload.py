@@ -94,6 +94,11 @@ DEPENDS = {
 }
 
 
+# Devices whose features are bounded by their lower device's (the kernel intersects them): a macvlan moved into
+# a container keeps its lower outside, where this namespace cannot see it.
+STACKED = ("macvlan", "macvtap", "ipvlan", "ipvtap", "vlan")
+
+
 @dataclass
 class Plan:
     """How to make a feature active from inside the guest: commands in the order that works, and why."""
@@ -149,8 +154,12 @@ def _enable(facts: Facts, nic: Nic, name: str, plan: Plan, seen: set) -> None:
     if f.requested:
         if not explained:
             plan.unexplained = True
-            plan.reasons.append(f"{nic.name}: {name} is requested on but the kernel or the driver holds it off "
-                                "for a reason guestcheck cannot see")
+            if nic.software_type in STACKED and not any(facts.nic(n) for n in nic.lowers or ()):
+                plan.reasons.append(f"{nic.name}: {name} is requested on but held off by its lower device, which "
+                                    "is not in this network namespace (look at it where it is: ethtool -k)")
+            else:
+                plan.reasons.append(f"{nic.name}: {name} is requested on but the kernel or the driver holds it "
+                                    "off for a reason guestcheck cannot see")
         return  # the kernel turns it on by itself once its causes are fixed
     plan.add(f"ethtool -K {shell_word(nic.name)} {SHORT_NAME.get(name, name)} on")
     if (nic.name, name) not in plan.features:
@@ -200,6 +209,28 @@ def _group(features: dict[str, Feature], offload: Offload) -> Optional[Feature]:
     return Feature(on=any(f.on for f in present), fixed=all(f.fixed for f in present))
 
 
+def gro_off_by_design(facts: Facts, nic: Nic, seen: Optional[set] = None) -> bool:
+    """veth ships with GRO off by design (it only helps when forwarding with XDP), and a device stacked on one
+    (a macvlan, a VLAN) has GRO held off by it: neither is a finding, and `ethtool -K` on either would not
+    give the stacked device GRO without changing the veth's design."""
+    if nic.software_type == "veth":
+        return True
+    seen = seen if seen is not None else set()
+    seen.add(nic.name)
+    for lower_name in nic.lowers or ():
+        lower = facts.nic(lower_name)
+        if lower is not None and lower.name not in seen and not _on(lower, "rx-gro") and \
+                gro_off_by_design(facts, lower, seen):
+            return True
+    return False
+
+
+def _reason_text(nic: Nic, reason: str) -> str:
+    """A plan's reason for the summary: about this device without its name, about another one with it."""
+    device, _, text = reason.partition(": ")
+    return text if device == nic.name else f"on {device}, {text}"
+
+
 def check_nic(nic: Nic, facts: Optional[Facts] = None) -> list[Finding]:
     facts = facts if facts is not None else Facts(nics=[nic])
     if nic.features is None:
@@ -210,8 +241,8 @@ def check_nic(nic: Nic, facts: Optional[Facts] = None) -> list[Finding]:
     out = []
     fixed_off = []
     for offload in OFFLOADS:
-        if offload.ethtool_name == "gro" and nic.software_type == "veth":
-            continue  # veth ships with GRO off by design (it only helps when forwarding with XDP)
+        if offload.ethtool_name == "gro" and gro_off_by_design(facts, nic):
+            continue  # veth ships with GRO off by design, and holds it off for what is stacked on it
         state = _group(nic.features, offload)
         if state is None or state.on:
             continue
@@ -226,10 +257,8 @@ def check_nic(nic: Nic, facts: Optional[Facts] = None) -> list[Finding]:
             evidence["reasons"] = plan.reasons
         if plan.blocked:
             evidence["cannot_change"] = plan.blocked
-        if plan.unexplained and not plan.commands:
-            summary = f"{offload.label} is off: requested on, but held off for a reason guestcheck cannot see"
-        elif plan.reasons:
-            summary = f"{offload.label} is off: " + "; ".join(r.split(": ", 1)[1] for r in plan.reasons)
+        if plan.reasons:
+            summary = f"{offload.label} is off: " + "; ".join(_reason_text(nic, r) for r in plan.reasons)
         else:
             summary = f"{offload.label} is off but can be turned on"
         out.append(Finding(offload.finding_id, Severity.WARNING, nic.name, summary, evidence,

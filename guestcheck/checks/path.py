@@ -1,4 +1,5 @@
-"""The way out: no default route, a NAT that costs throughput, and a route MTU that disagrees with the link."""
+"""The way out: no default route, a gateway that does not answer, a NAT that costs throughput, and a route MTU
+that disagrees with the link."""
 
 from __future__ import annotations
 
@@ -70,6 +71,23 @@ FINDINGS = {
         "libvirt's 192.168.122.0/24), the evidence says what was checked and what ruled it out.",
         "Nothing to fix.",
         fix_on="",
+    ),
+    "PATH-GATEWAY-UNREACHABLE": FindingDoc(
+        "The default route's gateway does not answer",
+        "warning",
+        "The kernel asked for the gateway's link-layer address (ARP for IPv4, neighbour discovery for IPv6) and "
+        "got no answer: its neighbour entry is FAILED (`ip neigh show`). Every packet to another network in "
+        "that family is dropped before it leaves, while the route looks fine; for IPv6, programs that try it "
+        "first wait for a timeout before falling back to IPv4. The entry exists only after traffic tried the "
+        "gateway, so a quiet machine may not show it. Causes: a wrong gateway address (a typo, a stale DHCP or "
+        "router advertisement, an address from another network), the host's bridge or VLAN not carrying this "
+        "link, a security group or a firewall dropping ARP/NDP, or a router that is down.",
+        "There is no command to paste: look first. Check the gateway with `ip route show default` (`ip -6 route "
+        "show default`) against what the network hands out (DHCP, router advertisements: rdisc6 IFACE), the "
+        "link with `ip link show dev IFACE`, and try it again with `ping -c 3 GATEWAY` then `ip neigh show dev "
+        "IFACE`. Correct the gateway where the route is configured (netplan, /etc/network/interfaces, "
+        "NetworkManager), or fix the network on the host's side.",
+        fix_on="",  # never a command: the remedy is the network's, or a configuration doctor cannot know
     ),
     "PATH-MTU-MISMATCH": FindingDoc(
         "The default route's MTU differs from its interface's",
@@ -149,7 +167,8 @@ def run(facts: Facts) -> list[Finding]:
         out.append(Finding("PATH-NO-DEFAULT-ROUTE", Severity.WARNING, "routing",
                            "no IPv4 or IPv6 default route: only directly connected networks are reachable",
                            {"notes": path.notes}, hint=NO_ROUTE_HINT))
-    out.extend(_route_finding(route, path.nameservers, facts.virt) for route in path.routes)
+    out.extend(_gateway_unreachable(route) if route.gateway_state == "failed"
+               else _route_finding(route, path.nameservers, facts.virt) for route in path.routes)
     for route in path.routes:
         if route.mtu is None or route.dev_mtu is None or route.mtu == min(route.dev_mtu, IP_MAX_MTU):
             continue
@@ -173,6 +192,24 @@ def run(facts: Facts) -> list[Finding]:
                if higher else f"is below the interface's {route.dev_mtu}: smaller segments than the link allows"),
             evidence, fix, hint=hint))
     return out
+
+
+def _gateway_unreachable(route: Route) -> Finding:
+    """The gateway's neighbour entry is FAILED: the route is listed, yet nothing off-link gets through."""
+    six = "-6 " if route.family == "ipv6" else ""
+    dev = shell_word(route.dev or "")
+    gateway = shell_word(route.gateway or "")
+    evidence = {**_evidence(route), "gateway_state": route.gateway_state,
+                "what": f"address resolution for {route.gateway} on {route.dev} got no answer, so the kernel "
+                        f"drops what it would send through it",
+                "look": [f"ip {six}route show default", f"ip {six}neigh show dev {dev}", f"ip link show dev {dev}",
+                         f"ping -c 3 {gateway}"]}
+    return Finding("PATH-GATEWAY-UNREACHABLE", Severity.WARNING, route.dev or route.family,
+                   f"{route.family} default gateway {route.gateway} on {route.dev} does not answer (neighbour "
+                   f"FAILED): off-link {route.family} traffic goes nowhere; check the gateway address and the "
+                   "link (see evidence)", evidence, "",
+                   hint=f"look first: {'; '.join(evidence['look'])}; then correct the gateway where the route is "
+                        "configured (netplan, /etc/network/interfaces, NetworkManager) or on the host's side")
 
 
 def _route_finding(route: Route, nameservers: list[str], virt: Virt) -> Finding:

@@ -32,8 +32,9 @@ FINDINGS = {
         "lower device, or the route to its remote), full-size packets are fragmented or, with DF set, dropped: "
         "small requests work, bulk transfers stall (the classic 'ping works, the download hangs'), and "
         "path-MTU discovery through the tunnel often fails silently. The lower device comes from the tunnel's "
-        "dev/link setting, sysfs lower_* links, or the route to the remote; a WireGuard device without peers "
-        "is judged with IPv4 outer headers.",
+        "dev/link setting, sysfs lower_* links, or the route to the remote; a route toward the remote that "
+        "sets its own `mtu` caps the packets below the device's MTU (a tunnel bound to a device too). A "
+        "WireGuard device without peers is judged with IPv4 outer headers.",
         "ip link set dev TUNNEL mtu N with N = the lower device's MTU minus the overhead; or raise the lower "
         "device's MTU if the network underneath carries larger frames. Keep it where the tunnel is configured "
         "(the CNI or overlay's MTU setting, netplan/systemd-networkd MTUBytes=, wg-quick's MTU =).",
@@ -62,7 +63,8 @@ FINDINGS = {
 }
 
 
-def _mtu_finding(t: Tunnel) -> Optional[Finding]:
+def mtu_finding(t: Tunnel) -> Optional[Finding]:
+    """TUNNEL-MTU for one tunnel (NIC-DROPS names it as the cause of the same device's failed sends)."""
     if t.mtu is None or t.overhead is None or not t.lower_mtu:
         return None
     if t.mtu + t.overhead <= t.lower_mtu:
@@ -71,16 +73,23 @@ def _mtu_finding(t: Tunnel) -> Optional[Finding]:
     evidence = {"kind": t.kind, "mtu": t.mtu, "overhead": t.overhead, "overhead_detail": t.overhead_detail,
                 "family": t.family, "remote": t.remote, "lower": t.lower, "lower_mtu": t.lower_mtu,
                 "lower_source": t.lower_source, "fits": fits}
+    if t.route_mtu:
+        evidence["route_mtu"] = t.route_mtu
     if t.notes:
         evidence["notes"] = t.notes
+    below = f"{t.lower} MTU {t.lower_mtu}"
+    if t.route_mtu and t.route_mtu == t.lower_mtu:
+        below = f"the route to {t.remote} via {t.lower}, mtu {t.route_mtu}"
     if fits >= MIN_IPV4_MTU:
         fix = f"ip link set dev {shell_word(t.name)} mtu {fits}"
+    elif t.route_mtu and t.route_mtu == t.lower_mtu:
+        fix = ""  # the route's mtu is the limit (said in the summary): raising the device's would not lift it
+        below += " (raise the route's mtu)"
     else:
         fix = f"ip link set dev {shell_word(t.lower or '')} mtu {t.mtu + t.overhead}"
     return Finding(
         "TUNNEL-MTU", Severity.WARNING, t.name,
-        f"{t.kind} MTU {t.mtu} + {t.overhead} bytes of encapsulation > {t.lower} MTU {t.lower_mtu}: "
-        f"{fits} fits", evidence, fix)
+        f"{t.kind} MTU {t.mtu} + {t.overhead} bytes of encapsulation > {below}: {fits} fits", evidence, fix)
 
 
 def _udev_rule(name: str) -> str:
@@ -115,7 +124,7 @@ def _csum_finding(facts: Facts, t: Tunnel) -> Optional[Finding]:
 def run(facts: Facts) -> list[Finding]:
     out = []
     for t in facts.tunnels:
-        found = _mtu_finding(t)
+        found = mtu_finding(t)
         if found:
             out.append(found)
         if t.kind == "vxlan":

@@ -75,10 +75,9 @@ def collect_facts(
         cpuid_reader = virt_collector.cpuid.hypervisor_vendor if roots.sys == "/sys" else (lambda: None)
     # evidence only: the verdict is the judging step's (guestcheck.report.fill_verdicts), at every run
     facts.virt = Virt(evidence=virt_collector.collect_evidence(roots, cpuid_reader))
-    denied = virt_collector.problems(facts.virt.evidence, facts.host.is_root)
-    if denied:
-        facts.complete = False
-        facts.problems.extend(denied)
+    # a denied source is named in the problems; whether it leaves a verdict open is the judge's call
+    # (virt.undecided), so `complete` stays about whole areas
+    facts.problems.extend(virt_collector.problems(facts.virt.evidence, facts.host.is_root))
     if not os.path.isdir(os.path.join(roots.sys, "class/net")):
         facts.complete = False
         facts.problems.append(f"{roots.sys}/class/net is not readable: is sysfs mounted?")

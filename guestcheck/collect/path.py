@@ -27,6 +27,7 @@ from guestcheck.facts import Path, Route
 from guestcheck.netaddr import in_network
 from guestcheck.quantities import parse_int
 from guestcheck.roots import Roots
+from guestcheck.rtnetlink import attributes, dump
 
 RTF_UP = 0x0001
 RTF_GATEWAY = 0x0002
@@ -43,6 +44,14 @@ PROBE_CANDIDATES = {
     "ipv4": ("192.0.2.1", "198.51.100.1", "203.0.113.1"),
     "ipv6": ("2001:db8::1", "2001:db8:ffff::1", "3fff::1"),
 }
+
+
+# Neighbour states (include/uapi/linux/neighbour.h NUD_*), as `ip neigh` names them.
+RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
+NDMSG = struct.Struct("=BxxxiHBB")  # family, (pad), ifindex, state, flags, type
+NDA_DST = 1
+NUD_STATES = {0x01: "incomplete", 0x02: "reachable", 0x04: "stale", 0x08: "delay", 0x10: "probe",
+              0x20: "failed", 0x40: "noarp", 0x80: "permanent"}
 
 
 class ProcRoute:
@@ -113,6 +122,7 @@ def parse_ipv6_routes(text: Optional[str]) -> List[ProcRoute]:
 
 
 Probe = Callable[[str, str], Optional[Tuple[int, str]]]
+Neighbours = Callable[[str], Dict[Tuple[int, str], str]]  # family -> {(ifindex, address): state}
 Netlink = Callable[[str, str], Tuple[Optional[Dict[str, Any]], str]]
 AddressOf = Callable[[str, str], List[str]]
 
@@ -151,12 +161,14 @@ def interface_addresses(roots: Roots, family: str, dev: str) -> List[str]:
         return []
 
 
-def route_get(ipr: Any, destination: str) -> Optional[Dict[str, Any]]:
-    """`ip route get DESTINATION` on an open pyroute2 IPRoute: the route the kernel really uses, or None.
-    The one netlink route lookup (doctor's path, selftest's egress, the tunnels' lower device)."""
+def route_get(ipr: Any, destination: str, oif: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    """`ip route get DESTINATION [oif DEV]` on an open pyroute2 IPRoute: the route the kernel really uses, or
+    None. The one netlink route lookup (doctor's path, selftest's egress, the tunnels' lower device); `oif` for
+    a sender bound to a device (a vxlan with `dev`), as the kernel looks its route up."""
     # 0.7 returns a tuple, 0.9 a list; both carry rtmsg objects with get_attr().
     # RTM_F_LOOKUP_TABLE, as `ip route get` sends it: without it the kernel reports table main.
-    answers = list(ipr.route("get", dst=destination, flags=RTM_F_LOOKUP_TABLE))
+    extra = {"oif": oif} if oif else {}
+    answers = list(ipr.route("get", dst=destination, flags=RTM_F_LOOKUP_TABLE, **extra))
     if not answers:
         return None
     msg = answers[0]
@@ -239,6 +251,51 @@ def default_route(
     return route
 
 
+def kernel_neighbours(family: str) -> Dict[Tuple[int, str], str]:
+    """The kernel's neighbour table of one family (`ip neigh show`): (ifindex, address) -> state. No procfs
+    file has the IPv6 one, and /proc/net/arp cannot tell an entry being resolved from one that failed."""
+    af = socket.AF_INET if family == "ipv4" else socket.AF_INET6
+    out = {}
+    for kind, body in dump(RTM_GETNEIGH, NDMSG.pack(af, 0, 0, 0, 0)):
+        if kind != RTM_NEWNEIGH or len(body) < NDMSG.size:
+            continue
+        got_family, ifindex, state, _, _ = NDMSG.unpack_from(body, 0)
+        if got_family != af:
+            continue
+        for rta_type, payload in attributes(body, NDMSG.size):
+            if rta_type == NDA_DST and len(payload) in (4, 16):
+                address = socket.inet_ntop(af, payload)
+                out[(ifindex, address)] = NUD_STATES.get(state & -state, "none")  # one state bit is set
+    return out
+
+
+def _normal(family: str, address: str) -> str:
+    """One spelling of an address, to match the neighbour table's (2001:DB8::01 is 2001:db8::1)."""
+    af = socket.AF_INET if family == "ipv4" else socket.AF_INET6
+    try:
+        return socket.inet_ntop(af, socket.inet_pton(af, address))
+    except (OSError, ValueError):
+        return address
+
+
+def gateway_states(roots: Roots, routes: List[Route], neighbours: Neighbours, notes: List[str]) -> None:
+    """Each gateway's neighbour state on the route's device ("failed": address resolution got no answer)."""
+    tables: Dict[str, Dict[Tuple[int, str], str]] = {}
+    for route in routes:
+        if not route.gateway or not route.dev:
+            continue
+        ifindex = cat_int(os.path.join(roots.sys, "class/net", route.dev, "ifindex"))
+        if ifindex is None:
+            continue
+        if route.family not in tables:
+            try:
+                tables[route.family] = neighbours(route.family)
+            except OSError as e:
+                notes.append(f"{route.family}: the neighbour table could not be read ({e.strerror or e})")
+                tables[route.family] = {}
+        route.gateway_state = tables[route.family].get((ifindex, _normal(route.family, route.gateway)))
+
+
 RESOLVED_STUB = "127.0.0.53"
 
 
@@ -276,11 +333,14 @@ def collect_path(
     probe: Optional[Probe] = None,
     addresses: Optional[AddressOf] = None,
     netlink: Optional[Netlink] = None,
+    neighbours: Optional[Neighbours] = None,
 ) -> Optional[Path]:
     """Default routes of both families; None when procfs shows no routing table at all (an unknown, not
     "no default route"). `live` allows the kernel lookups (never on a fake tree)."""
     if live and probe is None:
         probe = kernel_route_probe
+    if live and neighbours is None:
+        neighbours = kernel_neighbours
     texts = {family: cat(os.path.join(roots.proc, name))
              for family, name in (("ipv4", "net/route"), ("ipv6", "net/ipv6_route"))}
     if texts["ipv4"] is None and texts["ipv6"] is None:
@@ -297,5 +357,7 @@ def collect_path(
             if family == "ipv4" and route.gateway:
                 route.gateway_mac = neighbour_mac(roots, route.gateway, route.dev)
             path.routes.append(route)
+    if neighbours is not None:
+        gateway_states(roots, path.routes, neighbours, path.notes)
     path.nameservers = nameservers(roots)
     return path

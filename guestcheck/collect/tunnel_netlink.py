@@ -40,17 +40,33 @@ def _first(data: Any, names: Tuple[str, ...]) -> Optional[str]:
     return None
 
 
+def _lookup(ipr: Any, remote: str, oif: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    try:
+        return route_get(ipr, remote, oif)  # doctor's own route lookup (guestcheck/collect/path.py)
+    except Exception:  # ENETUNREACH and the like: no route, said by the caller
+        return None
+
+
 def _route(ipr: Any, remote: str, links: Dict[int, Tuple[str, Optional[int]]]) -> Tuple[Optional[str], Optional[int]]:
     """The device and MTU the kernel would send the encapsulated packets to `remote` by."""
-    try:
-        answer = route_get(ipr, remote)  # doctor's own route lookup (guestcheck/collect/path.py)
-    except Exception:  # ENETUNREACH and the like: no route, said by the caller
-        return None, None
+    answer = _lookup(ipr, remote)
     if answer is None:
         return None, None
     name, mtu = links.get(answer["oif"] or -1, (None, None))
     route_mtu = answer["mtu"]
     return name, (min(route_mtu, mtu) if route_mtu and mtu else route_mtu or mtu)
+
+
+def _bound_route_mtu(ipr: Any, remotes: List[str], lower: int) -> Optional[Tuple[str, int]]:
+    """The smallest MTU a route sets toward the remotes, looked up as the kernel does for a tunnel bound to
+    device `lower` (`ip route add REMOTE dev LOWER mtu N` caps the encapsulated packets below the device's
+    MTU); None where no route sets one."""
+    worst: Optional[Tuple[str, int]] = None
+    for remote in remotes:
+        answer = _lookup(ipr, remote, lower)
+        if answer is not None and answer["mtu"] and (worst is None or answer["mtu"] < worst[1]):
+            worst = (remote, answer["mtu"])
+    return worst
 
 
 def _wireguard_endpoints(name: str) -> List[str]:
@@ -87,6 +103,11 @@ def _details(ipr: Any, link: Any, links: Dict[int, Tuple[str, Optional[int]]]) -
         if lower and lower in links:
             d["lower"], d["lower_mtu"] = links[lower]
             d["lower_source"] = "link"
+            capped = _bound_route_mtu(ipr, remotes, lower)
+            if capped and (d["lower_mtu"] is None or capped[1] < d["lower_mtu"]):
+                d["notes"].append(f"the route to {capped[0]} sets mtu {capped[1]}, below {d['lower']}'s "
+                                  f"{d['lower_mtu']}: judged with the route's")
+                d["lower_mtu"] = d["route_mtu"] = capped[1]
         prefixes = PREFIXES.get(kind, ())
         if "gre" in kind:
             d["gre_flags"] = next((data.get_attr(p + "OFLAGS") for p in prefixes if data.get_attr(p + "OFLAGS")), 0)

@@ -144,6 +144,7 @@ def collect_tunnels(roots: Roots, netlink: Optional[Netlink] = None) -> List[Tun
             if d.get("lower"):
                 t.lower, t.lower_source = d["lower"], d.get("lower_source", "link")
             t.lower_mtu = d.get("lower_mtu")
+            t.route_mtu = d.get("route_mtu")
             t.notes.extend(d.get("notes", []))
         elif problem:
             t.notes.append(problem)

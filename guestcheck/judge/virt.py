@@ -138,6 +138,8 @@ FIRECRACKER_CAVEAT = "run as root to tell Firecracker from other KVM hosts"
 VM_BIT_CAVEAT = ("run as root to read the SMBIOS virtual-machine bit that tells a cloud VM by {vendor!r} "
                  "from its servers")
 ENVIRON_CAVEAT = "run as root to read PID 1's container variable, which names the container manager"
+# The verdict each root-only source speaks to, for the note on a denied row and the status line.
+SPEAKS_TO = {"acpi": "hypervisor", "smbios": "cloud", "marker": "container", "dmi": "platform"}
 
 
 def _field(e: Evidence) -> str:
@@ -352,8 +354,47 @@ def judge_virt(virt: Virt) -> Virt:
     if container in (None, "unknown") and isolated and any(
             e.source == "marker" and e.error and e.detail.endswith("1/environ") for e in rows):
         caveats.append(ENVIRON_CAVEAT)
+    undecided = _undecided(rows, hv, cloud, caveats)
     return Virt(hypervisor=hv, product=_dmi_value(rows, "product_name"), cloud=cloud, container=container,
-                evidence=rows, caveats=caveats)
+                evidence=rows, caveats=caveats, undecided=undecided)
+
+
+def _decided_without(e: Evidence, rows: list[Evidence], hv: Optional[str], cloud: Optional[str],
+                     caveats: list[str]) -> bool:
+    """Whether the other evidence already decides the verdict a denied row speaks to, so reading it could
+    change nothing. The cases are those where the judge raises a caveat, and the DMI's own."""
+    if e.source == "acpi":  # only tells Firecracker (no DMI) from other KVM hosts
+        return FIRECRACKER_CAVEAT not in caveats
+    if e.source == "smbios":  # the VM bit names a cloud by its vendor, and tells EC2 metal where cpuinfo cannot
+        amazon_undecided = cloud == "amazon" and not any(x.source == "cpuinfo" for x in rows)
+        return not amazon_undecided and not any(c.startswith("run as root to read the SMBIOS") for c in caveats)
+    if e.source == "marker" and e.detail.endswith("1/environ"):  # names the manager, in a namespace only
+        return ENVIRON_CAVEAT not in caveats
+    if e.source == "dmi":  # names the platform and the cloud; Firecracker has none, a named cloud is decided
+        return hv == "firecracker" or cloud is not None
+    return False
+
+
+def _undecided(rows: list[Evidence], hv: Optional[str], cloud: Optional[str], caveats: list[str]) -> list[str]:
+    """The denied rows that could change a verdict, by detail; each denied row's note says which it is."""
+    out = []
+    for e in rows:
+        if not e.error:
+            continue
+        if _decided_without(e, rows, hv, cloud, caveats):
+            e.note += "; the other evidence decides without it"
+        else:
+            e.note += f"; could change the {SPEAKS_TO.get(e.source, 'platform')} verdict"
+            out.append(e.detail)
+    return out
+
+
+def undecided_phrase(virt: Virt) -> str:
+    """One phrase for the status line: which verdicts are open and what was denied, e.g.
+    "container undecided, denied: /proc/1/environ"."""
+    rows = [e for e in virt.evidence if e.error and e.detail in virt.undecided]
+    verdicts = list(dict.fromkeys(SPEAKS_TO.get(e.source, "platform") for e in rows)) or ["platform"]
+    return f"{', '.join(verdicts)} undecided, denied: {', '.join(virt.undecided)}"
 
 
 def host_tools(virt: Virt) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from guestcheck.facts import DENIED_PREFIX, Facts, Nic
-from guestcheck.findings import Severity
+from guestcheck.findings import Severity, Status
 from guestcheck.report import Report
 from guestcheck.text import escape_control
 
@@ -105,6 +105,14 @@ def _fix_lines(fix: str, fix_on: str) -> list[str]:
     return ["           fix, in the guest (paste as is):", *parts]
 
 
+def _status_line(report: Report) -> str:
+    """The status, and when it is unknown, why, in one phrase: "UNKNOWN (container undecided, denied: ...)"."""
+    line = f"guestcheck doctor: {report.status.label.upper()}"
+    if report.status is Status.UNKNOWN and report.incomplete:
+        line += f" ({'; '.join(report.incomplete)})"
+    return line
+
+
 def render(report: Report, *, colour: bool = False, verbose: bool = False) -> str:
     def paint(text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if colour else text
@@ -113,7 +121,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
     f = report.facts
     v = f.virt
     lines = [
-        paint(f"guestcheck doctor: {report.status.label.upper()}", _STATUS_COLOURS[report.status.label]),
+        paint(esc(_status_line(report)), _STATUS_COLOURS[report.status.label]),
         esc(f"machine: {v.hypervisor or 'bare metal'}"
             + (f" ({v.cloud})" if v.cloud else "")
             + (f" ({'; '.join(v.caveats)})" if v.caveats else "")

@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from guestcheck.roots import Roots
+from guestcheck.rtnetlink import attributes, messages
 
 SOURCES = ("auto", "udev", "rtnetlink", "none")
 RTMGRP_LINK = 1
 RTM_NEWLINK, RTM_DELLINK = 16, 17
 IFLA_IFNAME = 3
 IFF_LOWER_UP = 1 << 16
-_NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
-_RTA = struct.Struct("=HH")
 MAX_READS = 64  # messages taken per read(): the rest wait for the next one (select says they are there)
 UDEV_CONTROL = "/run/udev/control"  # udevd's control socket: present while udevd runs
 
@@ -44,33 +43,18 @@ class EventSourceError(Exception):
     """The chosen event source cannot be opened; the message says why, in one line."""
 
 
-def _align(n: int) -> int:
-    return (n + 3) & ~3
-
-
 def parse_link_messages(data: bytes) -> List[Tuple[int, int, int, str]]:
     """rtnetlink messages -> (message type, ifindex, flags, name) for RTM_NEWLINK/RTM_DELLINK; the rest, and
     anything truncated or malformed, is skipped."""
     out = []
-    offset = 0
-    while offset + _NLMSG.size <= len(data):
-        length, msg_type, _, _, _ = _NLMSG.unpack_from(data, offset)
-        if length < _NLMSG.size or offset + length > len(data):
-            break
-        body = data[offset + _NLMSG.size : offset + length]
-        offset += _align(length)
+    for msg_type, body in messages(data):
         if msg_type not in (RTM_NEWLINK, RTM_DELLINK) or len(body) < _IFINFO.size:
             continue
         _, _, index, flags, _ = _IFINFO.unpack_from(body, 0)
         name = ""
-        at = _IFINFO.size
-        while at + _RTA.size <= len(body):
-            rta_len, rta_type = _RTA.unpack_from(body, at)
-            if rta_len < _RTA.size or at + rta_len > len(body):
-                break
+        for rta_type, payload in attributes(body, _IFINFO.size):
             if rta_type == IFLA_IFNAME:
-                name = body[at + _RTA.size : at + rta_len].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            at += _align(rta_len)
+                name = payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         out.append((msg_type, index, flags, name))
     return out
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from guestcheck.collect.fs import cat_int, listdir
-from guestcheck.drivercounters import INTERFACE_COUNTERS
+from guestcheck.drivercounters import INCLUDED_IN_TX_ERRORS, INTERFACE_COUNTERS
 from guestcheck.quantities import parse_int
 from guestcheck.roots import Roots
 
 # statistics/ files summed into the interface's figures: the drop and error counters are doctor's
 RX_DROPS = tuple(c for c in INTERFACE_COUNTERS if c.startswith("rx_"))
-TX_DROPS = tuple(c for c in INTERFACE_COUNTERS if c.startswith("tx_"))
+TX_DROPS = tuple(c for c in INTERFACE_COUNTERS if c.startswith("tx_") and c not in INCLUDED_IN_TX_ERRORS)
 TOTALS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", *RX_DROPS, *TX_DROPS)
 
 # driver statistic name -> (direction, queue, what); what is bytes | packets | drops

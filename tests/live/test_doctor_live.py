@@ -69,6 +69,28 @@ def test_offloads_switched_off_appear_and_disappear():
         assert not [f for f in doc["findings"] if f["id"].startswith("OFFLOAD") and f["subject"] == "gc0"]
 
 
+def test_a_macvlan_over_a_veth_gets_no_gro_finding_and_its_gso_summary_names_the_lower():
+    """Issue 19: GRO off on a veth is exempt by design, and so is the macvlan it holds GRO off for; a GSO summary
+    that comes from the lower device's sg names that device, and its fix (on the lower) clears both."""
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("link", "add", "link", "gc0", "name", "vc0", "type", "macvlan", "mode", "bridge")
+        a.ip("link", "set", "vc0", "up")
+        assert "generic-receive-offload: off [requested on]" in a.run(["ethtool", "-k", "vc0"]).stdout
+        _, doc = doctor_json(a)
+        assert not [f for f in doc["findings"] if f["id"].startswith("OFFLOAD") and f["subject"] in ("vc0", "gc0")]
+        a.run(["ethtool", "-K", "gc0", "sg", "off"])
+        _, doc = doctor_json(a)
+        found = {f["id"]: f for f in doc["findings"] if f["subject"] == "vc0"}
+        assert set(found) == {"OFFLOAD-GSO-OFF"}, found
+        gso = found["OFFLOAD-GSO-OFF"]
+        assert "held off by its lower device gc0" in gso["summary"]
+        assert "on gc0, tx-generic-segmentation needs tx-scatter-gather (sg), which is off" in gso["summary"]
+        assert gso["fix"] == "ethtool -K gc0 sg on"
+        a.run(["sh", "-c", gso["fix"]])
+        _, doc = doctor_json(a)
+        assert not [f for f in doc["findings"] if f["id"].startswith("OFFLOAD") and f["subject"] in ("vc0", "gc0")]
+
+
 def test_only_and_skip_select_findings():
     with netns() as a, netns() as b, veth_pair(a, b):
         a.run(["ethtool", "-K", "gc0", "gso", "off"])

@@ -137,13 +137,25 @@ def test_macvlan_held_off_by_its_lower_device():
         a.ip("link", "set", "gcmv0", "up")
         a.run(["ethtool", "-K", "gc0", "gro", "off", "gso", "off"])
         before = found(a, "gcmv0")
-        gro = before["OFFLOAD-GRO-OFF"]
-        # the macvlan requests GRO already: the fix is on the lower device, never `ethtool -K gcmv0 gro on`
-        assert gro["fix"] == "ethtool -K gc0 gro on", gro
-        assert "held off by its lower device gc0" in gro["summary"]
+        # GRO off on a veth is by design, and so for the macvlan it holds GRO off for (issue 19)
+        assert "OFFLOAD-GRO-OFF" not in before
         assert before["OFFLOAD-GSO-OFF"]["fix"] == "ethtool -K gc0 gso on"
-        fix_until_gone(a, "gcmv0", {"OFFLOAD-GRO-OFF", "OFFLOAD-GSO-OFF"})
+        fix_until_gone(a, "gcmv0", {"OFFLOAD-GSO-OFF"})
         assert "OFFLOAD-GSO-OFF" not in found(a, "gc0")
+
+
+def test_macvlan_gro_held_off_by_a_lower_device_that_is_no_veth():
+    with netns() as a:
+        a.ip("link", "add", "gcd0", "type", "bridge")  # no dummy module on every test kernel
+        a.ip("link", "set", "gcd0", "up")
+        a.ip("link", "add", "link", "gcd0", "name", "gcmv1", "type", "macvlan", "mode", "bridge")
+        a.ip("link", "set", "gcmv1", "up")
+        a.run(["ethtool", "-K", "gcd0", "gro", "off"])
+        gro = found(a, "gcmv1")["OFFLOAD-GRO-OFF"]
+        # the macvlan requests GRO already: the fix is on the lower device, never `ethtool -K gcmv1 gro on`
+        assert gro["fix"] == "ethtool -K gcd0 gro on", gro
+        assert "held off by its lower device gcd0" in gro["summary"]
+        fix_until_gone(a, "gcmv1", {"OFFLOAD-GRO-OFF"})
 
 
 def _uplink(a: Netns) -> None:

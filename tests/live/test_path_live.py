@@ -125,3 +125,45 @@ def test_no_default_route() -> None:
         doc = doctor(a)
         assert doc["facts"]["path"]["routes"] == []
         assert set(path_findings(doc)) == {"PATH-NO-DEFAULT-ROUTE"}
+
+
+def wait_failed(ns: Netns, family: str, gateway: str) -> None:
+    """Until the gateway's neighbour entry is FAILED: the kernel gives up after its probes (about 3 s)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if ns.ip(family, "neigh", "show", gateway).stdout.split()[-1:] == ["FAILED"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{gateway} did not become FAILED: {ns.ip(family, 'neigh', 'show').stdout}")
+
+
+SEND_OFF_LINK = ("import socket, sys; fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET; "
+                 "socket.socket(fam, socket.SOCK_DGRAM).sendto(b'x', (sys.argv[1], 9))")
+
+
+def test_a_default_gateway_nobody_answers_is_reported_for_ipv4_and_ipv6() -> None:
+    """Issue 19: an IPv6 default route whose gateway's neighbour entry is FAILED was reported as
+    PATH-DEFAULT-ROUTE ok. Here nobody holds either gateway address; one datagram off-link makes the kernel
+    try each, and doctor reports both."""
+    with netns() as a, netns() as b, veth_pair(a, b, a_addr="10.199.7.1/24", b_addr="10.199.7.2/24"):
+        a.ip("-6", "addr", "add", "fd99:7::1/64", "dev", "gc0", "nodad")
+        b.ip("-6", "addr", "add", "fd99:7::2/64", "dev", "gc1", "nodad")
+        a.ip("route", "add", "default", "via", "10.199.7.9", "dev", "gc0")
+        a.ip("-6", "route", "add", "default", "via", "fd99:7::9", "dev", "gc0")
+        assert path_findings(doctor(a)) == {}  # nothing tried the gateways yet: no entry, nothing to say
+        for family, gateway, off_link in (("-4", "10.199.7.9", "198.51.100.7"), ("-6", "fd99:7::9", "2001:db8::7")):
+            a.run([sys.executable, "-c", SEND_OFF_LINK, off_link])
+            wait_failed(a, family, gateway)
+        doc = doctor(a)
+        found = [f for f in doc["findings"] if f["id"] == "PATH-GATEWAY-UNREACHABLE"]
+        assert sorted((f["evidence"]["family"], f["evidence"]["gateway"]) for f in found) == [
+            ("ipv4", "10.199.7.9"), ("ipv6", "fd99:7::9")]
+        assert all(f["severity"] == "warning" and f["subject"] == "gc0" and f["fix"] == "" for f in found)
+        assert "PATH-DEFAULT-ROUTE" not in findings(doc, "PATH-")
+        routes = {r["family"]: r["gateway_state"] for r in doc["facts"]["path"]["routes"]}
+        assert routes == {"ipv4": "failed", "ipv6": "failed"}
+        # once the gateway answers (b takes the address), the route is ok again
+        b.ip("addr", "add", "10.199.7.9/24", "dev", "gc1")
+        resolve_gateway(a, "10.199.7.9")
+        doc = doctor(a)
+        assert [f["evidence"]["family"] for f in doc["findings"] if f["id"] == "PATH-GATEWAY-UNREACHABLE"] == ["ipv6"]

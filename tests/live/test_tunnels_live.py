@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.live.dfping import df_ping
 from tests.live.nsdoctor import doctor, findings, run_fix
 from tests.netns import Netns, netns, requires_netns, veth_pair
 
@@ -107,3 +108,70 @@ def test_gre_and_wireguard_where_this_kernel_has_them(kind: str) -> None:
         assert f is not None, tunnel
         apply_fix(a, f["fix"])
         assert tunnel_mtu_finding(a, "gctun")[0] is None
+
+
+def test_vxlan_bound_to_a_device_follows_the_route_mtu_to_its_remote() -> None:
+    """Issue 19: `ip link set va0 mtu 1400; ip route add REMOTE/32 dev va0 mtu 1300`, a vxlan with `dev va0`.
+    doctor said 1350 fits (the device's MTU); the route caps the packets at 1300, so 1250 fits. After the printed
+    fix, DF pings of the size doctor says fits go through, and doctor reports nothing."""
+    with netns() as a, netns() as b, veth_pair(a, b, a_addr="10.99.1.2/24", b_addr="10.99.1.3/24",
+                                                a_name="va0", b_name="vb0"):
+        a.ip("link", "set", "va0", "mtu", "1400")
+        b.ip("link", "set", "vb0", "mtu", "1400")
+        a.ip("route", "add", "10.99.1.3/32", "dev", "va0", "mtu", "1300")
+        a.ip("link", "add", "vxa", "type", "vxlan", "id", "45", "dev", "va0", "remote", "10.99.1.3",
+             "local", "10.99.1.2", "dstport", "4789")
+        b.ip("link", "add", "vxb", "type", "vxlan", "id", "45", "dev", "vb0", "remote", "10.99.1.2",
+             "local", "10.99.1.3", "dstport", "4789")
+        for ns, dev, addr in ((a, "vxa", "10.98.0.1/24"), (b, "vxb", "10.98.0.2/24")):
+            ns.ip("link", "set", dev, "mtu", "1350")  # what doctor used to say fits
+            ns.ip("addr", "add", addr, "dev", dev)
+            ns.ip("link", "set", dev, "up")
+        f, tunnel = tunnel_mtu_finding(a, "vxa")
+        assert (tunnel["lower"], tunnel["lower_source"], tunnel["route_mtu"]) == ("va0", "link", 1300)
+        assert f is not None and f["evidence"]["fits"] == 1250, f
+        assert f["fix"] == "ip link set dev vxa mtu 1250"
+        assert "the route to 10.99.1.3 via va0, mtu 1300" in f["summary"]
+        # the size doctor used to say fits: the first DF ping teaches the kernel the path MTU (1250), then
+        # every one fails (`ping -M do -s 1322`: "message too long, mtu=1250")
+        df_ping(a, "10.98.0.2", 1350 - 28)
+        assert not df_ping(a, "10.98.0.2", 1350 - 28)
+        apply_fix(a, f["fix"])
+        assert df_ping(a, "10.98.0.2", f["evidence"]["fits"] - 28)
+        assert df_ping(a, "10.98.0.2", f["evidence"]["fits"] - 28)
+        assert mtu_findings(a) == {}
+
+
+def _counters(ns: Netns, dev: str) -> dict:
+    names = ("tx_errors", "tx_aborted_errors", "tx_dropped", "tx_carrier_errors")
+    return {n: int(ns.run(["cat", f"/sys/class/net/{dev}/statistics/{n}"]).stdout) for n in names}
+
+
+def test_tx_errors_of_a_too_large_frame_name_their_counter_and_the_mtu_finding() -> None:
+    """Issue 19: a DF ping over a vxlan whose MTU is too big for the path makes the vxlan refuse the outer packet
+    (tx_errors with tx_aborted_errors on 6.1; tx_dropped on kernels whose vxlan keeps per-CPU dstats). doctor
+    blamed a full queue; it must name the counter that moved and the TUNNEL-MTU finding on the same device."""
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("link", "set", "gc0", "mtu", "1400")
+        b.ip("link", "set", "gc1", "mtu", "1400")
+        # `df set`: the outer packets carry DF, so the one too large for gc0 is refused, not fragmented
+        a.ip("link", "add", "gcvx5", "type", "vxlan", "id", "46", "remote", "10.199.0.2", "local", "10.199.0.1",
+             "dstport", "4789", "df", "set")
+        b.ip("link", "add", "gcvx6", "type", "vxlan", "id", "46", "remote", "10.199.0.1", "local", "10.199.0.2",
+             "dstport", "4789")
+        for ns, dev, addr in ((a, "gcvx5", "10.98.1.1/24"), (b, "gcvx6", "10.98.1.2/24")):
+            ns.ip("addr", "add", addr, "dev", dev)
+            ns.ip("link", "set", dev, "up")
+        assert df_ping(a, "10.98.1.2", 100)  # small packets pass
+        before = _counters(a, "gcvx5")
+        df_ping(a, "10.98.1.2", 1400)  # 1428 inner + 50 > 1400
+        moved = {k for k, v in _counters(a, "gcvx5").items() if v > before[k]}
+        assert moved & {"tx_aborted_errors", "tx_dropped"}, moved
+        doc = doctor(a)
+        [mtu] = [f for f in doc["findings"] if f["id"] == "TUNNEL-MTU" and f["subject"] == "gcvx5"]
+        [drops] = [f for f in doc["findings"] if f["id"] == "NIC-DROPS" and f["subject"] == "gcvx5"]
+        named = "tx_aborted_errors" if "tx_aborted_errors" in moved else "tx_dropped"
+        assert named in drops["summary"] and drops["evidence"]["transmit"].startswith(named + ":")
+        assert "TUNNEL-MTU on gcvx5" in drops["summary"]
+        assert drops["evidence"]["see"] == f"TUNNEL-MTU [gcvx5]: {mtu['summary']}"
+        assert "full transmit queue" not in drops["evidence"]["transmit"]

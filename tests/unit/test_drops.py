@@ -12,7 +12,7 @@ import pytest
 
 from guestcheck.checks import catalog, drops, rings
 from guestcheck.collect.nic_counters import NicReading, nic_counters
-from guestcheck.drivercounters import curated
+from guestcheck.drivercounters import INTERFACE_COUNTERS, curated
 from guestcheck.facts import Facts, Host, Nic, NicCounters, NicIrq, NicSteering, Rings, Softirq, SoftnetCpu
 from guestcheck.findings import Severity, Status
 from guestcheck.render import prometheus
@@ -20,7 +20,7 @@ from guestcheck.report import Report, judge
 from tests.unit import driver_stats
 from tests.unit.test_prometheus import parse
 
-IFACE = ("rx_dropped", "rx_missed_errors", "rx_fifo_errors", "rx_over_errors", "tx_dropped", "tx_errors")
+IFACE = INTERFACE_COUNTERS
 NEW_IDS = ("NIC-ALLOWANCE-EXCEEDED", "NIC-QUEUE-DROPS", "NIC-DROPS", "RING-RX-DROPS", "RING-RX-SMALL")
 
 
@@ -170,6 +170,58 @@ def test_since_boot_only_is_info_and_names_are_quoted_in_what_to_look_at():
     assert f.severity is Severity.INFO and f.evidence["look"][1] == "tc -s qdisc show dev 'we ird'"
 
 
+# --- failed sends attributed by the counter that moved (issue 19: a too-large frame was blamed on a full queue) ---
+
+def _vxlan(mtu: int = 1500, lower_mtu: int = 1400):
+    from guestcheck.facts import Tunnel
+
+    nic = Nic(name="vxa", driver="vxlan", link_type=1, kind="software", software_type="vxlan")
+    tunnel = Tunnel(name="vxa", kind="vxlan", mtu=mtu, family="ipv4", remote="10.99.1.3", lower="va0",
+                    lower_mtu=lower_mtu, lower_source="route", overhead=50,
+                    overhead_detail="20 IPv4 + 8 UDP + 8 VXLAN + 14 Ethernet")
+    return nic, tunnel
+
+
+def test_tx_aborted_on_a_tunnel_names_the_counter_and_the_mtu_finding_not_a_full_queue():
+    nic, tunnel = _vxlan()
+    c = counters("vxa", None, after_iface={"tx_errors": 3, "tx_aborted_errors": 3})
+    f = facts(nic, c)
+    f.tunnels = [tunnel]
+    [found] = [x for x in drops.run(f) if x.id == "NIC-DROPS"]
+    assert "tx_aborted_errors +3" in found.summary and "TUNNEL-MTU on vxa" in found.summary
+    assert found.evidence["transmit"].startswith("tx_aborted_errors: the send was aborted")
+    assert "full transmit queue" not in found.evidence["transmit"]
+    assert "ip link set dev vxa mtu 1350" in found.evidence["transmit"]
+    assert found.evidence["see"].startswith("TUNNEL-MTU [vxa]: vxlan MTU 1500 + 50 bytes")
+
+
+def test_tx_dropped_on_a_tunnel_is_the_encapsulation_where_newer_kernels_count_it():
+    """From 6.x a vxlan counts a refused outer packet as tx_dropped (per-CPU dstats), not tx_aborted_errors."""
+    nic, tunnel = _vxlan()
+    f = facts(nic, counters("vxa", None, after_iface={"tx_dropped": 1}, sampled=False))
+    f.tunnels = [tunnel]
+    [found] = [x for x in drops.run(f) if x.id == "NIC-DROPS"]
+    assert found.severity is Severity.INFO and "TUNNEL-MTU on vxa" in found.summary
+    assert found.evidence["transmit"].startswith("tx_dropped: the tunnel dropped packets it could not encapsulate")
+
+
+def test_each_transmit_counter_has_its_own_cause_on_a_plain_nic():
+    nic = Nic(name="eth0", driver="virtio_net", link_type=1, kind="paravirtual")
+    carrier = counters("eth0", None, after_iface={"tx_errors": 2, "tx_carrier_errors": 2})
+    [found] = [x for x in drops.run(facts(nic, carrier)) if x.id == "NIC-DROPS"]
+    assert found.evidence["transmit"] == "tx_carrier_errors: no carrier: the link or its peer was down"
+    assert "see" not in found.evidence and "TUNNEL-MTU" not in found.summary
+    dropped = counters("eth0", None, after_iface={"tx_dropped": 5})
+    [found] = [x for x in drops.run(facts(nic, dropped)) if x.id == "NIC-DROPS"]
+    assert "a full transmit queue or ring" in found.evidence["transmit"]
+    bare = counters("eth0", None, after_iface={"tx_errors": 1})
+    [found] = [x for x in drops.run(facts(nic, bare)) if x.id == "NIC-DROPS"]
+    assert found.evidence["transmit"].startswith("tx_errors: the driver could not send (no detail counter")
+    nohandler = counters("eth0", None, after_iface={"rx_nohandler": 7})
+    [found] = [x for x in drops.run(facts(nic, nohandler)) if x.id == "NIC-DROPS"]
+    assert "rx_nohandler +7" in found.summary and "inactive port" in found.evidence["nohandler"]
+
+
 # --- every new id: explained, and absent once the machine is in order ---
 
 def test_every_new_id_is_explained():
@@ -205,7 +257,8 @@ def test_prometheus_exports_a_few_series_per_device_not_every_driver_counter():
     nic = [(n, lab, v) for n, lab, v in samples if n.startswith("guestcheck_nic_")]
     per_device = {d: sum(1 for _, lab, _ in nic if lab["interface"] == d) for d in ("eth0", "eth1")}
     assert len(driver_stats.ena(queues=8)) == 8 + 6 + 8 * (15 + 22) + 5  # 315 names in `ethtool -S`
-    assert per_device == {"eth0": 6 + 5 + 1 + 8, "eth1": 6 + 4 + 4}  # interface, allowances, gauge, queues
+    n = len(INTERFACE_COUNTERS)  # 9: rx_nohandler, tx_aborted_errors and tx_carrier_errors too (issue 19)
+    assert per_device == {"eth0": n + 5 + 1 + 8, "eth1": n + 4 + 4}  # interface, allowances, gauge, queues
     assert ("guestcheck_nic_allowance_exceeded_total", {"interface": "eth0", "allowance": "pps"}, 7.0) in nic
     assert ("guestcheck_nic_conntrack_allowance_available", {"interface": "eth0"}, 99.0) in nic
     assert ("guestcheck_nic_driver_drops_total", {"interface": "eth1", "queue": "rx-2", "counter": "drops"}, 3.0) in nic

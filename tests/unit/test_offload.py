@@ -72,6 +72,34 @@ def test_a_macvlan_held_off_by_its_lower_device_gets_the_lower_devices_fix():
         "mv0: rx-gro is held off by its lower device eth0, where it is off"]
 
 
+def test_a_macvlan_over_a_veth_shares_the_veths_gro_exemption():
+    """Issue 19: GRO off on a veth is by design, so a macvlan whose GRO the veth holds off is no finding."""
+    veth = nic("vb0", software_type="veth", rx_gro=OFF_BY_REQUEST)
+    upper = nic("vc0", software_type="macvlan", lowers=["vb0"], rx_gro=HELD_OFF)
+    facts = Facts(nics=[veth, upper])
+    assert by_id(upper, facts) == {} and by_id(veth, facts) == {}
+    upper.features["rx-gro"] = OFF_BY_REQUEST  # `ethtool -K vc0 gro on` would leave it held off by the veth
+    assert by_id(upper, facts) == {}
+    vlan = nic("vc0.5", software_type="vlan", lowers=["vc0"], rx_gro=HELD_OFF)  # two levels down, still the veth
+    assert by_id(vlan, Facts(nics=[veth, upper, vlan])) == {}
+
+
+def test_a_reason_about_the_lower_device_names_it_in_the_summary():
+    """Issue 19: the GSO summary of a macvlan said "needs sg, which is off", true of the lower device only."""
+    lower = nic("vb0", software_type="veth", tx_scatter_gather=OFF_BY_REQUEST, tx_generic_segmentation=HELD_OFF)
+    upper = nic("vc0", software_type="macvlan", lowers=["vb0"], tx_generic_segmentation=HELD_OFF)
+    found = by_id(upper, Facts(nics=[lower, upper]))["OFFLOAD-GSO-OFF"]
+    assert found.summary == ("GSO is off: tx-generic-segmentation is held off by its lower device vb0, where it is "
+                             "off; on vb0, tx-generic-segmentation needs tx-scatter-gather (sg), which is off")
+    assert found.fix == "ethtool -K vb0 sg on"
+
+
+def test_a_macvlan_whose_lower_is_in_another_namespace_says_so():
+    upper = nic("vc0", software_type="macvlan", rx_gro=HELD_OFF)  # moved into a container: no lower here
+    found = by_id(upper)["OFFLOAD-GRO-OFF"]
+    assert found.fix == "" and "held off by its lower device, which is not in this network namespace" in found.summary
+
+
 def test_lower_before_upper_when_both_are_off_by_request():
     lower = nic("eth0", rx_gro=OFF_BY_REQUEST)
     upper = nic("vlan 5", software_type="vlan", lowers=["eth0"], rx_gro=OFF_BY_REQUEST)

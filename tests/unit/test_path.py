@@ -252,3 +252,62 @@ def test_route_mtu_capped_at_ip_max_mtu_is_no_mismatch() -> None:
 
 def test_no_routing_table_in_procfs_is_unknown_not_no_route(tmp_path: Path) -> None:
     assert collect_path(FakeMachine(tmp_path).roots, live=False) is None
+
+
+# --- a gateway that does not answer (issue 19: an IPv6 default via a FAILED neighbour was reported ok) ---------
+
+
+def test_gateway_states_come_from_the_neighbour_table_of_the_routes_device(tmp_path: Path) -> None:
+    m = tree(tmp_path, ipv6=IPV6_DEFAULT)
+    m.write("sys/class/net/gcxa/ifindex", "2\n")
+    m.write("sys/class/net/eth0/ifindex", "3\n")
+    tables = {"ipv4": {(2, "10.0.2.2"): "reachable"},
+              "ipv6": {(3, "fe80::1"): "failed", (2, "fe80::1"): "reachable"}}  # same address, another link
+    path = collect_path(m.roots, live=False, netlink=no_netlink, neighbours=lambda family: tables[family])
+    assert [(r.family, r.gateway, r.gateway_state) for r in path.routes] == [
+        ("ipv4", "10.0.2.2", "reachable"), ("ipv6", "fe80::1", "failed")]
+
+
+def test_a_neighbour_table_that_cannot_be_read_is_a_note(tmp_path: Path) -> None:
+    m = tree(tmp_path)
+    m.write("sys/class/net/gcxa/ifindex", "2\n")
+
+    def refused(family: str) -> dict:
+        raise PermissionError(1, "Operation not permitted")
+
+    path = collect_path(m.roots, live=False, netlink=no_netlink, neighbours=refused)
+    assert path.routes[0].gateway_state is None
+    assert path.notes == ["ipv4: the neighbour table could not be read (Operation not permitted)"]
+
+
+def test_a_failed_gateway_is_reported_for_either_family_instead_of_an_ok_route() -> None:
+    for family, gateway, six in (("ipv4", "192.0.2.1", ""), ("ipv6", "fd00::1", "-6 ")):
+        route = Route(family, "eth0", gateway, gateway_state="failed")
+        (f,) = check.run(facts_with(route))
+        assert (f.id, f.severity.label, f.subject, f.fix, f.fix_on) == (
+            "PATH-GATEWAY-UNREACHABLE", "warning", "eth0", "", "")
+        assert f.summary.startswith(f"{family} default gateway {gateway} on eth0 does not answer (neighbour FAILED)")
+        assert f.evidence["look"][:2] == [f"ip {six}route show default", f"ip {six}neigh show dev eth0"]
+    for state in ("reachable", "stale", "incomplete", None):  # resolving, or not tried lately: not judged
+        assert ids(facts_with(Route("ipv6", "eth0", "fd00::1", gateway_state=state))) == []
+    assert FINDINGS["PATH-GATEWAY-UNREACHABLE"].fix_on == ""
+
+
+def test_kernel_neighbour_answers_are_parsed_from_rtnetlink(monkeypatch) -> None:
+    import socket
+    import struct
+
+    from guestcheck.collect import path as collect
+    from guestcheck.rtnetlink import RTA
+
+    def neigh(family: int, ifindex: int, state: int, address: bytes) -> bytes:
+        attr = RTA.pack(RTA.size + len(address), 1) + address
+        return collect.NDMSG.pack(family, ifindex, state, 0, 1) + attr + b"\0" * (-len(attr) % 4)
+
+    answers = [(28, neigh(socket.AF_INET6, 4, 0x20, socket.inet_pton(socket.AF_INET6, "fd00::1"))),
+               (28, neigh(socket.AF_INET6, 4, 0x04, socket.inet_pton(socket.AF_INET6, "fe80::1"))),
+               (28, neigh(socket.AF_INET, 4, 0x02, socket.inet_aton("10.0.0.1"))),  # another family: skipped
+               (28, b"\x0a" * 5)]  # truncated: skipped
+    monkeypatch.setattr(collect, "dump", lambda kind, header: answers)
+    assert collect.kernel_neighbours("ipv6") == {(4, "fd00::1"): "failed", (4, "fe80::1"): "stale"}
+    assert struct.calcsize("=BxxxiHBB") == collect.NDMSG.size == 12  # struct ndmsg

@@ -215,6 +215,25 @@ def test_non_root_on_firecracker_says_kvm_and_what_root_would_tell():
     assert host_tools(virt) == ("firecracker", "cloud-hypervisor", "qemu")
 
 
+def test_a_denied_source_is_undecided_only_where_it_could_change_the_verdict():
+    """Issue 19: the ACPI tables decide Firecracker only where no DMI does; PID 1's environment names a container
+    only inside a namespace of its own."""
+    virt = judge_virt(Virt(evidence=_non_root_firecracker()))
+    assert virt.undecided == ["/sys/firmware/acpi/tables"]
+    assert virt.evidence[0].note.endswith("could change the hypervisor verdict")
+    with_dmi = judge_virt(Virt(evidence=[*_non_root_firecracker(), Evidence("dmi", "/sys/class/dmi/id/sys_vendor",
+                                                                            "QEMU")]))
+    assert with_dmi.undecided == [] and with_dmi.evidence[0].note.endswith("the other evidence decides without it")
+    environ = Evidence("marker", "/proc/1/environ", "", error="permission denied")
+    root = [Evidence("acpi", "/sys/firmware/acpi/tables/DSDT OEM ID", "FIRECK"), *_non_root_firecracker()[1:]]
+    assert judge_virt(Virt(evidence=[*root, environ])).undecided == []
+    own_ns = [*root[:-1], Evidence("namespace", "/proc/self/ns/pid", "pid:[4026532300]"), environ]
+    virt = judge_virt(Virt(evidence=own_ns))
+    assert (virt.container, virt.undecided) == ("unknown", ["/proc/1/environ"])
+    strong = Evidence("marker", "/run/systemd/container", "lxc")
+    assert judge_virt(Virt(evidence=[*own_ns, strong])).undecided == []
+
+
 def test_as_root_the_same_machine_is_firecracker():
     rows = _non_root_firecracker()
     rows[0] = Evidence("acpi", "/sys/firmware/acpi/tables/DSDT OEM ID", "FIRECK")
