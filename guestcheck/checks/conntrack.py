@@ -53,6 +53,13 @@ FINDINGS = {
         "absence from the report is not mistaken for a check that did not run.",
         "Nothing to fix.",
     ),
+    "CONNTRACK-OK": FindingDoc(
+        "The conntrack table has room and drops nothing",
+        "ok",
+        "Connection tracking is loaded, its table is below 80 % full and no drop, early_drop or insert_failed "
+        "counter is above 0. Said so that `doctor -v` shows the area was checked.",
+        "Nothing to fix.",
+    ),
 }
 
 
@@ -117,4 +124,9 @@ def run(facts: Facts) -> list[Finding]:
     drops = _drops(ct)
     if drops:
         out.append(drops)
+    if not out:
+        table = (f"{100 * ct.count // ct.max}% full ({ct.count} of {ct.max} entries)" if ct.count is not None and ct.max
+                 else "size unknown")
+        out.append(Finding("CONNTRACK-OK", Severity.OK, "conntrack", f"conntrack table {table}, no drops",
+                           {"count": ct.count, "max": ct.max}, ""))
     return out
