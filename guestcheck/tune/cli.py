@@ -79,7 +79,8 @@ def path_options(f: Any) -> Any:
               help="Read and write /etc, /run, /usr/lib, /lib and /var/lib under DIR (tests, image builds); "
                    "/proc/sys stays the running kernel's (of this network namespace).")
 @click.option("--profiles", "profiles", metavar="DIR[:DIR]",
-              help="Look for profiles here only (also $GUESTCHECK_PROFILES).")
+              help="Look for profiles here first (also $GUESTCHECK_PROFILES), instead of /etc/guestcheck/profiles; "
+                   "the shipped profiles stay last in the search path, so a profile here may include one of them.")
 @click.pass_context
 def tune(ctx: click.Context, root: Optional[str], profiles: Optional[str]) -> None:
     """Apply, verify and roll back sysctl TCP profiles; turn offloads on; set queue counts and ring sizes."""

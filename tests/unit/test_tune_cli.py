@@ -124,6 +124,24 @@ def test_a_broken_profile_names_its_file_and_line(tmp_path):
     assert "(broken:" in tune(tmp_path, "--profiles", str(tmp_path / "p"), "list").stdout
 
 
+def test_a_custom_profile_may_include_a_shipped_one(tmp_path):
+    """--profiles DIR comes first; the shipped profiles stay last in the search path."""
+    k = FakeKernel(tmp_path)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p/mine.conf").write_text("[main]\nsummary = mine\ninclude = many-connections\n\n[sysctl]\n"
+                                          "# reason: test\nnet.ipv4.tcp_fin_timeout = 20\n")
+    (tmp_path / "p/latency.conf").write_text("[main]\nsummary = the admin's latency\n")
+    env = {"GUESTCHECK_PROFILES": ""}
+    out = tune(tmp_path, "--profiles", str(tmp_path / "p"), "list", env=env)
+    assert out.returncode == 0 and "broken" not in out.stdout, out.stdout
+    listed = {ln.split()[0]: ln for ln in out.stdout.splitlines()}
+    assert set(listed) == {"latency", "many-connections", "mine", "throughput", "wan", "wan-lossy"}
+    assert "the admin's latency" in listed["latency"]  # DIR first: its profile shadows the shipped one
+    out = tune(tmp_path, "--profiles", str(tmp_path / "p"), "apply", "mine", env=env)
+    assert out.returncode == 0, out.stderr
+    assert k.get("net.ipv4.tcp_fin_timeout") == "20" and k.get("net.core.somaxconn") == "8192"
+
+
 def test_a_damaged_journal_is_one_line(tmp_path):
     FakeKernel(tmp_path)
     (tmp_path / "var/lib/guestcheck").mkdir(parents=True)
