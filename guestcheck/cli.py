@@ -79,8 +79,10 @@ def load_facts_file(path: str) -> Any:
 
 def collect(sample_seconds: float) -> Any:
     from guestcheck.collect.machine import collect_facts
+    from guestcheck.waiting import waiting_line
 
-    return collect_facts(sample_seconds=sample_seconds)
+    with waiting_line(sample_seconds):
+        return collect_facts(sample_seconds=sample_seconds)
 
 
 def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], textfile_dir: Optional[str]) -> str:

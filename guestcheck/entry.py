@@ -107,8 +107,11 @@ def run_fast_doctor(fmt: str, sample_seconds: float, verbose: bool) -> int:
     from guestcheck.collect.machine import collect_facts
     from guestcheck.render import render_for
     from guestcheck.report import judge
+    from guestcheck.waiting import waiting_line
 
-    report = judge(collect_facts(sample_seconds=sample_seconds))
+    with waiting_line(sample_seconds):
+        facts = collect_facts(sample_seconds=sample_seconds)
+    report = judge(facts)
     if fmt == "prometheus":  # guestcheck_info's profile label
         from guestcheck.fleet import applied_profile
         from guestcheck.roots import Roots

@@ -243,7 +243,14 @@ def apply_with_tuner(name: str, roots: Roots) -> str:
 
     profile = load(name, profile_dirs(roots.etc))
     if profile.guards.requires_guaranteed_memory or profile.guards.min_ram_mb is not None:
-        verdict = guard.check(profile.guards, fill_verdicts(collect_live(roots, 0)))
+        from guestcheck.tune.plan import plan_profile
+        from guestcheck.tune.state import load_state
+
+        # as `tune apply`: judged on the highest buffer ceiling the apply raises (none raised: nothing to refuse)
+        plan = plan_profile(profile, roots, load_state(roots))
+        ceiling = guard.raised_ceiling((c.key, c.live, c.target) for c in plan.writes())
+        facts = fill_verdicts(collect_live(roots, 0)) if ceiling else None
+        verdict = guard.check(profile.guards, facts, ceiling=ceiling)
         if not verdict.allowed:
             raise RuntimeError(f"refused by its memory guard: {'; '.join(verdict.reasons)}")
     # another agent (an active TuneD profile) that would put its own values back: refused, as `tune apply` does

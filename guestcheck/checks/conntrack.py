@@ -54,6 +54,13 @@ FINDINGS = {
         "Nothing to fix.",
         fix_on="",
     ),
+    "CONNTRACK-OK": FindingDoc(
+        "The conntrack table has room and drops nothing",
+        "ok",
+        "Connection tracking is loaded, its table is below 80 % full and no drop, early_drop or insert_failed "
+        "counter is above 0. Said so that `doctor -v` shows the area was checked.",
+        "Nothing to fix.",
+    ),
 }
 
 
@@ -118,4 +125,9 @@ def run(facts: Facts) -> list[Finding]:
     drops = _drops(ct)
     if drops:
         out.append(drops)
+    if not out:
+        table = (f"{100 * ct.count // ct.max}% full ({ct.count} of {ct.max} entries)" if ct.count is not None and ct.max
+                 else "size unknown")
+        out.append(Finding("CONNTRACK-OK", Severity.OK, "conntrack", f"conntrack table {table}, no drops",
+                           {"count": ct.count, "max": ct.max}, ""))
     return out

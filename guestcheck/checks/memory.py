@@ -176,6 +176,14 @@ class MemoryVerdict:
     mem_total_bytes: Optional[int] = None  # MemTotal as the kernel reports it
     installed_bytes: Optional[int] = None  # the firmware's System RAM
     inflated_bytes: Optional[int] = None  # what balloons hold now, where any shows it
+    # the reasons (a subset of `reasons`) that are a virtio-balloon holding nothing now, or one that deflates
+    # under memory pressure: the host can take memory back, but has not, or gives it back when the guest needs it
+    idle_balloons: list[str] = field(default_factory=list)
+
+    @property
+    def only_idle_balloons(self) -> bool:
+        """Not guaranteed only because of idle or deflate-on-oom balloons (the tuner's bounded allowance)."""
+        return self.guaranteed is False and bool(self.reasons) and all(r in self.idle_balloons for r in self.reasons)
 
     @property
     def label(self) -> str:
@@ -208,6 +216,7 @@ class BalloonJudgement:
 
     verdict: Optional[tuple[str, str]]  # (NOT_GUARANTEED or UNKNOWN, the reason) or None: neutral
     finding: Optional[Finding]
+    idle: bool = False  # a bound virtio-balloon that holds 0 B now, or deflates on OOM and holds nothing known
 
 
 def judge_balloon(facts: Facts, b: Balloon) -> BalloonJudgement:
@@ -220,11 +229,12 @@ def judge_balloon(facts: Facts, b: Balloon) -> BalloonJudgement:
             return BalloonJudgement(None, None)
         evidence["deflate_on_oom"] = b.deflate_on_oom
         oom = {True: ", deflate-on-oom on", False: ", deflate-on-oom off", None: ""}[b.deflate_on_oom]
+        idle = b.inflated_bytes == 0 or (b.deflate_on_oom is True and b.inflated_bytes is None)
         return BalloonJudgement(
-            (NOT_GUARANTEED, f"virtio-balloon bound ({_inflation(b)})"),
+            (NOT_GUARANTEED, f"virtio-balloon bound ({_inflation(b)}{oom})"),
             Finding("MEM-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
                     f"virtio-balloon bound: the host can take memory back ({_inflation(b)}{oom})", evidence,
-                    BALLOON_FIX))
+                    BALLOON_FIX), idle)
     if b.kind == "virtio-mem":
         if not b.bound:
             return BalloonJudgement(None, None)
@@ -272,11 +282,14 @@ def judge_balloon(facts: Facts, b: Balloon) -> BalloonJudgement:
     return BalloonJudgement(None, None)
 
 
-def _balloon_reasons(facts: Facts, m: Memory, no: list[str], unknown: list[str]) -> None:
+def _balloon_reasons(facts: Facts, m: Memory, no: list[str], unknown: list[str], idle: list[str]) -> None:
     for b in m.balloons:
-        verdict = judge_balloon(facts, b).verdict
+        judged = judge_balloon(facts, b)
+        verdict = judged.verdict
         if verdict is not None:
             (no if verdict[0] == NOT_GUARANTEED else unknown).append(verdict[1])
+            if judged.idle:
+                idle.append(verdict[1])
     counted = sum(b.inflated_bytes or 0 for b in m.balloons)
     if m.balloon_bytes and not counted:
         no.append(f"the kernel counts {fmt_bytes(m.balloon_bytes)} in balloons (meminfo Balloon)")
@@ -303,7 +316,8 @@ def memory_verdict(facts: Facts) -> MemoryVerdict:
         return MemoryVerdict(None, ["memory facts were not collected"])
     no: list[str] = []
     unknown: list[str] = []
-    _balloon_reasons(facts, m, no, unknown)
+    idle: list[str] = []
+    _balloon_reasons(facts, m, no, unknown, idle)
     _beancounter_reasons(m, no, unknown)
     usable = m.total_bytes
     limit = m.cgroup_limit_bytes
@@ -322,7 +336,7 @@ def memory_verdict(facts: Facts) -> MemoryVerdict:
     guaranteed = False if no else (None if unknown else True)
     inflated = [b.inflated_bytes for b in m.balloons if b.inflated_bytes is not None]
     return MemoryVerdict(guaranteed, no + unknown, usable, m.total_bytes, m.firmware_bytes,
-                         sum(inflated) if inflated else m.balloon_bytes)
+                         sum(inflated) if inflated else m.balloon_bytes, idle)
 
 
 def _beancounter_finding(m: Memory) -> Optional[Finding]:

@@ -54,6 +54,15 @@ FINDINGS = {
     )
     for o in OFFLOADS
 }
+FINDINGS["OFFLOAD-ON"] = FindingDoc(
+    "The offloads guestcheck checks are on, or cannot be changed from the guest",
+    "ok",
+    "No offload finding for this interface: TSO, GSO, GRO, the checksums and scatter-gather are on, or off "
+    "where that is by design (GRO on a veth) or [fixed] on a NIC whose backend is not judged here. Said so that "
+    "`doctor -v` shows the area was checked.",
+    "Nothing to fix.",
+    judged_on=CARRYING_TRAFFIC,
+)
 FINDINGS["OFFLOAD-BACKEND-NONE"] = FindingDoc(
     "The host's NIC backend negotiated no offloads",
     "warning",
@@ -284,4 +293,19 @@ def run(facts: Facts) -> list[Finding]:
         found = check_nic(nic, facts)
         # what the host's backend negotiated is the VM's configuration; the rest only costs while packets flow
         out.extend(f for f in found if carries_traffic(nic) or FINDINGS[f.id].judged_on == PRESENT)
+        if not found and carries_traffic(nic):
+            out.append(_offloads_ok(nic))
     return out
+
+
+def _offloads_ok(nic: Nic) -> Finding:
+    """The OK line `doctor -v` shows: which offload groups are on, and which are off but not flagged."""
+    features = nic.features or {}
+    on, off = [], []
+    for offload in OFFLOADS:
+        state = _group(features, offload)
+        if state is not None:
+            (on if state.on else off).append(offload.label)
+    summary = f"offloads on: {', '.join(on) or 'none'}" + (f"; off, not changeable here: {', '.join(off)}"
+                                                           if off else "")
+    return Finding("OFFLOAD-ON", Severity.OK, nic.name, summary, {"on": on, "off": off}, "")

@@ -41,6 +41,15 @@ FINDINGS = {
         "ethtool -G IFACE rx MAX (MAX: the RX maximum `ethtool -g IFACE` shows), kept as for RING-RX-DROPS.",
         judged_on=PRESENT,
     ),
+    "RING-RX-OK": FindingDoc(
+        "The RX ring has no drops to blame on its size",
+        "ok",
+        "The receive ring is at a quarter of its maximum or more, or at its maximum, and did not overflow while "
+        "it could have been larger. Said so that `doctor -v` shows the area was checked. (Drops with the ring at "
+        "its maximum are NIC-DROPS.)",
+        "Nothing to fix.",
+        judged_on=PRESENT,
+    ),
 }
 
 
@@ -98,4 +107,16 @@ def run(facts: Facts) -> List[Finding]:
                 "RING-RX-SMALL", Severity.INFO, nic.name,
                 f"RX ring {rings.rx} of {rings.rx_max} descriptors, no receive ring drops yet",
                 _ring_evidence(nic), ring_fix(nic)))
+        else:
+            out.append(_ring_ok(nic))
+    for nic in present_nics(facts):  # rings that cannot grow: at their maximum (or fixed) are fine as they are
+        if nic.rings is not None and nic.rings.rx_max > 0 and not ring_can_grow(nic):
+            out.append(_ring_ok(nic))
     return out
+
+
+def _ring_ok(nic: Nic) -> Finding:
+    r = nic.rings
+    at_max = " (its maximum)" if r.rx >= r.rx_max else ""
+    return Finding("RING-RX-OK", Severity.OK, nic.name, f"RX ring {r.rx} of {r.rx_max} descriptors{at_max}",
+                   _ring_evidence(nic), "")

@@ -10,6 +10,7 @@ from collections import Counter
 
 from guestcheck.facts import DENIED_PREFIX, Facts, Nic
 from guestcheck.findings import Severity, Status
+from guestcheck.nextstep import next_command
 from guestcheck.report import Report
 from guestcheck.text import escape_control
 
@@ -92,17 +93,24 @@ def _network_lines(f: Facts) -> list[str]:
     return lines
 
 
+FIX_INDENT = " " * 13
+
+
 def _fix_lines(fix: str, fix_on: str) -> list[str]:
-    """A guest fix is shell commands: several are printed from column 0, so a heredoc's end marker still ends
-    it when the block is pasted. A host fix is one labelled line per platform, indented under its finding."""
+    """A fix indented under its finding, so the report keeps its shape: a guest fix is shell commands, a host fix
+    one labelled line per platform. Leading blanks do not change a command, but they keep a heredoc's end marker
+    from ending it: then the label says where the fix is as is (--json's `fix`, unchanged)."""
     parts = [escape_control(p) for p in fix.split("\n")] if fix else []
     if not parts:
         return []
     if fix_on == "host":
-        return ["           fix, on the host:"] + [f"             {p}" for p in parts]
+        return ["           fix, on the host:"] + [f"{FIX_INDENT}{p}" for p in parts]
     if len(parts) == 1:
         return [f"           fix: {parts[0]}"]
-    return ["           fix, in the guest (paste as is):", *parts]
+    heredoc = any("<<" in p for p in parts)
+    label = ("fix, in the guest (indented here; to paste it, take `fix` from `guestcheck doctor --json`, "
+             "where the heredoc's end marker starts its line):" if heredoc else "fix, in the guest:")
+    return [f"           {label}", *[f"{FIX_INDENT}{p}" for p in parts]]
 
 
 def _status_line(report: Report) -> str:
@@ -145,6 +153,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
             lines.append("           hint: " + esc(x.hint))
     if not shown:
         lines.append("no problems found" + ("" if verbose else " (use -v to see every check)"))
+    command = next_command(report.findings)
     if report.skipped:
         counts = Counter(x.severity for x in report.skipped)
         by_severity = ", ".join(f"{counts[s]} {s.label}" for s in sorted(counts, reverse=True))
@@ -157,4 +166,6 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
     for problem in f.problems:
         if not problem.startswith(DENIED_PREFIX):
             lines.append(paint(esc(f"note: {problem}"), _STATUS_COLOURS["unknown"]))
+    if command:
+        lines.append(esc(f"next: {command}"))  # last, where the eye lands when the report ends
     return "\n".join(lines) + "\n"

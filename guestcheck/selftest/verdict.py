@@ -84,7 +84,9 @@ CAUSES: list[tuple[str, str]] = [
     ("NIC-EMULATED", "emulated NIC"),
     ("OFFLOAD-*", "offloads off"),
     ("QUEUES-*", "single queue (one vCPU takes all the NIC's work)"),
-    ("SYSCTL-*", "small TCP buffers or kernel network limits"),
+    ("SYSCTL-*", "small TCP buffers or kernel network limits"),  # the ids the per-flow socket check will give
+    ("CONNTRACK-TABLE-FULL", "kernel network limits (the conntrack table is full)"),
+    ("CONNTRACK-DROPS", "kernel network limits (conntrack drops packets)"),
     ("PATH-NAT*", "NAT in the path"),
     ("PATH-MTU*", "MTU mismatch on the path"),
     ("SOFTIRQ-*", "softirq saturation (packet work piles up on one vCPU)"),

@@ -85,7 +85,8 @@ def path_options(f: Any) -> Any:
               help="Read and write /etc, /run, /usr/lib, /lib and /var/lib under DIR (tests, image builds); "
                    "/proc/sys stays the running kernel's (of this network namespace).")
 @click.option("--profiles", "profiles", metavar="DIR[:DIR]",
-              help="Look for profiles here only (also $GUESTCHECK_PROFILES).")
+              help="Look for profiles here first (also $GUESTCHECK_PROFILES), instead of /etc/guestcheck/profiles; "
+                   "the shipped profiles stay last in the search path, so a profile here may include one of them.")
 @click.pass_context
 def tune(ctx: click.Context, root: Optional[str], profiles: Optional[str]) -> None:
     """Apply, verify and roll back sysctl TCP profiles; turn offloads on; set queue counts and ring sizes."""
@@ -190,6 +191,8 @@ def diff(tc: TuneContext, profile: str, rate: Optional[str], rtt: Optional[str],
     with user_errors():
         state = load_state(tc.roots)
         sized = _sized(tc, p, rate, rtt, peer, facts_file, state, procsys)
+        guarded = _guard(tc, p, sized is not None, facts_file, plan_profile(sized[0] if sized else p, tc.roots,
+                                                                               state, procsys))
         if sized is not None:
             p = sized[0]
         plan = plan_profile(p, tc.roots, state, procsys)
@@ -197,6 +200,11 @@ def diff(tc: TuneContext, profile: str, rate: Optional[str], rtt: Optional[str],
     if sized is not None:
         for line in sized[1].lines():
             say(f"  {line}")
+    if guarded is not None:
+        result, what = guarded
+        why = "; ".join(result.reasons)
+        say(f"memory guard: apply allows {what}: {why}" if result.allowed else
+            f"memory guard: apply would refuse {what} without --force: {why}")
     if state is not None:
         for line in interrupted_run(state, procsys):
             say(f"note: {line}")
@@ -207,6 +215,23 @@ def diff(tc: TuneContext, profile: str, rate: Optional[str], rtt: Optional[str],
         say("other sysctl files setting these keys (boot order):")
         for line in conflicts:
             say(line)
+
+
+def _guard(tc: TuneContext, p: Profile, sized: bool, facts_file: Optional[str],
+           plan: Plan) -> Optional[Tuple[Any, str]]:
+    """(the memory guard's result, what it judged) for applying `plan` of profile `p`, or None when no guard
+    applies. A sized apply grows buffers, so it is guarded whatever the profile says; the ceiling judged is the
+    highest buffer ceiling the plan raises above the value in force (none raised: nothing to refuse)."""
+    from guestcheck.tune import guard
+    from guestcheck.tune.netpath import SIZING_GUARD
+
+    guards = p.guards.merged(SIZING_GUARD) if sized else p.guards
+    if not (guards.requires_guaranteed_memory or guards.min_ram_mb is not None):
+        return None
+    ceiling = guard.raised_ceiling((c.key, c.live, c.target) for c in plan.writes())
+    facts = _facts(tc, facts_file) if ceiling else None
+    what = f"{p.name} sized to the path" if sized and not p.guards.requires_guaranteed_memory else p.name
+    return guard.check(guards, facts, ceiling=ceiling), what
 
 
 def _sized(tc: TuneContext, p: Profile, rate: Optional[str], rtt: Optional[str], peer: Optional[str],
@@ -257,28 +282,30 @@ def apply(ctx: click.Context, profile: str, dry_run: bool, force: bool, rate: Op
     """Write a profile to /proc/sys, persist it in /etc/sysctl.d/90-guestcheck.conf, keep a backup.
     With --rate and --rtt (or --peer), the TCP buffer ceilings are sized to that path instead.
     Exit code 1 when the change is made but a later sysctl.d file puts another value back at boot."""
-    from guestcheck.tune import guard
     from guestcheck.tune.apply import apply_profile
     from guestcheck.tune.live import ProcSys
-    from guestcheck.tune.netpath import SIZING_GUARD
     from guestcheck.tune.owners import guard as owners_guard
+    from guestcheck.tune.plan import plan_profile
     from guestcheck.tune.state import SizingRecord, load_state
 
     tc: TuneContext = ctx.obj
     p = _load(tc, profile)
     procsys = ProcSys(tc.roots)
     with user_errors():
-        sized = _sized(tc, p, rate, rtt, peer, facts_file, load_state(tc.roots), procsys)
-    guards = p.guards.merged(SIZING_GUARD) if sized else p.guards
-    if guards.requires_guaranteed_memory or guards.min_ram_mb is not None:
-        verdict = guard.check(guards, _facts(tc, facts_file))
+        state = load_state(tc.roots)
+        sized = _sized(tc, p, rate, rtt, peer, facts_file, state, procsys)
+        guarded = _guard(tc, p, sized is not None, facts_file, plan_profile(sized[0] if sized else p, tc.roots,
+                                                                               state, procsys))
+    if guarded is not None:
+        verdict, what = guarded
         why = "; ".join(verdict.reasons)
-        what = f"{p.name} sized to the path" if sized and not p.guards.requires_guaranteed_memory else p.name
         if not verdict.allowed and not (force or dry_run):
             raise TuneFailed(f"refusing {what}: {why} (--force applies it anyway)")
         if not verdict.allowed:
             say(f"memory guard overridden by --force: {why}" if force else
-                       f"note: apply would refuse {what} without --force: {why}")
+                f"note: apply would refuse {what} without --force: {why}")
+        elif verdict.bounded:
+            say(f"memory guard: {why}")
     record = None
     if sized is not None:
         p, sizing = sized
@@ -415,6 +442,8 @@ def recommend(tc: TuneContext, facts_file: Optional[str], rate: Optional[str], r
     say(f"  so: {r.conclusion}")
     for alt in r.alternatives:
         say(f"  or {alt}")
+    for refusal in r.refusals:
+        say(f"  note: {refusal}")
     say(f"try: {r.command}")
 
 

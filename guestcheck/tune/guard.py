@@ -3,22 +3,51 @@
 A ballooned or overcommitted guest that grows every TCP socket to 16 MiB can be pushed into reclaim
 or the OOM killer when the host takes memory back. The verdict comes from doctor's memory check
 (`guestcheck.checks.memory.memory_verdict(facts)`), imported only when a guarded profile is applied.
+The guard is proportionate (README "Guards"): nothing raised is never refused; an idle or deflate-on-oom
+virtio-balloon on 2 GiB or more, outside a container, allows per-socket ceilings up to 1/64 of MemTotal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from fractions import Fraction
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from guestcheck.tune.profile import Guards
 
 MIB = 1024 * 1024
+GIB = 1024 * MIB
+# An idle or deflate-on-oom balloon: the host can take memory back but holds none now, or gives it back under
+# pressure. Per-socket ceilings up to this share of MemTotal are allowed without --force (384 MiB on 24 GiB).
+IDLE_BALLOON_SHARE = Fraction(1, 64)
+IDLE_BALLOON_MIN_RAM = 2 * GIB  # below this, a balloon keeps today's refusal whatever it holds
 
 
 @dataclass
 class GuardResult:
     allowed: bool
     reasons: List[str] = field(default_factory=list)  # why refused (or what was checked when allowed)
+    bounded: bool = False  # allowed although memory is not guaranteed: an idle balloon's bounded allowance
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """The allowance an idle or deflate-on-oom balloon gives: per-socket ceilings up to limit_bytes."""
+
+    mem_total_bytes: int
+    evidence: List[str]  # the verdict's reasons that allowed it (each an idle or deflate-on-oom balloon)
+
+    @property
+    def limit_bytes(self) -> int:
+        return int(self.mem_total_bytes * IDLE_BALLOON_SHARE)
+
+    def text(self) -> str:
+        return (f"{'; '.join(self.evidence)}: per-socket ceilings up to {self.limit_bytes} bytes "
+                f"({IDLE_BALLOON_SHARE} of MemTotal {_gib(self.mem_total_bytes)}) are allowed")
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n // MIB} MiB"
 
 
 def default_verdict(facts: Any) -> Any:
@@ -36,12 +65,65 @@ def total_ram_bytes(facts: Any, verdict: Any) -> Optional[int]:
     return None
 
 
-def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any] = default_verdict) -> GuardResult:
-    """Allowed when every guard the profile declares is met; otherwise the reasons why not."""
+def bounded_allowance(facts: Any, verdict: Any) -> Optional[Bounded]:
+    """The idle-balloon allowance, or None where today's refusal stands: memory guaranteed (no need), a balloon
+    holding memory now, anything else that can take memory back (a cgroup limit, virtio-mem, an unknown
+    platform), MemTotal under 2 GiB, or a container (OpenVZ included)."""
+    if verdict is None or getattr(verdict, "guaranteed", None) is not False:
+        return None
+    if not getattr(verdict, "only_idle_balloons", False):
+        return None
+    mem_total = getattr(verdict, "mem_total_bytes", None)
+    if not isinstance(mem_total, int) or isinstance(mem_total, bool) or mem_total < IDLE_BALLOON_MIN_RAM:
+        return None
+    if getattr(getattr(facts, "virt", None), "container", None):
+        return None
+    if getattr(getattr(facts, "memory", None), "beancounters", None) is not None:  # OpenVZ, whatever virt says
+        return None
+    return Bounded(mem_total, list(getattr(verdict, "idle_balloons", [])))
+
+
+def raised_ceiling(rows: Iterable[Tuple[str, Optional[str], Optional[str]]]) -> int:
+    """The highest per-socket buffer ceiling that (key, value in force, value to write) rows raise above the
+    value in force; 0 when none rises (then nothing grows, and there is no memory risk to refuse). A value in
+    force that cannot be read as numbers counts as raised."""
+    from guestcheck.tune.sizing import SIZED_KEYS
+
+    highest = 0
+    for key, live, target in rows:
+        if key not in SIZED_KEYS or target is None:
+            continue
+        index = SIZED_KEYS[key]
+        wanted = _field(target, index)
+        if wanted is None:
+            continue
+        have = _field(live or "", index)
+        if have is None or wanted > have:
+            highest = max(highest, wanted)
+    return highest
+
+
+def _field(value: str, index: int) -> Optional[int]:
+    fields = value.lstrip(">").split()
+    if len(fields) <= index or not fields[index].isdigit():
+        return None
+    return int(fields[index])
+
+
+def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any] = default_verdict,
+          ceiling: Optional[int] = None) -> GuardResult:
+    """Allowed when every guard the profile declares is met; otherwise the reasons why not.
+
+    `ceiling` is the highest per-socket buffer ceiling the apply raises above the value in force
+    (`raised_ceiling`): 0 means nothing grows, which is never refused; None means not known (no bounded
+    allowance then)."""
     refusals: List[str] = []
     checked: List[str] = []
+    bounded = False
     if not guards.requires_guaranteed_memory and guards.min_ram_mb is None:
         return GuardResult(True)
+    if ceiling == 0:
+        return GuardResult(True, ["no buffer ceiling rises above the value in force: nothing to guard"])
     try:
         verdict = verdict_of(facts)
     except ImportError:
@@ -49,14 +131,20 @@ def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any] = default
     if guards.requires_guaranteed_memory:
         guaranteed = getattr(verdict, "guaranteed", None)
         why = "; ".join(str(r) for r in getattr(verdict, "reasons", None) or []) or "no details"
+        allowance = bounded_allowance(facts, verdict)
         if verdict is None:
             refusals.append("memory guarantee unknown: this guestcheck has no memory check")
-        elif guaranteed is False:
-            refusals.append(f"memory is not guaranteed ({why})")
-        elif guaranteed is None:
-            refusals.append(f"memory guarantee could not be confirmed ({why})")
-        else:
+        elif guaranteed is True:
             checked.append("memory is guaranteed" + (f" ({why})" if why != "no details" else ""))
+        elif allowance is not None and ceiling is not None and ceiling <= allowance.limit_bytes:
+            bounded = True
+            checked.append(f"memory is not guaranteed, but {allowance.text()}: this ceiling is {ceiling} bytes")
+        elif guaranteed is False:
+            over = (f"; {ceiling} bytes per socket is above the {allowance.limit_bytes} bytes "
+                    f"({IDLE_BALLOON_SHARE} of MemTotal) an idle balloon allows" if allowance is not None else "")
+            refusals.append(f"memory is not guaranteed ({why}){over}")
+        else:
+            refusals.append(f"memory guarantee could not be confirmed ({why})")
     if guards.min_ram_mb is not None:
         total = total_ram_bytes(facts, verdict)
         if total is None:
@@ -65,4 +153,4 @@ def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any] = default
             refusals.append(f"RAM is {total // MIB} MiB, below the profile's minimum of {guards.min_ram_mb} MiB")
         else:
             checked.append(f"RAM {total // MIB} MiB >= {guards.min_ram_mb} MiB")
-    return GuardResult(not refusals, refusals or checked)
+    return GuardResult(not refusals, refusals or checked, bounded and not refusals)

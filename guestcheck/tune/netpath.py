@@ -66,12 +66,18 @@ def measure_rtt(text: str, probe: Callable[..., Optional[ConnectRtt]] = connect_
 
 
 def memory_cap(facts: Any, guards: Guards, verdict_of: Callable[[Any], Any] = guard.default_verdict) -> MemoryCap:
-    """1/16 (or the profile's max_buffer_share) of the RAM doctor's memory verdict counts as usable."""
+    """1/16 (or the profile's max_buffer_share) of the RAM doctor's memory verdict counts as usable; 1/64 of
+    MemTotal where only an idle or deflate-on-oom balloon keeps memory from being guaranteed."""
     verdict = verdict_of(facts)
     ram = guard.total_ram_bytes(facts, verdict)
     if ram is None or ram <= 0:
         raise TuneError("RAM unknown: the buffers cannot be bounded by memory (give --facts FILE with memory facts)")
-    return MemoryCap(ram, guards.max_buffer_share or DEFAULT_SHARE, getattr(verdict, "guaranteed", None))
+    share = guards.max_buffer_share or DEFAULT_SHARE
+    bounded = guard.bounded_allowance(facts, verdict)
+    if bounded is not None:
+        return MemoryCap(bounded.mem_total_bytes, min(share, guard.IDLE_BALLOON_SHARE), False,
+                         "; ".join(bounded.evidence) or "an idle balloon")
+    return MemoryCap(ram, share, getattr(verdict, "guaranteed", None))
 
 
 def size_path(path: NetPath, procsys: ProcSys, facts: Any, guards: Guards,

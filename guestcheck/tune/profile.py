@@ -222,15 +222,15 @@ def _is_int(text: str) -> bool:
 # --- finding and loading -------------------------------------------------------------------------------
 
 def profile_dirs(etc: str = "/etc", override: Optional[str] = None) -> list[str]:
-    """Where profiles are looked for, first match wins: --profiles / $GUESTCHECK_PROFILES (colon list),
-    else the admin's /etc/guestcheck/profiles, a source checkout's profiles/, the package's share dir, and
-    last the copy inside the Python package (what a pip or pipx install has)."""
-    chosen = override or os.environ.get(ENV_PROFILES)
-    if chosen:
-        return [d for d in chosen.split(os.pathsep) if d]
+    """Where profiles are looked for, first match wins: --profiles / $GUESTCHECK_PROFILES (colon list) or
+    else the admin's /etc/guestcheck/profiles; then the shipped ones, last: a source checkout's profiles/,
+    the package's share dir, and the copy inside the Python package (what a pip or pipx install has). The
+    shipped ones stay in the path behind --profiles, so a custom profile may include a shipped one."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    checkout = os.path.join(os.path.dirname(package), "profiles")
-    return [os.path.join(etc, "guestcheck/profiles"), checkout, SHARE_DIR, os.path.join(package, "profiles")]
+    shipped = [os.path.join(os.path.dirname(package), "profiles"), SHARE_DIR, os.path.join(package, "profiles")]
+    chosen = override or os.environ.get(ENV_PROFILES)
+    first = ([d for d in chosen.split(os.pathsep) if d] if chosen else [os.path.join(etc, "guestcheck/profiles")])
+    return first + [d for d in shipped if d not in first]
 
 
 def available(dirs: Sequence[str]) -> dict[str, str]:

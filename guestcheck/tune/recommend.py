@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from guestcheck.quantities import maybe_int
 from guestcheck.tune import guard
@@ -22,6 +22,7 @@ class Recommendation:
     alternatives: List[str] = field(default_factory=list)
     sizes: List[str] = field(default_factory=list)  # the buffer arithmetic, when a path was given
     command: str = ""  # what to run next
+    refusals: List[str] = field(default_factory=list)  # which apply the memory guard refuses without --force, why
 
     def __post_init__(self) -> None:
         self.command = self.command or f"guestcheck tune diff {self.profile}"
@@ -42,7 +43,7 @@ def path_arguments(path: Any) -> str:
 def recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any] = guard.default_verdict,
               path: Any = None, procsys: Any = None) -> Recommendation:
     """The profile for this machine; with a path (sizing.NetPath), the buffer sizes it would apply too."""
-    chosen = _recommend(facts, dirs, verdict_of)
+    chosen = _recommend(facts, dirs, verdict_of, procsys)
     if path is None:
         return chosen
     return _with_path(chosen, facts, dirs, verdict_of, path, procsys)
@@ -73,11 +74,34 @@ def _with_path(chosen: Recommendation, facts: Any, dirs: Sequence[str], verdict_
                                "(selftest's retransmits)"] if name == WAN else
                               [f"{WAN} {args}: fq pacing and MTU probing too"],
                               sizes, f"guestcheck tune apply {name} {args}")
+    sized_check = guard.check(guards.merged(Guards(requires_guaranteed_memory=True)), facts, verdict_of,
+                              _sized_raise(procsys, sizing.ceiling_bytes))
+    refused = [] if sized_check.allowed else [f"`guestcheck tune apply {WAN} {args}` would be refused without "
+                                              "--force: " + "; ".join(sized_check.reasons)]
     return Recommendation(name, chosen.reasons, chosen.conclusion + "; buffers sized to the path need guaranteed "
                           "memory too, so they are not recommended here",
                           [*chosen.alternatives, f"{WAN} {args} --force: the sizes shown, if you know the memory "
                                                  "is really there"],
-                          sizes, f"guestcheck tune diff {name}")
+                          sizes, f"guestcheck tune diff {name}", chosen.refusals + refused)
+
+
+def _sized_raise(procsys: Any, ceiling: int) -> int:
+    """The highest buffer ceiling a sized apply would raise above the value in force (0: none)."""
+    from guestcheck.tune.sizing import SIZED_KEYS
+
+    return guard.raised_ceiling(_against_live(procsys, {key: " ".join([str(ceiling)] * (index + 1))
+                                                        for key, index in SIZED_KEYS.items()}))
+
+
+def _against_live(procsys: Any, targets: Dict[str, str]) -> List[Tuple[str, Optional[str], str]]:
+    """(key, value in force, value to write) rows; a key this kernel lacks is never written, so it is left out.
+    Without a kernel to read (procsys None), every value in force is unknown, which counts as raised."""
+    rows = []
+    for key, target in targets.items():
+        live = procsys.read(key) if procsys else None
+        if procsys is None or live is not None:
+            rows.append((key, live, target))
+    return rows
 
 
 def _kernel_ceiling(procsys: Any) -> Optional[int]:
@@ -86,7 +110,8 @@ def _kernel_ceiling(procsys: Any) -> Optional[int]:
     return maybe_int(fields[2]) if len(fields) == 3 else None
 
 
-def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any]) -> Recommendation:
+def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any],
+               procsys: Any = None) -> Recommendation:
     loader = Loader(dirs)
     try:
         throughput = loader.load(THROUGHPUT)
@@ -94,12 +119,16 @@ def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any]
         _usable_fallback(loader, e)
         return Recommendation(FALLBACK, [f"the {THROUGHPUT} profile is unusable: {e}"],
                               f"{FALLBACK} needs no memory guarantee")
-    result = guard.check(throughput.guards, facts, verdict_of)
+    ceiling = guard.raised_ceiling(_against_live(procsys, {key: s.value for key, s in throughput.settings.items()}))
+    result = guard.check(throughput.guards, facts, verdict_of, ceiling)
     if result.allowed:
+        safe = ("16 MiB TCP buffers fit in what an idle balloon allows" if result.bounded else
+                "the kernel's ceilings are already at least the profile's, so no buffer grows"
+                if ceiling == 0 else "16 MiB TCP buffers are safe here")
         return _only_loadable(loader, Recommendation(
             THROUGHPUT,
             result.reasons,
-            "16 MiB TCP buffers are safe here, and they let one stream fill a path whose bandwidth x round-trip "
+            f"{safe}, and they let one stream fill a path whose bandwidth x round-trip "
             "time exceeds the kernel's default 4-6 MiB",
             [f"{WAN}: the same buffers plus fq pacing and MTU probing, for long-distance paths",
              f"{WAN_LOSSY}: {WAN} plus BBR, for long paths that lose packets"],
@@ -112,6 +141,8 @@ def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any]
         f"{FALLBACK} (fq pacing, BBR, MTU probing) costs no extra memory",
         ["many-connections: for servers taking thousands of short connections",
          f"{THROUGHPUT} with --force, if you know the memory is really there"],
+        refusals=[f"`guestcheck tune apply {THROUGHPUT}` would be refused without --force: "
+                  + "; ".join(result.reasons)],
     ))
 
 

@@ -8,7 +8,8 @@ The rule, in one place (README "Buffers sized to the path"):
   starts at one half: 2 x covers that default too, and the sysctl no longer counts. The send side needs the
   same: a whole window stays queued until it is acknowledged, plus the kernel's skb overhead.
 - No ceiling exceeds max_buffer_share (default 1/16, `[guestcheck] max_buffer_share`) of the guaranteed RAM,
-  nor the kernel's int limit.
+  nor the kernel's int limit. Where memory is not guaranteed only because of an idle or deflate-on-oom
+  balloon (guard.bounded_allowance), the cap is 1/64 of MemTotal (or the smaller profile share).
 - Still raise-only: a kernel value above the result is never lowered.
 Pure functions: the caller reads the sysctl, the kernel release and the memory verdict.
 """
@@ -63,12 +64,16 @@ class MemoryCap:
     ram_bytes: int
     share: Fraction
     guaranteed: Optional[bool]
+    allowed_by: str = ""  # not guaranteed, but an idle balloon allows this share of MemTotal: its evidence
 
     @property
     def cap_bytes(self) -> int:
         return int(self.ram_bytes * self.share) // PAGE * PAGE
 
     def text(self) -> str:
+        if self.allowed_by:
+            return (f"{self.share} of {_mib(self.ram_bytes)} MemTotal, NOT guaranteed, allowed by "
+                    f"{self.allowed_by} = {self.cap_bytes} bytes")
         word = "guaranteed" if self.guaranteed else "usable, NOT guaranteed,"
         return f"{self.share} of {_mib(self.ram_bytes)} {word} RAM = {self.cap_bytes} bytes"
 

@@ -375,10 +375,22 @@ def test_profile_applied_through_the_tuner(machine):
 
 
 def test_a_guarded_profile_is_refused_without_guaranteed_memory(machine):
+    from tests.tune_fake import STOCK
+
+    for key in ("net.core.rmem_max", "net.core.wmem_max", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"):
+        machine.write(f"proc/sys/{key.replace('.', '/')}", STOCK[key] + "\n")  # below the profile's 16 MiB
     machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = throughput\n")
     outcome, _ = run(machine, apply_profile=firstboot.apply_with_tuner)
     assert outcome.ran and outcome.profile_result.startswith("not applied: refused by its memory guard: ")
     assert not (machine.base / "etc/sysctl.d").exists()
+
+
+def test_a_guarded_profile_that_raises_no_buffer_is_not_refused(machine):
+    """As `tune apply`: a ceiling not above the value in force is no memory risk (this kernel has none of the
+    buffer keys: nothing to raise, nothing to write)."""
+    machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = throughput\n")
+    outcome, _ = run(machine, apply_profile=firstboot.apply_with_tuner)
+    assert outcome.ran and outcome.profile_result == "nothing to change, the kernel already has it"
 
 
 def test_a_profile_whose_keys_tuned_would_put_back_is_refused(machine):

@@ -147,3 +147,24 @@ def test_the_fix_clears_the_finding(finding_id):
     good = copy.deepcopy(bad)
     fix(good)
     assert finding_id not in {f.id for f in judge(good).findings}
+
+
+def test_doctor_v_shows_an_ok_line_for_conntrack_offloads_and_rings():
+    """`doctor -v` says it shows every check: the healthy areas have their OK line, as memory and steal do."""
+    from guestcheck.facts import Conntrack, Rings
+    from guestcheck.render.human import render
+
+    f = base()
+    eth0(f).rings = Rings(rx_max=1024, tx_max=1024, rx=1024, tx=1024)
+    f.conntrack = Conntrack(loaded=True, count=12, max=65536, since_boot={"drop": 0}, in_sample={"drop": 0})
+    report = judge(f)
+    ok = {(x.id, x.subject): x.summary for x in report.findings if x.severity == 0}
+    assert ok[("CONNTRACK-OK", "conntrack")] == "conntrack table 0% full (12 of 65536 entries), no drops"
+    assert ok[("OFFLOAD-ON", "eth0")] == "offloads on: TSO, GSO, GRO, RX checksum, TX checksum, scatter-gather"
+    assert ok[("RING-RX-OK", "eth0")] == "RX ring 1024 of 1024 descriptors (its maximum)"
+    text = render(report, verbose=True)
+    for line in ("  OK       CONNTRACK-OK [conntrack] conntrack table 0% full",
+                 "  OK       OFFLOAD-ON [eth0] offloads on: TSO",
+                 "  OK       RING-RX-OK [eth0] RX ring 1024 of 1024"):
+        assert line in text, text
+    assert "OK  " not in render(report)  # without -v, only warnings and worse

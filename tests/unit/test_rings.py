@@ -38,8 +38,10 @@ def test_overflow_since_boot_only_is_info_with_the_same_fix():
 def test_a_ring_below_a_quarter_of_its_maximum_is_info_and_at_a_quarter_it_is_not():
     [f] = run(e1000(1023), {}, {})
     assert (f.id, f.severity, f.fix) == ("RING-RX-SMALL", Severity.INFO, "ethtool -G ens3 rx 4096")
-    assert run(e1000(1024), {}, {}) == []
-    assert run(e1000(4096), {"rx_missed_errors": 1}, {"rx_missed_errors": 9}) == []  # at max: NIC-DROPS' case
+    [ok] = run(e1000(1024), {}, {})  # doctor -v shows the area was checked
+    assert (ok.id, ok.severity, ok.summary) == ("RING-RX-OK", Severity.OK, "RX ring 1024 of 4096 descriptors")
+    [ok] = run(e1000(4096), {"rx_missed_errors": 1}, {"rx_missed_errors": 9})  # at max: NIC-DROPS' case
+    assert (ok.id, ok.summary) == ("RING-RX-OK", "RX ring 4096 of 4096 descriptors (its maximum)")
 
 
 def test_the_interface_name_is_quoted_in_the_fix():

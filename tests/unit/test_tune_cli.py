@@ -124,6 +124,24 @@ def test_a_broken_profile_names_its_file_and_line(tmp_path):
     assert "(broken:" in tune(tmp_path, "--profiles", str(tmp_path / "p"), "list").stdout
 
 
+def test_a_custom_profile_may_include_a_shipped_one(tmp_path):
+    """--profiles DIR comes first; the shipped profiles stay last in the search path."""
+    k = FakeKernel(tmp_path)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p/mine.conf").write_text("[main]\nsummary = mine\ninclude = many-connections\n\n[sysctl]\n"
+                                          "# reason: test\nnet.ipv4.tcp_fin_timeout = 20\n")
+    (tmp_path / "p/latency.conf").write_text("[main]\nsummary = the admin's latency\n")
+    env = {"GUESTCHECK_PROFILES": ""}
+    out = tune(tmp_path, "--profiles", str(tmp_path / "p"), "list", env=env)
+    assert out.returncode == 0 and "broken" not in out.stdout, out.stdout
+    listed = {ln.split()[0]: ln for ln in out.stdout.splitlines()}
+    assert set(listed) == {"latency", "many-connections", "mine", "throughput", "wan", "wan-lossy"}
+    assert "the admin's latency" in listed["latency"]  # DIR first: its profile shadows the shipped one
+    out = tune(tmp_path, "--profiles", str(tmp_path / "p"), "apply", "mine", env=env)
+    assert out.returncode == 0, out.stderr
+    assert k.get("net.ipv4.tcp_fin_timeout") == "20" and k.get("net.core.somaxconn") == "8192"
+
+
 def test_a_damaged_journal_is_one_line(tmp_path):
     FakeKernel(tmp_path)
     (tmp_path / "var/lib/guestcheck").mkdir(parents=True)
@@ -326,3 +344,64 @@ def test_non_root_nic_commands_suggest_sudo_as_apply_does(args, command):
     assert out.returncode == 3
     one_line_error(out)
     assert out.stderr.rstrip().endswith(f"(you are not root: try `sudo {command}`)")
+
+
+def balloon_facts(tmp_path, mib, inflated=0, deflate_on_oom=True):
+    facts = tmp_path / "balloon-facts.json"
+    balloon = {"kind": "virtio-balloon", "bound": True, "device": "virtio0", "inflated_bytes": inflated,
+               "deflate_on_oom": deflate_on_oom}
+    facts.write_text(json.dumps({"schema": "guestcheck.facts/1",
+                                 "memory": {"total_bytes": mib * 1024**2, "balloons": [balloon]}}))
+    return str(facts)
+
+
+def test_an_idle_deflate_on_oom_balloon_on_24_gib_lets_throughput_and_wan_apply(tmp_path):
+    k = FakeKernel(tmp_path)
+    facts = balloon_facts(tmp_path, 24 * 1024)
+    out = tune(tmp_path, "diff", "throughput", "--facts", facts)
+    assert out.returncode == 0, out.stderr
+    assert "memory guard: apply allows throughput: memory is not guaranteed, but virtio-balloon bound (0 B " \
+           "inflated now, deflate-on-oom on): per-socket ceilings up to 402653184 bytes (1/64 of MemTotal " \
+           "24.0 GiB) are allowed: this ceiling is 16777216 bytes" in out.stdout
+    out = tune(tmp_path, "apply", "throughput", "--facts", facts)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("memory guard: memory is not guaranteed, but virtio-balloon bound")
+    assert k.get("net.ipv4.tcp_rmem") == "4096 131072 16777216"
+    assert tune(tmp_path, "rollback").returncode == 0
+    out = tune(tmp_path, "apply", "wan", "--rate", "1G", "--rtt", "50ms", "--facts", facts)
+    assert out.returncode == 0, out.stderr
+    assert "memory cap: 1/64 of 24576.0 MiB MemTotal, NOT guaranteed, allowed by virtio-balloon bound" in out.stdout
+    assert k.get("net.ipv4.tcp_rmem") == "4096 131072 12500992"  # 2 x 6.25 MB, not the 384 MiB cap
+    out = tune(tmp_path, "recommend", "--rate", "1G", "--rtt", "50ms", "--facts", facts)
+    assert out.stdout.splitlines()[0] == "recommended: wan", out.stdout
+    assert "note:" not in out.stdout
+
+
+def test_a_256_mib_guest_with_a_balloon_is_still_refused_and_diff_and_recommend_say_so(tmp_path):
+    k = FakeKernel(tmp_path)
+    facts = balloon_facts(tmp_path, 256)
+    line = one_line_error(tune(tmp_path, "apply", "throughput", "--facts", facts))
+    assert line.startswith("Error: refusing throughput: memory is not guaranteed (virtio-balloon bound (0 B inflated "
+                           "now, deflate-on-oom on)); RAM is 256 MiB, below the profile's minimum of 1024 MiB")
+    assert k.get("net.ipv4.tcp_rmem") == "4096 131072 6291456"
+    out = tune(tmp_path, "diff", "throughput", "--facts", facts)
+    assert out.returncode == 0
+    assert "memory guard: apply would refuse throughput without --force: memory is not guaranteed" in out.stdout
+    out = tune(tmp_path, "recommend", "--facts", facts)
+    assert out.stdout.splitlines()[0] == "recommended: latency"
+    assert "  note: `guestcheck tune apply throughput` would be refused without --force: memory is not guaranteed" \
+        in out.stdout
+    assert tune(tmp_path, "apply", "throughput", "--facts", facts, "--force").returncode == 0
+
+
+def test_a_sized_ceiling_not_above_the_value_in_force_is_never_refused(tmp_path):
+    k = FakeKernel(tmp_path)
+    before = k.snapshot()
+    for facts in (balloon_facts(tmp_path, 24 * 1024), balloon_facts(tmp_path, 8 * 1024, inflated=2 * 1024**3)):
+        out = tune(tmp_path, "apply", "wan", "--rate", "100M", "--rtt", "1ms", "--dry-run", "--facts", facts)
+        assert out.returncode == 0, out.stderr
+        assert "ceiling: 28672 bytes" in out.stdout and "refuse" not in out.stdout, out.stdout
+        assert "memory guard" not in out.stdout
+        out = tune(tmp_path, "diff", "wan", "--rate", "100M", "--rtt", "1ms", "--facts", facts)
+        assert "memory guard: apply allows wan: no buffer ceiling rises above the value in force" in out.stdout
+    assert k.snapshot() == before

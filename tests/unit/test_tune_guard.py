@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Optional
 
+import pytest
+
 from guestcheck.tune.guard import check
 from guestcheck.tune.profile import Guards
 from guestcheck.tune.recommend import recommend
@@ -76,3 +78,97 @@ def test_recommend_latency_otherwise_and_says_why():
     r = recommend(facts(512 * 1024**2), [str(PROFILES)], lambda f: FakeVerdict(True))
     assert r.profile == "latency" and "below the profile's minimum" in r.reasons[0]
     assert any(a.startswith("many-connections") for a in r.alternatives)
+
+
+# -- issue 19 item 5: the guard is proportionate to what the balloon can do -----------------------------------
+
+def balloon_facts(total: int, inflated, deflate_on_oom=None, container=None, **memory):
+    from guestcheck.facts import Balloon, Facts, Memory, Virt
+
+    balloon = Balloon("virtio-balloon", True, "virtio0", inflated_bytes=inflated, deflate_on_oom=deflate_on_oom)
+    return Facts(virt=Virt(container=container), memory=Memory(total_bytes=total, balloons=[balloon], **memory))
+
+
+THROUGHPUT = Guards(min_ram_mb=1024, requires_guaranteed_memory=True)
+SIXTEEN_MIB = 16 * 1024**2
+
+
+@pytest.mark.parametrize("inflated,oom", [(0, None), (0, True), (None, True), (0, False)])
+def test_an_idle_or_deflate_on_oom_balloon_allows_ceilings_up_to_one_64th_of_memtotal(inflated, oom):
+    f = balloon_facts(24 * GIB, inflated, oom)
+    r = check(THROUGHPUT, f, ceiling=SIXTEEN_MIB)
+    assert r.allowed and r.bounded, r.reasons
+    assert r.reasons[0].startswith("memory is not guaranteed, but virtio-balloon bound (")
+    assert "per-socket ceilings up to 402653184 bytes (1/64 of MemTotal 24.0 GiB) are allowed" in r.reasons[0]
+    assert check(THROUGHPUT, f, ceiling=384 * 1024**2).allowed
+    over = check(THROUGHPUT, f, ceiling=384 * 1024**2 + 4096)
+    assert not over.allowed and "above the 402653184 bytes (1/64 of MemTotal) an idle balloon allows" \
+        in over.reasons[0]
+
+
+@pytest.mark.parametrize("f,why", [
+    (balloon_facts(24 * GIB, 2 * GIB, True), "inflated: 2 GiB taken, deflate-on-oom or not"),
+    (balloon_facts(24 * GIB, None, None), "inflation unknown and no deflate-on-oom: not known idle"),
+    (balloon_facts(24 * GIB, None, False), "inflation unknown, deflate-on-oom off"),
+    (balloon_facts(2 * GIB - 4096, 0, True), "MemTotal under 2 GiB"),
+    (balloon_facts(256 * 1024**2, 0, True), "a 256 MiB guest"),
+    (balloon_facts(24 * GIB, 0, True, container="lxc"), "a container"),
+    (balloon_facts(24 * GIB, 0, True, beancounters=[]), "OpenVZ"),
+    (balloon_facts(24 * GIB, 0, True, cgroup_limit_bytes=8 * GIB), "a cgroup limit too"),
+    (balloon_facts(24 * GIB, 0, True, balloon_bytes=GIB), "meminfo counts 1 GiB in balloons"),
+])
+def test_todays_refusal_stands_where_the_balloon_is_not_idle_or_the_machine_small(f, why):
+    r = check(THROUGHPUT, f, ceiling=SIXTEEN_MIB)
+    assert not r.allowed and not r.bounded, why
+    assert any(x.startswith(("memory is not guaranteed", "memory guarantee could not")) for x in r.reasons), why
+
+
+def test_a_ceiling_not_above_the_value_in_force_is_never_refused():
+    def boom(f):
+        raise AssertionError("nothing grows: the verdict is not needed")
+
+    r = check(THROUGHPUT, balloon_facts(256 * 1024**2, 2 * GIB), boom, ceiling=0)
+    assert r.allowed and r.reasons == ["no buffer ceiling rises above the value in force: nothing to guard"]
+
+
+def test_raised_ceiling_counts_only_buffer_ceilings_above_the_value_in_force():
+    from guestcheck.tune.guard import raised_ceiling
+
+    stock = [("net.ipv4.tcp_rmem", "4096 131072 6291456", "4096 131072 28672"),  # a 28 KB sized ceiling: kept
+             ("net.core.rmem_max", "212992", "212992"),
+             ("net.core.netdev_max_backlog", "1000", "16384")]  # not a socket buffer
+    assert raised_ceiling(stock) == 0
+    assert raised_ceiling([("net.ipv4.tcp_wmem", "4096 16384 4194304", ">4096 65536 16777216"),
+                           ("net.core.wmem_max", "212992", "8388608")]) == 16777216
+    assert raised_ceiling([("net.core.rmem_max", None, "16777216")]) == 16777216  # unknown counts as raised
+
+
+def test_recommend_on_24_gib_with_an_idle_balloon_answers_wan_for_1g_x_50ms(tmp_path):
+    from guestcheck.tune.sizing import NetPath
+    from tests.tune_fake import FakeKernel
+
+    k = FakeKernel(tmp_path)
+    f = balloon_facts(24 * GIB, 0, True)
+    r = recommend(f, [str(PROFILES)], procsys=k.procsys)
+    assert r.profile == "throughput" and r.refusals == [] and "fit in what an idle balloon allows" in r.conclusion
+    r = recommend(f, [str(PROFILES)], path=NetPath(1e9, 0.050, "--rtt 50ms"), procsys=k.procsys)
+    assert r.profile == "wan" and r.command == "guestcheck tune apply wan --rate 1G --rtt 50ms"
+    assert any("memory cap: 1/64 of 24576.0 MiB MemTotal, NOT guaranteed, allowed by virtio-balloon bound "
+               "(0 B inflated now, deflate-on-oom on) = 402653184 bytes" in s
+               for s in r.sizes), r.sizes
+    assert "ceiling: 12500992 bytes (11.9 MiB), bound by the path" in r.sizes
+
+
+def test_recommend_says_which_apply_would_be_refused_and_why(tmp_path):
+    from guestcheck.tune.sizing import NetPath
+    from tests.tune_fake import FakeKernel
+
+    k = FakeKernel(tmp_path)
+    f = balloon_facts(256 * 1024**2, 0, True)
+    r = recommend(f, [str(PROFILES)], procsys=k.procsys)
+    assert r.profile == "latency"
+    assert r.refusals[0].startswith("`guestcheck tune apply throughput` would be refused without --force: "
+                                    "memory is not guaranteed (virtio-balloon bound")
+    r = recommend(f, [str(PROFILES)], path=NetPath(1e9, 0.050, "--rtt 50ms"), procsys=k.procsys)
+    assert r.refusals[-1].startswith("`guestcheck tune apply wan --rate 1G --rtt 50ms` would be refused without "
+                                     "--force: memory is not guaranteed")

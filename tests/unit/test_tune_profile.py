@@ -144,9 +144,12 @@ def test_first_directory_shadows_later_ones(tmp_path):
 
 
 def test_profile_dirs_env_override_and_defaults(monkeypatch, tmp_path):
+    monkeypatch.delenv("GUESTCHECK_PROFILES", raising=False)
+    shipped = profile_dirs("/etc")[1:]
     monkeypatch.setenv("GUESTCHECK_PROFILES", f"{tmp_path}/a:{tmp_path}/b")
-    assert profile_dirs() == [f"{tmp_path}/a", f"{tmp_path}/b"]
-    assert profile_dirs(override="/x") == ["/x"]
+    assert profile_dirs() == [f"{tmp_path}/a", f"{tmp_path}/b", *shipped]  # the shipped ones stay, last
+    assert profile_dirs(override="/x") == ["/x", *shipped]
+    assert profile_dirs(override=shipped[1]) == shipped[1:2] + shipped[:1] + shipped[2:]  # each directory once
     monkeypatch.delenv("GUESTCHECK_PROFILES")
     dirs = profile_dirs("/etc")
     assert dirs[0] == "/etc/guestcheck/profiles" and dirs[2] == "/usr/share/guestcheck/profiles"

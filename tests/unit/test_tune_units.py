@@ -87,6 +87,16 @@ def test_rollback_restores_a_file_that_was_at_our_path_exactly(tmp_path):
     assert os.stat(link(tmp_path)).st_mode & 0o777 == 0o600
 
 
+def test_offloads_dry_run_lists_causes_first_in_the_order_apply_turns_them_on(tmp_path):
+    """README: `tune offloads` turns on the causes first; --dry-run lists them in that same order."""
+    m, et = machine(tmp_path, features=dict(SG_OFF))
+    planned = list(apply_offloads("ens3", m.roots, dry_run=True, ethtool=et).planned)
+    assert planned == ["scatter-gather", "TSO", "GSO"]
+    result = apply_offloads("ens3", m.roots, ethtool=et)
+    assert [line.split(":")[0] for line in result.done] == planned
+    assert list(et.calls[0][2]) == ["tx-scatter-gather", "tx-tcp-segmentation", "tx-generic-segmentation"]
+
+
 def test_offloads_in_dependency_order_scatter_gather_in_a_udev_rule(tmp_path):
     m, et = machine(tmp_path, features=dict(SG_OFF))
     result = apply_offloads("ens3", m.roots, ethtool=et)

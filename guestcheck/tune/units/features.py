@@ -79,7 +79,17 @@ def offloads_to_enable(nic: Nic, facts: Optional[Facts] = None) -> Tuple[Dict[st
                 notes.append(f"{offload.label}: turn on {f} on {i} first (`guestcheck tune offloads {i}`)")
         if names:
             turn_on[offload.label] = names
-    return turn_on, notes
+    return _causes_first(turn_on), notes
+
+
+def _causes_first(turn_on: Dict[str, List[str]]) -> Dict[str, List[str]]:
+    """The labels in the order their features go on: each label's own feature is the last of its names (its
+    causes come before it), so a label whose own feature is another's cause (scatter-gather for TSO) comes first.
+    `--dry-run` lists them, and apply writes them, in this one order."""
+    order: List[str] = []
+    for names in turn_on.values():
+        order += [n for n in names if n not in order]
+    return dict(sorted(turn_on.items(), key=lambda item: order.index(item[1][-1])))
 
 
 def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False, persist: bool = True,
