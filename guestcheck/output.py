@@ -52,9 +52,10 @@ def _is_terminal(stream: TextIO) -> bool:
 def escape_standard_streams() -> None:
     """Put the gate in front of sys.stdout and sys.stderr (once; a second call changes nothing).
 
-    Only standard output on a terminal may carry the renderers' colour codes; standard error never does.
+    Only a terminal may carry the renderers' codes: standard output's colours and redraws, and on standard
+    error the line doctor's --sample shows while it waits (erased with the same codes selftest's progress uses).
     """
     if sys.stdout is not None and not isinstance(sys.stdout, EscapingStream):
         sys.stdout = EscapingStream(sys.stdout, terminal_codes=_is_terminal(sys.stdout))
     if sys.stderr is not None and not isinstance(sys.stderr, EscapingStream):
-        sys.stderr = EscapingStream(sys.stderr, terminal_codes=False)
+        sys.stderr = EscapingStream(sys.stderr, terminal_codes=_is_terminal(sys.stderr))

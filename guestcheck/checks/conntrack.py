@@ -60,6 +60,7 @@ FINDINGS = {
         "Connection tracking is loaded, its table is below 80 % full and no drop, early_drop or insert_failed "
         "counter is above 0. Said so that `doctor -v` shows the area was checked.",
         "Nothing to fix.",
+        fix_on="",
     ),
 }
 

@@ -61,6 +61,7 @@ FINDINGS["OFFLOAD-ON"] = FindingDoc(
     "where that is by design (GRO on a veth) or [fixed] on a NIC whose backend is not judged here. Said so that "
     "`doctor -v` shows the area was checked.",
     "Nothing to fix.",
+        fix_on="",
     judged_on=CARRYING_TRAFFIC,
 )
 FINDINGS["OFFLOAD-BACKEND-NONE"] = FindingDoc(

@@ -48,6 +48,7 @@ FINDINGS = {
         "it could have been larger. Said so that `doctor -v` shows the area was checked. (Drops with the ring at "
         "its maximum are NIC-DROPS.)",
         "Nothing to fix.",
+        fix_on="",
         judged_on=PRESENT,
     ),
 }
