@@ -7,18 +7,44 @@ bitmap_parse rejects a longer run of digits, so a mask for more than 32 CPUs mus
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional, Set
 
 MAX_CPUS = 65536  # above any kernel's NR_CPUS: a list naming more came from a damaged (or hostile) facts file
+_RANGE = re.compile(r"([0-9]{1,6})(?:-([0-9]{1,6}))?")  # ASCII digits only (str.isdigit takes any script's)
+
+
+def _range(part: str) -> Optional[range]:
+    """"3" or "0-3" (ASCII digits, low to high) as a range; None when `part` is not one."""
+    m = _RANGE.fullmatch(part)
+    if m is None:
+        return None
+    lo = int(m.group(1))
+    hi = int(m.group(2) or lo)
+    return range(lo, min(hi + 1, MAX_CPUS)) if lo <= hi else None
 
 
 def cpu_list(text: Optional[str]) -> Set[int]:
     """"0-3,8" -> {0, 1, 2, 3, 8}; an unreadable list is the empty set, a CPU beyond MAX_CPUS is left out."""
     out: Set[int] = set()
     for part in (text or "").split(","):
-        lo, _, hi = part.strip().partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()) and len(lo) < 7 and len(hi) < 7:
-            out.update(range(int(lo), min(int(hi or lo) + 1, MAX_CPUS)))
+        r = _range(part.strip())
+        if r is not None:
+            out.update(r)
+    return out
+
+
+def parse_cpu_list(text: str) -> Set[int]:
+    """A CPU list typed by a person ("0-3,5"): every part must be a CPU or a low-high range of ASCII digits
+    below MAX_CPUS. ValueError (its message one line, naming the part) otherwise; never an empty set."""
+    if not text.strip():
+        raise ValueError("an empty CPU list")
+    out: Set[int] = set()
+    for part in text.split(","):
+        r = _range(part.strip())
+        if r is None or not r or r[-1] >= MAX_CPUS - 1:
+            raise ValueError(f"{part.strip()!r} is not a CPU number or a range like 0-3")
+        out.update(r)
     return out
 
 

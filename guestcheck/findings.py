@@ -44,6 +44,8 @@ class Finding:
     # where the fix runs: "guest" (shell commands, one per line, pasteable as they are), "host" (one labelled
     # line per platform, for the hypervisor's admin), "" when there is nothing to fix
     fix_on: str = ""
+    # advice that is not a command to paste (another way to do it, or what to do where no command can be given)
+    hint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
