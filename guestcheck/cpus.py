@@ -15,14 +15,37 @@ MAX_CPUS = 65536  # above any kernel's NR_CPUS: a list naming more came from a d
 _MASK_DIGITS = MAX_CPUS // 4  # hex digits of a bitmap of MAX_CPUS CPUs
 
 
+def _range(part: str) -> Optional[range]:
+    """"3" or "0-3" (ASCII digits, low to high) as a range; None when `part` is not one."""
+    lo, dash, hi = part.partition("-")
+    first = maybe_int(lo, max_digits=6)
+    last = maybe_int(hi, max_digits=6) if dash else first
+    if first is None or last is None or first > last:
+        return None
+    return range(first, min(last + 1, MAX_CPUS))
+
+
 def cpu_list(text: Optional[str]) -> Set[int]:
     """"0-3,8" -> {0, 1, 2, 3, 8}; an unreadable list is the empty set, a CPU beyond MAX_CPUS is left out."""
     out: Set[int] = set()
     for part in (text or "").split(","):
-        lo, _, hi = part.strip().partition("-")
-        first, last = maybe_int(lo, max_digits=6), maybe_int(hi or lo, max_digits=6)
-        if first is not None and last is not None:
-            out.update(range(first, min(last + 1, MAX_CPUS)))
+        r = _range(part.strip())
+        if r is not None:
+            out.update(r)
+    return out
+
+
+def parse_cpu_list(text: str) -> Set[int]:
+    """A CPU list typed by a person ("0-3,5"): every part must be a CPU or a low-high range of ASCII digits
+    below MAX_CPUS. ValueError (its message one line, naming the part) otherwise; never an empty set."""
+    if not text.strip():
+        raise ValueError("an empty CPU list")
+    out: Set[int] = set()
+    for part in text.split(","):
+        r = _range(part.strip())
+        if r is None or not r or r[-1] >= MAX_CPUS - 1:
+            raise ValueError(f"{part.strip()!r} is not a CPU number or a range like 0-3")
+        out.update(r)
     return out
 
 

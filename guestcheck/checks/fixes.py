@@ -6,13 +6,9 @@ persistent is written with a heredoc whose delimiter is quoted, so the shell exp
 
 from __future__ import annotations
 
-import re
-from typing import Iterable, Optional
+from typing import Iterable
 
 from guestcheck.text import shell_word
-
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_UDEV_SAFE = re.compile(r"^[A-Za-z0-9_.:@+-]+$")  # an interface name udev can match without escaping
 
 
 def sysfs_write(value: str, path: str) -> str:
@@ -30,25 +26,19 @@ def write_file(path: str, lines: Iterable[str]) -> str:
     return f"cat > {shell_word(path)} <<'EOF'\n{body}\nEOF"
 
 
-def udev_match(ifname: str, mac: Optional[str]) -> Optional[str]:
-    """The udev match for this interface at boot: its MAC (the kernel name may be renamed later in the same
-    event), else its name when udev can take it as it is; None when neither is safe."""
-    if mac and _MAC.match(mac.lower()) and mac.lower() not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
-        return f'ATTR{{address}}=="{mac.lower()}"'
-    if _UDEV_SAFE.match(ifname):
-        return f'KERNEL=="{ifname}"'
-    return None
+def rps_fix(ifname: str) -> str:
+    """Receive Packet Steering over every online CPU, as one command: `guestcheck tune rps` journals it, keeps it
+    in a udev rule (where the name fits in a file name; else live only) and `tune rollback` undoes it."""
+    from guestcheck.tune.linkfile import SAFE_IFNAME  # the names tune can persist (its files are named after them)
+
+    return f"guestcheck tune rps {shell_word(ifname)}" + ("" if SAFE_IFNAME.fullmatch(ifname) else " --no-persist")
 
 
-def rps_lines(ifname: str, mac: Optional[str], mask: str) -> list[str]:
-    """Receive Packet Steering over `mask` on a single-queue NIC now, and a udev rule that sets it at boot."""
-    lines = [sysfs_write(mask, net_queue_attr(ifname, "rx-0", "rps_cpus"))]
-    match = udev_match(ifname, mac)
-    if match is not None:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ifname)
-        lines.append(write_file(f"/etc/udev/rules.d/90-guestcheck-rps-{safe}.rules", [
-            f'ACTION=="add", SUBSYSTEM=="net", {match}, ATTR{{queues/rx-0/rps_cpus}}="{mask}"']))
-    return lines
+def rps_hint(ifname: str, mask: str) -> str:
+    """The same without guestcheck's tuner: the plain sysfs write, which lasts until the next boot."""
+    return (f"without guestcheck's tuner: {sysfs_write(mask, net_queue_attr(ifname, 'rx-0', 'rps_cpus'))} "
+            "(MASK = the CPUs, hex; it lasts until the next boot, which `guestcheck tune rps` keeps it over, "
+            "in a udev rule that `guestcheck tune rollback` removes)")
 
 
 def sysctl_lines(settings: dict[str, int], file_stem: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, FindingDoc, carries_traffic, present_nics, uplink_veths
-from guestcheck.checks.fixes import rps_lines
+from guestcheck.checks.fixes import rps_fix, rps_hint
 from guestcheck.cpus import first_cpus_mask, mask_cpus
 from guestcheck.facts import Channels, Facts, Feature, Nic
 from guestcheck.findings import Finding, Severity
@@ -38,7 +38,7 @@ def host_mq_fix(vcpus: int, ifname: str, rps: bool, tools: tuple[str, ...] = DEF
     lines = [f"on the host: give the NIC {vcpus} queue pairs (one per vCPU), then restart the VM"]
     lines += [HOST_MQ_LINES[t](vcpus) for t in known]
     if rps:
-        lines.append("guest, until then: " + rps_lines(ifname, None, first_cpus_mask(vcpus))[0])
+        lines.append("guest, until then: " + rps_fix(ifname))
     return "\n".join(lines)
 
 
@@ -63,7 +63,9 @@ FINDINGS = {
         "On the host, N = the number of vCPUs: libvirt <driver name='vhost' queues='N'/> in the interface; "
         "QEMU -netdev tap,...,queues=N -device virtio-net-pci,...,mq=on,vectors=2N+2; Proxmox qm set VMID "
         "--net0 virtio,...,queues=N. In the guest, until then (and on Firecracker, instead): "
-        "echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus with MASK covering every vCPU, kept by a udev rule.",
+        "guestcheck tune rps IFACE (RPS over every online CPU, journaled, kept by a udev rule, undone by "
+        "`guestcheck tune rollback`); without guestcheck's tuner: echo MASK > "
+        "/sys/class/net/IFACE/queues/rx-0/rps_cpus with MASK covering every vCPU, until the next boot.",
         judged_on=PRESENT,
         fix_on="host",
         guest_fix_too=True,  # on Firecracker, which has no multiqueue, the fix is RPS in the guest
@@ -129,7 +131,8 @@ def _single_virtio(facts: Facts, nic: Nic, vcpus: int, evidence: dict) -> list[F
                            "more; Receive Packet Steering spreads receive work over the vCPUs")
         return [Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name,
                         f"virtio-net with one queue pair on {vcpus} vCPUs and RPS off",
-                        evidence, "\n".join(rps_lines(nic.name, nic.mac, first_cpus_mask(vcpus))), "guest")]
+                        evidence, rps_fix(nic.name), "guest", hint=rps_hint(nic.name, first_cpus_mask(vcpus)))]
     summary = f"virtio-net with one queue pair on {vcpus} vCPUs" + (" (RPS spreads it meanwhile)" if covered else "")
     return [Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name, summary, evidence,
-                    host_mq_fix(vcpus, nic.name, rps=not covered, tools=host_tools(facts.virt)), "host")]
+                    host_mq_fix(vcpus, nic.name, rps=not covered, tools=host_tools(facts.virt)), "host",
+                    hint="" if covered else rps_hint(nic.name, first_cpus_mask(vcpus)))]

@@ -6,7 +6,7 @@ import re
 from typing import List, Set
 
 from guestcheck.checks import CARRYING_TRAFFIC, FindingDoc, carries_traffic, traffic_nics, uplink_veths
-from guestcheck.checks.fixes import net_queue_attr, rps_lines, sysctl_lines, sysfs_write
+from guestcheck.checks.fixes import net_queue_attr, rps_fix, rps_hint, sysctl_lines, sysfs_write
 from guestcheck.cpus import cpu_bitmap, cpu_list, first_cpus_mask, mask_is_zero
 from guestcheck.distros import enable_service_command, install_command
 from guestcheck.facts import Facts, NicSteering, Softirq
@@ -21,8 +21,8 @@ SQUEEZE_PER_S = 1.0
 # The shipped profile that raises net.core.netdev_max_backlog (profiles/many-connections.conf; a test holds it
 # to that). No profile raises netdev_budget, so SOFTIRQ-SQUEEZE names none.
 BACKLOG_PROFILE = "many-connections"
-RPS_HOW = ("spread receive work over more CPUs: RPS on single-queue NICs (echo MASK > "
-           "/sys/class/net/IFACE/queues/rx-0/rps_cpus, see SOFTIRQ-NO-RPS), or more NIC queues")
+RPS_HOW = ("spread receive work over more CPUs: RPS on single-queue NICs (guestcheck tune rps IFACE, see "
+           "SOFTIRQ-NO-RPS), or more NIC queues")
 
 PERSIST = "to keep it: a file in /etc/sysctl.d/ with the same setting (or `guestcheck tune`)"
 
@@ -54,7 +54,7 @@ FINDINGS = {
         "throughput is capped by that one vCPU. Usually a single-queue NIC without RPS, or all queue "
         "interrupts on one CPU.",
         "Spread it: more NIC queues (ethtool -L IFACE combined N, or virtio multiqueue on the host); RPS on a "
-        "single queue (echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus); queue interrupts on different "
+        "single queue (guestcheck tune rps IFACE); queue interrupts on different "
         "CPUs (irqbalance, or /proc/irq/N/smp_affinity_list).",
         fix_on="",  # which of the ways fits is the admin's call: advice in the hint
     ),
@@ -65,10 +65,11 @@ FINDINGS = {
         "all of its protocol processing too. RPS hands packets to other CPUs by flow hash (RFS: to the CPU "
         "where the reading application runs). A warning when the sample showed receive load piling up; info "
         "on an idle machine, where it only matters once traffic comes.",
-        "echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus (MASK = the CPUs to use, hex, e.g. f for 0-3), "
-        "kept by a udev rule the fix writes: ACTION==\"add\", SUBSYSTEM==\"net\", ATTR{address}==\"MAC\", "
-        "ATTR{queues/rx-0/rps_cpus}=\"MASK\". For RFS as well (flows steered to the CPU of the reading "
-        "application): sysctl -w net.core.rps_sock_flow_entries=32768 and echo 32768 > "
+        "guestcheck tune rps IFACE [--cpus LIST]: RPS over every online CPU (or LIST) on each receive queue, "
+        "journaled, kept by a udev rule (/etc/udev/rules.d/90-guestcheck-IFACE.rules) and undone by `guestcheck "
+        "tune rollback`. Without guestcheck's tuner: echo MASK > /sys/class/net/IFACE/queues/rx-0/rps_cpus "
+        "(MASK = the CPUs to use, hex, e.g. f for 0-3; until the next boot). For RFS as well (flows steered to "
+        "the CPU of the reading application): sysctl -w net.core.rps_sock_flow_entries=32768 and echo 32768 > "
         "/sys/class/net/IFACE/queues/rx-0/rps_flow_cnt. Judged on hardware and paravirtual NICs, and on a veth "
         "that carries the default route (a container's uplink).",
         judged_on=CARRYING_TRAFFIC,
@@ -185,7 +186,7 @@ def run(facts: Facts) -> list[Finding]:
                 f"one receive queue, {vcpus} vCPUs, RPS off"
                 + ("" if under_load else " (idle during the sample)"),
                 {"rx_queues": st.rx_queues, "rps_cpus": st.rps_cpus, "vcpus": vcpus},
-                "\n".join(rps_lines(nic.name, nic.mac, mask))))
+                rps_fix(nic.name), hint=rps_hint(nic.name, mask)))
         if st.tx_queues > 1 and st.xps_cpus and all(mask_is_zero(m) for m in st.xps_cpus.values()):
             out.append(Finding(
                 "SOFTIRQ-NO-XPS", Severity.INFO, nic.name,

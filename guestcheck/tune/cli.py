@@ -1,4 +1,4 @@
-"""`guestcheck tune`: list, show, diff, apply, verify, rollback, recommend, offloads, queues.
+"""`guestcheck tune`: list, show, diff, apply, verify, rollback, recommend, offloads, queues, rings, rps.
 
 Each command parses, makes one library call and prints; library errors (TuneError) become one line
 and a non-zero exit here, at the edge.
@@ -89,7 +89,7 @@ def path_options(f: Any) -> Any:
                    "the shipped profiles stay last in the search path, so a profile here may include one of them.")
 @click.pass_context
 def tune(ctx: click.Context, root: Optional[str], profiles: Optional[str]) -> None:
-    """Apply, verify and roll back sysctl TCP profiles; turn offloads on; set queue counts and ring sizes."""
+    """Apply, verify and roll back sysctl TCP profiles; turn offloads on; set queue counts, ring sizes and RPS."""
     roots = config_roots(os.path.abspath(root)) if root else Roots.from_env()
     ctx.obj = TuneContext(roots, profile_dirs(roots.etc, profiles))
 
@@ -531,3 +531,34 @@ def rings(tc: TuneContext, iface: str, rx: Optional[int], tx: Optional[int], dry
             say(line)
         result = apply_rings(iface, tc.roots, rx=rx, tx=tx, dry_run=dry_run, persist=not no_persist)
     _nic_report(result, dry_run, "rings already at the size asked for", not no_persist)
+
+
+@tune.command()
+@click.argument("iface")
+@click.option("--cpus", metavar="LIST", help="The CPUs to steer to, e.g. 0-3,5 (default: every online CPU).")
+@click.option("--force", is_flag=True, help="Apply even when irqbalance runs and the mask leaves out CPUs it may "
+              "move the queue's interrupt to.")
+@dry_run_option
+@no_persist_option
+@click.pass_obj
+def rps(tc: TuneContext, iface: str, cpus: Optional[str], force: bool, dry_run: bool, no_persist: bool) -> None:
+    """Spread IFACE's receive work over CPUs (Receive Packet Steering on every receive queue), and persist it
+    in a udev rule (/etc/udev/rules.d/90-guestcheck-IFACE.rules): .link files have no RPS setting."""
+    from guestcheck.tune.apply import apply_rps
+    from guestcheck.tune.owners import guard as owners_guard
+    from guestcheck.tune.units.rps import chosen_cpus, cpu_ranges, online_cpus
+
+    command = f"guestcheck tune rps {shell_word(iface)}" + (f" --cpus {shell_word(cpus)}" if cpus else "")
+    with user_errors(command):
+        chosen = chosen_cpus(tc.roots, cpus)
+        every = chosen == online_cpus(tc.roots)
+
+        def unaffected(owner: Any) -> Optional[str]:
+            return "the mask covers every online CPU, wherever the interrupt goes" if every else None
+
+        for line in owners_guard(tc.roots, {"rps": None}, iface=iface, force=force, dry_run=dry_run,
+                                 unaffected=unaffected):
+            say(line)
+        result = apply_rps(iface, tc.roots, chosen, dry_run=dry_run, persist=not no_persist)
+    _nic_report(result, dry_run, f"RPS already steers every receive queue to CPUs {cpu_ranges(chosen)}",
+                not no_persist)

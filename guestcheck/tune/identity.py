@@ -119,12 +119,12 @@ def locate_all(roots: Roots, et: Any, state: State, names: List[str], boot: Opti
 
 
 def check_same(roots: Roots, et: Any, journal: State, ifname: str, boot: Optional[str]) -> None:
-    """Before `tune offloads/queues/rings IFACE` adds to the journal: refuse (TuneError) when the journal holds
+    """Before `tune offloads/queues/rings/rps IFACE` adds to the journal: refuse (TuneError) when the journal holds
     originals for that name from another device, or holds this device's originals under another name; else
     record (or renew, after a reboot) the device's identity under `ifname`."""
     now = identify(roots, et, ifname, boot)
     held = ifname in journal.links or any(ifname in slot for slot in (journal.features, journal.channels,
-                                                                         journal.rings))
+                                                                         journal.rings, journal.rps))
     tuned = journal.nics.get(ifname)
     if held and tuned is not None and not same_device(tuned, now, roots, ifname, journal.links.get(ifname)):
         raise TuneError(f"the journal holds the original settings of another device that was called {ifname} "
@@ -141,5 +141,5 @@ def check_same(roots: Roots, et: Any, journal: State, ifname: str, boot: Optiona
 
 def forget_unused(journal: State) -> None:
     """Drop the identity of names the journal no longer holds anything for."""
-    held = set(journal.links) | set(journal.features) | set(journal.channels) | set(journal.rings)
+    held = set(journal.links) | set(journal.features) | set(journal.channels) | set(journal.rings) | set(journal.rps)
     journal.nics = {name: ident for name, ident in journal.nics.items() if name in held}

@@ -20,6 +20,8 @@ How udev picks a .link file (systemd.link(5), systemd 252 as in Debian 12):
 - systemd 252 has no .link setting for scatter-gather (tx-scatter-gather): that one goes into a udev rule
   that runs `ethtool -K` once net_setup_link is done; TSO and GSO requested by the .link file become active
   as soon as it is on (the kernel keeps them requested).
+- Nor has any .link file a setting for Receive Packet Steering: `tune rps` always persists through that rule,
+  which writes each receive queue's rps_cpus (ATTR{queues/rx-N/rps_cpus}="MASK") as the device is added.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ HW_ADDRESS = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5,31}")  # as sysfs an
 # the [Match] lines guestcheck writes, and what their values may hold: no glob, quote, space or `%`/`$`, so a
 # value means the same in a .link file and inside a udev rule's "..." (where it is a glob and substituted)
 MATCH_VALUES = {"PermanentMACAddress": HW_ADDRESS, "MACAddress": HW_ADDRESS, "OriginalName": SAFE_IFNAME}
+# an RPS mask as the kernel reads and writes it: 32-bit hex groups, comma-separated (at most 65536 CPUs); nothing
+# in it can end udev's "..."
+RPS_MASK = re.compile(r"[0-9a-f]{1,8}(,[0-9a-f]{8}){0,2047}")
+RX_QUEUE = re.compile(r"rx-[0-9]{1,5}")  # a receive queue's directory under /sys/class/net/IFACE/queues
 NAMING = ("NamePolicy", "Name")
 MAX_LINK_BYTES = 64 * 1024
 
@@ -326,14 +332,32 @@ def rule_match(match: List[str]) -> str:
     return f'KERNEL=="{value}"'
 
 
+
+
+def rps_assignment(key: str, value: str) -> str:
+    """ATTR{queues/rx-N/rps_cpus}="MASK" for the rule arg "R:rx-N" -> MASK; TuneError for anything else (the
+    journal's args are checked there too: nothing in them can end the string or add a key)."""
+    queue = key[2:]
+    if not key.startswith("R:") or not RX_QUEUE.fullmatch(queue) or not RPS_MASK.fullmatch(value):
+        raise TuneError(f"refusing to write {escape_control(repr(key))} = {escape_control(repr(value))} "
+                        "into a udev rule: not a receive queue and a CPU mask")
+    return f'ATTR{{queues/{queue}/rps_cpus}}="{value}"'
+
+
+def rule_expected(args: Dict[str, str]) -> List[str]:
+    """What the rule must hold for each arg, as `rule_text` writes it (verify looks for each)."""
+    return [rps_assignment(k, v) if k.startswith("R:") else f"{k[2:]} {v}" for k, v in sorted(args.items())]
+
+
 def rule_text(ifname: str, match: List[str], args: Dict[str, str], why: str) -> str:
-    """A udev rule that runs ethtool once the device is set up. args: "K:feature" -> on/off, "L:combined"
-    -> N, "G:rx" -> N (ethtool -K/-L/-G)."""
-    runs = []
+    """A udev rule that sets each receive queue's RPS mask as the device is added and runs ethtool once it is
+    set up. args: "K:feature" -> on/off, "L:combined" -> N, "G:rx" -> N (ethtool -K/-L/-G), "R:rx-0" -> a
+    CPU mask (ATTR{queues/rx-0/rps_cpus})."""
+    keys = [rps_assignment(k, v) for k, v in sorted(args.items()) if k.startswith("R:")]
     for flag in "KLG":
         pairs = [f"{k[2:]} {v}" for k, v in sorted(args.items()) if k.startswith(f"{flag}:")]
         if pairs:
-            runs.append(f'RUN+="{ETHTOOL} -{flag} $name {" ".join(pairs)}"')
+            keys.append(f'RUN+="{ETHTOOL} -{flag} $name {" ".join(pairs)}"')
     return "\n".join([f"# Written by `guestcheck tune` for {ifname}; `guestcheck tune rollback` removes it.",
                       f"# Why a udev rule: {why}.",
-                      f'ACTION=="add", SUBSYSTEM=="net", {rule_match(match)}, {", ".join(runs)}']) + "\n"
+                      f'ACTION=="add", SUBSYSTEM=="net", {rule_match(match)}, {", ".join(keys)}']) + "\n"

@@ -4,16 +4,19 @@ The answer comes from the checks' `other_owners` (one table for doctor and tune)
 collector reads under the tuner's roots (so `tune --root DIR` reads DIR/etc/tuned, DIR/run/NetworkManager).
 An agent that restores its value over ours (a TuneD profile setting the same sysctl key: at every TuneD start,
 after the sysctl.d files; irqbalance against IRQ affinity or RPS: every 10 s) makes `tune` refuse without
---force; the others are warnings.
+--force, unless the change is out of its reach (an RPS mask over every online CPU); the others are warnings.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from guestcheck.quantities import int_fields
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
+
+if TYPE_CHECKING:
+    from guestcheck.checks.agents import Owner
 
 
 def _same_or_higher(theirs: Optional[str], ours: str, raise_only: bool) -> bool:
@@ -31,9 +34,12 @@ def _same_or_higher(theirs: Optional[str], ours: str, raise_only: bool) -> bool:
 
 
 def guard(roots: Roots, settings: Dict[str, Optional[str]], *, iface: Optional[str] = None, force: bool = False,
-          dry_run: bool = False, raise_only: Optional[Dict[str, bool]] = None) -> List[str]:
+          dry_run: bool = False, raise_only: Optional[Dict[str, bool]] = None,
+          unaffected: Optional[Callable[[Owner], Optional[str]]] = None) -> List[str]:
     """Lines to print before the change; raises TuneError when an owner would undo it and neither --force nor
-    --dry-run is given. `settings`: "sysctl:KEY" (with the value we would write), "irq", "rps", "channels", ..."""
+    --dry-run is given. `settings`: "sysctl:KEY" (with the value we would write), "irq", "rps", "channels", ...
+    `unaffected(owner)`: why this change is out of that owner's reach (an RPS mask over every CPU, which
+    irqbalance's moves cannot leave behind), or None."""
     from guestcheck.checks.agents import other_owners
     from guestcheck.collect.agents import collect_agents
 
@@ -44,10 +50,12 @@ def guard(roots: Roots, settings: Dict[str, Optional[str]], *, iface: Optional[s
         for owner in other_owners(agents, setting, iface):
             what = setting.split(":", 1)[-1]
             harmless = ours is not None and _same_or_higher(owner.value, ours, (raise_only or {}).get(what, False))
-            if owner.puts_back and not harmless:
+            spared = unaffected(owner) if unaffected is not None else None
+            if owner.puts_back and not harmless and not spared:
                 refuse.append(f"{what}: {owner.line()}")
             else:
-                lines.append(f"also managed: {what}: {owner.line()}" + (" (same value)" if harmless else ""))
+                why = " (same value)" if harmless else (f" ({spared})" if spared else "")
+                lines.append(f"also managed: {what}: {owner.line()}{why}")
     if refuse and not (force or dry_run):
         raise TuneError(f"refusing: another agent would put its own value back ({refuse[0]}"
                         + (f"; and {len(refuse) - 1} more" if len(refuse) > 1 else "")

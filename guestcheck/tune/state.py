@@ -29,7 +29,7 @@ from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax, valid_ifname
-from guestcheck.tune.linkfile import HW_ADDRESS, match_problem
+from guestcheck.tune.linkfile import HW_ADDRESS, RPS_MASK, RX_QUEUE, match_problem
 from guestcheck.tune.persist import MAX_BYTES as MAX_PERSIST_BYTES
 from guestcheck.tune.persist import encode
 
@@ -75,7 +75,7 @@ class SysctlBackup:
 
 @dataclass
 class LinkRecord:
-    """What `tune offloads/queues/rings` persisted for one interface, and what was at those paths before."""
+    """What `tune offloads/queues/rings/rps` persisted for one interface, and what was at those paths before."""
 
     name: str  # the .link file's name under /etc/systemd/network (50-guestcheck-IFACE.link)
     match: List[str] = field(default_factory=list)  # its [Match] lines ("PermanentMACAddress=...")
@@ -84,7 +84,8 @@ class LinkRecord:
     original: Optional[str] = None  # the file at that name before guestcheck, None if absent
     mode: Optional[int] = None
     rule_name: Optional[str] = None  # the udev rule under /etc/udev/rules.d, when one is needed
-    rule_args: Dict[str, str] = field(default_factory=dict)  # ethtool settings only the rule carries (sg)
+    # what only the rule carries: ethtool settings ("K:tx-scatter-gather" -> "on"), RPS masks ("R:rx-0" -> "f")
+    rule_args: Dict[str, str] = field(default_factory=dict)
     rule_original: Optional[str] = None
     rule_mode: Optional[int] = None
     rule_recorded: bool = False
@@ -134,10 +135,11 @@ class State:
     applying: Optional[str] = None  # the profile an unfinished run was applying (with complete False)
     sizing: Optional[SizingRecord] = None  # set when `profile` was applied sized to a path (--rate)
     nics: Dict[str, NicIdentity] = field(default_factory=dict)  # iface (name when tuned) -> which device it is
+    rps: Dict[str, Dict[str, str]] = field(default_factory=dict)  # iface -> rx queue -> original rps_cpus mask
 
     def empty(self) -> bool:
         return not (self.sysctl or self.persist_recorded or self.features or self.channels or self.rings
-                    or self.links)
+                    or self.rps or self.links)
 
     def to_text(self) -> str:
         """Format /2: file contents (kept in memory as text with surrogate escapes, byte for byte) as base64."""
@@ -229,6 +231,8 @@ def _state(data: Dict[str, Any], old: bool = False) -> State:
     applying = _name(data.get("applying"), "applying")
     rings = {_ifname(i): {_ring_name(n): _ring(c, f"rings {i} {n}") for n, c in _object(r, i).items()}
              for i, r in _dict(data, "rings").items()}
+    rps = {_ifname(i): {_rx_queue(n): _mask(m, f"rps {i} {n}") for n, m in _object(r, i).items()}
+           for i, r in _dict(data, "rps").items()}
     applied: Dict[str, Dict[str, Dict[str, Any]]] = {}
     for unit, per_iface in _dict(data, "applied").items():
         check = _APPLIED.get(unit)
@@ -242,7 +246,7 @@ def _state(data: Dict[str, Any], old: bool = False) -> State:
                  complete=_bool(data.get("complete", True), "complete"), sysctl=sysctl,
                  persist_original=persist_original,
                  persist_recorded=_bool(data.get("persist_recorded", False), "persist_recorded"),
-                 features=features, channels=channels, persist_mode=mode, boot_id=boot, rings=rings,
+                 features=features, channels=channels, persist_mode=mode, boot_id=boot, rings=rings, rps=rps,
                  applied=applied, links=links)
 
 
@@ -258,10 +262,23 @@ def _ring(value: object, where: str) -> int:
     return value
 
 
+def _rx_queue(name: str) -> str:
+    if not RX_QUEUE.fullmatch(name):
+        raise _Damaged(f"{_show(name)} is not a receive queue (rx-N)")
+    return name
+
+
+def _mask(value: object, where: str) -> str:
+    if not isinstance(value, str) or not RPS_MASK.fullmatch(value):
+        raise _Damaged(f"{where}: {_show(value)} is not a CPU mask (hex, in groups of 8 digits)")
+    return value
+
+
 _APPLIED = {
     "features": lambda n, v, w: _bool(v, f"{w} {_feature(n)}"),
     "channels": lambda n, v, w: _count(v, f"{w} {_channel_name(n)}"),
     "rings": lambda n, v, w: _ring(v, f"{w} {_ring_name(n)}"),
+    "rps": lambda n, v, w: _mask(v, f"{w} {_rx_queue(n)}"),
 }
 
 
@@ -332,6 +349,10 @@ def _link(rec: Dict[str, Any], iface: str, old: bool) -> LinkRecord:
         settings[key] = value
     rule_args = {}
     for key, value in _object(rec.get("rule_args", {}), f"{where} rule_args").items():
+        if isinstance(key, str) and key.startswith("R:"):  # an RPS mask, written as ATTR{queues/rx-N/rps_cpus}
+            _rx_queue(key[2:])
+            rule_args[key] = _mask(value, f"{where} rule_args {key}")
+            continue
         if not isinstance(value, str) or not _RULE_ARG.fullmatch(key) or not re.fullmatch(r"on|off|[0-9]{1,7}", value):
             raise _Damaged(f"{where} rule_args: {_show(key)} = {_show(value)} is not an ethtool setting")
         rule_args[key] = value

@@ -40,6 +40,8 @@ anything = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
 ifnames = (st.sampled_from(["gcfz0", "gcfz1", "../x", "", "a" * 40, "eth0;id", "x\ny"]) | st.text(max_size=16)).filter(
     lambda n: n not in HOST_IFACES)
 channel_counts = st.integers(min_value=-(2**70), max_value=2**70) | anything
+rx_queues = st.sampled_from(["rx-0", "rx-99999", "rx-100000", "tx-0", "rx-0/../x", "rx-\u0663"]) | st.text(max_size=8)
+rps_masks = st.sampled_from(["f", "0", "ff,ffffffff", 'f", RUN+="/bin/sh', "zz", "", "f" * 9, "F"]) | anything
 
 
 @st.composite
@@ -59,6 +61,9 @@ def shaped_journals(draw) -> str:
         "channels": draw(st.dictionaries(ifnames, st.dictionaries(
             st.sampled_from(["rx", "tx", "other", "combined", "bogus"]), channel_counts, max_size=4), max_size=2)),
         "boot_id": draw(st.one_of(st.none(), st.text(max_size=40))),
+        "rps": draw(st.dictionaries(ifnames, st.dictionaries(rx_queues, rps_masks, max_size=2), max_size=2)),
+        "applied": draw(st.one_of(st.fixed_dictionaries({"rps": st.dictionaries(
+            ifnames, st.dictionaries(rx_queues, rps_masks, max_size=2), max_size=2)}), anything)),
         "nics": draw(st.dictionaries(ifnames, st.one_of(st.fixed_dictionaries(
             {"perm_mac": st.none() | st.text(max_size=20), "mac": st.none() | st.text(max_size=20),
              "ifindex": st.none() | channel_counts, "boot_id": st.none() | st.text(max_size=40)}), anything),

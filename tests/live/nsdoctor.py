@@ -4,7 +4,10 @@ verbatim there, as a user would paste it."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import tempfile
 
 from tests.netns import Netns, guestcheck_in
 
@@ -23,6 +26,15 @@ def findings(doc: dict, prefix: str) -> dict:
 PRIVATE_ETC = ('mount -t tmpfs gc-fix-etc /etc && mkdir -p /etc/udev/rules.d /etc/sysctl.d && sh -c "$1" '
                '&& for f in /etc/udev/rules.d/* /etc/sysctl.d/*; do [ -f "$f" ] && echo "== $f" && cat "$f"; done; '
                'exit 0')
+
+
+# A pasted `guestcheck ...` command (`guestcheck tune rps IFACE`): the `guestcheck` on PATH is this checkout's, run
+# by Debian's interpreter, and a private tmpfs goes over /etc and /var/lib, so the udev rule it writes and its
+# journal stay in that one command's mount namespace. Nothing is made for it: it creates what it needs.
+PRIVATE_TUNER = ('mount -t tmpfs gc-fix-etc /etc && mount -t tmpfs gc-fix-var /var/lib && PATH="$2:$PATH" sh -c "$1" '
+                 '|| exit 1; for f in /etc/udev/rules.d/* /etc/systemd/network/* /var/lib/guestcheck/*.json; do '
+                 '[ -f "$f" ] && echo "== $f" && cat "$f"; done; exit 0')
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def commands(fix: str) -> list[str]:
@@ -51,6 +63,22 @@ def run_fix(ns: Netns, finding: dict) -> list[str]:
             written.append(out.stdout)
             # the fix's effect on the kernel was made by the lines before; the heredoc only keeps it
             continue
+        if command.startswith("guestcheck "):
+            written.append(run_guestcheck(ns, command))
+            continue
         out = ns.run(["sh", "-c", command], check=False)
         assert out.returncode == 0, (command, out.stdout, out.stderr)
     return written
+
+
+def run_guestcheck(ns: Netns, command: str) -> str:
+    """A fix that is a guestcheck command, pasted as it is: `guestcheck` resolves to a wrapper for this
+    checkout; returns its output and the files it wrote (in the private /etc and /var/lib)."""
+    with tempfile.TemporaryDirectory(prefix="gc-fix-bin-") as bindir:
+        wrapper = os.path.join(bindir, "guestcheck")
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\nPYTHONPATH={shlex.quote(REPO)} exec /usr/bin/python3 -m guestcheck "$@"\n')
+        os.chmod(wrapper, 0o755)
+        out = ns.run(["sh", "-c", PRIVATE_TUNER, "fix", command, bindir], check=False)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, (command, out.stdout, out.stderr)
+    return out.stdout

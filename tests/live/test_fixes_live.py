@@ -59,8 +59,8 @@ NOT_BUILDABLE_HERE: dict[str, str] = {
     "RING-RX-SMALL": ("needs a NIC whose receive ring can be resized: veth answers `ethtool -G` with 'Operation "
                       "not supported', and netdevsim is not in this kernel"),
     "QUEUES-SINGLE-VIRTIO": ("needs virtio-net on Firecracker (a veth is judged by SOFTIRQ-NO-RPS, whose scenario "
-                             "pastes the same RPS lines); fix becomes `guestcheck tune rps` (issue 19 item 4, "
-                             "pending)"),
+                             "pastes the same fix, `guestcheck tune rps IFACE`); a namespace has no virtio-net and no "
+                             "Firecracker verdict"),
 }
 
 
@@ -166,14 +166,20 @@ def _uplink(a: Netns) -> None:
 @covers("SOFTIRQ-NO-RPS")
 @multi_cpu
 def test_rps_on_a_single_queue_uplink():
+    """SOFTIRQ-NO-RPS (and QUEUES-SINGLE-VIRTIO on Firecracker, the same fix): `guestcheck tune rps IFACE`, pasted
+    with this checkout's guestcheck on PATH; the rule and journal land in a private tmpfs /etc and /var/lib."""
     with netns() as a, netns() as b, veth_pair(a, b):
         _uplink(a)
         before = found(a, "gc0")
         rps = before["SOFTIRQ-NO-RPS"]
         mask = format((1 << (os.cpu_count() or 1)) - 1, "x")
-        assert rps["fix"].splitlines()[0] == f"echo {mask} > /sys/class/net/gc0/queues/rx-0/rps_cpus"
+        assert rps["fix"] == "guestcheck tune rps gc0"
+        assert rps["hint"].startswith(f"without guestcheck's tuner: echo {mask} > /sys/class/net/gc0/queues/rx-0/"
+                                      "rps_cpus ")
         written = run_fix(a, rps)
-        assert any("ATTR{queues/rx-0/rps_cpus}=\"" + mask + "\"" in w for w in written), written
+        assert any("== /etc/udev/rules.d/90-guestcheck-gc0.rules" in w
+                   and "ATTR{queues/rx-0/rps_cpus}=\"" + mask + "\"" in w for w in written), written
+        assert any("== /var/lib/guestcheck/tune-state.json" in w for w in written), written  # journaled
         assert "SOFTIRQ-NO-RPS" not in found(a, "gc0")
         assert a.run(["cat", "/sys/class/net/gc0/queues/rx-0/rps_cpus"]).stdout.strip().lstrip("0,") == mask
 

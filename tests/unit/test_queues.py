@@ -24,16 +24,14 @@ def by_id(f: Facts) -> dict:
     return {x.id: x for x in queues.run(f)}
 
 
-def test_firecracker_fix_is_rps_with_the_real_mask_and_nothing_for_the_host():
+def test_firecracker_fix_is_tune_rps_and_the_plain_write_is_a_hint():
     (f,) = by_id(facts(virtio(), hypervisor="firecracker")).values()
-    lines = f.fix.splitlines()
-    assert lines[0] == "echo f > /sys/class/net/eth0/queues/rx-0/rps_cpus"
-    assert lines[1] == "cat > /etc/udev/rules.d/90-guestcheck-rps-eth0.rules <<'EOF'"
-    assert lines[2] == ('ACTION=="add", SUBSYSTEM=="net", ATTR{address}=="52:54:00:12:34:56", '
-                        'ATTR{queues/rx-0/rps_cpus}="f"')
-    assert lines[3] == "EOF" and len(lines) == 4
-    assert f.fix_on == "guest"
+    assert f.fix == "guestcheck tune rps eth0" and f.fix_on == "guest"  # journaled, persisted, rolled back
+    assert f.hint.startswith("without guestcheck's tuner: echo f > /sys/class/net/eth0/queues/rx-0/rps_cpus ")
+    assert f.to_dict()["hint"] == f.hint
     assert "libvirt" not in f.fix and "QEMU" not in f.fix and "queues=" not in f.fix and "MASK" not in f.fix
+    (odd,) = by_id(facts(virtio("a b"), hypervisor="firecracker", default_dev="a b")).values()
+    assert odd.fix == "guestcheck tune rps 'a b' --no-persist"  # no file can be named after it
 
 
 def test_rps_over_every_vcpu_clears_it_on_firecracker():
@@ -49,8 +47,10 @@ def test_a_host_that_can_add_queues_gets_labelled_lines_with_numbers():
     labels = [line.split(":", 1)[0] for line in f.fix.splitlines()]
     assert labels == ["on the host", "libvirt", "QEMU", "Proxmox", "guest, until then"]
     assert "queues='4'" in f.fix and "vectors=10" in f.fix and "queues=4" in f.fix
+    assert f.fix.splitlines()[-1] == "guest, until then: guestcheck tune rps eth0"
+    assert "echo f > /sys/class/net/eth0/queues/rx-0/rps_cpus" in f.hint
     with_rps = by_id(facts(virtio(), vcpus=4, rps="f"))["QUEUES-SINGLE-VIRTIO"]
-    assert "guest, until then" not in with_rps.fix and "RPS spreads it" in with_rps.summary
+    assert "guest, until then" not in with_rps.fix and "RPS spreads it" in with_rps.summary and not with_rps.hint
 
 
 def test_more_combined_channels():

@@ -237,7 +237,8 @@ def single_queue(rps: str = "0", irqs: Optional[list[NicIrq]] = None) -> NicStee
 def test_no_rps_on_single_queue_nic_info_when_idle_warning_under_load() -> None:
     (f,) = judged([SoftnetCpu(0), SoftnetCpu(1)], vcpus=4, steering=[single_queue()])["SOFTIRQ-NO-RPS"]
     assert f.severity.label == "info"
-    assert "echo f > /sys/class/net/eth0/queues/rx-0/rps_cpus" in f.fix
+    assert f.fix == "guestcheck tune rps eth0"
+    assert "echo f > /sys/class/net/eth0/queues/rx-0/rps_cpus" in f.hint
     loaded = judged([SoftnetCpu(0, net_rx_per_s=9000.0), SoftnetCpu(1, net_rx_per_s=10.0)], steering=[single_queue()])
     assert loaded["SOFTIRQ-NO-RPS"][0].severity.label == "warning"
     assert "SOFTIRQ-NO-RPS" not in judged([SoftnetCpu(0)], steering=[single_queue("3")])
@@ -296,7 +297,7 @@ def test_backlog_drops_link_to_the_shipped_profile_that_raises_the_backlog_and_t
 
     (f,) = judged([SoftnetCpu(0, dropped=30, dropped_per_s=30.0), SoftnetCpu(1)])["SOFTIRQ-DROPS"]
     assert f.evidence["or"].startswith(f"guestcheck tune apply {check.BACKLOG_PROFILE} ")
-    assert "rps_cpus" in f.evidence["rps"]
+    assert "guestcheck tune rps IFACE" in f.evidence["rps"]
     doc = catalog()["SOFTIRQ-DROPS"].fix
     assert "net.core.netdev_max_backlog" in doc and "RPS" in doc
     assert f"guestcheck tune apply {check.BACKLOG_PROFILE}" in doc

@@ -1,7 +1,7 @@
 """One unit per subsystem the tuner changes, as TuneD's plugins each own one: sysctl keys, NIC features,
-channels and rings, and the .link files that carry the NIC settings over a reboot. Each plans, applies,
-verifies and rolls back its own settings over the one journal (guestcheck/tune/state.py); base.py says
-what a unit provides. `verify` and `rollback` go through UNITS in this order."""
+channels, rings and RPS masks, and the .link files (and udev rules) that carry the NIC settings over a reboot.
+Each plans, applies, verifies and rolls back its own settings over the one journal (guestcheck/tune/state.py);
+base.py says what a unit provides. `verify` and `rollback` go through UNITS in this order."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from guestcheck.tune.units.channels import ChannelsUnit
 from guestcheck.tune.units.features import FeaturesUnit
 from guestcheck.tune.units.nic import LinkFilesUnit
 from guestcheck.tune.units.rings import RingsUnit
+from guestcheck.tune.units.rps import RpsUnit
 from guestcheck.tune.units.sysctl import SysctlUnit
 from guestcheck.tune.verify import Verification, subject_of
 
-NIC_UNITS = (FeaturesUnit(), ChannelsUnit(), RingsUnit())
+NIC_UNITS = (FeaturesUnit(), ChannelsUnit(), RingsUnit(), RpsUnit())  # RPS after channels: a queue gone is skipped
 UNITS: List[Unit] = [SysctlUnit(), *NIC_UNITS, LinkFilesUnit()]
 
 
@@ -26,7 +27,7 @@ def nic_unit(name: str):  # type: ignore[no-untyped-def]
 
 
 def touched_nic_units(state: State) -> List[str]:
-    """The labels of the NIC units whose settings the journal holds ("offloads", "rings")."""
+    """The labels of the NIC units whose settings the journal holds ("offloads", "rings", "rps")."""
     return [u.label for u in NIC_UNITS if u.touched(state)]
 
 

@@ -1,4 +1,4 @@
-"""What the three NIC units (features, channels, rings) share: one apply order, one journal slot shape, one
+"""What the NIC units (features, channels, rings, rps) share: one apply order, one journal slot shape, one
 persisted .link file (and udev rule) per interface, verify and rollback.
 
 Apply, for one unit on one interface, under the tuner's lock:
@@ -69,6 +69,10 @@ class NicUnit:
     def show(self, value: Any) -> str:
         return str(value)
 
+    def access(self, roots: Roots, et: Any) -> Any:
+        """What read/write/restore are given: the ethtool writer (the RPS unit wraps it with the sysfs files)."""
+        return et
+
     # --- verify and rollback, the same for every NIC unit -------------------------------------------------
 
     def touched(self, state: State) -> bool:
@@ -85,7 +89,8 @@ class NicUnit:
         if not applied:
             return out
         boot = boot_id(ProcSys(roots))
-        with et or EthtoolWriter() as et:
+        with et or EthtoolWriter() as opened:
+            et = self.access(roots, opened)
             for ifname, values in applied.items():
                 where = locate(roots, et, state, ifname, boot)
                 if where.name is None and where.other:
@@ -146,7 +151,7 @@ class NicUnit:
         errors = []
         for _ifname, name, original in self._targets(ctx, []):
             try:
-                self.restore(ctx.ethtool(), name, original)
+                self.restore(self.access(ctx.roots, ctx.ethtool()), name, original)
             except EthtoolError as e:
                 if e.reason == "no-device":
                     notes.append(f"{name}: interface gone, its {self.what} were not restored")
@@ -316,8 +321,10 @@ def _write_link(roots: Roots, unit: NicUnit, journal: State, ifname: str, applie
                 result: NicResult) -> None:
     record = journal.links[ifname]
     wins = [c for c in pending.conflicts if c.certain]
-    for c in pending.conflicts:
-        result.notes.append(c.describe(record.name))
+    if any(each.link_settings(journal.applied.get(each.name, {}).get(ifname) or {})[0]
+           for each in (unit, *_other_units(unit))):  # (RPS alone has no .link setting: who wins is moot)
+        for c in pending.conflicts:
+            result.notes.append(c.describe(record.name))
     mine = _unit_keys(unit)
     record.settings = {k: v for k, v in record.settings.items() if k not in mine["link"]}
     record.rule_args = {k: v for k, v in record.rule_args.items() if k[:2] not in mine["rule"]}
@@ -343,16 +350,31 @@ def _write_link(roots: Roots, unit: NicUnit, journal: State, ifname: str, applie
 
 def rule_reason(record: LinkRecord) -> str:
     """Why a udev rule carries what it does (said in the rule's comment and in the report)."""
-    if record.rule_args and not record.settings:
+    if record.rule_args and not record.settings and any(_in_a_link_file(k) for k in record.rule_args):
         return ("another .link file matches this interface and sorts before guestcheck's, so udev would never "
                 "apply a .link file of ours")
-    return "systemd 252's .link files have no setting for scatter-gather (tx-scatter-gather)"
+    lacking = []
+    for arg in sorted(record.rule_args, key=lambda k: (k.startswith("R:"), k)):
+        kind, _, name = arg.partition(":")
+        what = {"K": "scatter-gather (tx-scatter-gather)" if name == "tx-scatter-gather" else name,
+                "G": f"the {name} ring", "R": "Receive Packet Steering (rps_cpus)"}.get(kind, name)
+        if not _in_a_link_file(arg) and what not in lacking:
+            lacking.append(what)
+    return f"systemd 252's .link files have no setting for {' or '.join(lacking) or 'it'}"
+
+
+def _in_a_link_file(arg: str) -> bool:
+    """Whether a rule arg ("K:rx-gro", "L:combined", "R:rx-0") has a .link setting that says it."""
+    kind, _, name = arg.partition(":")
+    return {"K": name in lf.FEATURE_SETTING, "L": name in lf.CHANNEL_SETTING,
+            "G": name in lf.RING_SETTING}.get(kind, False)
 
 
 def _unit_keys(unit: NicUnit) -> Dict[str, set]:
     keys = {"features": (set(lf.FEATURE_SETTING.values()), {"K:"}),
             "channels": (set(lf.CHANNEL_SETTING.values()), {"L:"}),
-            "rings": (set(lf.RING_SETTING.values()), {"G:"})}[unit.name]
+            "rings": (set(lf.RING_SETTING.values()), {"G:"}),
+            "rps": (set(), {"R:"})}[unit.name]
     return {"link": keys[0], "rule": keys[1]}
 
 
@@ -436,7 +458,7 @@ def verify_links(roots: Roots, state: State) -> UnitVerification:
         if record.rule_args and record.rule_name:
             rule = os.path.join(lf.rules_dir(roots), record.rule_name)
             now = inspect(rule)
-            expected = [f"{k[2:]} {v}" for k, v in sorted(record.rule_args.items())]
+            expected = lf.rule_expected(record.rule_args)
             text = now.content or ""
             missing = [e for e in expected if e not in text]
             ok = now.kind == FILE and not missing
