@@ -438,14 +438,8 @@ ETHTOOL_SET = re.compile(r"^ETHTOOL_S[A-Z]+$")  # the SET commands of SIOCETHTOO
 
 
 def _called(node: ast.Call) -> str:
-    parts = []
-    f = node.func
-    while isinstance(f, ast.Attribute):
-        parts.append(f.attr)
-        f = f.value
-    if isinstance(f, ast.Name):
-        parts.append(f.id)
-    return ".".join(reversed(parts))
+    """The dotted name a call is written with ("os.replace"), "" when it is not a plain name."""
+    return _dotted(node.func)
 
 
 def _mode(node: ast.Call, position: int) -> Optional[ast.expr]:
@@ -470,7 +464,7 @@ def writes_in(tree: ast.AST) -> List[Tuple[int, str]]:
         name = _called(node)
         if name in ("os.open", "open", "io.open", "os.fdopen"):
             first = node.args[0] if node.args else None
-            if first is not None and _called_name(first) == "os.devnull":
+            if first is not None and _dotted(first) == "os.devnull":
                 exempt.update(id(n) for n in ast.walk(node))
                 continue
         if name in WRITING_CALLS:
@@ -498,7 +492,7 @@ def writes_in(tree: ast.AST) -> List[Tuple[int, str]]:
     return sorted(set(out))
 
 
-def _called_name(node: ast.AST) -> str:
+def _dotted(node: ast.AST) -> str:
     parts = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
