@@ -10,7 +10,7 @@ import pytest
 
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
-from guestcheck.tune.owners import guard
+from guestcheck.tune.service import owners_guard as guard
 from tests.tune_fake import FakeKernel
 from tests.unit.test_tune_cli import one_line_error, tune
 
