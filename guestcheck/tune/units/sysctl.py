@@ -34,6 +34,7 @@ from guestcheck.tune.persist import (
 from guestcheck.tune.plan import HOST, SKIP, Change, Plan, plan_profile
 from guestcheck.tune.profile import Profile, normalise_value
 from guestcheck.tune.units.base import ApplyContext, RollbackContext, RollbackPlan, UnitVerification
+from guestcheck.tune.verify import verify_applied
 
 PAUSE_ENV = "GUESTCHECK_TEST_PAUSE_AFTER_WRITE"  # test-only: "N" pauses 60 s after the N-th /proc/sys write
 
@@ -226,8 +227,6 @@ class SysctlUnit:
         return run
 
     def verify(self, roots: Roots, state: State) -> UnitVerification:
-        from guestcheck.tune.verify import verify_applied
-
         v = verify_applied(roots, state)
         return UnitVerification(list(v.checks), list(v.problems), list(v.notes))
 
