@@ -231,32 +231,16 @@ def collect_live(roots: Roots, sample_seconds: float) -> Any:
 
 
 def apply_with_tuner(name: str, roots: Roots) -> str:
-    """What `guestcheck tune apply NAME` does, memory guard included (first boot has no --force).
+    """What `guestcheck tune apply NAME` does, memory and owners guards included (first boot has no --force).
 
     The tuner plans, journals and writes on its own, and undoes a half-done apply itself.
     """
-    from guestcheck.report import fill_verdicts
-    from guestcheck.tune import guard
-    from guestcheck.tune.apply import apply_profile
-    from guestcheck.tune.owners import guard as owners_guard
-    from guestcheck.tune.profile import load, profile_dirs
+    from guestcheck.tune.service import MemoryRefused, apply_at_boot
 
-    profile = load(name, profile_dirs(roots.etc))
-    if profile.guards.requires_guaranteed_memory or profile.guards.min_ram_mb is not None:
-        from guestcheck.tune.plan import plan_profile
-        from guestcheck.tune.state import load_state
-
-        # as `tune apply`: judged on the highest buffer ceiling the apply raises (none raised: nothing to refuse)
-        plan = plan_profile(profile, roots, load_state(roots))
-        ceiling = guard.raised_ceiling((c.key, c.live, c.target) for c in plan.writes())
-        facts = fill_verdicts(collect_live(roots, 0)) if ceiling else None
-        verdict = guard.check(profile.guards, facts, ceiling=ceiling)
-        if not verdict.allowed:
-            raise RuntimeError(f"refused by its memory guard: {'; '.join(verdict.reasons)}")
-    # another agent (an active TuneD profile) that would put its own values back: refused, as `tune apply` does
-    owners_guard(roots, {f"sysctl:{k}": s.value for k, s in profile.settings.items()},
-                 raise_only={k: s.raise_only for k, s in profile.settings.items()})
-    result = apply_profile(profile, roots)
+    try:
+        result = apply_at_boot(roots, name)
+    except MemoryRefused as e:
+        raise RuntimeError(f"refused by its memory guard: {e.why}") from None
     if result.nothing_to_do:
         return "nothing to change, the kernel already has it"
     persisted = f", persisted in {result.persist_path}" if result.persist_text else ""
@@ -303,40 +287,26 @@ def _textfile_dir(settings: Settings, roots: Roots) -> Optional[str]:
     return default if os.path.isdir(default) else None
 
 
-def _journal_text(roots: Roots) -> Optional[str]:
-    """The tuner's journal as it is on disk (None: absent or unreadable), to tell whether an apply began."""
-    from guestcheck.regularfile import read_regular
-    from guestcheck.tune.state import MAX_JOURNAL_BYTES, state_path
-
-    try:  # as the tuner reads it: no symlink followed, no FIFO waited on, bounded
-        return read_regular(state_path(roots), MAX_JOURNAL_BYTES, nofollow=True).decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return None
-
-
 def undo_cut_apply(roots: Roots, journal_before: Optional[str], limit: float) -> tuple[str, bool]:
     """After the time limit cut an apply off: roll it back with the tuner's own rollback, from its journal.
 
-    Returns the line for the report and whether a rollback ran. The journal is written before the first
-    change and marked complete after the last, so an unchanged journal means nothing was touched, and a
-    complete new one means the apply had finished.
+    Returns the line for the report and whether a rollback ran (the tuner's service tells, from its journal,
+    whether the apply had begun, and had finished).
     """
     from guestcheck.tune import TuneError
-    from guestcheck.tune.apply import rollback
-    from guestcheck.tune.state import load_state
+    from guestcheck.tune.service import undo_cut_apply as undo
 
     cut = f"cut off by the {limit:g} s time limit"
-    if _journal_text(roots) == journal_before:
-        return f"not applied: {cut} before it changed anything", False
     try:
-        state = load_state(roots)
-        if state is not None and state.complete:
-            return f"applied, but {cut} as it finished (`guestcheck tune rollback` undoes it)", False
-        result = rollback(roots)
+        undone = undo(roots, journal_before)
     except TuneError as e:
         return f"not applied: {cut}, and rolling back failed: {e}; run `guestcheck tune rollback`", False
-    undone = f"{len(result.actions)} change(s) undone" if result.actions else "nothing had changed yet"
-    return f"not applied: {cut}; rolled back from its journal ({undone})", True
+    if undone.outcome == "untouched":
+        return f"not applied: {cut} before it changed anything", False
+    if undone.outcome == "finished":
+        return f"applied, but {cut} as it finished (`guestcheck tune rollback` undoes it)", False
+    changes = f"{len(undone.actions)} change(s) undone" if undone.actions else "nothing had changed yet"
+    return f"not applied: {cut}; rolled back from its journal ({changes})", True
 
 
 def run(
@@ -412,7 +382,9 @@ def _apply(settings: Settings, roots: Roots, outcome: Outcome, apply_profile: Pr
            remaining: Callable[[], float], say: Callable[[str], None], note: Callable[[str], None]) -> Any:
     """Apply the profile within the time limit; None, or the report to write when the limit cut it off."""
     name = settings.profile or ""
-    journal_before = _journal_text(roots)
+    from guestcheck.tune.service import journal_mark
+
+    journal_before = journal_mark(roots)
     try:
         with time_limit(remaining()):
             try:

@@ -64,7 +64,7 @@ def load_fleet_settings(roots: Roots) -> FleetSettings:
 def applied_profile(roots: Roots) -> Optional[str]:
     """The profile the tuner applied last (its journal), None when none or the journal is unreadable."""
     from guestcheck.tune import TuneError
-    from guestcheck.tune.state import load_state
+    from guestcheck.tune.journal import load_state
 
     try:
         state = load_state(roots)

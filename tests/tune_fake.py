@@ -133,3 +133,37 @@ def fake_ethtool_writer(base: type) -> type:
             return getattr(self, "perm_addrs", {}).get(ifname)
 
     return Writer
+
+
+# --- the tuner's runs as the unit tests call them: one unit through the engine (service.py adds the guards) ----
+
+def apply_profile(profile, roots, *, dry_run=False, procsys=None, sizing=None):
+    """A profile through the engine, unguarded (the memory and owners guards are service.py's, tested apart)."""
+    from guestcheck.tune import engine
+    from guestcheck.tune.units.sysctl import SysctlRequest, SysctlUnit
+
+    return engine.apply(SysctlUnit(), SysctlRequest(profile, sizing), roots, dry_run=dry_run, procsys=procsys)
+
+
+def apply_offloads(ifname, roots, **kw):
+    from guestcheck.tune import service
+
+    return service.apply_offloads(ifname, roots, **kw)
+
+
+def apply_queues(ifname, roots, vcpus, **kw):
+    from guestcheck.tune import service
+
+    return service.apply_queues(ifname, roots, vcpus, **kw)[0]
+
+
+def apply_rings(ifname, roots, **kw):
+    from guestcheck.tune import service
+
+    return service.apply_rings(ifname, roots, **kw)
+
+
+def apply_rps(ifname, roots, cpus, **kw):
+    from guestcheck.tune import service
+
+    return service.apply_rps(ifname, roots, cpus, **kw)[0]

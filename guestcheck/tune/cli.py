@@ -30,7 +30,6 @@ def say(line: str) -> None:
 class TuneContext:
     roots: Roots
     dirs: List[str]
-    facts: Any = None  # collected (or loaded) once per command
 
 
 def config_roots(base: str) -> Roots:
@@ -49,18 +48,23 @@ class TuneFailed(click.ClickException):
 
     exit_code = EXIT_FAILED
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(escape_control(message))
+        self.exit_code = exit_code
 
 
 @contextlib.contextmanager
 def user_errors(as_root: str = "") -> Iterator[None]:
-    """TuneError -> one line; `as_root` is the command to suggest with sudo when a non-root user failed."""
+    """TuneError -> one line, with its exit code; what a refusal said before it is said first. `as_root` is the
+    command to suggest with sudo when a non-root user failed (not when being root would not help)."""
     try:
         yield
     except TuneError as e:
-        hint = f" (you are not root: try `sudo {as_root}`)" if as_root and os.geteuid() != 0 else ""
-        raise TuneFailed(escape_control(str(e)) + hint) from None
+        for line in getattr(e, "said", ()):
+            say(line)
+        root = as_root and e.root_may_help and os.geteuid() != 0
+        hint = f" (you are not root: try `sudo {as_root}`)" if root else ""
+        raise TuneFailed(escape_control(str(e)) + hint, e.exit_code) from None
 
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
@@ -181,32 +185,24 @@ def diff(tc: TuneContext, profile: str, rate: Optional[str], rtt: Optional[str],
          facts_file: Optional[str]) -> None:
     """Compare a profile with the live kernel: what apply would set, keep, skip or leave to the host.
     With --rate and --rtt (or --peer), the buffer ceilings are sized to that path and the arithmetic shown."""
-    from guestcheck.tune.live import ProcSys
-    from guestcheck.tune.plan import plan_profile
-    from guestcheck.tune.state import load_state
+    from guestcheck.tune.service import diff_profile
     from guestcheck.tune.verify import interrupted_run
 
     p = _load(tc, profile)
-    procsys = ProcSys(tc.roots)
     with user_errors():
-        state = load_state(tc.roots)
-        sized = _sized(tc, p, rate, rtt, peer, facts_file, state, procsys)
-        guarded = _guard(tc, p, sized is not None, facts_file, plan_profile(sized[0] if sized else p, tc.roots,
-                                                                               state, procsys))
-        if sized is not None:
-            p = sized[0]
-        plan = plan_profile(p, tc.roots, state, procsys)
-    say(f"{p.name}: {p.summary}  [{_summary_line(plan)}]")
-    if sized is not None:
-        for line in sized[1].lines():
+        d = diff_profile(tc.roots, p, rate=rate, rtt=rtt, peer=peer, facts_file=facts_file)
+    plan = d.plan
+    say(f"{d.profile.name}: {d.profile.summary}  [{_summary_line(plan)}]")
+    if d.sizing is not None:
+        for line in d.sizing.lines():
             say(f"  {line}")
-    if guarded is not None:
-        result, what = guarded
+    if d.guarded is not None:
+        result, what = d.guarded.result, d.guarded.what
         why = "; ".join(result.reasons)
         say(f"memory guard: apply allows {what}: {why}" if result.allowed else
             f"memory guard: apply would refuse {what} without --force: {why}")
-    if state is not None:
-        for line in interrupted_run(state, procsys):
+    if d.state is not None and d.procsys is not None:
+        for line in interrupted_run(d.state, d.procsys):
             say(f"note: {line}")
     for line in _plan_lines(plan, verbose=True):
         say(line)
@@ -215,58 +211,6 @@ def diff(tc: TuneContext, profile: str, rate: Optional[str], rtt: Optional[str],
         say("other sysctl files setting these keys (boot order):")
         for line in conflicts:
             say(line)
-
-
-def _guard(tc: TuneContext, p: Profile, sized: bool, facts_file: Optional[str],
-           plan: Plan) -> Optional[Tuple[Any, str]]:
-    """(the memory guard's result, what it judged) for applying `plan` of profile `p`, or None when no guard
-    applies. A sized apply grows buffers, so it is guarded whatever the profile says; the ceiling judged is the
-    highest buffer ceiling the plan raises above the value in force (none raised: nothing to refuse)."""
-    from guestcheck.tune import guard
-    from guestcheck.tune.netpath import SIZING_GUARD
-
-    guards = p.guards.merged(SIZING_GUARD) if sized else p.guards
-    if not (guards.requires_guaranteed_memory or guards.min_ram_mb is not None):
-        return None
-    ceiling = guard.raised_ceiling((c.key, c.live, c.target) for c in plan.writes())
-    facts = _facts(tc, facts_file) if ceiling else None
-    what = f"{p.name} sized to the path" if sized and not p.guards.requires_guaranteed_memory else p.name
-    return guard.check(guards, facts, ceiling=ceiling), what
-
-
-def _sized(tc: TuneContext, p: Profile, rate: Optional[str], rtt: Optional[str], peer: Optional[str],
-           facts_file: Optional[str], state: Any, procsys: Any) -> Optional[Tuple[Profile, Any]]:
-    """(the profile sized to the path, the Sizing), or None when no --rate was given. Raises TuneError."""
-    from guestcheck.tune.netpath import parse_path, size_path
-    from guestcheck.tune.sizing import sized_profile
-
-    path = parse_path(rate, rtt, peer)
-    if path is None:
-        return None
-    sizing = size_path(path, procsys, _facts(tc, facts_file), p.guards)
-    journal = state.sysctl if state else {}
-    return sized_profile(p, sizing.ceiling_bytes, sizing.summary(),
-                         lambda key: journal[key].original if key in journal else procsys.read(key)), sizing
-
-
-def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
-    """This machine's facts, or a saved file's, judged by today's tables (the guards read the platform)."""
-    from guestcheck.report import fill_verdicts
-
-    if tc.facts is None:
-        if facts_file:
-            from guestcheck.factsfile import FactsFileError, load_facts_file
-
-            try:
-                tc.facts = load_facts_file(facts_file)
-            except FactsFileError as e:  # tune's own code for "could not do it", not verify's 1
-                raise TuneFailed(str(e)) from None
-        else:
-            from guestcheck.collect.machine import collect_facts
-
-            tc.facts = collect_facts(tc.roots, sample_seconds=0)
-        fill_verdicts(tc.facts)
-    return tc.facts
 
 
 @tune.command()
@@ -282,43 +226,17 @@ def apply(ctx: click.Context, profile: str, dry_run: bool, force: bool, rate: Op
     """Write a profile to /proc/sys, persist it in /etc/sysctl.d/90-guestcheck.conf, keep a backup.
     With --rate and --rtt (or --peer), the TCP buffer ceilings are sized to that path instead.
     Exit code 1 when the change is made but a later sysctl.d file puts another value back at boot."""
-    from guestcheck.tune.apply import apply_profile
-    from guestcheck.tune.live import ProcSys
-    from guestcheck.tune.owners import guard as owners_guard
-    from guestcheck.tune.plan import plan_profile
-    from guestcheck.tune.state import SizingRecord, load_state
+    from guestcheck.tune.service import apply_profile
 
     tc: TuneContext = ctx.obj
     p = _load(tc, profile)
-    procsys = ProcSys(tc.roots)
-    with user_errors():
-        state = load_state(tc.roots)
-        sized = _sized(tc, p, rate, rtt, peer, facts_file, state, procsys)
-        guarded = _guard(tc, p, sized is not None, facts_file, plan_profile(sized[0] if sized else p, tc.roots,
-                                                                               state, procsys))
-    if guarded is not None:
-        verdict, what = guarded
-        why = "; ".join(verdict.reasons)
-        if not verdict.allowed and not (force or dry_run):
-            raise TuneFailed(f"refusing {what}: {why} (--force applies it anyway)")
-        if not verdict.allowed:
-            say(f"memory guard overridden by --force: {why}" if force else
-                f"note: apply would refuse {what} without --force: {why}")
-        elif verdict.bounded:
-            say(f"memory guard: {why}")
-    record = None
-    if sized is not None:
-        p, sizing = sized
-        record = SizingRecord(sizing.ceiling_bytes, sizing.summary())
-        for line in sizing.lines():
-            say(line)
-    # another agent (TuneD) setting the same keys: a warning, or a refusal without --force
     with user_errors(f"guestcheck tune apply {shell_word(p.name)}"):
-        for line in owners_guard(tc.roots, {f"sysctl:{k}": s.value for k, s in p.settings.items()}, force=force,
-                                 dry_run=dry_run, raise_only={k: s.raise_only for k, s in p.settings.items()}):
-            say(line)
-        result = apply_profile(p, tc.roots, dry_run=dry_run, procsys=procsys, sizing=record)
+        result = apply_profile(tc.roots, p, dry_run=dry_run, force=force, rate=rate, rtt=rtt, peer=peer,
+                               facts_file=facts_file)
+    for line in result.said:
+        say(line)
     plan = result.plan
+    p = plan.profile
     if result.nothing_to_do:
         say(f"{p.name}: nothing to change, the kernel already has it  [{_summary_line(plan)}]")
     else:
@@ -363,25 +281,16 @@ def _lost_at_boot(tc: TuneContext, plan: Plan) -> str:
 def verify(ctx: click.Context, profile: Optional[str]) -> None:
     """Check the live values (and the persist file) against a profile, or against what was applied.
     Exit code 0 when everything holds, 1 when something drifted."""
-    from guestcheck.tune.state import load_state
-    from guestcheck.tune.units import touched_nic_units, verify_journal
-    from guestcheck.tune.verify import verify_profile
+    from guestcheck.tune.service import verify as verify_tuning
 
     tc: TuneContext = ctx.obj
+    p = _load(tc, profile) if profile else None
     with user_errors():
-        state = load_state(tc.roots)
-        if state is None and not profile:
-            say("nothing to verify: guestcheck has applied nothing here (`guestcheck tune verify PROFILE` "
-                       "checks a profile's values all the same)")
-            ctx.exit(0)
-        if profile:
-            v = verify_profile(_load(tc, profile), tc.roots, state)
-            nic = touched_nic_units(state) if state else []
-            if nic:
-                v.notes.append(f"the journal also holds {'/'.join(nic)}, which no profile sets: "
-                               "`guestcheck tune verify` checks them")
-        else:
-            v = verify_journal(tc.roots, state)
+        v = verify_tuning(tc.roots, p)
+    if v is None:
+        say("nothing to verify: guestcheck has applied nothing here (`guestcheck tune verify PROFILE` "
+            "checks a profile's values all the same)")
+        ctx.exit(0)
     for c in v.checks:
         mark = "ok  " if c.ok else "DIFF"
         live = "absent" if c.live is None else c.live
@@ -402,7 +311,7 @@ def verify(ctx: click.Context, profile: Optional[str]) -> None:
 @click.pass_obj
 def rollback(tc: TuneContext, dry_run: bool, leave: Tuple[str, ...]) -> None:
     """Restore every value guestcheck changed to what it was before, and remove the persist file."""
-    from guestcheck.tune.apply import rollback as do_rollback
+    from guestcheck.tune.service import rollback as do_rollback
 
     with user_errors("guestcheck tune rollback"):
         result = do_rollback(tc.roots, dry_run=dry_run, leave=leave)
@@ -427,13 +336,10 @@ def recommend(tc: TuneContext, facts_file: Optional[str], rate: Optional[str], r
               peer: Optional[str]) -> None:
     """Choose a profile for this machine and say why; with --rate and --peer (or --rtt), also the buffer
     sizes for that path."""
-    from guestcheck.tune.live import ProcSys
-    from guestcheck.tune.netpath import parse_path
-    from guestcheck.tune.recommend import recommend as choose
+    from guestcheck.tune.service import recommend as choose
 
     with user_errors():
-        path = parse_path(rate, rtt, peer)
-        r = choose(_facts(tc, facts_file), tc.dirs, path=path, procsys=ProcSys(tc.roots))
+        r = choose(tc.roots, tc.dirs, facts_file=facts_file, rate=rate, rtt=rtt, peer=peer)
     say(f"recommended: {r.profile}")
     for reason in r.reasons:
         say(f"  found: {reason}")
@@ -448,6 +354,8 @@ def recommend(tc: TuneContext, facts_file: Optional[str], rate: Optional[str], r
 
 
 def _nic_report(result: Any, dry_run: bool, what: str, persist: bool) -> None:
+    for line in result.said:  # the owners guard's
+        say(line)
     if result.nothing_to_do:
         say(f"{result.ifname}: nothing to change ({what})")
     elif dry_run:
@@ -486,7 +394,7 @@ no_persist_option = click.option("--no-persist", is_flag=True,
 def offloads(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None:
     """Turn on the offloads doctor flags as off but changeable on IFACE (what they depend on first), and
     persist them in /etc/systemd/network/50-guestcheck-IFACE.link."""
-    from guestcheck.tune.apply import apply_offloads
+    from guestcheck.tune.service import apply_offloads
 
     with user_errors(_nic_command("offloads", iface, dry_run=dry_run, no_persist=no_persist)):
         result = apply_offloads(iface, tc.roots, dry_run=dry_run, persist=not no_persist)
@@ -500,15 +408,10 @@ def offloads(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> No
 @click.pass_obj
 def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None:
     """Set IFACE's channels to min(vCPUs, the device's maximum), and persist them."""
-    from guestcheck.collect.machine import collect_host
-    from guestcheck.tune.apply import apply_queues
-    from guestcheck.tune.owners import guard as owners_guard
+    from guestcheck.tune.service import apply_queues
 
-    vcpus = collect_host(tc.roots).vcpus
     with user_errors(_nic_command("queues", iface, dry_run=dry_run, no_persist=no_persist)):
-        for line in owners_guard(tc.roots, {"channels": None}, iface=iface, dry_run=dry_run):
-            say(line)
-        result = apply_queues(iface, tc.roots, vcpus, dry_run=dry_run, persist=not no_persist)
+        result, vcpus = apply_queues(iface, tc.roots, dry_run=dry_run, persist=not no_persist)
     _nic_report(result, dry_run, f"already min({vcpus} vCPUs, the device maximum)", not no_persist)
 
 
@@ -522,13 +425,10 @@ def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None
 def rings(tc: TuneContext, iface: str, rx: Optional[int], tx: Optional[int], dry_run: bool,
           no_persist: bool) -> None:
     """Raise IFACE's RX and TX rings to the device's maximum (or --rx/--tx), and persist them."""
-    from guestcheck.tune.apply import apply_rings
-    from guestcheck.tune.owners import guard as owners_guard
+    from guestcheck.tune.service import apply_rings
 
     sizes = [*(["--rx", str(rx)] if rx is not None else []), *(["--tx", str(tx)] if tx is not None else [])]
     with user_errors(_nic_command("rings", iface, *sizes, dry_run=dry_run, no_persist=no_persist)):
-        for line in owners_guard(tc.roots, {"rings": None}, iface=iface, dry_run=dry_run):
-            say(line)
         result = apply_rings(iface, tc.roots, rx=rx, tx=tx, dry_run=dry_run, persist=not no_persist)
     _nic_report(result, dry_run, "rings already at the size asked for", not no_persist)
 
@@ -544,21 +444,12 @@ def rings(tc: TuneContext, iface: str, rx: Optional[int], tx: Optional[int], dry
 def rps(tc: TuneContext, iface: str, cpus: Optional[str], force: bool, dry_run: bool, no_persist: bool) -> None:
     """Spread IFACE's receive work over CPUs (Receive Packet Steering on every receive queue), and persist it
     in a udev rule (/etc/udev/rules.d/90-guestcheck-IFACE.rules): .link files have no RPS setting."""
-    from guestcheck.tune.apply import apply_rps
-    from guestcheck.tune.owners import guard as owners_guard
-    from guestcheck.tune.units.rps import chosen_cpus, cpu_ranges, online_cpus
+    from guestcheck.tune.service import apply_rps
+    from guestcheck.tune.units.rps import cpu_ranges
 
     command = f"guestcheck tune rps {shell_word(iface)}" + (f" --cpus {shell_word(cpus)}" if cpus else "")
     with user_errors(command):
-        chosen = chosen_cpus(tc.roots, cpus)
-        every = chosen == online_cpus(tc.roots)
-
-        def unaffected(owner: Any) -> Optional[str]:
-            return "the mask covers every online CPU, wherever the interrupt goes" if every else None
-
-        for line in owners_guard(tc.roots, {"rps": None}, iface=iface, force=force, dry_run=dry_run,
-                                 unaffected=unaffected):
-            say(line)
-        result = apply_rps(iface, tc.roots, chosen, dry_run=dry_run, persist=not no_persist)
+        result, chosen = apply_rps(iface, tc.roots, asked=cpus, force=force, dry_run=dry_run,
+                                   persist=not no_persist)
     _nic_report(result, dry_run, f"RPS already steers every receive queue to CPUs {cpu_ranges(chosen)}",
                 not no_persist)

@@ -1,8 +1,8 @@
 """The memory guard: large per-socket buffers are only safe when the VM's memory is really there.
 
 A ballooned or overcommitted guest that grows every TCP socket to 16 MiB can be pushed into reclaim
-or the OOM killer when the host takes memory back. The verdict comes from doctor's memory check
-(`guestcheck.checks.memory.memory_verdict(facts)`), imported only when a guarded profile is applied.
+or the OOM killer when the host takes memory back. The verdict is doctor's memory verdict, given by
+the service layer (service.py `memory_verdict`: the one place tune takes verdicts from).
 The guard is proportionate (README "Guards"): nothing raised is never refused; an idle or deflate-on-oom
 virtio-balloon on 2 GiB or more, outside a container, allows per-socket ceilings up to 1/64 of MemTotal.
 """
@@ -48,13 +48,6 @@ class Bounded:
 
 def _gib(n: int) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n // MIB} MiB"
-
-
-def default_verdict(facts: Any) -> Any:
-    """doctor's memory verdict: `.guaranteed` (True/False/None) and `.reasons` (list of str)."""
-    from guestcheck.checks.memory import memory_verdict
-
-    return memory_verdict(facts)
 
 
 def total_ram_bytes(facts: Any, verdict: Any) -> Optional[int]:
@@ -110,9 +103,9 @@ def _field(value: str, index: int) -> Optional[int]:
     return int(fields[index])
 
 
-def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any] = default_verdict,
-          ceiling: Optional[int] = None) -> GuardResult:
-    """Allowed when every guard the profile declares is met; otherwise the reasons why not.
+def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any], ceiling: Optional[int] = None) -> GuardResult:
+    """Allowed when every guard the profile declares is met; otherwise the reasons why not. `verdict_of(facts)`
+    is doctor's memory verdict: `.guaranteed` (True/False/None) and `.reasons` (list of str).
 
     `ceiling` is the highest per-socket buffer ceiling the apply raises above the value in force
     (`raised_ceiling`): 0 means nothing grows, which is never refused; None means not known (no bounded

@@ -22,8 +22,8 @@ from guestcheck.collect.fs import cat, cat_int, listdir
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune import linkfile as lf
+from guestcheck.tune.journal import LinkRecord, NicIdentity, State
 from guestcheck.tune.keys import valid_ifname
-from guestcheck.tune.state import LinkRecord, NicIdentity, State
 
 
 def _net(roots: Roots, ifname: str) -> str:

@@ -65,7 +65,7 @@ def measure_rtt(text: str, probe: Callable[..., Optional[ConnectRtt]] = connect_
                                      f"median {measured.median_ms:.3g} ms")
 
 
-def memory_cap(facts: Any, guards: Guards, verdict_of: Callable[[Any], Any] = guard.default_verdict) -> MemoryCap:
+def memory_cap(facts: Any, guards: Guards, verdict_of: Callable[[Any], Any]) -> MemoryCap:
     """1/16 (or the profile's max_buffer_share) of the RAM doctor's memory verdict counts as usable; 1/64 of
     MemTotal where only an idle or deflate-on-oom balloon keeps memory from being guaranteed."""
     verdict = verdict_of(facts)
@@ -80,7 +80,6 @@ def memory_cap(facts: Any, guards: Guards, verdict_of: Callable[[Any], Any] = gu
     return MemoryCap(ram, share, getattr(verdict, "guaranteed", None))
 
 
-def size_path(path: NetPath, procsys: ProcSys, facts: Any, guards: Guards,
-              verdict_of: Callable[[Any], Any] = guard.default_verdict) -> Sizing:
+def size_path(path: NetPath, procsys: ProcSys, facts: Any, guards: Guards, verdict_of: Callable[[Any], Any]) -> Sizing:
     over = overhead(procsys.read("net.ipv4.tcp_adv_win_scale"), procsys.read("kernel.osrelease"))
     return size(path, over, memory_cap(facts, guards, verdict_of))

@@ -1,7 +1,8 @@
 """Before `tune` changes a setting: who else owns it, and whether that agent would put its own value back.
 
-The answer comes from the checks' `other_owners` (one table for doctor and tune), on facts the agents'
-collector reads under the tuner's roots (so `tune --root DIR` reads DIR/etc/tuned, DIR/run/NetworkManager).
+The answer is the owners verdict (one table for doctor and tune), on facts the agents' collector reads under the
+tuner's roots (so `tune --root DIR` reads DIR/etc/tuned, DIR/run/NetworkManager); service.py gives it here as
+`owners_of(setting, iface)`, so this module judges nothing itself.
 An agent that restores its value over ours (a TuneD profile setting the same sysctl key: at every TuneD start,
 after the sysctl.d files; irqbalance against IRQ affinity or RPS: every 10 s) makes `tune` refuse without
 --force, unless the change is out of its reach (an RPS mask over every online CPU); the others are warnings.
@@ -9,14 +10,18 @@ after the sysctl.d files; irqbalance against IRQ affinity or RPS: every 10 s) ma
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
 
 from guestcheck.quantities import int_fields
-from guestcheck.roots import Roots
-from guestcheck.tune import TuneError
 
-if TYPE_CHECKING:
-    from guestcheck.checks.agents import Owner
+Owner = Any  # the owners verdict's record: .name, .puts_back, .value, .line()
+
+
+@dataclass
+class OwnersCheck:
+    lines: List[str] = field(default_factory=list)  # to print before the change
+    refusal: Optional[str] = None  # why the change is refused (neither --force nor --dry-run given)
 
 
 def _same_or_higher(theirs: Optional[str], ours: str, raise_only: bool) -> bool:
@@ -33,21 +38,19 @@ def _same_or_higher(theirs: Optional[str], ours: str, raise_only: bool) -> bool:
         return False
 
 
-def guard(roots: Roots, settings: Dict[str, Optional[str]], *, iface: Optional[str] = None, force: bool = False,
-          dry_run: bool = False, raise_only: Optional[Dict[str, bool]] = None,
-          unaffected: Optional[Callable[[Owner], Optional[str]]] = None) -> List[str]:
-    """Lines to print before the change; raises TuneError when an owner would undo it and neither --force nor
-    --dry-run is given. `settings`: "sysctl:KEY" (with the value we would write), "irq", "rps", "channels", ...
+def guard(owners_of: Callable[[str, Optional[str]], List[Owner]], settings: Dict[str, Optional[str]], *,
+          iface: Optional[str] = None, force: bool = False, dry_run: bool = False,
+          raise_only: Optional[Dict[str, bool]] = None,
+          unaffected: Optional[Callable[[Owner], Optional[str]]] = None) -> OwnersCheck:
+    """Lines to print before the change, and a refusal when an owner would undo it and neither --force nor
+    --dry-run is given. `owners_of(setting, iface)`: every other agent that manages the setting.
+    `settings`: "sysctl:KEY" (with the value we would write), "irq", "rps", "channels", ...
     `unaffected(owner)`: why this change is out of that owner's reach (an RPS mask over every CPU, which
     irqbalance's moves cannot leave behind), or None."""
-    from guestcheck.checks.agents import other_owners
-    from guestcheck.collect.agents import collect_agents
-
-    agents = collect_agents(roots)
     lines: List[str] = []
     refuse: List[str] = []
     for setting, ours in settings.items():
-        for owner in other_owners(agents, setting, iface):
+        for owner in owners_of(setting, iface):
             what = setting.split(":", 1)[-1]
             harmless = ours is not None and _same_or_higher(owner.value, ours, (raise_only or {}).get(what, False))
             spared = unaffected(owner) if unaffected is not None else None
@@ -57,8 +60,8 @@ def guard(roots: Roots, settings: Dict[str, Optional[str]], *, iface: Optional[s
                 why = " (same value)" if harmless else (f" ({spared})" if spared else "")
                 lines.append(f"also managed: {what}: {owner.line()}{why}")
     if refuse and not (force or dry_run):
-        raise TuneError(f"refusing: another agent would put its own value back ({refuse[0]}"
-                        + (f"; and {len(refuse) - 1} more" if len(refuse) > 1 else "")
-                        + "); change it there, or --force to apply anyway; nothing was changed")
+        return OwnersCheck(lines, f"refusing: another agent would put its own value back ({refuse[0]}"
+                           + (f"; and {len(refuse) - 1} more" if len(refuse) > 1 else "")
+                           + "); change it there, or --force to apply anyway; nothing was changed")
     verb = "overridden by --force" if force else "apply would refuse without --force"
-    return [f"{verb}: {line}" for line in refuse] + lines
+    return OwnersCheck([f"{verb}: {line}" for line in refuse] + lines)

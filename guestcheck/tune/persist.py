@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass
 from typing import Iterable, Optional, Tuple
 
+from guestcheck.atomicfile import write_atomic
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 
@@ -110,3 +111,46 @@ def render(profile_name: str, summary: str, entries: Iterable[Tuple[str, str, st
             lines.append(f"# reason: {escape_control(reason)}")
         lines.append(f"{key} = {value}")
     return "\n".join(lines) + "\n"
+
+
+# --- writing: the tuner's files (the persist file, .link files, udev rules) ---------------------------------
+
+PERSIST_MODE = 0o644
+
+
+def os_error(e: OSError) -> str:
+    return e.strerror or errno.errorcode.get(e.errno or 0, str(e))
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    _fsync_dir(os.path.dirname(path) or ".")
+
+
+def persist_holds(now: PersistFile, content: Optional[str], mode: Optional[int]) -> bool:
+    """Whether the file is already `content` (None: absent) with `mode` (None: any mode)."""
+    if content is None:
+        return now.kind == ABSENT
+    return now.kind == FILE and now.content == content and (mode is None or now.mode == mode)
+
+
+def put_persist(now: PersistFile, content: Optional[str], mode: Optional[int]) -> None:
+    """Make the file (a regular file or absent, never a link: callers check) hold `content`, its bytes exactly,
+    with `mode` (None: 0644), or remove it when `content` is None."""
+    if persist_holds(now, content, mode):
+        return
+    if content is None:
+        remove(now.path)
+    else:
+        write_atomic(now.path, encode(content), mode=PERSIST_MODE if mode is None else mode)

@@ -13,9 +13,9 @@ from typing import Dict, List, Optional
 from guestcheck.quantities import int_fields
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
+from guestcheck.tune.journal import State
 from guestcheck.tune.live import ProcSys, choice_missing, in_initial_netns
 from guestcheck.tune.profile import Profile, Setting, normalise_value
-from guestcheck.tune.state import State
 
 SET, KEEP, RESTORE, SKIP, HOST = "set", "keep", "restore", "skip", "host"
 

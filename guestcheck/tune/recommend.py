@@ -40,8 +40,8 @@ def path_arguments(path: Any) -> str:
     return f"--rate {shlex.quote(rate)} --rtt {shlex.quote(f'{path.rtt_s * 1000:.4g}ms')}"
 
 
-def recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any] = guard.default_verdict,
-              path: Any = None, procsys: Any = None) -> Recommendation:
+def recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any], path: Any = None,
+              procsys: Any = None) -> Recommendation:
     """The profile for this machine; with a path (sizing.NetPath), the buffer sizes it would apply too."""
     chosen = _recommend(facts, dirs, verdict_of, procsys)
     if path is None:

@@ -10,12 +10,12 @@ from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.conflicts import describe, find_conflicts, parse_sysctl_d
+from guestcheck.tune.journal import State, persist_path
 from guestcheck.tune.live import ProcSys
 from guestcheck.tune.persist import ABSENT, FILE, MASKED, OTHER, PersistFile, inspect
 from guestcheck.tune.plan import HOST, SKIP, plan_profile
 from guestcheck.tune.profile import Profile
 from guestcheck.tune.sizing import sized_profile
-from guestcheck.tune.state import State, persist_path
 
 
 @dataclass

@@ -17,8 +17,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from guestcheck.tune.journal import OLD_SCHEMA, STATE_SCHEMA
 from guestcheck.tune.persist import encode
-from guestcheck.tune.state import OLD_SCHEMA, STATE_SCHEMA
 from tests.fuzz.harness import assert_clean_exit, changed_outside, examples, run_guestcheck, tree
 from tests.tune_fake import PROFILES, STOCK, FakeKernel
 

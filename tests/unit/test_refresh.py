@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from guestcheck.refresh import refresh
-from guestcheck.tune.state import State
+from guestcheck.tune.journal import State
 from tests.fakemachine import FakeMachine
 
 

@@ -8,12 +8,12 @@ import os
 import pytest
 
 from guestcheck.tune import TuneError
-from guestcheck.tune import apply as tune_apply
-from guestcheck.tune.apply import apply_profile, rollback
+from guestcheck.tune.engine import rollback
+from guestcheck.tune.journal import load_state
 from guestcheck.tune.live import ProcSys
 from guestcheck.tune.profile import load, parse_text
-from guestcheck.tune.state import load_state
-from tests.tune_fake import PROFILES, FakeKernel
+from guestcheck.tune.units import sysctl as tune_apply
+from tests.tune_fake import PROFILES, FakeKernel, apply_profile
 
 DIRS = [str(PROFILES)]
 MANY = parse_text("[main]\nsummary = many keys\n[sysctl]\n" + "".join(

@@ -11,6 +11,7 @@ import pytest
 from guestcheck.tune.guard import check
 from guestcheck.tune.profile import Guards
 from guestcheck.tune.recommend import recommend
+from guestcheck.tune.service import memory_verdict
 from tests.tune_fake import PROFILES
 
 GIB = 1024**3
@@ -96,12 +97,12 @@ SIXTEEN_MIB = 16 * 1024**2
 @pytest.mark.parametrize("inflated,oom", [(0, None), (0, True), (None, True), (0, False)])
 def test_an_idle_or_deflate_on_oom_balloon_allows_ceilings_up_to_one_64th_of_memtotal(inflated, oom):
     f = balloon_facts(24 * GIB, inflated, oom)
-    r = check(THROUGHPUT, f, ceiling=SIXTEEN_MIB)
+    r = check(THROUGHPUT, f, memory_verdict, ceiling=SIXTEEN_MIB)
     assert r.allowed and r.bounded, r.reasons
     assert r.reasons[0].startswith("memory is not guaranteed, but virtio-balloon bound (")
     assert "per-socket ceilings up to 402653184 bytes (1/64 of MemTotal 24.0 GiB) are allowed" in r.reasons[0]
-    assert check(THROUGHPUT, f, ceiling=384 * 1024**2).allowed
-    over = check(THROUGHPUT, f, ceiling=384 * 1024**2 + 4096)
+    assert check(THROUGHPUT, f, memory_verdict, ceiling=384 * 1024**2).allowed
+    over = check(THROUGHPUT, f, memory_verdict, ceiling=384 * 1024**2 + 4096)
     assert not over.allowed and "above the 402653184 bytes (1/64 of MemTotal) an idle balloon allows" \
         in over.reasons[0]
 
@@ -118,7 +119,7 @@ def test_an_idle_or_deflate_on_oom_balloon_allows_ceilings_up_to_one_64th_of_mem
     (balloon_facts(24 * GIB, 0, True, balloon_bytes=GIB), "meminfo counts 1 GiB in balloons"),
 ])
 def test_todays_refusal_stands_where_the_balloon_is_not_idle_or_the_machine_small(f, why):
-    r = check(THROUGHPUT, f, ceiling=SIXTEEN_MIB)
+    r = check(THROUGHPUT, f, memory_verdict, ceiling=SIXTEEN_MIB)
     assert not r.allowed and not r.bounded, why
     assert any(x.startswith(("memory is not guaranteed", "memory guarantee could not")) for x in r.reasons), why
 
@@ -149,9 +150,9 @@ def test_recommend_on_24_gib_with_an_idle_balloon_answers_wan_for_1g_x_50ms(tmp_
 
     k = FakeKernel(tmp_path)
     f = balloon_facts(24 * GIB, 0, True)
-    r = recommend(f, [str(PROFILES)], procsys=k.procsys)
+    r = recommend(f, [str(PROFILES)], memory_verdict, procsys=k.procsys)
     assert r.profile == "throughput" and r.refusals == [] and "fit in what an idle balloon allows" in r.conclusion
-    r = recommend(f, [str(PROFILES)], path=NetPath(1e9, 0.050, "--rtt 50ms"), procsys=k.procsys)
+    r = recommend(f, [str(PROFILES)], memory_verdict, path=NetPath(1e9, 0.050, "--rtt 50ms"), procsys=k.procsys)
     assert r.profile == "wan" and r.command == "guestcheck tune apply wan --rate 1G --rtt 50ms"
     assert any("memory cap: 1/64 of 24576.0 MiB MemTotal, NOT guaranteed, allowed by virtio-balloon bound "
                "(0 B inflated now, deflate-on-oom on) = 402653184 bytes" in s
@@ -165,10 +166,10 @@ def test_recommend_says_which_apply_would_be_refused_and_why(tmp_path):
 
     k = FakeKernel(tmp_path)
     f = balloon_facts(256 * 1024**2, 0, True)
-    r = recommend(f, [str(PROFILES)], procsys=k.procsys)
+    r = recommend(f, [str(PROFILES)], memory_verdict, procsys=k.procsys)
     assert r.profile == "latency"
     assert r.refusals[0].startswith("`guestcheck tune apply throughput` would be refused without --force: "
                                     "memory is not guaranteed (virtio-balloon bound")
-    r = recommend(f, [str(PROFILES)], path=NetPath(1e9, 0.050, "--rtt 50ms"), procsys=k.procsys)
+    r = recommend(f, [str(PROFILES)], memory_verdict, path=NetPath(1e9, 0.050, "--rtt 50ms"), procsys=k.procsys)
     assert r.refusals[-1].startswith("`guestcheck tune apply wan --rate 1G --rtt 50ms` would be refused without "
                                      "--force: memory is not guaranteed")

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from guestcheck.tune import TuneError
-from guestcheck.tune.state import LinkRecord, State, state_from_text
-from guestcheck.tune.units.nic import put_link_files
+from guestcheck.tune.journal import LinkRecord, State, state_from_text
+from guestcheck.tune.units.links import put_link_files
 from tests.tune_fake import FakeKernel
 from tests.unit.test_tune_cli import one_line_error, tune
 

@@ -8,10 +8,11 @@ import pytest
 
 from guestcheck.facts import Channels, Feature
 from guestcheck.tune import TuneError
-from guestcheck.tune.apply import apply_offloads, apply_queues, queue_target, rollback
-from guestcheck.tune.state import load_state
+from guestcheck.tune.engine import rollback
+from guestcheck.tune.journal import load_state
+from guestcheck.tune.units.channels import queue_target
 from tests.fakemachine import FakeEthtool, FakeMachine
-from tests.tune_fake import fake_ethtool_writer
+from tests.tune_fake import apply_offloads, apply_queues, fake_ethtool_writer
 
 Writer = fake_ethtool_writer(FakeEthtool)
 

@@ -10,7 +10,7 @@ import pytest
 
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
-from guestcheck.tune.owners import guard
+from guestcheck.tune.service import owners_guard as guard
 from tests.tune_fake import FakeKernel
 from tests.unit.test_tune_cli import one_line_error, tune
 
@@ -71,3 +71,72 @@ def test_tune_apply_refuses_a_key_an_active_tuned_profile_sets(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "overridden by --force: net.ipv4.tcp_fin_timeout: TuneD" in out.stdout
     assert k.get("net.ipv4.tcp_fin_timeout") == "15"
+
+
+# --- `tune offloads` gets the owners guard too (issue 20: every unit is guarded, offloads were not) ------------
+
+def offloads_machine(tmp_path):
+    from guestcheck.facts import Feature
+    from tests.fakemachine import FakeMachine
+    from tests.tune_fake import fake_ethtool_writer
+    from tests.unit.test_tune_nics import OFF
+
+    m = FakeMachine(tmp_path)
+    m.add_nic("eth0", driver="virtio_net", bus="virtio", features=dict(OFF))
+    et = fake_ethtool_writer(type(m.ethtool))(m.ethtool.drvinfos, m.ethtool.feature_sets, m.ethtool.channel_sets)
+    et.calls, et.refuse = [], set()
+    assert isinstance(OFF["rx-gro"], Feature)
+    return m, et
+
+
+def test_tune_offloads_says_who_else_owns_offloads(tmp_path):
+    """TuneD's [net] section sets offloads at every start: said before the change, as for queues and rings."""
+    from guestcheck.tune.service import apply_offloads
+
+    m, et = offloads_machine(tmp_path)
+    (tmp_path / "etc/tuned").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "etc/tuned/active_profile").write_text("net-tuned\n")
+    (tmp_path / "usr/lib/tuned/net-tuned").mkdir(parents=True)
+    (tmp_path / "usr/lib/tuned/net-tuned/tuned.conf").write_text("[main]\nsummary=t\n[net]\nfeatures=tso off\n")
+    result = apply_offloads("eth0", m.roots, dry_run=True, ethtool=et)
+    assert result.said == ["also managed: offloads: TuneD: active profile net-tuned has a [net] section that sets "
+                           "this at every start"]
+    assert result.planned and et.calls == []
+
+
+def owner_that_puts_back(roots):
+    from guestcheck.checks.agents import Owner
+
+    owner = Owner("NetworkManager", "manages eth0 and puts its offloads back", True)
+    return lambda setting, iface: [owner] if setting == "offloads" and iface == "eth0" else []
+
+
+def test_tune_offloads_is_refused_with_exit_3_when_an_owner_puts_offloads_back(tmp_path, monkeypatch):
+    """The refusal: nothing written (no ethtool set call, no journal, no .link file), tune's exit code 3; --dry-run
+    says that apply would refuse."""
+    from click.testing import CliRunner
+
+    from guestcheck.tune.cli import tune as tune_group
+    from guestcheck.tune.journal import load_state
+    from guestcheck.tune.service import OwnersRefused, apply_offloads
+
+    m, et = offloads_machine(tmp_path)
+    monkeypatch.setattr("guestcheck.tune.service.owners_of", owner_that_puts_back)
+    with pytest.raises(OwnersRefused, match=r"refusing: another agent would put its own value back \(offloads: "
+                                            "NetworkManager: manages eth0") as refused:
+        apply_offloads("eth0", m.roots, ethtool=et)
+    assert refused.value.exit_code == 3
+    assert et.calls == [] and load_state(m.roots) is None and not (tmp_path / "etc/systemd/network").exists()
+    dry = apply_offloads("eth0", m.roots, dry_run=True, ethtool=et)
+    assert dry.said == ["apply would refuse without --force: offloads: NetworkManager: manages eth0 and puts its "
+                        "offloads back"]
+    # the command: one line, exit 3, on the same fake root and NIC
+    monkeypatch.setenv("GUESTCHECK_ROOT", str(tmp_path))
+    monkeypatch.setattr("guestcheck.tune.ethtool_set.EthtoolWriter", lambda: et)
+    out = CliRunner(mix_stderr=False).invoke(tune_group, ["offloads", "eth0"])
+    assert out.exit_code == 3, out.output + out.stderr
+    assert out.stderr.startswith("Error: refusing: another agent would put its own value back (offloads: "
+                                 "NetworkManager") and len(out.stderr.strip().splitlines()) == 1
+    assert et.calls == [] and load_state(m.roots) is None
+    out = CliRunner(mix_stderr=False).invoke(tune_group, ["offloads", "eth0", "--dry-run"])
+    assert out.exit_code == 0 and out.stdout.startswith("apply would refuse without --force: offloads:")

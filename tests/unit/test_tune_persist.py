@@ -10,13 +10,13 @@ import pytest
 
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
-from guestcheck.tune.apply import apply_profile, rollback
+from guestcheck.tune.engine import rollback
+from guestcheck.tune.journal import load_state
 from guestcheck.tune.persist import MASKED, SYMLINK, inspect, render
 from guestcheck.tune.profile import parse_text
-from guestcheck.tune.state import load_state
 from guestcheck.tune.verify import verify_applied
 from tests.fuzz.harness import tree
-from tests.tune_fake import FakeKernel
+from tests.tune_fake import FakeKernel, apply_profile
 
 PROFILE = parse_text("[main]\nsummary = s\n[sysctl]\n# reason: r\nnet.ipv4.tcp_fin_timeout = 15\n", "p", "p.conf")
 LATIN1 = b"# r\xe9glages de l'admin\nnet.ipv4.tcp_sack = 1\n"

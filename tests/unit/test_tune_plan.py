@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from guestcheck.tune.journal import State, SysctlBackup
 from guestcheck.tune.plan import HOST, KEEP, RESTORE, SET, SKIP, plan_profile, raise_only
 from guestcheck.tune.profile import load, parse_text
-from guestcheck.tune.state import State, SysctlBackup
 from tests.tune_fake import PROFILES, FakeKernel
 
 DIRS = [str(PROFILES)]

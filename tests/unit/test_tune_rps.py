@@ -16,12 +16,11 @@ from guestcheck.cpus import cpu_list, parse_cpu_list
 from guestcheck.facts import Rings
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
-from guestcheck.tune.apply import apply_rings, apply_rps, rollback
-from guestcheck.tune.state import load_state, state_from_text
-from guestcheck.tune.units import touched_nic_units, verify_journal
+from guestcheck.tune.engine import rollback, touched_nic_units, verify_journal
+from guestcheck.tune.journal import load_state, state_from_text
 from guestcheck.tune.units.rps import QueueFiles, RpsUnit, chosen_cpus, cpu_ranges
 from tests.fakemachine import FakeEthtool, FakeMachine
-from tests.tune_fake import REPO, fake_ethtool_writer
+from tests.tune_fake import REPO, apply_rings, apply_rps, fake_ethtool_writer
 
 Writer = fake_ethtool_writer(FakeEthtool)
 RULE = "etc/udev/rules.d/90-guestcheck-ens3.rules"

@@ -9,14 +9,21 @@ import pytest
 from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.facts import Channels, Feature, Rings
 from guestcheck.tune import TuneError
-from guestcheck.tune.apply import apply_offloads, apply_profile, apply_queues, apply_rings, rollback
+from guestcheck.tune.engine import NIC_UNITS, UNITS, rollback, touched_nic_units, verify_journal
+from guestcheck.tune.journal import load_state, state_from_text
 from guestcheck.tune.profile import load
-from guestcheck.tune.state import load_state, state_from_text
-from guestcheck.tune.units import NIC_UNITS, UNITS, touched_nic_units, verify_journal
-from guestcheck.tune.units.nic import verify_links
+from guestcheck.tune.units.links import verify_links
 from guestcheck.tune.units.rings import RingsUnit, ring_target
 from tests.fakemachine import FakeEthtool, FakeMachine
-from tests.tune_fake import PROFILES, FakeKernel, fake_ethtool_writer
+from tests.tune_fake import (
+    PROFILES,
+    FakeKernel,
+    apply_offloads,
+    apply_profile,
+    apply_queues,
+    apply_rings,
+    fake_ethtool_writer,
+)
 
 Writer = fake_ethtool_writer(FakeEthtool)
 DEFAULT = ("[Match]\nOriginalName=*\n\n[Link]\nNamePolicy=keep kernel database onboard slot path\n"
@@ -164,7 +171,7 @@ def test_a_link_file_symlinked_at_our_path_is_refused_before_anything_changes(tm
 def test_damaged_link_records_are_refused(links, words):
     import json
 
-    from guestcheck.tune.state import STATE_SCHEMA
+    from guestcheck.tune.journal import STATE_SCHEMA
 
     with pytest.raises(TuneError, match=words):
         state_from_text(json.dumps({"schema": STATE_SCHEMA, "links": links}), "J")
@@ -175,7 +182,7 @@ def test_damaged_link_records_are_refused(links, words):
 def test_a_persist_that_fails_half_way_leaves_no_link_file_behind(tmp_path, monkeypatch):
     """The .link file is written before the udev rule: when the rule cannot be written, the .link file goes too,
     or udev would apply it at the next boot with no journal to roll it back."""
-    import guestcheck.tune.apply as tune_apply
+    import guestcheck.tune.units.links as tune_apply
 
     m, et = machine(tmp_path, features=dict(SG_OFF))
     real = tune_apply.put_persist
@@ -220,7 +227,7 @@ def test_a_sysctl_only_rollback_opens_no_ethtool_socket(tmp_path, monkeypatch):
     def no_socket():
         raise AssertionError("a sysctl rollback opened an ethtool socket")
 
-    monkeypatch.setattr("guestcheck.tune.apply.EthtoolWriter", no_socket)
+    monkeypatch.setattr("guestcheck.tune.engine.EthtoolWriter", no_socket)
     result = rollback(k.roots, procsys=k.procsys)
     assert result.actions and k.snapshot() == before and load_state(k.roots) is None
 

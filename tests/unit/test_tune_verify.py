@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guestcheck.tune.state import State, SysctlBackup
+from guestcheck.tune.journal import State, SysctlBackup
 from guestcheck.tune.verify import interrupted_run, never_written, subject_of
 from tests.tune_fake import FakeKernel
 

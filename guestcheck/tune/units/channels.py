@@ -7,12 +7,10 @@ from typing import Any, Dict, Optional, Tuple
 
 from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.facts import Channels
-from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune import linkfile as lf
-from guestcheck.tune.ethtool_set import EthtoolWriter
-from guestcheck.tune.state import CHANNEL_NAMES, State
-from guestcheck.tune.units.nic import NicResult, NicUnit, Values, apply_nic, check_interface
+from guestcheck.tune.journal import CHANNEL_NAMES, State
+from guestcheck.tune.units.nic import NicRequest, NicResult, NicUnit, Planned, Values
 
 
 class ChannelsUnit(NicUnit):
@@ -36,21 +34,9 @@ class ChannelsUnit(NicUnit):
     def rule_args(self, applied: Values) -> Dict[str, str]:
         return {f"L:{k}": str(v) for k, v in applied.items()}
 
-
-def queue_target(channels: Channels, vcpus: int) -> Optional[Dict[str, int]]:
-    """min(vCPUs, max) combined channels; separate rx/tx counts on devices without combined ones (veth)."""
-    if channels.max_combined:
-        return {"combined": min(vcpus, channels.max_combined)}
-    if channels.max_rx and channels.max_tx:
-        return {"rx": min(vcpus, channels.max_rx), "tx": min(vcpus, channels.max_tx)}
-    return None
-
-
-def apply_queues(ifname: str, roots: Roots, vcpus: int, *, dry_run: bool = False, persist: bool = True,
-                 ethtool: Optional[EthtoolWriter] = None) -> NicResult:
-    check_interface(roots, ifname)
-    result = NicResult(ifname)
-    with ethtool or EthtoolWriter() as et:
+    def plan_values(self, et: Any, ifname: str, request: NicRequest, result: NicResult) -> Optional[Planned]:
+        """min(vCPUs, the device's maximum) queues (`request.args["vcpus"]`)."""
+        vcpus = request.args["vcpus"]
         try:
             before = et.channels(ifname)
         except EthtoolError as e:
@@ -63,10 +49,18 @@ def apply_queues(ifname: str, roots: Roots, vcpus: int, *, dry_run: bool = False
         for k, want in target.items():
             if now[k] != want:
                 result.planned[k] = f"{now[k]} -> {want} (device maximum {getattr(before, 'max_' + k)}, {vcpus} vCPUs)"
-        result.nothing_to_do = not result.planned
-        if result.nothing_to_do or dry_run:
-            return result
-        after = apply_nic(ChannelsUnit(), ifname, roots, et, target, persist=persist, result=result)
-        result.done = [f"{k}: {now[k]} -> {after[k]} (device maximum {getattr(before, 'max_' + k)}, {vcpus} vCPUs)"
-                       for k in target]
-    return result
+
+        def report(after: Values) -> None:
+            result.done = [f"{k}: {now[k]} -> {after[k]} (device maximum {getattr(before, 'max_' + k)}, "
+                           f"{vcpus} vCPUs)" for k in target]
+
+        return Planned(target, report) if result.planned else None
+
+
+def queue_target(channels: Channels, vcpus: int) -> Optional[Dict[str, int]]:
+    """min(vCPUs, max) combined channels; separate rx/tx counts on devices without combined ones (veth)."""
+    if channels.max_combined:
+        return {"combined": min(vcpus, channels.max_combined)}
+    if channels.max_rx and channels.max_tx:
+        return {"rx": min(vcpus, channels.max_rx), "tx": min(vcpus, channels.max_tx)}
+    return None

@@ -8,12 +8,10 @@ from typing import Any, Dict, Optional, Tuple
 
 from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.facts import Rings
-from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune import linkfile as lf
-from guestcheck.tune.ethtool_set import EthtoolWriter
-from guestcheck.tune.state import RING_NAMES, State
-from guestcheck.tune.units.nic import NicResult, NicUnit, Values, apply_nic, check_interface
+from guestcheck.tune.journal import RING_NAMES, State
+from guestcheck.tune.units.nic import NicRequest, NicResult, NicUnit, Planned, Values
 
 
 class RingsUnit(NicUnit):
@@ -38,6 +36,27 @@ class RingsUnit(NicUnit):
     def rule_args(self, applied: Values) -> Dict[str, str]:
         return {f"G:{k.replace('_', '-')}": str(v) for k, v in applied.items()}
 
+    def plan_values(self, et: Any, ifname: str, request: NicRequest, result: NicResult) -> Optional[Planned]:
+        """RX and TX at the device's maximum, or `request.args` "rx" and "tx"; only the ones that change."""
+        try:
+            before = et.rings(ifname)
+        except EthtoolError as e:
+            raise TuneError(f"cannot read the rings of {ifname}: {e} (the driver has no ring settings)") from None
+        target = ring_target(before, request.args.get("rx"), request.args.get("tx"))
+        if not target:
+            raise TuneError(f"{ifname} reports no ring maximum: its driver has no ring sizes to raise")
+        now = {k: getattr(before, k) for k in target}
+        for k, want in target.items():
+            if now[k] != want:
+                result.planned[k] = f"{now[k]} -> {want} (device maximum {getattr(before, k + '_max')})"
+        changed = {k: v for k, v in target.items() if now[k] != v}
+
+        def report(after: Values) -> None:
+            result.done = [f"{k}: {now[k]} -> {after[k]} (device maximum {getattr(before, k + '_max')})"
+                           for k in changed]
+
+        return Planned(changed, report) if result.planned else None
+
 
 def ring_target(rings: Rings, rx: Optional[int], tx: Optional[int]) -> Dict[str, int]:
     """RX and TX at the device's maximum, or at what was asked for (within 1..maximum)."""
@@ -51,28 +70,3 @@ def ring_target(rings: Rings, rx: Optional[int], tx: Optional[int]) -> Dict[str,
             raise TuneError(f"--{kind} {asked} is outside 1..{maximum} (the device's maximum)")
         target[kind] = maximum if asked is None else asked
     return target
-
-
-def apply_rings(ifname: str, roots: Roots, *, rx: Optional[int] = None, tx: Optional[int] = None,
-                dry_run: bool = False, persist: bool = True, ethtool: Optional[EthtoolWriter] = None) -> NicResult:
-    check_interface(roots, ifname)
-    result = NicResult(ifname)
-    with ethtool or EthtoolWriter() as et:
-        try:
-            before = et.rings(ifname)
-        except EthtoolError as e:
-            raise TuneError(f"cannot read the rings of {ifname}: {e} (the driver has no ring settings)") from None
-        target = ring_target(before, rx, tx)
-        if not target:
-            raise TuneError(f"{ifname} reports no ring maximum: its driver has no ring sizes to raise")
-        now = {k: getattr(before, k) for k in target}
-        for k, want in target.items():
-            if now[k] != want:
-                result.planned[k] = f"{now[k]} -> {want} (device maximum {getattr(before, k + '_max')})"
-        result.nothing_to_do = not result.planned
-        if result.nothing_to_do or dry_run:
-            return result
-        changed = {k: v for k, v in target.items() if now[k] != v}
-        after = apply_nic(RingsUnit(), ifname, roots, et, changed, persist=persist, result=result)
-        result.done = [f"{k}: {now[k]} -> {after[k]} (device maximum {getattr(before, k + '_max')})" for k in changed]
-    return result

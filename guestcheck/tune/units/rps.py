@@ -23,9 +23,8 @@ from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune import linkfile as lf
-from guestcheck.tune.ethtool_set import EthtoolWriter
-from guestcheck.tune.state import State
-from guestcheck.tune.units.nic import NicResult, NicUnit, Values, apply_nic, check_interface
+from guestcheck.tune.journal import State
+from guestcheck.tune.units.nic import NicRequest, NicResult, NicUnit, Planned, Values
 
 MAX_QUEUES = 4096  # receive queues read per device: more than any NIC has
 
@@ -128,6 +127,33 @@ class RpsUnit(NicUnit):
     def rule_args(self, applied: Values) -> Dict[str, str]:
         return {f"R:{q}": m for q, m in applied.items()}
 
+    def plan_values(self, et: Any, ifname: str, request: NicRequest, result: NicResult) -> Optional[Planned]:
+        """Every receive queue steers to `request.args["cpus"]`; every queue is written, the unchanged ones too:
+        the rule sets them all at boot, when each is 0 again."""
+        cpus = request.args["cpus"]
+        try:
+            before = et.rps(ifname)
+        except EthtoolError as e:
+            raise TuneError(f"cannot read the RPS masks of {ifname}: {e}") from None
+        if not before:
+            raise TuneError(f"{ifname} has no receive queue with an rps_cpus file (a kernel built without "
+                            "CONFIG_RPS?)")
+        mask = cpu_bitmap(cpus)
+        target = {q: mask for q in before}
+        for q, now in before.items():
+            if now != mask:
+                result.planned[q] = f"{self.show(now)} -> {self.show(mask)}"
+
+        def report(after: Values) -> None:
+            result.done = [f"{q}: {self.show(before[q])} -> {self.show(after[q])}" for q in before
+                           if before[q] != mask]
+            kept = sorted(q for q in target if mask_cpus(after.get(q)) != cpus)
+            if kept:
+                result.notes.append(f"the kernel steers {', '.join(kept)} to fewer CPUs than asked for (it leaves "
+                                    "out CPUs that are isolated or went offline)")
+
+        return Planned(target, report) if result.planned else None
+
 
 def cpu_ranges(cpus: Set[int]) -> str:
     """{0, 1, 2, 3, 5} -> "0-3,5" (the kernel's list form, for people)."""
@@ -161,37 +187,3 @@ def chosen_cpus(roots: Roots, asked: Optional[str]) -> Set[int]:
         raise TuneError(f"--cpus {escape_control(asked)}: CPU {cpu_ranges(outside)} "
                         f"{'is' if len(outside) == 1 else 'are'} not online (online: {cpu_ranges(online)})")
     return cpus
-
-
-def apply_rps(ifname: str, roots: Roots, cpus: Set[int], *, dry_run: bool = False, persist: bool = True,
-              ethtool: Optional[EthtoolWriter] = None) -> NicResult:
-    """Every receive queue of `ifname` steers to `cpus`; journaled, read back and persisted as the NIC units
-    are (units/nic.py apply_nic)."""
-    check_interface(roots, ifname)
-    result = NicResult(ifname)
-    unit = RpsUnit()
-    with ethtool or EthtoolWriter() as opened:
-        et = unit.access(roots, opened)
-        try:
-            before = et.rps(ifname)
-        except EthtoolError as e:
-            raise TuneError(f"cannot read the RPS masks of {ifname}: {e}") from None
-        if not before:
-            raise TuneError(f"{ifname} has no receive queue with an rps_cpus file (a kernel built without "
-                            "CONFIG_RPS?)")
-        mask = cpu_bitmap(cpus)
-        target = {q: mask for q in before}
-        for q, now in before.items():
-            if now != mask:
-                result.planned[q] = f"{unit.show(now)} -> {unit.show(mask)}"
-        result.nothing_to_do = not result.planned
-        if result.nothing_to_do or dry_run:
-            return result
-        # every queue, the unchanged ones too: the rule sets them all at boot, when each is 0 again
-        after = apply_nic(unit, ifname, roots, et, target, persist=persist, result=result)
-        result.done = [f"{q}: {unit.show(before[q])} -> {unit.show(after[q])}" for q in before if before[q] != mask]
-        kept = sorted(q for q in target if mask_cpus(after.get(q)) != cpus)
-        if kept:
-            result.notes.append(f"the kernel steers {', '.join(kept)} to fewer CPUs than asked for (it leaves out "
-                                "CPUs that are isolated or went offline)")
-    return result

@@ -1,4 +1,4 @@
-"""The journal (guestcheck/tune/state.py) and its lock: every value checked, a damaged one is one line."""
+"""The journal (guestcheck/tune/journal.py) and its lock: every value checked, a damaged one is one line."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 
 from guestcheck.tune import TuneError
-from guestcheck.tune import apply as tune_apply
-from guestcheck.tune import state as state_module
-from guestcheck.tune.apply import apply_profile, rollback
-from guestcheck.tune.persist import encode
-from guestcheck.tune.profile import parse_text
-from guestcheck.tune.state import (
+from guestcheck.tune import journal as state_module
+from guestcheck.tune.engine import rollback
+from guestcheck.tune.journal import (
     OLD_SCHEMA,
     STATE_SCHEMA,
     JournalTooLarge,
@@ -30,7 +27,9 @@ from guestcheck.tune.state import (
     lock_path,
     state_from_text,
 )
-from tests.tune_fake import STOCK, FakeKernel
+from guestcheck.tune.persist import encode
+from guestcheck.tune.profile import parse_text
+from tests.tune_fake import STOCK, FakeKernel, apply_profile
 
 PROFILE = parse_text("[sysctl]\nnet.ipv4.tcp_fin_timeout = 15\nnet.ipv4.tcp_tw_reuse = 1\n"
                      "net.ipv4.tcp_mtu_probing = 1\n", "p", "p.conf")
@@ -135,8 +134,8 @@ def test_undid_counts_the_writes_undone_when_the_persist_file_fails(tmp_path, mo
     def full_disk(*_a, **_kw):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tune_apply, "write_atomic", full_disk)
-    monkeypatch.setattr(tune_apply, "save_state", lambda roots, state: None)
+    monkeypatch.setattr("guestcheck.tune.persist.write_atomic", full_disk)
+    monkeypatch.setattr("guestcheck.tune.engine.save_state", lambda roots, state: None)
     with pytest.raises(TuneError, match=r"No space left on device; undid 3 change\(s\)"):
         apply_profile(PROFILE, k.roots)
     assert k.snapshot() == before

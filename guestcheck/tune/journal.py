@@ -3,7 +3,8 @@
 It is written before the first change of every run and holds the ORIGINAL value of everything
 guestcheck has touched, so `rollback` restores the machine as it was before guestcheck, whatever
 was applied in between or wherever a run was killed. Applying a second profile keeps the first
-backup. The file is JSON under /var/lib/guestcheck/; apply.py writes it (atomically).
+backup. The file is JSON under /var/lib/guestcheck/; this module reads it, writes it (atomically, `save_state`)
+and holds the lock that keeps one tuner at a time; the engine (engine.py) decides when.
 
 Format /2 (written since issue 18): the files guestcheck replaced are kept as base64 of their bytes, so a
 journal's size is predictable (4/3 of the files it keeps; /1 spent up to six bytes on each byte that was not
@@ -17,13 +18,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
+from guestcheck.atomicfile import write_atomic
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
@@ -31,7 +36,7 @@ from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax, valid_ifname
 from guestcheck.tune.linkfile import HW_ADDRESS, RPS_MASK, RX_QUEUE, match_problem
 from guestcheck.tune.persist import MAX_BYTES as MAX_PERSIST_BYTES
-from guestcheck.tune.persist import encode
+from guestcheck.tune.persist import encode, os_error, remove
 
 STATE_SCHEMA = "guestcheck.tune-state/2"
 OLD_SCHEMA = "guestcheck.tune-state/1"  # 1ab7483 and before: read, never written
@@ -465,3 +470,68 @@ def load_state(roots: Roots) -> Optional[State]:
     except UnicodeDecodeError:
         raise TuneError(f"{path} is damaged: not UTF-8 text") from None
     return state_from_text(text, path)
+
+
+def journal_text(roots: Roots) -> Optional[str]:
+    """The journal as it is on disk (None: absent or unreadable), read as `load_state` reads it (no symlink
+    followed, no FIFO waited on, bounded): to tell whether a run that was cut off had begun."""
+    try:
+        return read_regular(state_path(roots), MAX_JOURNAL_BYTES, nofollow=True).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+
+
+def save_state(roots: Roots, state: Optional[State]) -> None:
+    """Write the journal (atomically), or remove it when it holds nothing. Never one that `rollback` could not
+    read: callers check that with check_fits before they change anything, this is the last guard."""
+    if state is None or state.empty():
+        remove(state_path(roots))
+    else:
+        check_fits(state, consequence="not written")
+        write_atomic(state_path(roots), state.to_text(), mode=0o600)
+
+
+def _open_lock(path: str) -> int:
+    """The lock file, a regular file: never followed through a link, never waited on (a FIFO)."""
+    not_regular = f"the lock {path} is not a regular file: remove it and run again; nothing was changed"
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise TuneError(not_regular)  # refused before it is opened: opening a device may do something
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise TuneError(not_regular) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise TuneError(not_regular)
+    return fd
+
+
+@contextlib.contextmanager
+def locked(roots: Roots) -> Iterator[None]:
+    """One tuner at a time on a machine (per journal); taken before the journal is read."""
+    path = lock_path(roots)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = _open_lock(path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TuneError(f"another `guestcheck tune` is running (lock {path})") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def io_errors(consequence: str) -> Iterator[None]:
+    """A file the tuner could not write (read-only /etc, full disk) becomes one clear line."""
+    try:
+        yield
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        raise TuneError(f"cannot write{where}: {os_error(e)}; {consequence}") from None
