@@ -283,11 +283,11 @@ def _now() -> str:
 
 
 def _empty_report(problem: str) -> Any:
-    from guestcheck.facts import Facts
+    from guestcheck.facts import Facts, Problem
     from guestcheck.findings import Status
     from guestcheck.report import Report
 
-    return Report(Facts(collected_at=_now(), complete=False, problems=[problem]), [], Status.UNKNOWN)
+    return Report(Facts(collected_at=_now(), complete=False, problems=[Problem.note(problem)]), [], Status.UNKNOWN)
 
 
 def _textfile_dir(settings: Settings, roots: Roots) -> Optional[str]:

@@ -500,7 +500,7 @@ def offloads(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> No
 @click.pass_obj
 def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None:
     """Set IFACE's channels to min(vCPUs, the device's maximum), and persist them."""
-    from guestcheck.collect.machine import collect_host
+    from guestcheck.collect.host import collect_host
     from guestcheck.tune.apply import apply_queues
     from guestcheck.tune.owners import guard as owners_guard
 

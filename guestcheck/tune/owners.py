@@ -41,7 +41,7 @@ def guard(roots: Roots, settings: Dict[str, Optional[str]], *, iface: Optional[s
     `unaffected(owner)`: why this change is out of that owner's reach (an RPS mask over every CPU, which
     irqbalance's moves cannot leave behind), or None."""
     from guestcheck.checks.agents import other_owners
-    from guestcheck.collect.agents import collect_agents
+    from guestcheck.collect.other_agents import collect_agents
 
     agents = collect_agents(roots)
     lines: List[str] = []

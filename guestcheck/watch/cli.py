@@ -57,7 +57,8 @@ class Watch:
     """The loop's state: what to read, the last reading, the events seen."""
 
     def __init__(self, roots: Roots, wanted: List[str], interval: float, tty: bool, colour: bool) -> None:
-        from guestcheck.collect.machine import collect_host, ethtool_source
+        from guestcheck.collect.ethtool import ethtool_source
+        from guestcheck.collect.host import collect_host
 
         self.roots, self.wanted, self.interval, self.tty, self.colour = roots, wanted, interval, tty, colour
         self.ethtool = ethtool_source(roots)

@@ -16,8 +16,8 @@ import pytest
 
 from guestcheck import firstboot
 from guestcheck.collect import fs, udevdb
-from guestcheck.collect.agents import collect_agents
 from guestcheck.collect.ethtool import MAX_REPLAY_BYTES, EthtoolError, EthtoolReplay
+from guestcheck.collect.other_agents import collect_agents
 from guestcheck.collect.path import nameservers
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots

@@ -20,6 +20,7 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.fs import cat, listdir
 from guestcheck.collect.processes import running
 from guestcheck.facts import OtherAgents
@@ -218,3 +219,10 @@ def _cloud_init(roots: Roots, agents: OtherAgents) -> None:
         agents.cloud_init_file = f"/etc/{rel}"
         agents.cloud_init_mtu = parse(text)
         return
+
+
+AREA = "agents"
+
+
+def collect(run: Run) -> OtherAgents:
+    return collect_agents(run.roots)
