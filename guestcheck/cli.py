@@ -15,9 +15,8 @@ from typing import Any, Optional
 import click
 
 from guestcheck import __version__
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
 from guestcheck.entry import EXIT_UNKNOWN
-from guestcheck.quantities import MAX_SAMPLE_SECONDS, sample_seconds_from_text
+from guestcheck.quantities import DEFAULT_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS, sample_seconds_from_text
 from guestcheck.render import REPORT_FORMATS, render_for
 
 # README "Exit codes of every command": these share doctor's codes, bad usage and bad input files are 3 (unknown)

@@ -67,8 +67,7 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
     """The options of a plain doctor run, or None when click must parse (or reject) the command line."""
     if not args or args[0] != "doctor":
         return None
-    from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
-    from guestcheck.quantities import sample_seconds_from_text
+    from guestcheck.quantities import DEFAULT_SAMPLE_SECONDS, sample_seconds_from_text
 
     options = {"fmt": "human", "sample_seconds": DEFAULT_SAMPLE_SECONDS, "verbose": False}
     rest = list(args[1:])

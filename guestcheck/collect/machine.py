@@ -18,8 +18,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from guestcheck import __version__
 from guestcheck.collect.area import Run
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, CounterSample, sample_counters
+from guestcheck.collect.counters import CounterSample, sample_counters
 from guestcheck.facts import Facts, Problem
+from guestcheck.quantities import DEFAULT_SAMPLE_SECONDS
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 

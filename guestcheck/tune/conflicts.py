@@ -20,8 +20,9 @@ from typing import Dict, List, Optional
 
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
+from guestcheck.sysctlnames import normalise_key
 from guestcheck.tune import confdirs
-from guestcheck.tune.profile import normalise_key, normalise_value
+from guestcheck.tune.profile import normalise_value
 from guestcheck.tune.state import PERSIST_NAME
 
 SYSCTL_CONF_NAME = "99-sysctl.conf"

@@ -197,7 +197,7 @@ def forget_live_only(journal: State) -> None:
 
 
 def check_interface(roots: Roots, ifname: str) -> None:
-    from guestcheck.tune.keys import valid_ifname
+    from guestcheck.names import valid_ifname
 
     if not valid_ifname(ifname) or not os.path.isdir(os.path.join(roots.sys, "class/net", ifname)):
         from guestcheck.text import escape_control
