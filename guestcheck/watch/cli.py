@@ -15,10 +15,10 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import click
 
+from guestcheck.clitypes import WholeType
 from guestcheck.collect.fs import cat_int
 from guestcheck.quantities import seconds_from_text
 from guestcheck.roots import Roots
-from guestcheck.selftest.cli import WholeType
 from guestcheck.text import escape_control
 from guestcheck.watch.events import IFF_LOWER_UP, SOURCES, EventSourceError, LinkEvent, open_events
 from guestcheck.watch.frame import Frame, Reading, make_frame, take_reading
