@@ -15,9 +15,8 @@ from typing import Any, Optional
 import click
 
 from guestcheck import __version__
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
-from guestcheck.entry import EXIT_UNKNOWN
-from guestcheck.quantities import MAX_SAMPLE_SECONDS, sample_seconds_from_text
+from guestcheck.exits import EXIT_UNKNOWN
+from guestcheck.quantities import DEFAULT_SAMPLE_SECONDS, MAX_SAMPLE_SECONDS, sample_seconds_from_text
 from guestcheck.render import REPORT_FORMATS, render_for
 
 # README "Exit codes of every command": these share doctor's codes, bad usage and bad input files are 3 (unknown)
@@ -45,8 +44,8 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """A closed stdout leaves every command as StdoutClosed, which click lets through (an EPIPE it would
-        turn into exit 1); guestcheck.entry.guarded gives it the exit code the README promises."""
-        from guestcheck.entry import StdoutClosed, closed_stdout
+        turn into exit 1); guestcheck.exits.guarded gives it the exit code the README promises."""
+        from guestcheck.exits import StdoutClosed, closed_stdout
 
         try:
             return super().invoke(ctx)
@@ -178,7 +177,7 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
         from guestcheck.roots import Roots
 
         report.profile = applied_profile(Roots.from_env())
-    from guestcheck.entry import exit_code_if_stdout_closes
+    from guestcheck.exits import exit_code_if_stdout_closes
 
     exit_code_if_stdout_closes(report.status.value)  # `doctor | head -1` keeps the verdict
     to_terminal = output is None and textfile_dir is None and sys.stdout.isatty()
@@ -237,7 +236,7 @@ def explain(finding_id: Optional[str], list_all: bool) -> None:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """The click command line: one-line errors, never a traceback, Nagios-friendly codes for doctor."""
-    from guestcheck.entry import guarded
+    from guestcheck.exits import guarded
     from guestcheck.output import escape_standard_streams
 
     escape_standard_streams()  # already in place when called from guestcheck.entry.main
@@ -263,7 +262,7 @@ def _run_click(args: list[str]) -> int:
     except SystemExit:  # click's own answer to an EPIPE outside a command (`--help | head -1`): exit 1
         from click.utils import PacifyFlushWrapper
 
-        from guestcheck.entry import silence_stdout
+        from guestcheck.exits import silence_stdout
 
         if isinstance(sys.stdout, PacifyFlushWrapper):
             sys.stdout = sys.__stdout__

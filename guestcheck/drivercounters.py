@@ -20,7 +20,6 @@ from typing import Optional
 
 from guestcheck.quantities import parse_int
 
-ALLOWANCES = ("bw_in", "bw_out", "pps", "conntrack", "linklocal")
 ALLOWANCE_GAUGE = "conntrack_allowance_available"
 
 # /sys/class/net/IFACE/statistics: the kernel's drop and error counters (64-bit), in the order they are shown

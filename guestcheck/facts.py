@@ -19,11 +19,48 @@ from guestcheck.strictjson import text_from_json, text_to_json
 
 FACTS_SCHEMA = "guestcheck.facts/1"
 DENIED_PREFIX = "permission denied: "  # facts.problems entries for sources only root may read
+FAILED_PREFIX = "could not collect "  # a collector that raised: the area it fills is left at its default
 
 # Bounds for numbers read from a facts file: every counter the kernel has fits in 64 bits, and no rate,
 # percentage or duration comes near 1e15. Beyond them a file is damaged (or hostile), not a measurement.
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 FLOAT_MAX = 1e15
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing the collection could not see, typed so that no renderer parses strings apart:
+    "denied" (a source only root may read: `source` is its path), "failed" (a collector raised: `source` is
+    its area) or "note" (anything else; `source` is empty). In facts/1 a problem is its string, str(problem)."""
+
+    kind: str  # "denied" | "failed" | "note"
+    source: str
+    text: str
+
+    def __str__(self) -> str:
+        if self.kind == "denied":
+            return f"{DENIED_PREFIX}{self.source} ({self.text})"
+        if self.kind == "failed":
+            return f"{FAILED_PREFIX}{self.source}: {self.text}"
+        return self.text
+
+    @classmethod
+    def note(cls, text: str) -> Problem:
+        return cls("note", "", text)
+
+    @classmethod
+    def parse(cls, text: str | Problem) -> Problem:
+        """A problem from its facts/1 string (files saved by any guestcheck version); a Problem is kept."""
+        if isinstance(text, Problem):
+            return text
+        if text.startswith(DENIED_PREFIX) and text.endswith(")") and " (" in text:
+            source, _, why = text[len(DENIED_PREFIX):-1].partition(" (")
+            return cls("denied", source, why)
+        if text.startswith(FAILED_PREFIX) and ": " in text:
+            source, _, why = text[len(FAILED_PREFIX):].partition(": ")
+            if source.isidentifier():
+                return cls("failed", source, why)
+        return cls.note(text)
 
 
 @dataclass
@@ -232,7 +269,7 @@ class Facts:
     nic_counters: List[NicCounters] = field(default_factory=list)  # drop and limit counters, sampled
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
-    problems: List[str] = field(default_factory=list)
+    problems: List[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
@@ -251,6 +288,8 @@ def plain(value: Any) -> Any:
     cls = type(value)
     if cls is str:
         return text_to_json(value)  # undecodable bytes of kernel text as \\xHH: see guestcheck/strictjson.py
+    if cls is Problem:
+        return text_to_json(str(value))  # facts/1 keeps a problem as its one line
     if cls in (int, float, bool) or value is None:
         return value
     names = _FIELD_NAMES.get(cls)
@@ -388,6 +427,9 @@ def _make_converter(tp: Any) -> Converter:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return lambda value: value
+    if tp is Problem:
+        text = _converter(str)
+        return lambda value: Problem.parse(text(value))
     if origin is typing.Union:
         nullable = type(None) in args
         inner = _converter(next(a for a in args if a is not type(None)))

@@ -11,12 +11,10 @@ is written down and the command exits 0.
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import datetime
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -27,25 +25,19 @@ from typing import Any, Callable, Iterator, List, Optional
 import click
 
 from guestcheck.atomicfile import write_atomic, write_output
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS
 from guestcheck.collect.fs import read
-from guestcheck.quantities import sample_seconds_from_text, seconds_from_text
+from guestcheck.config import Settings, config_path, load_settings, textfile_dir
 from guestcheck.roots import Roots
 from guestcheck.strictjson import loads as strict_json
 from guestcheck.text import escape_control
 
 PREFIX = "guestcheck firstboot:"
 STAMP_SCHEMA = "guestcheck.firstboot/1"
-CONFIG_NAME = "guestcheck/guestcheck.conf"  # under /etc
-SECTION = "firstboot"
 MAX_FINDING_LINES = 10
 MAX_INSTANCE_ID = 1024  # cloud-init ids are short; a longer "id" is damage
 # what is read, each through the one bounded reader (a FIFO or /dev/zero there is "not a regular file")
-MAX_CONFIG = 1 << 20  # guestcheck.conf
 MAX_INSTANCE_DATA = 16 << 20  # cloud-init's instance-data.json: datasource metadata, a few hundred KiB at most
 MAX_STAMP = 1 << 16  # our own firstboot.json: a few lines
-# a name from `guestcheck tune list`, never a path: letters, digits, ".", "_", "-", no leading dot
-PROFILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
 # --- where things are ----------------------------------------------------------------------------------
@@ -60,85 +52,6 @@ def report_path(roots: Roots) -> str:
 
 def stamp_path(roots: Roots) -> str:
     return os.path.join(state_dir(roots), "firstboot.json")
-
-
-def config_path(roots: Roots) -> str:
-    return os.path.join(roots.etc, CONFIG_NAME)
-
-
-def on_machine(roots: Roots, path: str) -> str:
-    """An absolute path from the config file (no `..`, see _apply_setting), seen through the roots."""
-    return os.path.join(roots.top, path.lstrip("/")) if roots.top != "/" else path
-
-
-# --- settings from /etc/guestcheck/guestcheck.conf -----------------------------------------------------
-
-@dataclass
-class Settings:
-    enabled: bool = True
-    profile: Optional[str] = None  # None: change nothing
-    refused_profile: Optional[str] = None  # a `profile =` that is not a profile name: nothing is applied
-    textfile_dir: Optional[str] = None  # None: the default directory, when node_exporter made it
-    metrics: bool = True
-    timeout_seconds: float = 120.0
-    sample_seconds: float = DEFAULT_SAMPLE_SECONDS
-    problems: List[str] = field(default_factory=list)
-
-
-_TRUE, _FALSE = ("yes", "true", "on", "1"), ("no", "false", "off", "0")
-
-
-def load_settings(roots: Roots) -> Settings:
-    """Defaults for anything missing or wrong; each mistake is noted, none stops the boot check."""
-    settings = Settings()
-    path = config_path(roots)
-    got = read(path, MAX_CONFIG)
-    if got.value is None:
-        if got.problem != "missing":
-            settings.problems.append(f"cannot read {path} ({got.problem}): using defaults")
-        return settings
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(got.value, source=path)
-    except configparser.Error as e:
-        settings.problems.append(f"{path} is not an INI file ({str(e).splitlines()[0]}): using defaults")
-        return settings
-    if not parser.has_section(SECTION):
-        return settings
-    for key, raw in parser.items(SECTION):
-        value = raw.strip()
-        try:
-            _apply_setting(settings, key, value)
-        except ValueError as e:
-            settings.problems.append(f"{path}: [{SECTION}] {key} = {value!r} ignored: {e}")
-            if key == "profile":
-                settings.refused_profile = value
-    return settings
-
-
-def _apply_setting(settings: Settings, key: str, value: str) -> None:
-    if key == "enabled":
-        if value.lower() not in _TRUE + _FALSE:
-            raise ValueError("expected yes or no")
-        settings.enabled = value.lower() in _TRUE
-    elif key == "profile":
-        if value and not PROFILE_NAME.fullmatch(value):
-            raise ValueError("expected a profile name from `guestcheck tune list` (letters, digits, '.', '_', "
-                             "'-'; not a path); no profile is applied")
-        settings.profile = value or None
-    elif key == "textfile_dir":
-        if value.lower() in _FALSE:
-            settings.metrics = False
-        elif value:
-            if not value.startswith("/") or ".." in value.split("/") or not value.isprintable():
-                raise ValueError("expected an absolute path without '..', or no")
-            settings.textfile_dir = os.path.normpath(value)
-    elif key == "timeout":
-        settings.timeout_seconds = seconds_from_text(value, 1, 3600)  # the same rule as --sample
-    elif key == "sample":
-        settings.sample_seconds = sample_seconds_from_text(value, 60)
-    else:
-        raise ValueError("unknown key")
 
 
 # --- which instance is this ----------------------------------------------------------------------------
@@ -221,13 +134,15 @@ def time_limit(seconds: float) -> Iterator[None]:
 # --- the run -------------------------------------------------------------------------------------------
 
 Collector = Callable[[Roots, float], Any]  # (roots, sample seconds) -> Facts
-ProfileApplier = Callable[[str, Roots], str]  # (profile, roots) -> one-line result; raises on failure
 
 
 def collect_live(roots: Roots, sample_seconds: float) -> Any:
     from guestcheck.collect.machine import collect_facts
 
     return collect_facts(roots, sample_seconds=sample_seconds)
+
+
+ProfileApplier = Callable[[str, Roots], str]  # (profile, roots) -> one-line result; raises on failure
 
 
 def apply_with_tuner(name: str, roots: Roots) -> str:
@@ -267,24 +182,11 @@ def _now() -> str:
 
 
 def _empty_report(problem: str) -> Any:
-    from guestcheck.facts import Facts
+    from guestcheck.facts import Facts, Problem
     from guestcheck.findings import Status
     from guestcheck.report import Report
 
-    return Report(Facts(collected_at=_now(), complete=False, problems=[problem]), [], Status.UNKNOWN)
-
-
-def _textfile_dir(settings: Settings, roots: Roots) -> Optional[str]:
-    """The configured directory (never made: a missing one is a problem when writing), else the default one
-    only if node_exporter made it."""
-    from guestcheck.render.prometheus import DEFAULT_TEXTFILE_DIR
-
-    if not settings.metrics:
-        return None
-    if settings.textfile_dir:
-        return on_machine(roots, settings.textfile_dir)
-    default = on_machine(roots, DEFAULT_TEXTFILE_DIR)
-    return default if os.path.isdir(default) else None
+    return Report(Facts(collected_at=_now(), complete=False, problems=[Problem.note(problem)]), [], Status.UNKNOWN)
 
 
 def undo_cut_apply(roots: Roots, journal_before: Optional[str], limit: float) -> tuple[str, bool]:
@@ -440,10 +342,11 @@ def _write_results(roots: Roots, settings: Settings, instance: Instance, report:
         outcome.report = report_path(roots)
     except OSError as e:
         note(f"cannot write {report_path(roots)}: {e.strerror or e}")
-    from guestcheck.fleet import applied_profile, load_fleet_settings, write_ansible_fact
+    from guestcheck.config import load_fleet_settings
+    from guestcheck.fleet import applied_profile, write_ansible_fact
 
     report.profile = applied_profile(roots)
-    directory = _textfile_dir(settings, roots)
+    directory = textfile_dir(settings, roots)
     if directory is not None:
         try:
             outcome.textfile = write_textfile(render(report), directory)

@@ -9,56 +9,19 @@ every fact gathering and a failing one breaks the whole play (ansible/ansible#52
 
 from __future__ import annotations
 
-import configparser
 import datetime
 import os
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from guestcheck import __version__
 from guestcheck.atomicfile import write_output
-from guestcheck.collect.fs import read
+from guestcheck.config import FleetSettings
 from guestcheck.findings import Severity
 from guestcheck.roots import Roots
 
 FACT_SCHEMA = "guestcheck.ansible/1"
 FACTS_DIR = "ansible/facts.d"  # under /etc
 FACT_NAME = "guestcheck.fact"
-SECTION = "fleet"
-_CHOICES = {"yes": "yes", "true": "yes", "on": "yes", "1": "yes", "no": "no", "false": "no", "off": "no",
-            "0": "no", "auto": "auto", "": "auto"}
-
-
-@dataclass
-class FleetSettings:
-    ansible_facts: str = "auto"  # auto: when facts.d exists | yes: make facts.d if missing | no
-    problems: List[str] = field(default_factory=list)
-
-
-def load_fleet_settings(roots: Roots) -> FleetSettings:
-    """[fleet] in /etc/guestcheck/guestcheck.conf; a mistake is noted and the default kept."""
-    from guestcheck.firstboot import MAX_CONFIG, config_path
-
-    settings = FleetSettings()
-    path = config_path(roots)
-    got = read(path, MAX_CONFIG)
-    if got.value is None:
-        return settings  # firstboot's settings say why an existing file cannot be read
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(got.value, source=path)
-    except configparser.Error:
-        return settings
-    if not parser.has_section(SECTION):
-        return settings
-    for key, raw in parser.items(SECTION):
-        value = raw.strip().lower()
-        if key == "ansible_facts" and value in _CHOICES:
-            settings.ansible_facts = _CHOICES[value]
-        else:
-            settings.problems.append(f"{path}: [{SECTION}] {key} = {raw.strip()!r} ignored: "
-                                     + ("expected yes, no or auto" if key == "ansible_facts" else "unknown key"))
-    return settings
 
 
 def applied_profile(roots: Roots) -> Optional[str]:

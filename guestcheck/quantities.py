@@ -77,6 +77,7 @@ def int_fields(text: str) -> List[int]:
 
 # --- seconds (--sample, watch --interval, first boot's timeout) -----------------------------------------------
 
+DEFAULT_SAMPLE_SECONDS = 1.0  # --sample, when not given: the counters are read twice, this far apart
 MAX_SAMPLE_SECONDS = 3600.0
 _SECONDS_TEXT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 

@@ -8,7 +8,8 @@ from typing import Callable
 
 import click
 
-from guestcheck.fleet import applied_profile, load_fleet_settings, write_ansible_fact
+from guestcheck.config import load_fleet_settings, load_settings, textfile_dir
+from guestcheck.fleet import applied_profile, write_ansible_fact
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 
@@ -17,17 +18,17 @@ PREFIX = "guestcheck refresh:"
 
 def refresh(roots: Roots, say: Callable[[str], None]) -> int:
     """Judge the machine again and rewrite the textfile and the fact; 0, or 1 when a file could not be written."""
-    from guestcheck.firstboot import _textfile_dir, collect_live, load_settings
+    from guestcheck.collect.machine import collect_facts
     from guestcheck.render.prometheus import render, write_textfile
     from guestcheck.report import judge
 
     settings, fleet = load_settings(roots), load_fleet_settings(roots)
     for problem in settings.problems + fleet.problems:
         say(f"{PREFIX} problem: {problem}")
-    report = judge(collect_live(roots, settings.sample_seconds))
+    report = judge(collect_facts(roots, sample_seconds=settings.sample_seconds))
     report.profile = applied_profile(roots)
     failed = 0
-    directory = _textfile_dir(settings, roots)
+    directory = textfile_dir(settings, roots)
     written = []
     if directory is not None:
         try:

@@ -29,9 +29,9 @@ def write_file(path: str, lines: Iterable[str]) -> str:
 def rps_fix(ifname: str) -> str:
     """Receive Packet Steering over every online CPU, as one command: `guestcheck tune rps` journals it, keeps it
     in a udev rule (where the name fits in a file name; else live only) and `tune rollback` undoes it."""
-    from guestcheck.tune.linkfile import SAFE_IFNAME  # the names tune can persist (its files are named after them)
+    from guestcheck.names import FILE_SAFE_IFNAME  # the names tune can persist (its files are named after them)
 
-    return f"guestcheck tune rps {shell_word(ifname)}" + ("" if SAFE_IFNAME.fullmatch(ifname) else " --no-persist")
+    return f"guestcheck tune rps {shell_word(ifname)}" + ("" if FILE_SAFE_IFNAME.fullmatch(ifname) else " --no-persist")
 
 
 def rps_hint(ifname: str, mask: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Tuple
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.counters import CounterSample, counter_delta
 from guestcheck.collect.fs import cat, cat_int, exists
 from guestcheck.cpus import cpu_list
@@ -82,3 +83,11 @@ def collect_conntrack(roots: Roots, sample: CounterSample) -> Conntrack:
         if any(rose.values()):
             ct.per_cpu_in_sample[name] = {c: d for c, d in rose.items() if d}
     return ct
+
+
+AREA = "conntrack"
+SAMPLED = True
+
+
+def collect(run: Run) -> Conntrack:
+    return collect_conntrack(run.roots, run.counters)

@@ -15,8 +15,6 @@ from typing import Any, Callable, Dict, Optional
 from guestcheck.collect.fs import cat
 from guestcheck.roots import Roots
 
-DEFAULT_SAMPLE_SECONDS = 1.0
-
 
 @dataclass(frozen=True)
 class CounterReading:

@@ -332,3 +332,11 @@ class EthtoolReplay:
             if not name or isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U64:
                 raise EthtoolError("malformed", f"stats.{name}: expected a u64")
         return dict(answer)
+
+
+def ethtool_source(roots: Any) -> Any:
+    """The ioctls when sysfs is the real one; when it is a fake tree (GUESTCHECK_ROOT, tests) the answers recorded
+    next to it, ROOT/ethtool/IFACE.json, so an offline replay never asks the live kernel."""
+    if os.path.normpath(roots.sys) != "/sys":
+        return EthtoolReplay(os.path.join(os.path.dirname(os.path.normpath(roots.sys)), REPLAY_DIR))
+    return Ethtool()

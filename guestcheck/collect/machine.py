@@ -1,65 +1,83 @@
-"""Gather all facts about this machine, one area at a time, each isolated from the others' failures."""
+"""The collection orchestrator: runs every area's collector, in one loop, each isolated from the others' failures.
+
+The collectors are found, not listed: every module in guestcheck/collect/ that declares `AREA` (the Facts field
+it fills) and `collect(run)` is one (see guestcheck/collect/area.py). They run in the order of Facts' fields;
+those that declare `SAMPLED = True` run after the counter sample, from it. A collector that raises leaves its
+area at the Facts default, `complete` False and a "failed" problem naming the area; the others still run.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
+import importlib
 import os
-import socket
-from typing import Any, Callable, List, Optional
+from types import ModuleType
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from guestcheck import __version__
-from guestcheck.collect import bridges as bridges_collector
-from guestcheck.collect import conntrack as conntrack_collector
-from guestcheck.collect import nic_counters as nic_counters_collector
-from guestcheck.collect import path as path_collector
-from guestcheck.collect import softirq as softirq_collector
-from guestcheck.collect import tunnels as tunnels_collector
-from guestcheck.collect import virt as virt_collector
-from guestcheck.collect.agents import collect_agents
-from guestcheck.collect.counters import DEFAULT_SAMPLE_SECONDS, CounterSample, sample_counters
-from guestcheck.collect.ethtool import REPLAY_DIR, Ethtool, EthtoolReplay
-from guestcheck.collect.fs import cat
-from guestcheck.collect.memory import collect_memory
-from guestcheck.collect.nics import EthtoolSource, collect_nics
-from guestcheck.collect.osrelease import os_info
-from guestcheck.collect.pci import collect_pci_network
-from guestcheck.collect.steal import measure_steal
-from guestcheck.cpus import cpu_list
-from guestcheck.facts import Facts, Host, Virt
+from guestcheck.collect.area import Run
+from guestcheck.collect.counters import CounterSample, sample_counters
+from guestcheck.facts import Facts, Problem
+from guestcheck.quantities import DEFAULT_SAMPLE_SECONDS
 from guestcheck.roots import Roots
+from guestcheck.text import escape_control
+
+# Facts fields that are about the collection, not an area of the machine
+BOOKKEEPING = ("schema", "guestcheck_version", "collected_at", "sample_seconds", "complete", "problems")
+_COLLECTORS: List[Tuple[str, ModuleType]] = []
 
 
-def collect_host(roots: Roots, problems: Optional[List[str]] = None) -> Host:
-    """The machine itself; what could not be read is added to `problems` when given."""
-    vcpus = len(cpu_list(cat(os.path.join(roots.sys, "devices/system/cpu/online")))) or os.cpu_count() or 1
-    system = os_info(roots)
-    if system.problem and problems is not None:
-        problems.append(system.problem)
-    return Host(
-        kernel=cat(os.path.join(roots.proc, "sys/kernel/osrelease")) or "",
-        os=system.pretty_name,
-        os_id=system.id,
-        os_like=system.like,
-        os_version=system.version,
-        hostname=cat(os.path.join(roots.proc, "sys/kernel/hostname")) or socket.gethostname(),
-        is_root=os.geteuid() == 0,
-        vcpus=vcpus,
-    )
+def collectors() -> List[Tuple[str, ModuleType]]:
+    """(area, module) of every collector in guestcheck/collect/, in the order of Facts' fields; found once."""
+    if not _COLLECTORS:
+        here = os.path.dirname(os.path.abspath(__file__))
+        found: Dict[str, ModuleType] = {}
+        for entry in sorted(os.listdir(here)):
+            name, ext = os.path.splitext(entry)
+            if ext != ".py" or name.startswith("_") or name == "machine":
+                continue
+            module = importlib.import_module(f"{__package__}.{name}")
+            area = getattr(module, "AREA", None)
+            if area is None:
+                continue  # a helper (fs, ethtool, counters...), not a collector
+            if area in found:
+                raise RuntimeError(f"two collectors fill Facts.{area}: {found[area].__name__} and {module.__name__}")
+            found[area] = module
+        order = [f.name for f in dataclasses.fields(Facts) if f.name not in BOOKKEEPING]
+        unknown = sorted(set(found) - set(order))
+        if unknown:
+            raise RuntimeError(f"collectors for areas Facts does not have: {', '.join(unknown)}")
+        _COLLECTORS.extend((area, found[area]) for area in order if area in found)
+    return list(_COLLECTORS)
 
 
-def ethtool_source(roots: Roots) -> Any:
-    """The ioctls when sysfs is the real one; when it is a fake tree (GUESTCHECK_ROOT, tests) the answers recorded
-    next to it, ROOT/ethtool/IFACE.json, so an offline replay never asks the live kernel."""
-    if os.path.normpath(roots.sys) != "/sys":
-        return EthtoolReplay(os.path.join(os.path.dirname(os.path.normpath(roots.sys)), REPLAY_DIR))
-    return Ethtool()
+def _run_area(run: Run, area: str, module: ModuleType) -> None:
+    try:
+        setattr(run.facts, area, module.collect(run))
+    except Exception as e:  # the collector's bug, or a machine it did not expect: this area only
+        if os.environ.get("GUESTCHECK_DEBUG"):
+            raise
+        run.facts.complete = False
+        run.problem(Problem("failed", area, f"{type(e).__name__}: {escape_control(e)}"))
+
+
+def _sample(run: Run, sample_seconds: float) -> Optional[CounterSample]:
+    """Both readings of the counters; the NICs' driver counters are read in the same moments."""
+    from guestcheck.collect import nic_counters
+    from guestcheck.collect.ethtool import ethtool_source
+
+    names = nic_counters.counted_nics(run.facts.nics)
+    source = contextlib.nullcontext(run.ethtool) if run.ethtool is not None else ethtool_source(run.roots)
+    with source as ethtool:
+        return sample_counters(run.roots, sample_seconds, lambda: nic_counters.read_nics(run.roots, names, ethtool))
 
 
 def collect_facts(
     roots: Optional[Roots] = None,
     *,
-    ethtool: Optional[EthtoolSource] = None,
+    ethtool: Optional[Any] = None,
     cpuid_reader: Optional[Callable[[], Optional[str]]] = None,
     sample_seconds: float = DEFAULT_SAMPLE_SECONDS,
     counters: Optional[CounterSample] = None,
@@ -70,39 +88,22 @@ def collect_facts(
         guestcheck_version=__version__,
         collected_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
-    facts.host = collect_host(roots, facts.problems)
-    if cpuid_reader is None:
-        cpuid_reader = virt_collector.cpuid.hypervisor_vendor if roots.sys == "/sys" else (lambda: None)
-    # evidence only: the verdict is the judging step's (guestcheck.report.fill_verdicts), at every run
-    facts.virt = Virt(evidence=virt_collector.collect_evidence(roots, cpuid_reader))
-    # a denied source is named in the problems; whether it leaves a verdict open is the judge's call
-    # (virt.undecided), so `complete` stays about whole areas
-    facts.problems.extend(virt_collector.problems(facts.virt.evidence, facts.host.is_root))
-    if not os.path.isdir(os.path.join(roots.sys, "class/net")):
-        facts.complete = False
-        facts.problems.append(f"{roots.sys}/class/net is not readable: is sysfs mounted?")
-    if ethtool is None:
-        with ethtool_source(roots) as source:
-            # the driver's counters are read by the sample below (both ends of the window), not twice
-            facts.nics = collect_nics(roots, source, driver_stats=counters is not None)
-    else:
-        facts.nics = collect_nics(roots, ethtool, driver_stats=counters is not None)
-    facts.memory = collect_memory(roots)
-    facts.path = path_collector.collect_path(roots, live=roots.proc == "/proc")
-    facts.bridges = bridges_collector.collect_bridges(roots)
-    facts.vlans = bridges_collector.collect_vlans(roots)
-    facts.tunnels = tunnels_collector.collect_tunnels(roots)
-    facts.pci_network = collect_pci_network(roots)
-    facts.agents = collect_agents(roots)
-    if counters is None:
-        with (ethtool_source(roots) if ethtool is None else contextlib.nullcontext(ethtool)) as source:
-            names = nic_counters_collector.counted_nics(facts.nics)
-            counters = sample_counters(roots, sample_seconds,
-                                       lambda: nic_counters_collector.read_nics(roots, names, source))
-    facts.sample_seconds = round(counters.seconds, 3)
-    # Areas that need the counter sample are collected below, each from `counters`.
-    facts.cpu_steal = measure_steal(counters)
-    facts.softirq = softirq_collector.collect_softirq(roots, facts.nics, counters)
-    facts.conntrack = conntrack_collector.collect_conntrack(roots, counters)
-    facts.nic_counters = nic_counters_collector.collect_nic_counters(facts.nics, counters)
+    run = Run(roots, facts, ethtool=ethtool, cpuid_reader=cpuid_reader, counters=counters)
+    areas = collectors()
+    for area, module in areas:
+        if not getattr(module, "SAMPLED", False):
+            _run_area(run, area, module)
+    if run.counters is None:
+        try:
+            run.counters = _sample(run, sample_seconds)
+        except Exception as e:
+            if os.environ.get("GUESTCHECK_DEBUG"):
+                raise
+            facts.complete = False
+            run.problem(Problem("failed", "counters", f"{type(e).__name__}: {escape_control(e)}"))
+            return facts  # the sampled areas have nothing to read: left at their defaults
+    facts.sample_seconds = round(run.counters.seconds, 3)
+    for area, module in areas:
+        if getattr(module, "SAMPLED", False):
+            _run_area(run, area, module)
     return facts

@@ -29,6 +29,7 @@ import os
 import re
 from typing import Optional
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.fs import cat, cat_int, exists, link_name, listdir, read
 from guestcheck.facts import Balloon, Beancounter, Memory
 from guestcheck.quantities import maybe_int, parse_int
@@ -298,3 +299,10 @@ def _fill_inflation(roots: Roots, memory: Memory) -> None:
                 b.inflated_bytes = max(inflate - deflate, 0) * page_size()
                 b.inflated_source = f"{roots.proc}/vmstat balloon_inflate - balloon_deflate"
                 return
+
+
+AREA = "memory"
+
+
+def collect(run: Run) -> Memory:
+    return collect_memory(run.roots)

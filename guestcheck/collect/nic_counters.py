@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.counters import CounterSample, counter_delta
 from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.collect.fs import cat_int
@@ -120,3 +121,11 @@ def collect_nic_counters(nics: List[Nic], sample: CounterSample) -> List[NicCoun
             nic.unknown["driver_stats"] = reading.driver_error or "unknown"
         out.append(counters)
     return out
+
+
+AREA = "nic_counters"
+SAMPLED = True
+
+
+def collect(run: Run) -> List[NicCounters]:
+    return collect_nic_counters(run.facts.nics, run.counters)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from typing import Optional, Protocol
 
-from guestcheck.collect.ethtool import DrvInfo, EthtoolError
+from guestcheck.collect.area import Run
+from guestcheck.collect.ethtool import DrvInfo, EthtoolError, ethtool_source
 from guestcheck.collect.fs import cat, cat_int, exists, link_name, listdir
 from guestcheck.collect.udevdb import MODEL, NET_NAME_KEYS, VENDOR, udev_properties
 from guestcheck.facts import Channels, Feature, Nic, Rings
 from guestcheck.roots import Roots
+from guestcheck.uevent import parse_uevent
 
 
 class EthtoolSource(Protocol):
@@ -50,11 +52,6 @@ def _pci_function(devlink: str, bus: str) -> Optional[str]:
         return devlink
     parent = os.path.join(devlink, "..")
     return parent if link_name(os.path.join(parent, "subsystem")) == "pci" else None
-
-
-def _uevent(path: str) -> dict[str, str]:
-    text = cat(path) or ""
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 # files or directories in class/net/IFACE that only one kind of software interface has
@@ -113,7 +110,7 @@ def collect_nic(roots: Roots, name: str, ethtool: EthtoolSource, driver_stats: b
             nic.pci_id, nic.pci_subsystem_id = pci_ids(pci_dir)
         if nic.driver_sysfs is None:
             nic.unknown["driver_sysfs"] = "no driver bound to the device"
-    nic.devtype = _uevent(os.path.join(netdir, "uevent")).get("DEVTYPE", "")
+    nic.devtype = parse_uevent(cat(os.path.join(netdir, "uevent"))).get("DEVTYPE", "")
     nic.markers = _markers(netdir)
     nic.lowers, nic.master = _stacking(netdir)
 
@@ -161,3 +158,16 @@ def collect_nics(roots: Roots, ethtool: EthtoolSource, driver_stats: bool = True
         if nic is not None:
             nics.append(nic)
     return nics
+
+
+AREA = "nics"
+
+
+def collect(run: Run) -> list[Nic]:
+    if not os.path.isdir(os.path.join(run.roots.sys, "class/net")):
+        run.incomplete(f"{run.roots.sys}/class/net is not readable: is sysfs mounted?")
+    if run.ethtool is not None:
+        return collect_nics(run.roots, run.ethtool, driver_stats=run.driver_stats)
+    with ethtool_source(run.roots) as source:
+        # the driver's counters are read by the sample (both ends of the window), not twice
+        return collect_nics(run.roots, source, driver_stats=run.driver_stats)

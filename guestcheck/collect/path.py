@@ -22,6 +22,7 @@ import socket
 import struct
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.fs import cat, cat_int
 from guestcheck.facts import Path, Route
 from guestcheck.netaddr import in_network
@@ -361,3 +362,10 @@ def collect_path(
         gateway_states(roots, path.routes, neighbours, path.notes)
     path.nameservers = nameservers(roots)
     return path
+
+
+AREA = "path"
+
+
+def collect(run: Run) -> Optional[Path]:
+    return collect_path(run.roots, live=run.roots.proc == "/proc")

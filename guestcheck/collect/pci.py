@@ -11,6 +11,7 @@ import os
 import re
 from typing import List
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.fs import cat, exists, link_name, listdir
 from guestcheck.collect.nics import pci_ids
 from guestcheck.facts import PciFunction
@@ -48,3 +49,10 @@ def collect_pci_network(roots: Roots) -> List[PciFunction]:
             interfaces=interfaces_of(directory),
         ))
     return out
+
+
+AREA = "pci_network"
+
+
+def collect(run: Run) -> List[PciFunction]:
+    return collect_pci_network(run.roots)

@@ -11,6 +11,7 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.counters import CounterSample, counter_delta
 from guestcheck.collect.fs import cat, cat_int, listdir
 from guestcheck.facts import Nic, NicIrq, NicSteering, Softirq, SoftnetCpu
@@ -258,3 +259,11 @@ def collect_softirq(roots: Roots, nics: List[Nic], sample: CounterSample) -> Sof
         netdev_max_backlog=cat_int(os.path.join(core, "netdev_max_backlog")),
         notes=notes,
     )
+
+
+AREA = "softirq"
+SAMPLED = True
+
+
+def collect(run: Run) -> Softirq:
+    return collect_softirq(run.roots, run.facts.nics, run.counters)

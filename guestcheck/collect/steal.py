@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.counters import CounterSample, counter_delta
 from guestcheck.facts import CpuSteal
 from guestcheck.quantities import maybe_int, parse_int
@@ -87,3 +88,11 @@ def measure_steal(sample: CounterSample) -> Optional[CpuSteal]:
 def _cpu_number(name: str) -> int:
     number = maybe_int(name[3:], max_digits=6)
     return -1 if number is None else number
+
+
+AREA = "cpu_steal"
+SAMPLED = True
+
+
+def collect(run: Run) -> Optional[CpuSteal]:
+    return measure_steal(run.counters)

@@ -1,6 +1,8 @@
 """The netlink half of the tunnel collector: IFLA_LINKINFO, routes to the remotes, WireGuard peers.
 
-Its own module so that pyroute2 (~300 ms to import) loads only on machines that have a tunnel.
+pyroute2 (~300 ms to import) is imported inside the functions, so it loads only on machines that have a tunnel.
+It owns what the two halves share (the tunnel kinds, the shape of a netlink answer); tunnels.py imports it,
+never the other way.
 """
 
 from __future__ import annotations
@@ -8,7 +10,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from guestcheck.collect.path import route_get
-from guestcheck.collect.tunnels import KINDS, Details
+
+KINDS = {"vxlan", "geneve", "gre", "gretap", "ip6gre", "ip6gretap", "ipip", "sit", "ip6tnl", "wireguard"}
+# What the netlink pass says about one tunnel; keys as in Tunnel, plus gre_flags and encap_limit.
+Details = Dict[str, Any]
 
 # IFLA_INFO_DATA attributes per kind: (remote, local, lower ifindex), IPv4 then IPv6 names.
 ADDRESS_ATTRS = {

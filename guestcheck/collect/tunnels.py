@@ -20,22 +20,22 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.fs import cat, cat_int, listdir
+from guestcheck.collect.tunnel_netlink import KINDS, Details, netlink_details
 from guestcheck.facts import Tunnel
 from guestcheck.roots import Roots
+from guestcheck.uevent import parse_uevent
 
 DEVTYPES = {"vxlan", "geneve", "wireguard", "gretap", "ip6gretap"}
 ARPHRD_KINDS = {768: "ipip", 769: "ip6tnl", 776: "sit", 778: "gre", 823: "ip6gre"}
-KINDS = {"vxlan", "geneve", "gre", "gretap", "ip6gre", "ip6gretap", "ipip", "sit", "ip6tnl", "wireguard"}
 IP_HEADER = {"ipv4": 20, "ipv6": 40}
 IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
 # GRE header options that add 4 bytes each: checksum, key, sequence (GRE_CSUM, GRE_KEY, GRE_SEQ, big-endian).
 GRE_OPTION_BITS = (0x8000, 0x2000, 0x1000)
 
-# What the netlink pass says about one tunnel; keys as in Tunnel, plus gre_flags and encap_limit.
-Details = Dict[str, Any]
 Netlink = Callable[[List[str]], Tuple[Dict[str, Details], str]]
 
 
@@ -95,8 +95,7 @@ def _sysfs_tunnels(roots: Roots) -> List[Tunnel]:
     out = []
     for name in listdir(net):
         netdir = os.path.join(net, name)
-        uevent = dict(line.split("=", 1) for line in (cat(os.path.join(netdir, "uevent")) or "").splitlines()
-                      if "=" in line)
+        uevent = parse_uevent(cat(os.path.join(netdir, "uevent")))
         kind = uevent.get("DEVTYPE") if uevent.get("DEVTYPE") in DEVTYPES else None
         kind = kind or ARPHRD_KINDS.get(cat_int(os.path.join(netdir, "type")) or -1)
         if kind is None:
@@ -121,8 +120,6 @@ def collect_tunnels(roots: Roots, netlink: Optional[Netlink] = None) -> List[Tun
     """
     tunnels = _sysfs_tunnels(roots)
     if netlink is None and tunnels and roots.sys == "/sys":
-        from guestcheck.collect.tunnel_netlink import netlink_details
-
         netlink = netlink_details
     details: Dict[str, Details] = {}
     problem = ""
@@ -160,3 +157,10 @@ def collect_tunnels(roots: Roots, netlink: Optional[Netlink] = None) -> List[Tun
             t.kind, family, gre_flags=(d or {}).get("gre_flags"), encap_limit=(d or {}).get("encap_limit", True))
         out.append(t)
     return out
+
+
+AREA = "tunnels"
+
+
+def collect(run: Run) -> List[Tunnel]:
+    return collect_tunnels(run.roots)

@@ -12,8 +12,9 @@ import os
 from typing import Callable, Optional
 
 from guestcheck.collect import cpuid
+from guestcheck.collect.area import Run
 from guestcheck.collect.fs import cat, escape_bytes, exists, listdir, read
-from guestcheck.facts import DENIED_PREFIX, Evidence
+from guestcheck.facts import Evidence, Problem, Virt
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 
@@ -163,8 +164,23 @@ def collect_evidence(roots: Roots, cpuid_reader: Callable[[], Optional[str]] = c
             + _containers(roots))
 
 
-def problems(evidence: list[Evidence], is_root: bool = False) -> list[str]:
-    """One facts.problems line per source that exists but could not be read (even as root, in some sandboxes)."""
+def problems(evidence: list[Evidence], is_root: bool = False) -> list[Problem]:
+    """One facts.problems entry per source that exists but could not be read (even as root, in some sandboxes)."""
     hint = "denied even to root" if is_root else "run as root"
-    return [f"{DENIED_PREFIX}{e.detail} ({WHY_DENIED.get(e.source, 'a platform source')}; {hint})"
+    return [Problem("denied", e.detail, f"{WHY_DENIED.get(e.source, 'a platform source')}; {hint}")
             for e in evidence if e.error]
+
+
+AREA = "virt"
+
+
+def collect(run: Run) -> Virt:
+    """Evidence only: the verdict is the judging step's, at every run. A denied source is named in the problems;
+    whether it leaves a verdict open is the judge's call (virt.undecided), so `complete` stays about whole areas."""
+    reader = run.cpuid_reader
+    if reader is None:
+        reader = cpuid.hypervisor_vendor if run.roots.sys == "/sys" else (lambda: None)
+    virt = Virt(evidence=collect_evidence(run.roots, reader))
+    for problem in problems(virt.evidence, run.facts.host.is_root):
+        run.problem(problem)
+    return virt

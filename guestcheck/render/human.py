@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from guestcheck.facts import DENIED_PREFIX, Facts, Nic
+from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Severity, Status
 from guestcheck.nextstep import next_command
 from guestcheck.report import Report
@@ -158,13 +158,13 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         counts = Counter(x.severity for x in report.skipped)
         by_severity = ", ".join(f"{counts[s]} {s.label}" for s in sorted(counts, reverse=True))
         lines.append(f"--skip left out {len(report.skipped)} finding(s): {by_severity}")
-    denied = [p[len(DENIED_PREFIX):].split(" (", 1)[0] for p in f.problems if p.startswith(DENIED_PREFIX)]
+    denied = [p.source for p in f.problems if p.kind == "denied"]
     if denied:
         said = (f"note: could not read {', '.join(denied)}, even as root" if f.host.is_root else
                 f"note: not run as root, could not read {', '.join(denied)} (run as root for a full report)")
         lines.append(paint(esc(said), _STATUS_COLOURS["unknown"]))
     for problem in f.problems:
-        if not problem.startswith(DENIED_PREFIX):
+        if problem.kind != "denied":
             lines.append(paint(esc(f"note: {problem}"), _STATUS_COLOURS["unknown"]))
     if command:
         lines.append(esc(f"next: {command}"))  # last, where the eye lands when the report ends

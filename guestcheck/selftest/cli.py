@@ -13,7 +13,8 @@ from typing import Any, Optional
 import click
 from click.core import ParameterSource
 
-from guestcheck.quantities import parse_duration, parse_int, parse_rate
+from guestcheck.clitypes import DurationType, WholeType
+from guestcheck.quantities import parse_rate
 from guestcheck.selftest import errors
 from guestcheck.selftest.errors import SelftestError
 from guestcheck.selftest.iperf3 import MAX_STREAMS
@@ -46,7 +47,7 @@ def _print_error_document(error: SelftestError) -> None:
 def _echo_before_fault(text: str) -> None:
     """What stdout gets before a fault's one line on stderr; a reader that went away (`| head -1`) must not
     take that line, or the fault's exit code, with it."""
-    from guestcheck.entry import closed_stdout, silence_stdout
+    from guestcheck.exits import closed_stdout, silence_stdout
 
     try:
         click.echo(text, nl=False)
@@ -75,45 +76,6 @@ class RateType(click.ParamType):
             return parse_rate(str(value))
         except ValueError as e:
             self.fail(str(e), param, ctx)
-
-
-class WholeType(click.ParamType):
-    """A whole number in plain ASCII digits: click's INT would also take "1_0", "+5" or Arabic-Indic digits."""
-
-    name = "N"
-
-    def __init__(self, low: int, high: int) -> None:
-        self.low, self.high = low, high
-
-    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_int(str(value), low=self.low, high=self.high, max_digits=10)
-        except ValueError:
-            self.fail(f"{value!r}: must be a whole number from {self.low} to {self.high}", param, ctx)
-
-
-class DurationType(click.ParamType):
-    name = "SECONDS"
-
-    def __init__(self, low: float, high: float, whole: bool = False, zero_is_off: bool = False) -> None:
-        self.low, self.high, self.whole, self.zero_is_off = low, high, whole, zero_is_off
-
-    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
-        if isinstance(value, (int, float)):
-            return value
-        try:
-            seconds = parse_duration(str(value))
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
-        if self.zero_is_off and seconds == 0:
-            return 0
-        if not self.low <= seconds <= self.high or (self.whole and seconds != int(seconds)):
-            kind = "whole seconds" if self.whole else "seconds"
-            off = " (0: no limit)" if self.zero_is_off else ""
-            self.fail(f"{value!r}: must be {kind} from {self.low:g} to {self.high:g}{off}", param, ctx)
-        return int(seconds) if self.whole else seconds
 
 
 CLIENT_ONLY = ("peer", "duration", "parallel", "direction", "expect", "save", "compare")
@@ -201,7 +163,7 @@ def _client(peer_text: str, port: Optional[int], duration: int, parallel: int, d
         doc["compare"] = document.compare(before, doc, compare)
     if save:
         document.save(save, doc)
-    from guestcheck.entry import exit_code_if_stdout_closes
+    from guestcheck.exits import exit_code_if_stdout_closes
 
     exit_code_if_stdout_closes(int(doc["exit_code"]))  # `selftest | head -1` keeps the verdict
     if as_json:

@@ -20,9 +20,10 @@ from typing import Dict, List, Optional
 
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
+from guestcheck.sysctlnames import normalise_key
 from guestcheck.tune import confdirs
 from guestcheck.tune.journal import PERSIST_NAME
-from guestcheck.tune.profile import normalise_key, normalise_value
+from guestcheck.tune.profile import normalise_value
 
 SYSCTL_CONF_NAME = "99-sysctl.conf"
 

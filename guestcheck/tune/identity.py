@@ -19,11 +19,11 @@ from typing import Any, List, Optional
 
 from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.collect.fs import cat, cat_int, listdir
+from guestcheck.names import valid_ifname
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune import linkfile as lf
 from guestcheck.tune.journal import LinkRecord, NicIdentity, State
-from guestcheck.tune.keys import valid_ifname
 
 
 def _net(roots: Roots, ifname: str) -> str:

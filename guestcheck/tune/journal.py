@@ -29,11 +29,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
 from guestcheck.atomicfile import write_atomic
+from guestcheck.names import valid_ifname
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
-from guestcheck.tune.keys import BadKey, check_syntax, valid_ifname
+from guestcheck.tune.keys import BadKey, check_syntax
 from guestcheck.tune.linkfile import HW_ADDRESS, RPS_MASK, RX_QUEUE, match_problem
 from guestcheck.tune.persist import MAX_BYTES as MAX_PERSIST_BYTES
 from guestcheck.tune.persist import encode, os_error, remove

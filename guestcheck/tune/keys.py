@@ -12,10 +12,11 @@ import os
 import re
 from typing import List, Optional, Sequence
 
+from guestcheck.names import valid_ifname
 from guestcheck.tune import TuneError
 
 MAX_KEY_LENGTH = 512
-IFNAMSIZ = 16  # the kernel's limit, the final NUL included
+
 _KERNEL_ALPHABET = re.compile(r"[A-Za-z0-9_+@:-]+")
 # /proc/sys directories whose next component is an interface name (or "all" / "default")
 _IFNAME_PARENTS = (("net", "ipv4", "conf"), ("net", "ipv6", "conf"), ("net", "ipv4", "neigh"),
@@ -40,17 +41,6 @@ def _ifname_index(parts: Sequence[str]) -> Optional[int]:
         if len(parts) > len(parent) and tuple(parts[:len(parent)]) == parent:
             return len(parent)
     return None
-
-
-def valid_ifname(name: str) -> bool:
-    """The kernel's dev_valid_name(): 1-15 bytes, not "." or "..", no "/", ":" or whitespace."""
-    if not isinstance(name, str) or name in ("", ".", ".."):
-        return False
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        return False
-    return size < IFNAMSIZ and not any(c in "/:" or c.isspace() or ord(c) < 32 or ord(c) == 127 for c in name)
 
 
 def check_syntax(key: object) -> List[str]:

@@ -33,19 +33,21 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from guestcheck.collect.fs import cat, cat_int, link_name
+from guestcheck.ini import ini_sections
+from guestcheck.names import FILE_SAFE_IFNAME
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control, is_plain
 from guestcheck.tune import TuneError, confdirs
+from guestcheck.uevent import parse_uevent
 
 OUR_PREFIX = "50-guestcheck-"
 RULE_PREFIX = "90-guestcheck-"
 ETHTOOL = "/usr/sbin/ethtool"
-SAFE_IFNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
 HW_ADDRESS = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5,31}")  # as sysfs and `ethtool -P` show it
 # the [Match] lines guestcheck writes, and what their values may hold: no glob, quote, space or `%`/`$`, so a
 # value means the same in a .link file and inside a udev rule's "..." (where it is a glob and substituted)
-MATCH_VALUES = {"PermanentMACAddress": HW_ADDRESS, "MACAddress": HW_ADDRESS, "OriginalName": SAFE_IFNAME}
+MATCH_VALUES = {"PermanentMACAddress": HW_ADDRESS, "MACAddress": HW_ADDRESS, "OriginalName": FILE_SAFE_IFNAME}
 # an RPS mask as the kernel reads and writes it: 32-bit hex groups, comma-separated (at most 65536 CPUs); nothing
 # in it can end udev's "..."
 RPS_MASK = re.compile(r"[0-9a-f]{1,8}(,[0-9a-f]{8}){0,2047}")
@@ -81,7 +83,7 @@ def rules_dir(roots: Roots) -> str:
 
 def file_names(ifname: str) -> Tuple[str, str]:
     """(the .link file's name, the udev rule's name) for an interface; TuneError for a name unfit for a file."""
-    if not SAFE_IFNAME.fullmatch(ifname) or ifname in (".", ".."):
+    if not FILE_SAFE_IFNAME.fullmatch(ifname) or ifname in (".", ".."):
         raise TuneError(f"cannot persist settings for {escape_control(repr(ifname))}: the name has characters "
                         "that do not belong in a file name; use --no-persist")
     return f"{OUR_PREFIX}{ifname}.link", f"{RULE_PREFIX}{ifname}.rules"
@@ -111,20 +113,7 @@ def boot_link_files(roots: Roots) -> List[Tuple[str, str]]:
 
 def parse_link(text: str) -> Dict[str, List[Tuple[str, str]]]:
     """Sections of a .link file: [(key, value)] in order; comments and broken lines skipped as systemd does."""
-    out: Dict[str, List[Tuple[str, str]]] = {}
-    section = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1]
-            out.setdefault(section, [])
-            continue
-        if "=" in line and section:
-            key, _, value = line.partition("=")
-            out[section].append((key.strip(), value.strip()))
-    return out
+    return ini_sections(text)
 
 
 def read_link(path: str) -> Optional[Dict[str, List[Tuple[str, str]]]]:
@@ -195,8 +184,7 @@ def udev_entry(roots: Roots, ifindex: Optional[int]) -> Dict[str, str]:
 
 def device(roots: Roots, ifname: str, perm_mac: Optional[str]) -> Device:
     net = os.path.join(roots.sys, "class/net", ifname)
-    devtype = dict(line.split("=", 1) for line in (cat(os.path.join(net, "uevent")) or "").splitlines()
-                   if "=" in line).get("DEVTYPE")
+    devtype = parse_uevent(cat(os.path.join(net, "uevent"))).get("DEVTYPE")
     link_type = cat_int(os.path.join(net, "type"))
     renamed = cat_int(os.path.join(net, "name_assign_type")) == 4  # NET_NAME_RENAMED
     zero = perm_mac is None or perm_mac.strip("0:") == ""

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from guestcheck.names import valid_profile_name
 from guestcheck.quantities import maybe_int
 from guestcheck.regularfile import read_regular
+from guestcheck.sysctlnames import normalise_key
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax
@@ -35,7 +37,6 @@ SHARE_DIR = "/usr/share/guestcheck/profiles"
 ENV_PROFILES = "GUESTCHECK_PROFILES"
 SECTIONS = ("main", "sysctl", "guestcheck")
 GUARD_KEYS = ("min_ram_mb", "requires_guaranteed_memory", "max_buffer_share")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a trailing newline in
 _KEY = re.compile(r"^-?[A-Za-z0-9_][A-Za-z0-9_.*/:-]*$")
 _TRUE, _FALSE = ("yes", "true", "1", "on"), ("no", "false", "0", "off")
 
@@ -86,14 +87,6 @@ class Profile:
     includes: List[str] = field(default_factory=list)
     settings: Dict[str, Setting] = field(default_factory=dict)  # after includes, in file order
     guards: Guards = field(default_factory=Guards)
-
-
-def normalise_key(key: str) -> str:
-    """sysctl.d allows "net/ipv4/tcp_rmem" as well as "net.ipv4.tcp_rmem"; compare in the dotted form."""
-    key = key.strip()
-    if "/" in key and ("." not in key or key.index("/") < key.index(".")):
-        key = key.replace(".", "\0").replace("/", ".").replace("\0", "/")
-    return key
 
 
 def normalise_value(value: str) -> str:
@@ -270,8 +263,8 @@ def load(name: str, dirs: Sequence[str]) -> Profile:
 
 
 def valid_name(name: str) -> bool:
-    """A profile name is a name, never a path: letters, digits, '.', '_', '-', not starting with a dot."""
-    return bool(_NAME.fullmatch(name))
+    """A profile name is a name, never a path (guestcheck/names.py)."""
+    return valid_profile_name(name)
 
 
 def _chain_text(chain: Sequence[str]) -> str:

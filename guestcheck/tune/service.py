@@ -102,7 +102,7 @@ def nic_kind(nic: Any) -> None:
 def owners_of(roots: Roots) -> Callable[[str, Optional[str]], List[Any]]:
     """Who else manages a setting ("sysctl:KEY", "offloads", "rps", ...) on an interface, read under `roots`."""
     from guestcheck.checks.agents import other_owners
-    from guestcheck.collect.agents import collect_agents
+    from guestcheck.collect.other_agents import collect_agents
 
     agents = collect_agents(roots)
     return lambda setting, iface: other_owners(agents, setting, iface)

@@ -15,10 +15,10 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import click
 
+from guestcheck.clitypes import WholeType
 from guestcheck.collect.fs import cat_int
 from guestcheck.quantities import seconds_from_text
 from guestcheck.roots import Roots
-from guestcheck.selftest.cli import WholeType
 from guestcheck.text import escape_control
 from guestcheck.watch.events import IFF_LOWER_UP, SOURCES, EventSourceError, LinkEvent, open_events
 from guestcheck.watch.frame import Frame, Reading, make_frame, take_reading
@@ -57,7 +57,8 @@ class Watch:
     """The loop's state: what to read, the last reading, the events seen."""
 
     def __init__(self, roots: Roots, wanted: List[str], interval: float, tty: bool, colour: bool) -> None:
-        from guestcheck.collect.machine import collect_host, ethtool_source
+        from guestcheck.collect.ethtool import ethtool_source
+        from guestcheck.collect.host import collect_host
 
         self.roots, self.wanted, self.interval, self.tty, self.colour = roots, wanted, interval, tty, colour
         self.ethtool = ethtool_source(roots)

@@ -28,7 +28,6 @@ IFLA_IFNAME = 3
 IFF_LOWER_UP = 1 << 16
 _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
 MAX_READS = 64  # messages taken per read(): the rest wait for the next one (select says they are there)
-UDEV_CONTROL = "/run/udev/control"  # udevd's control socket: present while udevd runs
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Other agents that own settings (guestcheck/collect/agents.py, checks/agents.py), on fake trees.
+"""Other agents that own settings (guestcheck/collect/other_agents.py, checks/agents.py), on fake trees.
 
 Sources of the file layouts: TuneD's profiles (PROFILE/tuned.conf under /etc/tuned and /usr/lib/tuned, [main]
 include=, [sysctl]; redhat-performance/tuned profiles/), NetworkManager's run state
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from guestcheck.checks.agents import annotate, other_owners
-from guestcheck.collect.agents import collect_agents, parse_eni_mtu, parse_netplan_mtu
+from guestcheck.collect.other_agents import collect_agents, parse_eni_mtu, parse_netplan_mtu
 from guestcheck.facts import Facts, Nic, NicSteering, OtherAgents, Softirq, SoftnetCpu
 from guestcheck.findings import Finding, Severity
 from guestcheck.report import judge

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 from guestcheck.checks import bridge as check
-from guestcheck.collect.bridges import collect_bridges, collect_vlans, parse_vlan_config
+from guestcheck.collect.bridges import collect_bridges
+from guestcheck.collect.vlans import collect_vlans, parse_vlan_config
 from guestcheck.facts import Bridge, BridgePort, Facts, Vlan, facts_from_dict
 from tests.fakemachine import FakeMachine
 

@@ -268,7 +268,7 @@ def test_a_missing_library_is_one_line_naming_the_debian_package(args):
 
 
 def test_missing_library_names_each_package_and_nothing_else():
-    from guestcheck.entry import guarded, missing_library
+    from guestcheck.exits import guarded, missing_library
 
     def fails(name: str):
         def run() -> int:

@@ -89,7 +89,7 @@ def test_doctor_runs_without_the_distro_library_and_says_so(tmp_path, monkeypatc
     m.write("etc/os-release", 'ID=debian\nVERSION_ID="12"\n')
     facts = m.collect()
     assert (facts.host.os, facts.host.os_id) == ("", "")
-    assert any("'distro' is missing (install python3-distro)" in p for p in facts.problems)
+    assert any("'distro' is missing (install python3-distro)" in str(p) for p in facts.problems)
     assert judge(facts).status.label in ("ok", "warning", "critical", "unknown")
 
 
@@ -98,5 +98,5 @@ def test_a_source_denied_even_to_root_does_not_ask_for_root():
     from guestcheck.facts import Evidence
 
     rows = [Evidence("environ", "/proc/1/environ", "", error="permission denied")]
-    assert problems(rows, is_root=True)[0].endswith("; denied even to root)")
-    assert problems(rows, is_root=False)[0].endswith("; run as root)")
+    assert str(problems(rows, is_root=True)[0]).endswith("; denied even to root)")
+    assert str(problems(rows, is_root=False)[0]).endswith("; run as root)")

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from guestcheck.entry import fast_doctor_options, guarded
+from guestcheck.entry import fast_doctor_options
+from guestcheck.exits import guarded
 from tests.fakemachine import REPO, FakeMachine
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from guestcheck import firstboot
+from guestcheck import config, firstboot
 from guestcheck.roots import Roots
 from tests.fakemachine import REPO, FakeMachine
 
@@ -76,20 +76,20 @@ def test_no_identity_at_all(machine, content):
 # --- settings --------------------------------------------------------------------------------------------
 
 def test_defaults_without_a_config_file(machine):
-    s = firstboot.load_settings(machine.roots)
+    s = config.load_settings(machine.roots)
     assert (s.enabled, s.profile, s.textfile_dir, s.metrics, s.timeout_seconds, s.problems) == (
         True, None, None, True, 120.0, [])
 
 
 def test_shipped_config_is_all_defaults(machine):
     machine.write("etc/guestcheck/guestcheck.conf", (REPO / "debian/conf/guestcheck.conf").read_text())
-    assert firstboot.load_settings(machine.roots) == firstboot.Settings()
+    assert config.load_settings(machine.roots) == config.Settings()
 
 
 def test_settings_are_read(machine):
     machine.write("etc/guestcheck/guestcheck.conf", "[firstboot]\nprofile = throughput\n"
                   "textfile_dir = /srv/metrics\ntimeout = 30\nsample = 0.5\nenabled = yes\n")
-    s = firstboot.load_settings(machine.roots)
+    s = config.load_settings(machine.roots)
     assert (s.profile, s.textfile_dir, s.timeout_seconds, s.sample_seconds, s.problems) == (
         "throughput", "/srv/metrics", 30.0, 0.5, [])
 
@@ -106,7 +106,7 @@ def test_settings_are_read(machine):
 ])
 def test_bad_settings_are_noted_and_defaulted(machine, text, problem):
     machine.write("etc/guestcheck/guestcheck.conf", text)
-    s = firstboot.load_settings(machine.roots)
+    s = config.load_settings(machine.roots)
     assert len(s.problems) == 1 and problem in s.problems[0], s.problems
     assert s.profile is None and s.timeout_seconds == 120.0 and s.enabled
 
@@ -498,13 +498,13 @@ def test_profile_takes_a_name_not_a_path(machine, value):
 @pytest.mark.parametrize("value", ["many-connections", "wan", "my_profile.v2", "-x", "_x"])
 def test_profile_names_are_taken(machine, value):
     machine.write("etc/guestcheck/guestcheck.conf", f"[firstboot]\nprofile = {value}\n")
-    assert firstboot.load_settings(machine.roots).profile == value
+    assert config.load_settings(machine.roots).profile == value
 
 
 @pytest.mark.parametrize("value", ["/srv/../../../tmp", "/srv/m/..", "/srv/\x1bm"])
 def test_textfile_dir_stays_where_it_says(machine, value):
     machine.write("etc/guestcheck/guestcheck.conf", f"[firstboot]\ntextfile_dir = {value}\n")
-    s = firstboot.load_settings(machine.roots)
+    s = config.load_settings(machine.roots)
     assert s.textfile_dir is None and len(s.problems) == 1 and "without '..'" in s.problems[0]
 
 

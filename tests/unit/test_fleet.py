@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from guestcheck.config import FleetSettings, load_fleet_settings
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Finding, Severity, Status
-from guestcheck.fleet import FleetSettings, fact_document, load_fleet_settings, write_ansible_fact
+from guestcheck.fleet import fact_document, write_ansible_fact
 from guestcheck.report import Report
 from guestcheck.roots import Roots
 

@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import pytest
 
-from guestcheck import firstboot
+from guestcheck import config, firstboot
 from guestcheck.collect import fs, udevdb
-from guestcheck.collect.agents import collect_agents
 from guestcheck.collect.ethtool import MAX_REPLAY_BYTES, EthtoolError, EthtoolReplay
+from guestcheck.collect.other_agents import collect_agents
 from guestcheck.collect.path import nameservers
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
@@ -143,10 +143,10 @@ def test_udev_database_as_tune_offloads_reads_it(tmp_path, kind):
 def test_first_boot_settings_instance_data_and_stamp(tmp_path, kind):
     m = FakeMachine(tmp_path)
     m.write("etc/machine-id", "0123456789abcdef0123456789abcdef\n")
-    _make_hostile(Path(firstboot.config_path(m.roots)), kind, firstboot.MAX_CONFIG + 1)
+    _make_hostile(Path(config.config_path(m.roots)), kind, config.MAX_CONFIG + 1)
     _make_hostile(tmp_path / "run/cloud-init/instance-data.json", kind, firstboot.MAX_INSTANCE_DATA + 1)
     _make_hostile(Path(firstboot.stamp_path(m.roots)), kind, firstboot.MAX_STAMP + 1)
-    settings = no_hang(lambda: firstboot.load_settings(m.roots))
+    settings = no_hang(lambda: config.load_settings(m.roots))
     assert settings.enabled and len(settings.problems) == 1 and "using defaults" in settings.problems[0]
     assert no_hang(lambda: firstboot.current_instance(m.roots)).source == "machine-id"
     assert no_hang(lambda: firstboot.checked_instance(m.roots)) is None
@@ -157,7 +157,7 @@ def test_refresh_with_a_hostile_guestcheck_conf_finishes(tmp_path, kind):
     """`refresh` hung for good when guestcheck.conf was a FIFO."""
     m = FakeMachine(tmp_path)
     m.add_nic("eth0", driver="virtio_net", bus="virtio")
-    _make_hostile(Path(firstboot.config_path(m.roots)), kind)
+    _make_hostile(Path(config.config_path(m.roots)), kind)
     env = {**os.environ, "GUESTCHECK_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "guestcheck", "refresh"], capture_output=True, text=True, env=env,
                          timeout=60)

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from guestcheck.tune.keys import BadKey, UnknownInterface, check_syntax, resolve, valid_ifname
+from guestcheck.names import valid_ifname
+from guestcheck.tune.keys import BadKey, UnknownInterface, check_syntax, resolve
 
 
 @pytest.mark.parametrize("key", [

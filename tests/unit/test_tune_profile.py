@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from guestcheck.sysctlnames import normalise_key
 from guestcheck.tune import profile as profile_module
 from guestcheck.tune.profile import (
     MAX_FILE_BYTES,
@@ -25,7 +26,6 @@ from guestcheck.tune.profile import (
     ProfileError,
     available,
     load,
-    normalise_key,
     parse_text,
     profile_dirs,
 )

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from guestcheck.collect.ethtool import EthtoolError
+from guestcheck.names import valid_ifname
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.ethtool_set import EthtoolWriter
 from guestcheck.tune.identity import check_same, forget_unused, locate
 from guestcheck.tune.journal import State
-from guestcheck.tune.keys import valid_ifname
 from guestcheck.tune.live import ProcSys, boot_id
 from guestcheck.tune.units.base import ApplyContext, Check, RollbackContext, RollbackPlan, UnitVerification
 from guestcheck.tune.units.links import Pending, prepare_link, unwrite_link, write_link

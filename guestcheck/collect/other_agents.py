@@ -20,17 +20,20 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
+from guestcheck.collect.area import Run
 from guestcheck.collect.fs import cat, listdir
 from guestcheck.collect.processes import running
 from guestcheck.facts import OtherAgents
+from guestcheck.ini import ini_sections
+from guestcheck.names import foreign_name
 from guestcheck.quantities import is_digits, maybe_int, parse_int
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
+from guestcheck.sysctlnames import normalise_key
 
 GOOGLE_AGENTS = ("google_guest_agent", "google_network_daemon", "google_guest_compat_manager")
 MAX_FILE = 1 << 20  # a config file larger than this is not one: read no further
 MAX_INCLUDE_DEPTH = 10
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")  # a TuneD profile or netplan id we will record
 
 
 def _text(path: str) -> Optional[str]:
@@ -66,18 +69,12 @@ def tuned_dirs(roots: Roots) -> List[str]:
 
 
 def parse_ini(text: str) -> Dict[str, Dict[str, str]]:
-    """TuneD's tuned.conf: [section] then key=value; '#' comments. Later keys win, as in TuneD."""
+    """TuneD's tuned.conf and NetworkManager's keyfiles (guestcheck/ini.py): later keys win, as in TuneD;
+    runs of blanks in a value are one space."""
     sections: Dict[str, Dict[str, str]] = {}
-    current: Optional[Dict[str, str]] = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1].strip(), {})
-        elif current is not None and "=" in line:
-            key, _, value = line.partition("=")
-            current[key.strip()] = " ".join(value.split())
+    for name, pairs in ini_sections(text).items():
+        section = sections.setdefault(name.strip(), {})
+        section.update((key, " ".join(value.split())) for key, value in pairs)
     return sections
 
 
@@ -94,18 +91,16 @@ def _tuned(roots: Roots, agents: OtherAgents) -> None:
     if not text:
         return
     names = text.split()
-    bad = [n for n in names if not _NAME.match(n)]
+    bad = [n for n in names if not foreign_name(n)]
     if bad:
         agents.notes.append(f"/etc/tuned/active_profile names {len(bad)} profile(s) that are not profile names")
-    agents.tuned_profiles = [n for n in names if _NAME.match(n)]
+    agents.tuned_profiles = [n for n in names if foreign_name(n)]
     seen: List[str] = []
     for name in agents.tuned_profiles:  # several active profiles merge, the later one winning
         _apply_profile(roots, name, agents, seen, 0)
 
 
 def _apply_profile(roots: Roots, name: str, agents: OtherAgents, seen: List[str], depth: int) -> None:
-    from guestcheck.tune.profile import normalise_key
-
     if name in seen:
         return
     if depth > MAX_INCLUDE_DEPTH:
@@ -121,7 +116,7 @@ def _apply_profile(roots: Roots, name: str, agents: OtherAgents, seen: List[str]
     for include in re.split(r"[,\s]+", sections.get("main", {}).get("include", "")):
         if not include:
             continue
-        if _NAME.match(include):
+        if foreign_name(include):
             _apply_profile(roots, include, agents, seen, depth + 1)
         else:  # ${f:...} functions pick a profile at run time: TuneD knows which, we do not
             agents.notes.append(f"TuneD profile {name}: include {include[:60]!r} is computed by TuneD, not read")
@@ -185,10 +180,10 @@ def parse_netplan_mtu(text: str) -> Dict[str, int]:
             mtu = maybe_int(value, max_digits=6) if key == "mtu" else None
             if mtu is not None:
                 mtus[device] = mtu
-            elif key == "set-name" and _NAME.match(value):
+            elif key == "set-name" and foreign_name(value):
                 set_names[device] = value
         stack.append((indent, key))
-    return {set_names.get(d, d): m for d, m in mtus.items() if _NAME.match(set_names.get(d, d))}
+    return {set_names.get(d, d): m for d, m in mtus.items() if foreign_name(set_names.get(d, d))}
 
 
 def parse_eni_mtu(text: str) -> Dict[str, int]:
@@ -200,7 +195,7 @@ def parse_eni_mtu(text: str) -> Dict[str, int]:
         if not words:
             continue
         if words[0] == "iface" and len(words) > 1:
-            iface = words[1] if _NAME.match(words[1]) else None
+            iface = words[1] if foreign_name(words[1]) else None
         elif words[0] in ("auto", "allow-hotplug", "source", "mapping"):
             iface = None
         elif words[0] == "mtu" and iface and len(words) > 1 and maybe_int(words[1], max_digits=6) is not None:
@@ -218,3 +213,10 @@ def _cloud_init(roots: Roots, agents: OtherAgents) -> None:
         agents.cloud_init_file = f"/etc/{rel}"
         agents.cloud_init_mtu = parse(text)
         return
+
+
+AREA = "agents"
+
+
+def collect(run: Run) -> OtherAgents:
+    return collect_agents(run.roots)
