@@ -334,7 +334,7 @@ def apply_queues(ifname: str, roots: Roots, vcpus: Optional[int] = None, *, dry_
                  persist: bool = True, ethtool: Optional[Any] = None) -> Tuple[NicResult, int]:
     """`tune queues IFACE`: min(vCPUs, the device's maximum) channels, after the owners guard; with the vCPUs."""
     if vcpus is None:
-        from guestcheck.collect.machine import collect_host
+        from guestcheck.collect.host import collect_host
 
         vcpus = collect_host(roots).vcpus
     result = _nic(ChannelsUnit(), NicRequest(ifname, persist, {"vcpus": vcpus}), roots, {"channels": None},
