@@ -18,12 +18,41 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from guestcheck.strictjson import text_from_json, text_to_json
 
 FACTS_SCHEMA = "guestcheck.facts/1"
-DENIED_PREFIX = "permission denied: "  # facts.problems entries for sources only root may read
+DENIED_PREFIX = "permission denied: "  # how facts/1 writes a problem of kind "denied"
 
 # Bounds for numbers read from a facts file: every counter the kernel has fits in 64 bits, and no rate,
 # percentage or duration comes near 1e15. Beyond them a file is damaged (or hostile), not a measurement.
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 FLOAT_MAX = 1e15
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the collectors could not see, typed so a report shows it without taking text apart.
+
+    In facts/1 each one is the string `str()` gives, as guestcheck always wrote them; `parse` reads that back.
+    """
+
+    kind: str  # "denied": a source only root (or no one, in a sandbox) may read | "failed": a collector raised |
+    # "note": anything else that leaves a fact unknown
+    source: str  # denied: the file or call that was denied; failed and note: the area, or "" where none is named
+    text: str  # denied: why the source matters ("names the container manager; run as root"); else the whole line
+
+    def __str__(self) -> str:
+        if self.kind == "denied":
+            return f"{DENIED_PREFIX}{self.source} ({self.text})" if self.text else f"{DENIED_PREFIX}{self.source}"
+        return self.text
+
+    @classmethod
+    def parse(cls, line: str) -> Problem:
+        """The problem a facts/1 string stands for (a file saved by any guestcheck): str() gives `line` back."""
+        if line.startswith(DENIED_PREFIX):
+            rest = line[len(DENIED_PREFIX):]
+            source, sep, why = rest.partition(" (")
+            if sep and why.endswith(")"):
+                return cls("denied", source, why[:-1])
+            return cls("denied", rest, "")
+        return cls("note", "", line)
 
 
 @dataclass
@@ -232,7 +261,7 @@ class Facts:
     nic_counters: List[NicCounters] = field(default_factory=list)  # drop and limit counters, sampled
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
-    problems: List[str] = field(default_factory=list)
+    problems: List[Problem] = field(default_factory=list)  # facts/1: one string each (Problem.__str__)
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
@@ -251,6 +280,8 @@ def plain(value: Any) -> Any:
     cls = type(value)
     if cls is str:
         return text_to_json(value)  # undecodable bytes of kernel text as \\xHH: see guestcheck/strictjson.py
+    if cls is Problem:
+        return text_to_json(str(value))  # facts/1 keeps problems as the strings they always were
     if cls in (int, float, bool) or value is None:
         return value
     names = _FIELD_NAMES.get(cls)
@@ -388,6 +419,9 @@ def _make_converter(tp: Any) -> Converter:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return lambda value: value
+    if tp is Problem:  # a string in facts/1
+        text = _converter(str)
+        return lambda value: Problem.parse(text(value))
     if origin is typing.Union:
         nullable = type(None) in args
         inner = _converter(next(a for a in args if a is not type(None)))

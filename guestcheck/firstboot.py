@@ -235,7 +235,7 @@ def apply_with_tuner(name: str, roots: Roots) -> str:
 
     The tuner plans, journals and writes on its own, and undoes a half-done apply itself.
     """
-    from guestcheck.report import fill_verdicts
+    from guestcheck.judge import judged_facts
     from guestcheck.tune import guard
     from guestcheck.tune.apply import apply_profile
     from guestcheck.tune.owners import guard as owners_guard
@@ -249,7 +249,7 @@ def apply_with_tuner(name: str, roots: Roots) -> str:
         # as `tune apply`: judged on the highest buffer ceiling the apply raises (none raised: nothing to refuse)
         plan = plan_profile(profile, roots, load_state(roots))
         ceiling = guard.raised_ceiling((c.key, c.live, c.target) for c in plan.writes())
-        facts = fill_verdicts(collect_live(roots, 0)) if ceiling else None
+        facts = judged_facts(collect_live(roots, 0)) if ceiling else None
         verdict = guard.check(profile.guards, facts, ceiling=ceiling)
         if not verdict.allowed:
             raise RuntimeError(f"refused by its memory guard: {'; '.join(verdict.reasons)}")
@@ -283,11 +283,12 @@ def _now() -> str:
 
 
 def _empty_report(problem: str) -> Any:
-    from guestcheck.facts import Facts
+    from guestcheck.facts import Facts, Problem
     from guestcheck.findings import Status
     from guestcheck.report import Report
 
-    return Report(Facts(collected_at=_now(), complete=False, problems=[problem]), [], Status.UNKNOWN)
+    return Report(Facts(collected_at=_now(), complete=False, problems=[Problem("failed", "", problem)]), [],
+                  Status.UNKNOWN)
 
 
 def _textfile_dir(settings: Settings, roots: Roots) -> Optional[str]:
@@ -434,11 +435,11 @@ def _apply(settings: Settings, roots: Roots, outcome: Outcome, apply_profile: Pr
 def _check(settings: Settings, roots: Roots, collect: Collector, remaining: Callable[[], float],
            note: Callable[[str], None]) -> Any:
     """Collect and judge within what is left of the time limit; an empty unknown report when it cannot."""
-    from guestcheck.report import judge
+    from guestcheck.report import build_report
 
     try:
         with time_limit(remaining()):
-            return judge(collect(roots, settings.sample_seconds))
+            return build_report(collect(roots, settings.sample_seconds))
     except TimeLimitExceeded:
         problem = f"the check did not finish within {settings.timeout_seconds:g} s; gave up"
     except Exception as e:

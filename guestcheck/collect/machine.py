@@ -26,16 +26,16 @@ from guestcheck.collect.osrelease import os_info
 from guestcheck.collect.pci import collect_pci_network
 from guestcheck.collect.steal import measure_steal
 from guestcheck.cpus import cpu_list
-from guestcheck.facts import Facts, Host, Virt
+from guestcheck.facts import Facts, Host, Problem, Virt
 from guestcheck.roots import Roots
 
 
-def collect_host(roots: Roots, problems: Optional[List[str]] = None) -> Host:
+def collect_host(roots: Roots, problems: Optional[List[Problem]] = None) -> Host:
     """The machine itself; what could not be read is added to `problems` when given."""
     vcpus = len(cpu_list(cat(os.path.join(roots.sys, "devices/system/cpu/online")))) or os.cpu_count() or 1
     system = os_info(roots)
     if system.problem and problems is not None:
-        problems.append(system.problem)
+        problems.append(Problem("note", "host", system.problem))
     return Host(
         kernel=cat(os.path.join(roots.proc, "sys/kernel/osrelease")) or "",
         os=system.pretty_name,
@@ -73,14 +73,14 @@ def collect_facts(
     facts.host = collect_host(roots, facts.problems)
     if cpuid_reader is None:
         cpuid_reader = virt_collector.cpuid.hypervisor_vendor if roots.sys == "/sys" else (lambda: None)
-    # evidence only: the verdict is the judging step's (guestcheck.report.fill_verdicts), at every run
+    # evidence only: the verdict is the judging step's (guestcheck.judge.judge), at every run
     facts.virt = Virt(evidence=virt_collector.collect_evidence(roots, cpuid_reader))
     # a denied source is named in the problems; whether it leaves a verdict open is the judge's call
     # (virt.undecided), so `complete` stays about whole areas
     facts.problems.extend(virt_collector.problems(facts.virt.evidence, facts.host.is_root))
     if not os.path.isdir(os.path.join(roots.sys, "class/net")):
         facts.complete = False
-        facts.problems.append(f"{roots.sys}/class/net is not readable: is sysfs mounted?")
+        facts.problems.append(Problem("note", "nics", f"{roots.sys}/class/net is not readable: is sysfs mounted?"))
     if ethtool is None:
         with ethtool_source(roots) as source:
             # the driver's counters are read by the sample below (both ends of the window), not twice

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 from guestcheck.collect import cpuid
 from guestcheck.collect.fs import cat, escape_bytes, exists, listdir, read
-from guestcheck.facts import DENIED_PREFIX, Evidence
+from guestcheck.facts import Evidence, Problem
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 
@@ -163,8 +163,8 @@ def collect_evidence(roots: Roots, cpuid_reader: Callable[[], Optional[str]] = c
             + _containers(roots))
 
 
-def problems(evidence: list[Evidence], is_root: bool = False) -> list[str]:
-    """One facts.problems line per source that exists but could not be read (even as root, in some sandboxes)."""
+def problems(evidence: list[Evidence], is_root: bool = False) -> list[Problem]:
+    """One facts.problems entry per source that exists but could not be read (even as root, in some sandboxes)."""
     hint = "denied even to root" if is_root else "run as root"
-    return [f"{DENIED_PREFIX}{e.detail} ({WHY_DENIED.get(e.source, 'a platform source')}; {hint})"
+    return [Problem("denied", e.detail, f"{WHY_DENIED.get(e.source, 'a platform source')}; {hint}")
             for e in evidence if e.error]

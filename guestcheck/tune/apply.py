@@ -434,10 +434,9 @@ def _rebooted(procsys: ProcSys, state: State) -> bool:
 # --- offloads, queues and rings: the NIC units (guestcheck/tune/units/) ---------------------------------
 
 from guestcheck.tune.units.channels import apply_queues, queue_target  # noqa: E402
-from guestcheck.tune.units.features import apply_offloads, offloads_to_enable  # noqa: E402
+from guestcheck.tune.units.features import apply_offloads  # noqa: E402
 from guestcheck.tune.units.nic import NicResult  # noqa: E402
 from guestcheck.tune.units.rings import apply_rings  # noqa: E402
 from guestcheck.tune.units.rps import apply_rps  # noqa: E402
 
-__all__ = ["NicResult", "apply_offloads", "apply_queues", "apply_rings", "apply_rps", "offloads_to_enable",
-           "queue_target"]
+__all__ = ["NicResult", "apply_offloads", "apply_queues", "apply_rings", "apply_rps", "queue_target"]

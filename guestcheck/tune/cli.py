@@ -251,7 +251,7 @@ def _sized(tc: TuneContext, p: Profile, rate: Optional[str], rtt: Optional[str],
 
 def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
     """This machine's facts, or a saved file's, judged by today's tables (the guards read the platform)."""
-    from guestcheck.report import fill_verdicts
+    from guestcheck.judge import judged_facts
 
     if tc.facts is None:
         if facts_file:
@@ -265,7 +265,7 @@ def _facts(tc: TuneContext, facts_file: Optional[str]) -> Any:
             from guestcheck.collect.machine import collect_facts
 
             tc.facts = collect_facts(tc.roots, sample_seconds=0)
-        fill_verdicts(tc.facts)
+        tc.facts = judged_facts(tc.facts)
     return tc.facts
 
 

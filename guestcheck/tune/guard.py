@@ -2,7 +2,7 @@
 
 A ballooned or overcommitted guest that grows every TCP socket to 16 MiB can be pushed into reclaim
 or the OOM killer when the host takes memory back. The verdict comes from doctor's memory check
-(`guestcheck.checks.memory.memory_verdict(facts)`), imported only when a guarded profile is applied.
+(`guestcheck.judge.memory.memory_verdict(facts)`), imported only when a guarded profile is applied.
 The guard is proportionate (README "Guards"): nothing raised is never refused; an idle or deflate-on-oom
 virtio-balloon on 2 GiB or more, outside a container, allows per-socket ceilings up to 1/64 of MemTotal.
 """
@@ -52,7 +52,7 @@ def _gib(n: int) -> str:
 
 def default_verdict(facts: Any) -> Any:
     """doctor's memory verdict: `.guaranteed` (True/False/None) and `.reasons` (list of str)."""
-    from guestcheck.checks.memory import memory_verdict
+    from guestcheck.judge.memory import memory_verdict
 
     return memory_verdict(facts)
 

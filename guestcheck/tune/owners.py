@@ -1,6 +1,6 @@
 """Before `tune` changes a setting: who else owns it, and whether that agent would put its own value back.
 
-The answer comes from the checks' `other_owners` (one table for doctor and tune), on facts the agents'
+The answer comes from the judge's `other_owners` (one table for doctor and tune), on facts the agents'
 collector reads under the tuner's roots (so `tune --root DIR` reads DIR/etc/tuned, DIR/run/NetworkManager).
 An agent that restores its value over ours (a TuneD profile setting the same sysctl key: at every TuneD start,
 after the sysctl.d files; irqbalance against IRQ affinity or RPS: every 10 s) makes `tune` refuse without
@@ -16,7 +16,7 @@ from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 
 if TYPE_CHECKING:
-    from guestcheck.checks.agents import Owner
+    from guestcheck.judge.owners import Owner
 
 
 def _same_or_higher(theirs: Optional[str], ours: str, raise_only: bool) -> bool:
@@ -40,8 +40,8 @@ def guard(roots: Roots, settings: Dict[str, Optional[str]], *, iface: Optional[s
     --dry-run is given. `settings`: "sysctl:KEY" (with the value we would write), "irq", "rps", "channels", ...
     `unaffected(owner)`: why this change is out of that owner's reach (an RPS mask over every CPU, which
     irqbalance's moves cannot leave behind), or None."""
-    from guestcheck.checks.agents import other_owners
     from guestcheck.collect.agents import collect_agents
+    from guestcheck.judge.owners import other_owners
 
     agents = collect_agents(roots)
     lines: List[str] = []

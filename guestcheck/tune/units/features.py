@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from guestcheck.collect.ethtool import EthtoolError
-from guestcheck.facts import Facts, Nic
+from guestcheck.facts import Facts
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune import linkfile as lf
@@ -57,54 +57,18 @@ class FeaturesUnit(NicUnit):
         return {f"K:{n}": "on" if on else "off" for n, on in applied.items()}
 
 
-def offloads_to_enable(nic: Nic, facts: Optional[Facts] = None) -> Tuple[Dict[str, List[str]], List[str]]:
-    """Per offload label doctor flags, the features to turn on, the ones they depend on first (plan_group's
-    order: scatter-gather, then TX checksumming, then TSO), so the kernel takes them; plus notes on what only
-    the host, or the lower device, can fix."""
-    from guestcheck.checks.offload import OFFLOADS, check_nic, plan_group
-
-    facts = facts if facts is not None else Facts(nics=[nic])
-    by_id = {o.finding_id: o for o in OFFLOADS}
-    turn_on: Dict[str, List[str]] = {}
-    notes = []
-    for finding in check_nic(nic, facts):
-        offload = by_id.get(finding.id)
-        if offload is None:
-            notes.append(f"{finding.id}: {finding.summary}")
-            continue
-        plan = plan_group(facts, nic, offload)
-        names = [f for i, f in plan.features if i == nic.name]
-        for i, f in plan.features:
-            if i != nic.name:
-                notes.append(f"{offload.label}: turn on {f} on {i} first (`guestcheck tune offloads {i}`)")
-        if names:
-            turn_on[offload.label] = names
-    return _causes_first(turn_on), notes
-
-
-def _causes_first(turn_on: Dict[str, List[str]]) -> Dict[str, List[str]]:
-    """The labels in the order their features go on: each label's own feature is the last of its names (its
-    causes come before it), so a label whose own feature is another's cause (scatter-gather for TSO) comes first.
-    `--dry-run` lists them, and apply writes them, in this one order."""
-    order: List[str] = []
-    for names in turn_on.values():
-        order += [n for n in names if n not in order]
-    return dict(sorted(turn_on.items(), key=lambda item: order.index(item[1][-1])))
-
-
 def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False, persist: bool = True,
                    ethtool: Optional[EthtoolWriter] = None) -> NicResult:
     check_interface(roots, ifname)
     result = NicResult(ifname)
     unit = FeaturesUnit()
     with ethtool or EthtoolWriter() as et:
-        from guestcheck.checks.nic import classify_nic
         from guestcheck.collect.nics import collect_nic
+        from guestcheck.judge.offload import offloads_to_enable
 
         nic = collect_nic(roots, ifname, et)  # doctor's own view of the NIC
         if nic is None:
             raise TuneError(f"no network interface named {ifname!r} here")
-        classify_nic(nic, in_vm=False)  # its software type: doctor does not flag a veth's GRO
         if nic.features is None:
             raise TuneError(f"cannot read the offloads of {ifname}: {nic.unknown.get('features', 'unknown')}")
         facts = Facts(nics=[nic])
