@@ -1,4 +1,4 @@
-"""Other agents that own settings (guestcheck/collect/agents.py, checks/agents.py), on fake trees.
+"""Other agents that own settings (guestcheck/collect/agents.py, judge/owners.py, checks/agents.py), on fake trees.
 
 Sources of the file layouts: TuneD's profiles (PROFILE/tuned.conf under /etc/tuned and /usr/lib/tuned, [main]
 include=, [sysctl]; redhat-performance/tuned profiles/), NetworkManager's run state
