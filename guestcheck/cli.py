@@ -157,7 +157,7 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
            skip: tuple[str, ...], verbose: bool, sample_seconds: float) -> None:
     """Inspect this machine and report. Exit code as Nagios: 0 ok, 1 warning, 2 critical, 3 unknown."""
     from guestcheck.checks import unknown_ids
-    from guestcheck.report import judge
+    from guestcheck.report import build_report
 
     fmt = _doctor_format(fmt, as_json, output, textfile_dir)
     if textfile_dir is not None and not os.path.isdir(textfile_dir):
@@ -171,7 +171,7 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
     if bad:
         raise click.UsageError(f"unknown finding id {bad[0]!r} (see `guestcheck explain --list`)")
     facts = load_facts_file(facts_file) if facts_file else collect(sample_seconds)
-    report = judge(facts, only_l, skip_l)
+    report = build_report(facts, only_l, skip_l)
     if fmt == "prometheus" and not facts_file:  # guestcheck_info's profile label: this machine's, not a file's
         from guestcheck.fleet import applied_profile
         from guestcheck.roots import Roots
@@ -198,10 +198,11 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
 @sample_option
 def facts(as_json: bool, sample_seconds: float) -> None:
     """Dump the collected facts as JSON, for `guestcheck doctor --facts FILE` elsewhere."""
-    from guestcheck.render.json import dumps
-    from guestcheck.report import fill_verdicts
+    from guestcheck.judge import judge
+    from guestcheck.render.json import dumps, facts_document
 
-    click.echo(dumps(fill_verdicts(collect(sample_seconds)).to_dict()), nl=False)
+    collected = collect(sample_seconds)
+    click.echo(dumps(facts_document(collected, judge(collected))), nl=False)
 
 
 @cli.command()

@@ -59,12 +59,12 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
 def run_fast_doctor(fmt: str, sample_seconds: float, verbose: bool) -> int:
     from guestcheck.collect.machine import collect_facts
     from guestcheck.render import render_for
-    from guestcheck.report import judge
+    from guestcheck.report import build_report
     from guestcheck.waiting import waiting_line
 
     with waiting_line(sample_seconds):
         facts = collect_facts(sample_seconds=sample_seconds)
-    report = judge(facts)
+    report = build_report(facts)
     if fmt == "prometheus":  # guestcheck_info's profile label
         from guestcheck.fleet import applied_profile
         from guestcheck.roots import Roots

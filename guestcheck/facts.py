@@ -79,6 +79,9 @@ class Evidence:
 
 @dataclass
 class Virt:
+    """The platform. Collected, it holds only `evidence` (raw rows); the verdict fields are the judge's
+    (guestcheck/judge/virt.py), in Judged.virt and in facts/1, where `with_verdicts` merges them in."""
+
     hypervisor: Optional[str] = None  # kvm, qemu, xen, hyperv, vmware, virtualbox, firecracker, ..., None
     product: Optional[str] = None  # the DMI product, when there is one
     cloud: Optional[str] = None  # amazon, google, microsoft, oracle, ...
@@ -132,6 +135,8 @@ class Rings:
 class Nic:
     name: str
     ifindex: Optional[int] = None
+    # kind, kind_reason and software_type are the judge's verdicts (guestcheck/judge/nic.py): a collected Nic
+    # leaves them unset; facts/1 shows them (with_verdicts), and an older facts file's are read as its evidence
     kind: str = "unknown"  # paravirtual | sriov-vf | emulated | software | physical | unknown
     kind_reason: str = ""
     driver: Optional[str] = None  # the best answer: sysfs first, then the ioctl

@@ -308,11 +308,11 @@ def _apply(settings: Settings, roots: Roots, outcome: Outcome, apply_profile: Pr
 def _check(settings: Settings, roots: Roots, collect: Collector, remaining: Callable[[], float],
            note: Callable[[str], None]) -> Any:
     """Collect and judge within what is left of the time limit; an empty unknown report when it cannot."""
-    from guestcheck.report import judge
+    from guestcheck.report import build_report
 
     try:
         with time_limit(remaining()):
-            return judge(collect(roots, settings.sample_seconds))
+            return build_report(collect(roots, settings.sample_seconds))
     except TimeLimitExceeded:
         problem = f"the check did not finish within {settings.timeout_seconds:g} s; gave up"
     except Exception as e:

@@ -45,7 +45,7 @@ def fact_document(report: Any, profile: Optional[str], now: Optional[str] = None
         "status_code": report.status.value,
         "findings": [{"id": f.id, "severity": f.severity.label, "subject": f.subject}
                      for f in report.findings if f.severity > Severity.OK],
-        "nic_kinds": {n.name: n.kind for n in report.facts.nics},
+        "nic_kinds": {n.name: report.verdicts.kind(n) for n in report.facts.nics},
         "profile": profile,
         "collected_at": report.facts.collected_at,
         "written_at": now or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -20,12 +20,12 @@ def refresh(roots: Roots, say: Callable[[str], None]) -> int:
     """Judge the machine again and rewrite the textfile and the fact; 0, or 1 when a file could not be written."""
     from guestcheck.collect.machine import collect_facts
     from guestcheck.render.prometheus import render, write_textfile
-    from guestcheck.report import judge
+    from guestcheck.report import build_report
 
     settings, fleet = load_settings(roots), load_fleet_settings(roots)
     for problem in settings.problems + fleet.problems:
         say(f"{PREFIX} problem: {problem}")
-    report = judge(collect_facts(roots, sample_seconds=settings.sample_seconds))
+    report = build_report(collect_facts(roots, sample_seconds=settings.sample_seconds))
     report.profile = applied_profile(roots)
     failed = 0
     directory = textfile_dir(settings, roots)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from guestcheck.checks import PRESENT, FindingDoc
 from guestcheck.facts import Bridge, Facts
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 from guestcheck.text import plain_or, shell_word
 
 # Two commands, in this order: while STP is on the kernel refuses a forward delay below 2 s (ERANGE),
@@ -59,7 +60,7 @@ def _persist_hint(bridge: Bridge) -> str:
     return text if plain_or(bridge.name, "") else text + " (BR: this bridge, whose name needs quoting)"
 
 
-def run(facts: Facts) -> list[Finding]:
+def run(facts: Facts, judged: Judged) -> list[Finding]:
     out = []
     for br in facts.bridges:
         delay = br.forward_delay_s

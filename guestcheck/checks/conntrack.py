@@ -8,6 +8,7 @@ from guestcheck.checks import FindingDoc
 from guestcheck.checks.fixes import write_file
 from guestcheck.facts import Conntrack, Facts
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 
 FULL_SHARE = 0.8
 SYSCTL_FILE = "/etc/sysctl.d/90-guestcheck-conntrack.conf"
@@ -106,7 +107,11 @@ def _drops(ct: Conntrack) -> Optional[Finding]:
                    f"conntrack table was full since boot ({what}), not during the sample", evidence, sysctl_fix(ct))
 
 
-def run(facts: Facts) -> list[Finding]:
+# Which settings another agent may own, per finding id pattern (the first match wins): named in their evidence.
+FINDING_SETTINGS = [("CONNTRACK-TABLE-FULL", ("sysctl:net.netfilter.nf_conntrack_max",))]
+
+
+def run(facts: Facts, judged: Judged) -> list[Finding]:
     ct = facts.conntrack
     if ct is None:
         return []

@@ -13,6 +13,7 @@ from guestcheck.cpus import mask_cpus
 from guestcheck.drivercounters import ALLOWANCE_GAUGE, curated
 from guestcheck.facts import CounterRate, Facts, Nic, NicCounters, NicSteering
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 from guestcheck.text import shell_word
 
 # One labelled line per remedy (fix_on "host": the instance type and the VPC are the provider's side).
@@ -296,11 +297,15 @@ def _interface(facts: Facts, nic: Nic, c: NicCounters) -> Optional[Finding]:
                    evidence, "")
 
 
-def run(facts: Facts) -> List[Finding]:
+# Which settings another agent may own, per finding id pattern (the first match wins): named in their evidence.
+FINDING_SETTINGS = [("NIC-*", ("link",))]
+
+
+def run(facts: Facts, judged: Judged) -> List[Finding]:
     counters = {c.nic: c for c in facts.nic_counters}
     steering = {s.nic: s for s in facts.softirq.nics} if facts.softirq is not None else {}
     out = []
-    for nic in present_nics(facts):
+    for nic in present_nics(facts, judged):
         c = counters.get(nic.name)
         if c is None:
             continue

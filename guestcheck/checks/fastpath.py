@@ -19,9 +19,9 @@ import re
 from typing import List, Optional, Tuple
 
 from guestcheck.checks import PRESENT, FindingDoc, carries_traffic, present_nics
-from guestcheck.checks.agents import other_owners
 from guestcheck.facts import Facts, Nic, PciFunction
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 from guestcheck.quantities import parse_int
 from guestcheck.text import shell_word
 
@@ -134,9 +134,9 @@ FINDINGS = {
 }
 
 
-def cloud_of(facts: Facts) -> Optional[str]:
-    """The cloud, as the judging step decided it (guestcheck.report.fill_verdicts runs before the checks)."""
-    return facts.virt.cloud
+def cloud_of(judged: Judged) -> Optional[str]:
+    """The cloud, as the judging step decided it."""
+    return judged.virt.cloud
 
 
 def _stats_sum(stats: dict, names) -> int:
@@ -155,17 +155,17 @@ def _vf_of(facts: Facts, netvsc: Nic) -> Tuple[Optional[Nic], str]:
     return None, ""
 
 
-def _azure(facts: Facts) -> List[Finding]:
+def _azure(facts: Facts, judged: Judged) -> List[Finding]:
     out = []
-    azure = cloud_of(facts) == "microsoft"
-    for nic in present_nics(facts):
+    azure = cloud_of(judged) == "microsoft"
+    for nic in present_nics(facts, judged):
         if nic.driver != NETVSC:
             continue
         vf, how = _vf_of(facts, nic)
         evidence = {"driver": nic.driver, "vf": vf.name if vf else None, "vf_driver": vf.driver if vf else None,
-                    "pairing": how or "none", "cloud": cloud_of(facts)}
+                    "pairing": how or "none", "cloud": cloud_of(judged)}
         if vf is not None:
-            owners = [o.line() for o in other_owners(facts.agents, "link", vf.name)]
+            owners = [o.line() for o in judged.owners("link", vf.name)]
             if owners:
                 evidence["vf_other_owners"] = owners  # NetworkManager on a VF: duplicate IPs (azure-vm-utils #106)
         if vf is None and not azure:
@@ -225,7 +225,7 @@ def _probe_fix(fn: PciFunction, module: Optional[str]) -> str:
     return "\n".join(lines)
 
 
-def _unbound(facts: Facts) -> List[Finding]:
+def _unbound(facts: Facts, judged: Judged) -> List[Finding]:
     out = []
     for fn in facts.pci_network:
         if fn.driver is not None or fn.has_physfn:
@@ -279,9 +279,9 @@ def kernel_upgrade(os_name: str, kernel: str) -> List[str]:
     return []  # no command to give: ENA_DKMS_HINT says what to do
 
 
-def _ena(facts: Facts) -> List[Finding]:
+def _ena(facts: Facts, judged: Judged) -> List[Finding]:
     out = []
-    for nic in present_nics(facts):
+    for nic in present_nics(facts, judged):
         if nic.driver != "ena":
             continue
         version = ena_version(nic.driver_version, facts.host.kernel)
@@ -308,11 +308,11 @@ def _ena(facts: Facts) -> List[Finding]:
     return out
 
 
-def _gce(facts: Facts) -> List[Finding]:
-    if cloud_of(facts) != "google":
+def _gce(facts: Facts, judged: Judged) -> List[Finding]:
+    if cloud_of(judged) != "google":
         return []
     out = []
-    for nic in present_nics(facts):
+    for nic in present_nics(facts, judged):
         if nic.driver == "virtio_net":
             out.append(Finding("GCE-NOT-GVNIC", Severity.INFO, nic.name,
                                "virtio-net on Google Compute Engine: gVNIC is faster where the machine type offers it",
@@ -321,5 +321,9 @@ def _gce(facts: Facts) -> List[Finding]:
     return out
 
 
-def run(facts: Facts) -> list[Finding]:
-    return _azure(facts) + _unbound(facts) + _ena(facts) + _gce(facts)
+# Which settings another agent may own, per finding id pattern (the first match wins): named in their evidence.
+FINDING_SETTINGS = [("AZURE-*", ("link",))]
+
+
+def run(facts: Facts, judged: Judged) -> list[Finding]:
+    return _azure(facts, judged) + _unbound(facts, judged) + _ena(facts, judged) + _gce(facts, judged)

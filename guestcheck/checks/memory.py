@@ -5,23 +5,28 @@ guest obeys, no container limit below MemTotal, no shared OpenVZ node. Drivers p
 platform are judged by what they show, not by being there: an idle Xen balloon is neutral (Xen only moves it
 on an explicit toolstack request), an idle VMware balloon is "unknown" (ESXi inflates it on its own unless a
 reservation, invisible from inside, backs the VM), Hyper-V's hv_balloon is neutral on Azure (no Dynamic
-Memory there) and "unknown" elsewhere unless it shows ballooned or hot-added pages. CPU steal lives here
-too: with ballooning it is the other sign of an oversold host.
+Memory there) and "unknown" elsewhere unless it shows ballooned or hot-added pages. The verdict itself is the
+judge's (guestcheck/judge/memory.py); these are the findings that show it and what is behind it. CPU steal
+lives here too: with ballooning it is the other sign of an oversold host.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from guestcheck.checks import FindingDoc
-from guestcheck.facts import Balloon, Beancounter, Facts, Memory
+from guestcheck.facts import Balloon, Facts, Memory
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
+from guestcheck.judge.memory import (
+    VIRTIO_MEM_BOUND,
+    deflate_on_oom_text,
+    fmt_bytes,
+    fmt_installed,
+    inflation,
+    xen_shrinking,
+)
 
-UNLIMITED = 1 << 60
-OPENVZ_PAGE = 4096  # beancounter pages (OpenVZ and Virtuozzo run on x86 only)
-BEANCOUNTER_MEMORY = {"physpages", "privvmpages", "vmguarpages", "oomguarpages", "kmemsize", "swappages",
-                      "lockedpages", "shmpages"}
 STEAL_WARN_TOTAL = 10.0  # percent over all CPUs
 STEAL_WARN_CPU = 25.0  # percent on one CPU
 STEAL_INFO = 2.0
@@ -151,192 +156,46 @@ FINDINGS = {
 }
 
 
-def fmt_bytes(n: Optional[int]) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            value = n / size
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{n} B"
-
-
-def fmt_installed(n: Optional[int]) -> str:
-    """The firmware's RAM total rounded up to a MiB: it lacks the sub-MiB BIOS holes, so this is the VM's size."""
-    return fmt_bytes(None if n is None else -(-n // (1 << 20)) << 20)
-
-
-@dataclass(frozen=True)
-class MemoryVerdict:
-    """What the tuner needs: guaranteed (None = unknown), why not, and how much RAM can really be used."""
-
-    guaranteed: Optional[bool]
-    reasons: list[str] = field(default_factory=list)  # why not guaranteed first, then what is unknown
-    total_bytes: Optional[int] = None  # usable RAM: MemTotal capped by a cgroup or OpenVZ limit
-    mem_total_bytes: Optional[int] = None  # MemTotal as the kernel reports it
-    installed_bytes: Optional[int] = None  # the firmware's System RAM
-    inflated_bytes: Optional[int] = None  # what balloons hold now, where any shows it
-    # the reasons (a subset of `reasons`) that are a virtio-balloon holding nothing now, or one that deflates
-    # under memory pressure: the host can take memory back, but has not, or gives it back when the guest needs it
-    idle_balloons: list[str] = field(default_factory=list)
-
-    @property
-    def only_idle_balloons(self) -> bool:
-        """Not guaranteed only because of idle or deflate-on-oom balloons (the tuner's bounded allowance)."""
-        return self.guaranteed is False and bool(self.reasons) and all(r in self.idle_balloons for r in self.reasons)
-
-    @property
-    def label(self) -> str:
-        if self.guaranteed:
-            return "guaranteed"
-        word = "not guaranteed" if self.guaranteed is False else "unknown"
-        return f"{word}: {'; '.join(self.reasons)}" if self.reasons else word
-
-
-def _row(rows: Optional[list[Beancounter]], name: str) -> Optional[Beancounter]:
-    return next((r for r in rows or [] if r.resource == name), None)
-
-
-def _pages(value: Optional[int]) -> Optional[int]:
-    return None if value is None or value >= UNLIMITED else value * OPENVZ_PAGE
-
-
-def _inflation(b: Balloon) -> str:
-    if b.inflated_bytes is None:
-        return "inflation not visible (needs root and debugfs, or a kernel with meminfo Balloon)"
-    return f"{fmt_bytes(b.inflated_bytes)} inflated now"
-
-
-NOT_GUARANTEED, UNKNOWN = "no", "unknown"
-
-
-@dataclass(frozen=True)
-class BalloonJudgement:
-    """What one balloon device means, judged in one place for both the verdict and the finding."""
-
-    verdict: Optional[tuple[str, str]]  # (NOT_GUARANTEED or UNKNOWN, the reason) or None: neutral
-    finding: Optional[Finding]
-    idle: bool = False  # a bound virtio-balloon that holds 0 B now, or deflates on OOM and holds nothing known
-
-
-def judge_balloon(facts: Facts, b: Balloon) -> BalloonJudgement:
-    """Per kind: whether it lets the host take memory back (the verdict), and what doctor reports of it."""
+def balloon_finding(b: Balloon, cloud: Optional[str]) -> Optional[Finding]:
+    """What doctor reports of one balloon device (the guarantee it bears on is the judge's)."""
     evidence: dict[str, Any] = {"device": b.device, "bound": b.bound, "detail": b.detail,
                                 "inflated_bytes": b.inflated_bytes, "inflated_source": b.inflated_source}
     held = b.inflated_bytes or 0
     if b.kind == "virtio-balloon":
         if not b.bound:
-            return BalloonJudgement(None, None)
+            return None
         evidence["deflate_on_oom"] = b.deflate_on_oom
-        oom = {True: ", deflate-on-oom on", False: ", deflate-on-oom off", None: ""}[b.deflate_on_oom]
-        idle = b.inflated_bytes == 0 or (b.deflate_on_oom is True and b.inflated_bytes is None)
-        return BalloonJudgement(
-            (NOT_GUARANTEED, f"virtio-balloon bound ({_inflation(b)}{oom})"),
-            Finding("MEM-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
-                    f"virtio-balloon bound: the host can take memory back ({_inflation(b)}{oom})", evidence,
-                    BALLOON_FIX), idle)
+        return Finding("MEM-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
+                       f"virtio-balloon bound: the host can take memory back ({inflation(b)}{deflate_on_oom_text(b)})",
+                       evidence, BALLOON_FIX)
     if b.kind == "virtio-mem":
         if not b.bound:
-            return BalloonJudgement(None, None)
-        summary = "virtio-mem bound: the host can unplug memory"
-        return BalloonJudgement((NOT_GUARANTEED, summary), Finding("MEM-VIRTIO-MEM", Severity.INFO, b.device,
-                                                                   summary, evidence,
-                                                                   FINDINGS["MEM-VIRTIO-MEM"].fix))
+            return None
+        return Finding("MEM-VIRTIO-MEM", Severity.INFO, b.device, VIRTIO_MEM_BOUND, evidence,
+                       FINDINGS["MEM-VIRTIO-MEM"].fix)
     if b.kind == "hv-balloon":
         evidence["added_bytes"] = b.added_bytes
-        verdict: Optional[tuple[str, str]] = None
-        if b.bound and (held or b.added_bytes):
-            verdict = (NOT_GUARANTEED, f"Hyper-V Dynamic Memory: {fmt_bytes(held)} ballooned out, "
-                                       f"{fmt_bytes(b.added_bytes or 0)} hot-added")
-        elif b.bound and facts.virt.cloud != "microsoft":
-            verdict = (UNKNOWN, "Hyper-V hv_balloon bound: whether Dynamic Memory is on is not visible")
         if b.bound and held:
             summary = f"Hyper-V Dynamic Memory has ballooned out {fmt_bytes(held)}"
         elif b.bound:
-            summary = f"hv_balloon bound ({_inflation(b)})" + (": Azure, no Dynamic Memory"
-                                                                if facts.virt.cloud == "microsoft" else "")
+            summary = f"hv_balloon bound ({inflation(b)})" + (": Azure, no Dynamic Memory"
+                                                               if cloud == "microsoft" else "")
         else:
             summary = f"hv_balloon not bound ({b.detail}): Dynamic Memory requests are not obeyed"
-        return BalloonJudgement(verdict, Finding("MEM-HV-BALLOON", Severity.WARNING if held else Severity.INFO,
-                                                 b.device, summary, evidence, FINDINGS["MEM-HV-BALLOON"].fix))
+        return Finding("MEM-HV-BALLOON", Severity.WARNING if held else Severity.INFO, b.device, summary, evidence,
+                       FINDINGS["MEM-HV-BALLOON"].fix)
     if b.kind == "xen-balloon":
         evidence.update(target_bytes=b.target_bytes, current_bytes=b.current_bytes)
-        shrinking = b.target_bytes is not None and b.current_bytes is not None and b.target_bytes < b.current_bytes
-        bad = bool(held or shrinking)
-        verdict = ((NOT_GUARANTEED, f"Xen balloon holds {fmt_bytes(held)}, target {fmt_bytes(b.target_bytes)} "
-                                    f"vs current {fmt_bytes(b.current_bytes)}") if b.bound and bad else None)
-        return BalloonJudgement(verdict, Finding(
-            "MEM-XEN-BALLOON", Severity.WARNING if bad else Severity.INFO, b.device,
-            f"Xen balloon: target {fmt_bytes(b.target_bytes)}, current {fmt_bytes(b.current_bytes)}, "
-            f"holding {fmt_bytes(held)}", evidence, FINDINGS["MEM-XEN-BALLOON"].fix))
+        bad = bool(held or xen_shrinking(b))
+        return Finding("MEM-XEN-BALLOON", Severity.WARNING if bad else Severity.INFO, b.device,
+                       f"Xen balloon: target {fmt_bytes(b.target_bytes)}, current {fmt_bytes(b.current_bytes)}, "
+                       f"holding {fmt_bytes(held)}", evidence, FINDINGS["MEM-XEN-BALLOON"].fix)
     if b.kind == "vmw-balloon":
         evidence["target_bytes"] = b.target_bytes
-        verdict = None
-        if b.bound:
-            verdict = ((NOT_GUARANTEED, f"VMware balloon holds {fmt_bytes(held)}") if held else
-                       (UNKNOWN, "VMware balloon loaded: a memory reservation is not visible from inside"))
-        return BalloonJudgement(verdict, Finding(
-            "MEM-VMW-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
-            f"VMware balloon loaded ({_inflation(b)}, target {fmt_bytes(b.target_bytes)})", evidence,
-            FINDINGS["MEM-VMW-BALLOON"].fix))
-    return BalloonJudgement(None, None)
-
-
-def _balloon_reasons(facts: Facts, m: Memory, no: list[str], unknown: list[str], idle: list[str]) -> None:
-    for b in m.balloons:
-        judged = judge_balloon(facts, b)
-        verdict = judged.verdict
-        if verdict is not None:
-            (no if verdict[0] == NOT_GUARANTEED else unknown).append(verdict[1])
-            if judged.idle:
-                idle.append(verdict[1])
-    counted = sum(b.inflated_bytes or 0 for b in m.balloons)
-    if m.balloon_bytes and not counted:
-        no.append(f"the kernel counts {fmt_bytes(m.balloon_bytes)} in balloons (meminfo Balloon)")
-
-
-def _beancounter_reasons(m: Memory, no: list[str], unknown: list[str]) -> None:
-    if m.beancounters is None:
-        return
-    failed = [r for r in m.beancounters if r.failcnt and r.resource in BEANCOUNTER_MEMORY]
-    for r in failed:
-        no.append(f"OpenVZ {r.resource} refused allocations {r.failcnt} times")
-    vmguar, physpages = _row(m.beancounters, "vmguarpages"), _row(m.beancounters, "physpages")
-    guarantee = _pages(vmguar.barrier if vmguar else None)
-    ram = _pages(physpages.limit if physpages else None)
-    if guarantee is not None and ram is not None and guarantee < ram:
-        no.append(f"OpenVZ guarantees {fmt_bytes(guarantee)} of {fmt_bytes(ram)} (vmguarpages)")
-    elif not failed:
-        unknown.append("OpenVZ/Virtuozzo container: the node's memory is shared and its overcommit is not visible")
-
-
-def memory_verdict(facts: Facts) -> MemoryVerdict:
-    m = facts.memory
-    if m is None:
-        return MemoryVerdict(None, ["memory facts were not collected"])
-    no: list[str] = []
-    unknown: list[str] = []
-    idle: list[str] = []
-    _balloon_reasons(facts, m, no, unknown, idle)
-    _beancounter_reasons(m, no, unknown)
-    usable = m.total_bytes
-    limit = m.cgroup_limit_bytes
-    if limit is not None and (m.total_bytes is None or limit < m.total_bytes):
-        no.append(f"cgroup memory limit {fmt_bytes(limit)} below MemTotal {fmt_bytes(m.total_bytes)}")
-        usable = limit
-    physpages = _row(m.beancounters, "physpages")
-    ram = _pages(physpages.limit if physpages else None)
-    if ram is not None and usable is not None:
-        usable = min(usable, ram)
-    container = facts.virt.container
-    if container and container != "openvz" and m.beancounters is None and limit is None:
-        unknown.append(f"{container} container: it shares the host's memory and no reservation is visible")
-    if m.total_bytes is None:
-        unknown.append("MemTotal could not be read")
-    guaranteed = False if no else (None if unknown else True)
-    inflated = [b.inflated_bytes for b in m.balloons if b.inflated_bytes is not None]
-    return MemoryVerdict(guaranteed, no + unknown, usable, m.total_bytes, m.firmware_bytes,
-                         sum(inflated) if inflated else m.balloon_bytes, idle)
+        return Finding("MEM-VMW-BALLOON", Severity.WARNING if held else Severity.INFO, b.device,
+                       f"VMware balloon loaded ({inflation(b)}, target {fmt_bytes(b.target_bytes)})", evidence,
+                       FINDINGS["MEM-VMW-BALLOON"].fix)
+    return None
 
 
 def _beancounter_finding(m: Memory) -> Optional[Finding]:
@@ -393,8 +252,8 @@ def _overcommit_finding(m: Memory) -> Optional[Finding]:
                    f"{head} of RAM + swap {fmt_bytes(ram_swap)}{tail}", evidence, hint=hint if mode == 1 else "")
 
 
-def _verdict_finding(facts: Facts, m: Memory) -> Finding:
-    v = memory_verdict(facts)
+def _verdict_finding(judged: Judged, m: Memory) -> Finding:
+    v = judged.memory
     swap = m.swap_total_bytes
     sizes = f"{fmt_bytes(v.total_bytes)} usable"
     if v.installed_bytes:
@@ -428,12 +287,12 @@ def _steal_finding(facts: Facts) -> Finding:
     return Finding("CPU-STEAL", severity, "cpu", summary, evidence, fix if severity is Severity.INFO else "")
 
 
-def run(facts: Facts) -> list[Finding]:
+def run(facts: Facts, judged: Judged) -> list[Finding]:
     out = [_steal_finding(facts)]
     m = facts.memory
     if m is None:
         return out
-    out.append(_verdict_finding(facts, m))
-    out += [f for f in (judge_balloon(facts, b).finding for b in m.balloons) if f]
+    out.append(_verdict_finding(judged, m))
+    out += [f for f in (balloon_finding(b, judged.virt.cloud) for b in m.balloons) if f]
     out += [f for f in (_beancounter_finding(m), _cgroup_finding(m), _overcommit_finding(m)) if f]
     return out

@@ -9,6 +9,7 @@ from typing import Optional
 from guestcheck.checks import FindingDoc
 from guestcheck.facts import Facts, Route, Virt
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 from guestcheck.netaddr import in_network
 from guestcheck.text import shell_word
 
@@ -158,7 +159,11 @@ def _evidence(route: Route) -> dict:
             "src_address": route.src_address, "table": route.table, "found_by": route.source}
 
 
-def run(facts: Facts) -> list[Finding]:
+# Which settings another agent may own, per finding id pattern (the first match wins): named in their evidence.
+FINDING_SETTINGS = [("PATH-MTU*", ("mtu",))]
+
+
+def run(facts: Facts, judged: Judged) -> list[Finding]:
     path = facts.path
     if path is None:
         return []
@@ -168,7 +173,7 @@ def run(facts: Facts) -> list[Finding]:
                            "no IPv4 or IPv6 default route: only directly connected networks are reachable",
                            {"notes": path.notes}, hint=NO_ROUTE_HINT))
     out.extend(_gateway_unreachable(route) if route.gateway_state == "failed"
-               else _route_finding(route, path.nameservers, facts.virt) for route in path.routes)
+               else _route_finding(route, path.nameservers, judged.virt) for route in path.routes)
     for route in path.routes:
         if route.mtu is None or route.dev_mtu is None or route.mtu == min(route.dev_mtu, IP_MAX_MTU):
             continue

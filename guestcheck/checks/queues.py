@@ -9,6 +9,7 @@ from guestcheck.checks.fixes import rps_fix, rps_hint
 from guestcheck.cpus import first_cpus_mask, mask_cpus
 from guestcheck.facts import Channels, Facts, Feature, Nic
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 from guestcheck.judge.virt import host_tools
 from guestcheck.text import shell_word
 
@@ -100,39 +101,44 @@ def _more_channels(ch: Channels, vcpus: int, name: str) -> Optional[tuple[str, s
     return None
 
 
-def run(facts: Facts) -> list[Finding]:
+# Which settings another agent may own, per finding id pattern (the first match wins): named in their evidence.
+FINDING_SETTINGS = [("QUEUES-*", ("channels",))]
+
+
+def run(facts: Facts, judged: Judged) -> list[Finding]:
     out = []
     vcpus = facts.host.vcpus
-    for nic in present_nics(facts, HARDWARE) + uplink_veths(facts):
+    for nic in present_nics(facts, judged, HARDWARE) + uplink_veths(facts, judged):
         ch = nic.channels
         if ch is None:
             continue
         evidence = {"vcpus": vcpus, "combined": ch.combined, "max_combined": ch.max_combined,
                     "rx": ch.rx, "max_rx": ch.max_rx, "tx": ch.tx, "max_tx": ch.max_tx,
                     "rx_queues_sysfs": nic.rx_queues, "tx_queues_sysfs": nic.tx_queues}
-        if nic.software_type == "veth" and not (nic.features or {}).get("rx-gro", Feature(False, True)).on:
+        if judged.software_type(nic) == "veth" and not (nic.features or {}).get("rx-gro", Feature(False, True)).on:
             continue  # a veth's extra receive queues are used only in its NAPI mode (GRO or XDP on)
         more = _more_channels(ch, vcpus, nic.name)
         if more and carries_traffic(nic):
             out.append(Finding("QUEUES-FEWER-THAN-VCPUS", Severity.WARNING, nic.name, more[0], evidence, more[1],
                                "guest"))
         elif nic.driver == "virtio_net" and vcpus > 1 and ch.max_combined <= 1:
-            out += _single_virtio(facts, nic, vcpus, evidence)
+            out += _single_virtio(facts, judged, nic, vcpus, evidence)
     return out
 
 
-def _single_virtio(facts: Facts, nic: Nic, vcpus: int, evidence: dict) -> list[Finding]:
+def _single_virtio(facts: Facts, judged: Judged, nic: Nic, vcpus: int, evidence: dict) -> list[Finding]:
     covered = rps_covers(facts, nic, vcpus)
-    evidence = dict(evidence, rps_covers_vcpus=covered, hypervisor=facts.virt.hypervisor)
-    if facts.virt.hypervisor in NO_VIRTIO_MULTIQUEUE:
+    hypervisor = judged.virt.hypervisor
+    evidence = dict(evidence, rps_covers_vcpus=covered, hypervisor=hypervisor)
+    if hypervisor in NO_VIRTIO_MULTIQUEUE:
         if covered:
             return []  # the whole fix there, and it is in place
-        evidence["how"] = (f"{facts.virt.hypervisor}'s virtio-net has a single queue pair and no setting for "
+        evidence["how"] = (f"{hypervisor}'s virtio-net has a single queue pair and no setting for "
                            "more; Receive Packet Steering spreads receive work over the vCPUs")
         return [Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name,
                         f"virtio-net with one queue pair on {vcpus} vCPUs and RPS off",
                         evidence, rps_fix(nic.name), "guest", hint=rps_hint(nic.name, first_cpus_mask(vcpus)))]
     summary = f"virtio-net with one queue pair on {vcpus} vCPUs" + (" (RPS spreads it meanwhile)" if covered else "")
     return [Finding("QUEUES-SINGLE-VIRTIO", Severity.WARNING, nic.name, summary, evidence,
-                    host_mq_fix(vcpus, nic.name, rps=not covered, tools=host_tools(facts.virt)), "host",
+                    host_mq_fix(vcpus, nic.name, rps=not covered, tools=host_tools(judged.virt)), "host",
                     hint="" if covered else rps_hint(nic.name, first_cpus_mask(vcpus)))]

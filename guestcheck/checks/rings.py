@@ -8,6 +8,7 @@ from guestcheck.checks import PRESENT, FindingDoc, present_nics
 from guestcheck.drivercounters import RING_OVERFLOW
 from guestcheck.facts import CounterRate, Facts, Nic, NicCounters
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 from guestcheck.text import shell_word
 
 SMALL_SHARE = 4  # a ring below a quarter of its maximum is "far below" it
@@ -76,10 +77,14 @@ def _ring_evidence(nic: Nic) -> dict:
     return {"rx": r.rx, "rx_max": r.rx_max, "tx": r.tx, "tx_max": r.tx_max} if r else {}
 
 
-def run(facts: Facts) -> List[Finding]:
+# Which settings another agent may own, per finding id pattern (the first match wins): named in their evidence.
+FINDING_SETTINGS = [("RING*", ("rings",))]
+
+
+def run(facts: Facts, judged: Judged) -> List[Finding]:
     counters = {c.nic: c for c in facts.nic_counters}
     out = []
-    for nic in present_nics(facts):
+    for nic in present_nics(facts, judged):
         if not ring_can_grow(nic):
             continue
         rings = nic.rings
@@ -110,7 +115,7 @@ def run(facts: Facts) -> List[Finding]:
                 _ring_evidence(nic), ring_fix(nic)))
         else:
             out.append(_ring_ok(nic))
-    for nic in present_nics(facts):  # rings that cannot grow: at their maximum (or fixed) are fine as they are
+    for nic in present_nics(facts, judged):  # rings that cannot grow: at their maximum (or fixed) are fine as they are
         if nic.rings is not None and nic.rings.rx_max > 0 and not ring_can_grow(nic):
             out.append(_ring_ok(nic))
     return out

@@ -11,6 +11,7 @@ from guestcheck.cpus import cpu_bitmap, cpu_list, first_cpus_mask, mask_is_zero
 from guestcheck.distros import enable_service_command, install_command
 from guestcheck.facts import Facts, NicSteering, Softirq
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 from guestcheck.quantities import is_digits, parse_int
 
 HARDWARE = {"paravirtual", "sriov-vf", "emulated", "physical"}
@@ -164,7 +165,18 @@ def _cpu_findings(s: Softirq, vcpus: int) -> List[Finding]:
     return out
 
 
-def run(facts: Facts) -> list[Finding]:
+# Which settings another agent may own, per finding id pattern (the first match wins): named in their evidence.
+FINDING_SETTINGS = [
+    ("SOFTIRQ-DROPS", ("sysctl:net.core.netdev_max_backlog", "rps")),
+    ("SOFTIRQ-SQUEEZE", ("sysctl:net.core.netdev_budget", "sysctl:net.core.netdev_budget_usecs")),
+    ("SOFTIRQ-IMBALANCE", ("irq", "rps")),
+    ("SOFTIRQ-NO-RPS", ("rps",)),
+    ("SOFTIRQ-NO-XPS", ("xps",)),
+    ("IRQ*", ("irq",)),
+]
+
+
+def run(facts: Facts, judged: Judged) -> list[Finding]:
     s = facts.softirq
     if s is None:
         return []
@@ -174,7 +186,7 @@ def run(facts: Facts) -> list[Finding]:
     steering = {n.nic: n for n in s.nics}
     spread_cpus: Set[int] = set()
     nics_with_irqs = []
-    for nic in traffic_nics(facts, HARDWARE) + [n for n in uplink_veths(facts) if carries_traffic(n)]:
+    for nic in traffic_nics(facts, judged, HARDWARE) + [n for n in uplink_veths(facts, judged) if carries_traffic(n)]:
         st = steering.get(nic.name)
         if st is None or vcpus < 2:
             continue

@@ -9,6 +9,7 @@ from guestcheck.checks import PRESENT, FindingDoc
 from guestcheck.checks.fixes import write_file
 from guestcheck.facts import Facts, Tunnel
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 from guestcheck.kernelversion import kernel_version
 from guestcheck.text import shell_word
 
@@ -121,7 +122,11 @@ def _csum_finding(facts: Facts, t: Tunnel) -> Optional[Finding]:
                    "UdpInCsumErrors rises on the receiver", evidence, fix)
 
 
-def run(facts: Facts) -> list[Finding]:
+# Which settings another agent may own, per finding id pattern (the first match wins): named in their evidence.
+FINDING_SETTINGS = [("TUNNEL-MTU*", ("mtu",))]
+
+
+def run(facts: Facts, judged: Judged) -> list[Finding]:
     out = []
     for t in facts.tunnels:
         found = mtu_finding(t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from guestcheck.checks import FindingDoc
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge import Judged
 
 FINDINGS = {
     "VIRT-PLATFORM": FindingDoc(
@@ -24,8 +25,8 @@ FINDINGS = {
 }
 
 
-def run(facts: Facts) -> list[Finding]:
-    v = facts.virt
+def run(facts: Facts, judged: Judged) -> list[Finding]:
+    v = judged.virt
     hv = v.hypervisor or "none (bare metal)"
     parts = [f"hypervisor {hv}" + (f" ({'; '.join(v.caveats)})" if v.caveats else "")]
     if v.cloud:

@@ -1,7 +1,7 @@
 """Every network interface from sysfs, completed by the ethtool ioctls.
 
 Observations only: the raw answers (driver names, bus, PCI ids, physfn, type markers, stacking links) go into
-the facts, and the judging step (guestcheck.checks.nic.classify_nics) decides each NIC's kind from them, so a
+the facts, and the judging step (guestcheck.judge.nic.nic_verdict) decides each NIC's kind from them, so a
 saved facts file is judged by the tables of the guestcheck that reads it.
 """
 

@@ -1,8 +1,8 @@
 """The platform verdict (hypervisor, cloud, container) from the raw evidence alone.
 
-Pure, and run on every judging: by `collect_facts` (so `facts --json` shows it) and again by `report.judge`
-(so `doctor --facts FILE` replaces whatever verdict an older guestcheck wrote into the file). Each row's
-points_to, strength, used and note are recomputed here; only source, detail, value and error are read.
+Pure, and run on every judging (guestcheck.judge.judge): `facts --json` shows its verdict, and `doctor --facts
+FILE` replaces whatever verdict an older guestcheck wrote into the file. Each row's points_to, strength, used
+and note are recomputed here, on copies; only source, detail, value and error are read.
 
 Evidence rows, as collect/virt.py writes them (source: value):
   acpi              the OEM ID (header bytes 10-15) of the first readable of DSDT, FACP, APIC, trailing

@@ -10,6 +10,7 @@ from collections import Counter
 
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Severity, Status
+from guestcheck.judge.nic import NicVerdict
 from guestcheck.nextstep import next_command
 from guestcheck.report import Report
 from guestcheck.text import escape_control
@@ -24,14 +25,14 @@ _STATUS_COLOURS = {"ok": "\033[32m", "warning": "\033[33m", "critical": "\033[1;
 _RESET = "\033[0m"
 
 
-def _nic_lines(nic: Nic) -> list[str]:
+def _nic_lines(nic: Nic, verdict: NicVerdict) -> list[str]:
     """The NIC's line, and hwdb's vendor and model under it when udev knows them; escaped."""
     speed = f"{nic.speed_mbps}Mb/s" if nic.speed_mbps else "speed ?"
     queues = nic.channels.combined if nic.channels and nic.channels.combined else nic.rx_queues
     parts = [
         f"{nic.name:<12}",
         f"{(nic.driver or '-'):<12}",
-        f"{nic.kind:<11}",
+        f"{verdict.kind:<11}",
         f"{nic.bus:<7}",
         f"{nic.pci_id or '-':<9}",
         f"{nic.operstate or '?':<7}",
@@ -47,12 +48,10 @@ def _nic_lines(nic: Nic) -> list[str]:
 
 def _memory_line(report: Report) -> str:
     """RAM, the guarantee verdict and CPU steal: what the host may take from this machine."""
-    from guestcheck.checks.memory import fmt_bytes, fmt_installed
+    from guestcheck.judge.memory import fmt_bytes, fmt_installed
 
     f = report.facts
-    verdict = report.memory  # judged in report.judge: the renderer only shows it
-    if verdict is None:
-        return "memory: ?"
+    verdict = report.verdicts.memory  # judged once: the renderer only shows it
     line = f"memory: {fmt_bytes(verdict.total_bytes)}" if f.memory else "memory: ?"
     if verdict.installed_bytes:
         line += f" of {fmt_installed(verdict.installed_bytes)}"
@@ -127,7 +126,8 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
 
     esc = escape_control
     f = report.facts
-    v = f.virt
+    judged = report.verdicts
+    v = judged.virt
     lines = [
         paint(esc(_status_line(report)), _STATUS_COLOURS[report.status.label]),
         esc(f"machine: {v.hypervisor or 'bare metal'}"
@@ -137,10 +137,10 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         esc(_memory_line(report)),
         "interfaces:",
     ]
-    shown_nics = [n for n in f.nics if verbose or n.software_type != "loopback"]
+    shown_nics = [n for n in f.nics if verbose or judged.software_type(n) != "loopback"]
     if not shown_nics:
         lines[-1] = "interfaces: none"
-    lines += [line for n in shown_nics for line in _nic_lines(n)]
+    lines += [line for n in shown_nics for line in _nic_lines(n, judged.nic(n))]
     lines += [esc(line) for line in _network_lines(f)]
     shown = [x for x in report.findings if verbose or x.severity >= Severity.WARNING]
     if shown:

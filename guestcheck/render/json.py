@@ -7,7 +7,15 @@ import math
 import re
 from typing import Any
 
+from guestcheck.facts import Facts
+from guestcheck.judge import Judged, with_verdicts
 from guestcheck.text import UNSAFE
+
+
+def facts_document(facts: Facts, judged: Judged) -> dict[str, Any]:
+    """facts/1 (alone, or inside doctor/1): the facts with the judge's verdicts merged in where that schema has
+    always shown them (the platform, each NIC's kind, kind_reason and software_type)."""
+    return with_verdicts(facts, judged).to_dict()
 
 
 def finite(value: Any) -> Any:

@@ -59,14 +59,14 @@ class Doctor:
 
 def ask_doctor() -> Doctor:
     from guestcheck.collect.machine import collect_facts
-    from guestcheck.report import judge
+    from guestcheck.report import build_report
 
     try:
-        report = judge(collect_facts(sample_seconds=0))
+        report = build_report(collect_facts(sample_seconds=0))
     except Exception as e:  # the measurement stands without doctor; say why the causes are missing
         return Doctor(problem=f"doctor could not run: {type(e).__name__}: {e}")
-    nics = report.facts.nics
-    return Doctor({n.name: n.speed_mbps for n in nics}, report.findings, {n.name: n.kind for n in nics})
+    nics, judged = report.facts.nics, report.verdicts
+    return Doctor({n.name: n.speed_mbps for n in nics}, report.findings, {n.name: judged.kind(n) for n in nics})
 
 
 @dataclass

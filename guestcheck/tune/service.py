@@ -79,69 +79,42 @@ def _judging() -> Iterator[None]:
 # --- verdicts: the only imports of judging code in tune/ ------------------------------------------------------
 
 def memory_verdict(facts: Any) -> Any:
-    """Doctor's memory verdict: `.guaranteed` (True/False/None) and `.reasons` (list of str)."""
-    from guestcheck.checks.memory import memory_verdict as verdict
+    """The judge's memory verdict: `.guaranteed` (True/False/None) and `.reasons` (list of str)."""
+    from guestcheck.judge.memory import memory_verdict as verdict
 
     return verdict(facts)
 
 
 def judged(facts: Any) -> Any:
-    """The facts with the judging step's verdicts (platform, NIC kinds), as doctor judges them."""
-    from guestcheck.report import fill_verdicts
+    """The facts with the judge's verdicts in place (platform, NIC kinds), as doctor judges them."""
+    from guestcheck.judge import judged_facts
 
-    return fill_verdicts(facts)
+    return judged_facts(facts)
 
 
 def nic_kind(nic: Any) -> None:
-    """The NIC's kind and software type (doctor does not flag a veth's GRO), judged outside a VM's tables."""
-    from guestcheck.checks.nic import classify_nic
+    """The tuner's own reading of one NIC gets its kind and software type (doctor does not flag a veth's GRO),
+    judged outside a VM's tables."""
+    from guestcheck.judge.nic import nic_verdict
 
-    classify_nic(nic, in_vm=False)
+    verdict = nic_verdict(nic, in_vm=False)
+    nic.kind, nic.kind_reason, nic.software_type = verdict.kind, verdict.reason, verdict.software_type
 
 
 def owners_of(roots: Roots) -> Callable[[str, Optional[str]], List[Any]]:
     """Who else manages a setting ("sysctl:KEY", "offloads", "rps", ...) on an interface, read under `roots`."""
-    from guestcheck.checks.agents import other_owners
     from guestcheck.collect.other_agents import collect_agents
+    from guestcheck.judge.owners import other_owners
 
     agents = collect_agents(roots)
     return lambda setting, iface: other_owners(agents, setting, iface)
 
 
 def offloads_to_enable(nic: Any, facts: Any = None) -> Tuple[Dict[str, List[str]], List[str]]:
-    """Per offload label doctor flags, the features to turn on, the ones they depend on first (plan_group's
-    order: scatter-gather, then TX checksumming, then TSO), so the kernel takes them; plus notes on what only
-    the host, or the lower device, can fix."""
-    from guestcheck.checks.offload import OFFLOADS, check_nic, plan_group
-    from guestcheck.facts import Facts
+    """The judge's offload plan for `tune offloads`: per label the features to turn on, causes first."""
+    from guestcheck.judge.offload import offloads_to_enable as plan
 
-    facts = facts if facts is not None else Facts(nics=[nic])
-    by_id = {o.finding_id: o for o in OFFLOADS}
-    turn_on: Dict[str, List[str]] = {}
-    notes = []
-    for finding in check_nic(nic, facts):
-        offload = by_id.get(finding.id)
-        if offload is None:
-            notes.append(f"{finding.id}: {finding.summary}")
-            continue
-        plan = plan_group(facts, nic, offload)
-        names = [f for i, f in plan.features if i == nic.name]
-        for i, f in plan.features:
-            if i != nic.name:
-                notes.append(f"{offload.label}: turn on {f} on {i} first (`guestcheck tune offloads {i}`)")
-        if names:
-            turn_on[offload.label] = names
-    return _causes_first(turn_on), notes
-
-
-def _causes_first(turn_on: Dict[str, List[str]]) -> Dict[str, List[str]]:
-    """The labels in the order their features go on: each label's own feature is the last of its names (its
-    causes come before it), so a label whose own feature is another's cause (scatter-gather for TSO) comes first.
-    `--dry-run` lists them, and apply writes them, in this one order."""
-    order: List[str] = []
-    for names in turn_on.values():
-        order += [n for n in names if n not in order]
-    return dict(sorted(turn_on.items(), key=lambda item: order.index(item[1][-1])))
+    return plan(nic, facts)
 
 
 # --- facts -----------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """One frame of `watch`: rates between two readings, and what doctor's checks would flag in them.
 
 The softnet, NET_RX and steal figures come from the collectors doctor uses (softnet_cpus, measure_steal) over
-the same CounterSample type, and the flags from the checks themselves (checks.softirq.run, checks.memory.run)
+the same CounterSample type, and the flags from doctor's own softirq and memory checks (guestcheck.report.flags)
 run on a Facts holding only this frame's figures: watch highlights exactly what doctor would report, with the
 checks' own thresholds. Interface and queue drops: doctor's NIC-DROPS and NIC-QUEUE-DROPS flag any rise during
 the sample, so any drop is flagged here too.
@@ -92,10 +92,10 @@ def link_rates(before: LinkReading, after: LinkReading, seconds: float) -> LinkR
 
 
 def _judged(softnet: List[SoftnetCpu], steal: Optional[CpuSteal], vcpus: int) -> List[Finding]:
-    from guestcheck.checks import memory, softirq
+    from guestcheck.report import flags
 
     facts = Facts(host=Host(vcpus=vcpus), cpu_steal=steal, softirq=Softirq(cpus=softnet))
-    found = softirq.run(facts) + memory.run(facts)
+    found = flags(facts, ("softirq", "memory"))
     return [f for f in found if f.severity >= Severity.WARNING]
 
 

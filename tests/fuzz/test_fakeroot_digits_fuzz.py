@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from guestcheck.collect.machine import collect_facts
 from guestcheck.render import render_report
-from guestcheck.report import judge
+from guestcheck.report import build_report
 from guestcheck.roots import Roots
 from tests.fakemachine import FakeMachine, from_snapshot
 from tests.fuzz.harness import assert_clean_exit, run_guestcheck
@@ -110,7 +110,7 @@ def test_non_ascii_digits_in_any_fake_root_file_never_raise(digit, how, chosen):
     with tempfile.TemporaryDirectory() as tmp:
         base = _spoiled_root(tmp, digit, how, chosen)
         facts = collect_facts(Roots.under(str(base)), cpuid_reader=lambda: None, sample_seconds=0)
-        report = judge(facts)
+        report = build_report(facts)
         for fmt in ("json", "human", "prometheus"):
             assert render_report(report, fmt)
 

@@ -43,9 +43,9 @@ def test_software_interfaces_are_classified_from_the_kernel():
         assert nics["gc0"]["mtu"] == 1500 and nics["gc0"]["operstate"] == "up"
         # a network namespace changes the interfaces, not the machine: same verdict as outside it
         from guestcheck.collect.machine import collect_facts
-        from guestcheck.report import fill_verdicts
+        from guestcheck.judge import judged_facts
 
-        assert doc["facts"]["virt"]["hypervisor"] == fill_verdicts(collect_facts(sample_seconds=0)).virt.hypervisor
+        assert doc["facts"]["virt"]["hypervisor"] == judged_facts(collect_facts(sample_seconds=0)).virt.hypervisor
 
 
 def offload_problems(doc: dict, *subjects: str) -> list:

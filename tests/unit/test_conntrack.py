@@ -16,6 +16,7 @@ from guestcheck.findings import Severity, Status
 from guestcheck.render import prometheus
 from guestcheck.report import Report
 from tests.fakemachine import FakeMachine
+from tests.judged import with_recorded
 from tests.unit.test_prometheus import parse
 
 # Linux 6.x header (net/netfilter/nf_conntrack_standalone.c ct_cpu_seq_show), as this machine prints it.
@@ -83,7 +84,7 @@ def test_not_loaded_without_the_sysctl(tmp_path):
     m = FakeMachine(tmp_path)
     facts = m.collect()
     assert facts.conntrack == Conntrack(loaded=False)
-    [f] = check.run(facts)
+    [f] = check.run(*with_recorded(facts))
     assert (f.id, f.severity) == ("CONNTRACK-NOT-LOADED", Severity.OK)
 
 
@@ -94,7 +95,7 @@ def test_full_collection_from_a_fake_tree_round_trips_through_json(tmp_path):
     assert facts.conntrack.since_boot == {"drop": 0, "early_drop": 3, "insert_failed": 0}
     again = facts_from_dict(json.loads(json.dumps(facts.to_dict())))
     assert again.conntrack == facts.conntrack
-    ids = {(f.id, f.severity) for f in check.run(again)}
+    ids = {(f.id, f.severity) for f in check.run(*with_recorded(again))}
     assert ids == {("CONNTRACK-TABLE-FULL", Severity.WARNING), ("CONNTRACK-DROPS", Severity.WARNING)}
 
 
@@ -103,14 +104,14 @@ def facts_with(**kw) -> Facts:
 
 
 def test_eighty_percent_is_a_warning_with_a_pasteable_sysctl_fix():
-    [f] = check.run(facts_with(count=52, max=64))
+    [f] = check.run(*with_recorded(facts_with(count=52, max=64)))
     assert (f.id, f.severity, f.subject) == ("CONNTRACK-TABLE-FULL", Severity.WARNING, "conntrack")
     assert f.evidence["count"] == 52 and f.evidence["max"] == 64
     assert f.fix.split("\n") == [
         "sysctl -w net.netfilter.nf_conntrack_max=128",
         "cat > /etc/sysctl.d/90-guestcheck-conntrack.conf <<'EOF'", "net.netfilter.nf_conntrack_max = 128", "EOF",
         "cat > /etc/modules-load.d/guestcheck-conntrack.conf <<'EOF'", "nf_conntrack", "EOF"]
-    [ok] = check.run(facts_with(count=51, max=64))  # 79.7 %: doctor -v shows the area was checked
+    [ok] = check.run(*with_recorded(facts_with(count=51, max=64)))  # 79.7 %: doctor -v shows the area was checked
     assert (ok.id, ok.severity, ok.summary) == ("CONNTRACK-OK", Severity.OK,
                                                 "conntrack table 79% full (51 of 64 entries), no drops")
 
@@ -122,9 +123,10 @@ def test_new_max_is_a_power_of_two_at_least_double():
 
 
 def test_drops_rising_in_the_sample_are_critical():
-    [f] = check.run(facts_with(count=1, max=64, in_sample={"drop": 0, "early_drop": 0, "insert_failed": 4},
-                               since_boot={"drop": 0, "early_drop": 0, "insert_failed": 9},
-                               per_cpu_in_sample={"cpu0": {"insert_failed": 4}}))
+    facts = facts_with(count=1, max=64, in_sample={"drop": 0, "early_drop": 0, "insert_failed": 4},
+                       since_boot={"drop": 0, "early_drop": 0, "insert_failed": 9},
+                       per_cpu_in_sample={"cpu0": {"insert_failed": 4}})
+    [f] = check.run(*with_recorded(facts))
     assert (f.id, f.severity) == ("CONNTRACK-DROPS", Severity.CRITICAL)
     assert "insert_failed +4" in f.summary and f.evidence["per_cpu_in_sample"] == {"cpu0": {"insert_failed": 4}}
     assert f.fix.startswith("sysctl -w net.netfilter.nf_conntrack_max=128\n")
@@ -132,14 +134,14 @@ def test_drops_rising_in_the_sample_are_critical():
 
 def test_drops_since_boot_only_warning_for_a_full_table_info_for_races():
     quiet = {"drop": 0, "early_drop": 0, "insert_failed": 0}
-    [f] = check.run(facts_with(count=1, max=64, in_sample=quiet,
-                               since_boot={"drop": 2, "early_drop": 0, "insert_failed": 0}))
+    [f] = check.run(*with_recorded(facts_with(count=1, max=64, in_sample=quiet,
+                               since_boot={"drop": 2, "early_drop": 0, "insert_failed": 0})))
     assert (f.id, f.severity) == ("CONNTRACK-DROPS", Severity.WARNING)
-    [f] = check.run(facts_with(count=1, max=64, in_sample=quiet,
-                               since_boot={"drop": 0, "early_drop": 0, "insert_failed": 3}))
+    [f] = check.run(*with_recorded(facts_with(count=1, max=64, in_sample=quiet,
+                               since_boot={"drop": 0, "early_drop": 0, "insert_failed": 3})))
     assert (f.id, f.severity) == ("CONNTRACK-DROPS", Severity.INFO)
-    assert [f.id for f in check.run(facts_with(count=1, max=64, in_sample=quiet, since_boot=quiet))] == \
-        ["CONNTRACK-OK"]
+    quiet_facts = facts_with(count=1, max=64, in_sample=quiet, since_boot=quiet)
+    assert [f.id for f in check.run(*with_recorded(quiet_facts))] == ["CONNTRACK-OK"]
 
 
 def test_every_id_is_explained():

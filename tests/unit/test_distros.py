@@ -9,6 +9,7 @@ from guestcheck.collect.osrelease import os_info
 from guestcheck.distros import enable_service_command, family, install_command
 from guestcheck.facts import Facts, Host, Nic, NicIrq, NicSteering, Softirq, SoftnetCpu
 from guestcheck.roots import Roots
+from tests.judged import with_recorded
 
 
 @pytest.mark.parametrize("os_id,like,expected", [
@@ -61,7 +62,7 @@ def test_irqbalance_fix_follows_the_distribution(os_id, like, fix):
                            irqs=[NicIrq("11", "ens3", affinity="0-1", effective="0")])
     facts.softirq = Softirq(cpus=[SoftnetCpu(0)], nics=[steering], irqbalance=False, netdev_budget=300,
                             netdev_budget_usecs=2000, netdev_max_backlog=1000)
-    (finding,) = [f for f in softirq.run(facts) if f.id == "IRQBALANCE-MISSING"]
+    (finding,) = [f for f in softirq.run(*with_recorded(facts)) if f.id == "IRQBALANCE-MISSING"]
     assert finding.fix.splitlines() == fix
 
 
@@ -81,7 +82,7 @@ def test_doctor_runs_without_the_distro_library_and_says_so(tmp_path, monkeypatc
     """The OS name only words some fixes: a missing python3-distro is a note, not a failed doctor run."""
     import sys
 
-    from guestcheck.report import judge
+    from guestcheck.report import build_report
     from tests.fakemachine import FakeMachine
 
     monkeypatch.setitem(sys.modules, "distro", None)  # `import distro` raises ImportError
@@ -90,7 +91,7 @@ def test_doctor_runs_without_the_distro_library_and_says_so(tmp_path, monkeypatc
     facts = m.collect()
     assert (facts.host.os, facts.host.os_id) == ("", "")
     assert any("'distro' is missing (install python3-distro)" in str(p) for p in facts.problems)
-    assert judge(facts).status.label in ("ok", "warning", "critical", "unknown")
+    assert build_report(facts).status.label in ("ok", "warning", "critical", "unknown")
 
 
 def test_a_source_denied_even_to_root_does_not_ask_for_root():

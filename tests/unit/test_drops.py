@@ -16,7 +16,8 @@ from guestcheck.drivercounters import INTERFACE_COUNTERS, curated
 from guestcheck.facts import Facts, Host, Nic, NicCounters, NicIrq, NicSteering, Rings, Softirq, SoftnetCpu
 from guestcheck.findings import Severity, Status
 from guestcheck.render import prometheus
-from guestcheck.report import Report, judge
+from guestcheck.report import Report, build_report
+from tests.judged import with_recorded
 from tests.unit import driver_stats
 from tests.unit.test_prometheus import parse
 
@@ -45,7 +46,7 @@ def ena_nic(**kw) -> Nic:
 
 
 def found(f: Facts, finding_id: str):
-    return [x for x in drops.run(f) + rings.run(f) if x.id == finding_id]
+    return [x for x in drops.run(*with_recorded(f)) + rings.run(*with_recorded(f)) if x.id == finding_id]
 
 
 # --- AWS ENA allowances (amzn/amzn-drivers kernel/linux/ena/ena_ethtool.c ena_hw_stats_strings;
@@ -187,7 +188,7 @@ def test_tx_aborted_on_a_tunnel_names_the_counter_and_the_mtu_finding_not_a_full
     c = counters("vxa", None, after_iface={"tx_errors": 3, "tx_aborted_errors": 3})
     f = facts(nic, c)
     f.tunnels = [tunnel]
-    [found] = [x for x in drops.run(f) if x.id == "NIC-DROPS"]
+    [found] = [x for x in drops.run(*with_recorded(f)) if x.id == "NIC-DROPS"]
     assert "tx_aborted_errors +3" in found.summary and "TUNNEL-MTU on vxa" in found.summary
     assert found.evidence["transmit"].startswith("tx_aborted_errors: the send was aborted")
     assert "full transmit queue" not in found.evidence["transmit"]
@@ -200,7 +201,7 @@ def test_tx_dropped_on_a_tunnel_is_the_encapsulation_where_newer_kernels_count_i
     nic, tunnel = _vxlan()
     f = facts(nic, counters("vxa", None, after_iface={"tx_dropped": 1}, sampled=False))
     f.tunnels = [tunnel]
-    [found] = [x for x in drops.run(f) if x.id == "NIC-DROPS"]
+    [found] = [x for x in drops.run(*with_recorded(f)) if x.id == "NIC-DROPS"]
     assert found.severity is Severity.INFO and "TUNNEL-MTU on vxa" in found.summary
     assert found.evidence["transmit"].startswith("tx_dropped: the tunnel dropped packets it could not encapsulate")
 
@@ -208,17 +209,17 @@ def test_tx_dropped_on_a_tunnel_is_the_encapsulation_where_newer_kernels_count_i
 def test_each_transmit_counter_has_its_own_cause_on_a_plain_nic():
     nic = Nic(name="eth0", driver="virtio_net", link_type=1, kind="paravirtual")
     carrier = counters("eth0", None, after_iface={"tx_errors": 2, "tx_carrier_errors": 2})
-    [found] = [x for x in drops.run(facts(nic, carrier)) if x.id == "NIC-DROPS"]
+    [found] = [x for x in drops.run(*with_recorded(facts(nic, carrier))) if x.id == "NIC-DROPS"]
     assert found.evidence["transmit"] == "tx_carrier_errors: no carrier: the link or its peer was down"
     assert "see" not in found.evidence and "TUNNEL-MTU" not in found.summary
     dropped = counters("eth0", None, after_iface={"tx_dropped": 5})
-    [found] = [x for x in drops.run(facts(nic, dropped)) if x.id == "NIC-DROPS"]
+    [found] = [x for x in drops.run(*with_recorded(facts(nic, dropped))) if x.id == "NIC-DROPS"]
     assert "a full transmit queue or ring" in found.evidence["transmit"]
     bare = counters("eth0", None, after_iface={"tx_errors": 1})
-    [found] = [x for x in drops.run(facts(nic, bare)) if x.id == "NIC-DROPS"]
+    [found] = [x for x in drops.run(*with_recorded(facts(nic, bare))) if x.id == "NIC-DROPS"]
     assert found.evidence["transmit"].startswith("tx_errors: the driver could not send (no detail counter")
     nohandler = counters("eth0", None, after_iface={"rx_nohandler": 7})
-    [found] = [x for x in drops.run(facts(nic, nohandler)) if x.id == "NIC-DROPS"]
+    [found] = [x for x in drops.run(*with_recorded(facts(nic, nohandler))) if x.id == "NIC-DROPS"]
     assert "rx_nohandler +7" in found.summary and "inactive port" in found.evidence["nohandler"]
 
 
@@ -236,14 +237,15 @@ def test_ok_states_quiet_counters_and_a_full_ring_find_nothing():
     noisy = counters("eth0", driver_stats.ena(queues=2, pps_allowance_exceeded=1, queue_0_tx_queue_stop=1),
                      driver_stats.ena(queues=2, pps_allowance_exceeded=9, queue_0_tx_queue_stop=5),
                      iface={"rx_dropped": 1}, after_iface={"rx_dropped": 8, "tx_errors": 1})
-    raised = {f.id for f in drops.run(facts(nic, noisy)) + rings.run(facts(nic, noisy))}
+    raised = {f.id for f in drops.run(*with_recorded(facts(nic, noisy))) + rings.run(*with_recorded(facts(nic, noisy)))}
     assert raised == set(NEW_IDS) - {"RING-RX-SMALL"}  # ENA rx_dropped is its ring overflowing
     small = copy.deepcopy(nic)
-    assert {f.id for f in rings.run(facts(small, counters("eth0", driver_stats.ena(queues=2))))} == {"RING-RX-SMALL"}
+    small_facts = facts(small, counters("eth0", driver_stats.ena(queues=2)))
+    assert {f.id for f in rings.run(*with_recorded(small_facts))} == {"RING-RX-SMALL"}
     # after the fixes: a larger instance (counters at 0 on a fresh boot), the ring at its maximum
     nic.rings = Rings(rx_max=16384, rx=16384, tx_max=1024, tx=1024)
     quiet = counters("eth0", driver_stats.ena(queues=2))
-    report = judge(facts(nic, quiet))
+    report = build_report(facts(nic, quiet))
     assert not {f.id for f in report.findings} & set(NEW_IDS)
 
 

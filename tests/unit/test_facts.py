@@ -80,3 +80,37 @@ def test_facts_files_of_older_versions_still_read_the_same():
 def test_the_representation(text, written):
     assert text_to_json(text) == written
     assert text_from_json(written) == text
+
+
+# --- typed problems (issue 20): kind, source, text; facts/1 keeps the strings it always had ---
+
+from guestcheck.facts import Facts, Problem  # noqa: E402
+
+DENIED = "permission denied: /proc/1/environ (names the container manager; run as root)"
+
+
+@pytest.mark.parametrize("line", [DENIED, "permission denied: /sys/firmware/acpi/tables/DSDT",
+                                  "permission denied: /x (unclosed", "/sys/class/net is not readable",
+                                  "", "permission denied: "])
+def test_a_problem_string_reads_back_to_the_same_string(line):
+    assert str(Problem.parse(line)) == line
+
+
+def test_a_denied_problem_names_its_source_and_why():
+    p = Problem.parse(DENIED)
+    assert (p.kind, p.source, p.text) == ("denied", "/proc/1/environ", "names the container manager; run as root")
+    assert Problem.parse("could not read x").kind == "note"
+    assert str(Problem("failed", "nics", "nics: the collector failed: ValueError")) == \
+        "nics: the collector failed: ValueError"
+
+
+def test_problems_are_strings_in_facts1_and_typed_in_memory():
+    facts = Facts(problems=[Problem("denied", "/proc/1/environ", "names the container manager; run as root"),
+                            Problem("note", "host", "no os-release")])
+    doc = facts.to_dict()
+    assert doc["problems"] == [DENIED, "no os-release"]
+    again = facts_from_dict(json.loads(json.dumps(doc)))
+    assert again.problems == [Problem("denied", "/proc/1/environ", "names the container manager; run as root"),
+                              Problem("note", "", "no os-release")]  # the area is not in facts/1
+    with pytest.raises(FactsError):
+        facts_from_dict({**doc, "problems": [1]})

@@ -20,7 +20,8 @@ import pytest
 from guestcheck.checks.fastpath import cloud_of, ena_version
 from guestcheck.collect.ethtool import DrvInfo
 from guestcheck.facts import Evidence, Facts, Virt
-from guestcheck.report import fill_verdicts, judge
+from guestcheck.judge import judge
+from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
@@ -46,7 +47,7 @@ def pci_function(m: FakeMachine, address: str, pci_id: str, *, cls: str = "0x020
 
 def by_id(facts: Facts) -> dict:
     out: dict = {}
-    for f in judge(facts).findings:
+    for f in build_report(facts).findings:
         out.setdefault(f.id, []).append(f)
     return out
 
@@ -216,7 +217,7 @@ def test_gve_on_gce_is_not_flagged(tmp_path):
 def test_cloud_from_the_judged_verdict():
     assert cloud_of(Facts(virt=Virt(cloud="google"))) == "google"
     rows = [Evidence("dmi", "/sys/class/dmi/id/product_name", "Google Compute Engine")]
-    assert cloud_of(fill_verdicts(Facts(virt=Virt(evidence=rows)))) == "google"  # raw rows, judged first
+    assert cloud_of(judge(Facts(virt=Virt(evidence=rows)))) == "google"  # raw rows, judged first
     rows = [Evidence("dmi", "/sys/class/dmi/id/chassis_asset_tag", AZURE_TAG)]
-    assert cloud_of(fill_verdicts(Facts(virt=Virt(evidence=rows)))) == "microsoft"
+    assert cloud_of(judge(Facts(virt=Virt(evidence=rows)))) == "microsoft"
     assert cloud_of(Facts()) is None

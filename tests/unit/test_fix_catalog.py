@@ -43,7 +43,7 @@ from guestcheck.facts import (
 from guestcheck.findings import Finding
 from guestcheck.render.human import render
 from guestcheck.render.json import dumps
-from guestcheck.report import judge
+from guestcheck.report import build_report
 from tests.live.nsdoctor import commands
 from tests.live.test_fixes_live import NOT_BUILDABLE_HERE, SCENARIOS
 from tests.unit.test_checks_fixes import hostile_facts
@@ -142,7 +142,7 @@ CORPUS = list(corpus())
 
 def judged() -> Iterator[tuple[str, Finding]]:
     for label, facts in CORPUS:
-        for finding in judge(copy.deepcopy(facts)).findings:
+        for finding in build_report(copy.deepcopy(facts)).findings:
             yield label, finding
 
 
@@ -219,14 +219,14 @@ def test_a_failed_check_asks_for_a_report_in_its_hint(monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(virt, "run", broken)
-    (failed,) = [f for f in judge(base()).findings if f.id == "CHECK-FAILED"]
+    (failed,) = [f for f in build_report(base()).findings if f.id == "CHECK-FAILED"]
     assert (failed.fix, failed.fix_on) == ("", "") and "guestcheck facts --json" in failed.hint
 
 
 def test_the_hint_is_in_the_json_and_on_its_own_line_in_the_human_report():
     facts = base()
     _everything_else(facts)
-    report = judge(facts)
+    report = build_report(facts)
     (route,) = [f for f in json.loads(dumps(report.to_dict()))["findings"] if f["id"] == "PATH-NO-DEFAULT-ROUTE"]
     assert route["fix"] == "" and route["fix_on"] == "" and route["hint"].startswith("Add a default route")
     text = render(report)
@@ -250,5 +250,5 @@ def test_every_guest_fix_id_has_a_live_scenario_or_a_reason_it_cannot_have_one()
 def test_a_route_mtu_fix_without_a_device_is_advice_not_a_placeholder():
     facts = base()
     facts.path = Path(routes=[Route("ipv4", dev=None, gateway="10.0.0.1", mtu=9000, dev_mtu=1500)])
-    (f,) = [f for f in judge(facts).findings if f.id == "PATH-MTU-MISMATCH"]
+    (f,) = [f for f in build_report(facts).findings if f.id == "PATH-MTU-MISMATCH"]
     assert (f.fix, f.fix_on) == ("", "") and f.hint.startswith("ip route change default via 10.0.0.1 dev IFACE")

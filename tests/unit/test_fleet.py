@@ -15,12 +15,14 @@ from guestcheck.findings import Finding, Severity, Status
 from guestcheck.fleet import fact_document, write_ansible_fact
 from guestcheck.report import Report
 from guestcheck.roots import Roots
+from tests.judged import recorded
 
 
 def _report() -> Report:
     facts = Facts(collected_at="2026-11-26T12:00:00+00:00", nics=[Nic(name="eth0", kind="paravirtual")])
     return Report(facts, [Finding("NIC-EMULATED", Severity.CRITICAL, "ens3", "e1000"),
-                          Finding("VIRT-PLATFORM", Severity.OK, "machine", "kvm")], Status.CRITICAL)
+                          Finding("VIRT-PLATFORM", Severity.OK, "machine", "kvm")], Status.CRITICAL,
+                  judged=recorded(facts))
 
 
 def test_the_document_holds_status_findings_kinds_profile_and_time():

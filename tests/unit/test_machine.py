@@ -13,7 +13,7 @@ import pytest
 
 from guestcheck.collect import machine, softirq
 from guestcheck.facts import Facts, Problem, facts_from_dict
-from guestcheck.report import judge
+from guestcheck.report import build_report
 from tests.fakemachine import REPO, FakeMachine
 
 
@@ -43,7 +43,7 @@ def test_a_collector_that_raises_leaves_a_problem_naming_its_area_and_the_rest_i
     assert not facts.complete and facts.softirq is None
     assert [n.name for n in facts.nics] == ["ens3"] and facts.memory is not None  # the other areas are there
     assert facts.conntrack is not None and facts.sample_seconds == 0  # sampled ones after it too
-    report = judge(facts)
+    report = build_report(facts)
     assert report.findings  # judged as usual, with the area unknown
 
 

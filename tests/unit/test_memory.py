@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from guestcheck.checks.memory import fmt_bytes, memory_verdict, run
+from guestcheck.checks.memory import run
 from guestcheck.collect.memory import collect_memory, parse_beancounters, parse_key_numbers
 from guestcheck.facts import Facts, facts_from_dict
 from guestcheck.findings import Severity
+from guestcheck.judge.memory import fmt_bytes, memory_verdict
 from guestcheck.render.human import render
-from guestcheck.report import judge
+from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine, add_virtio_device, from_snapshot, load_snapshot, snapshot_names
+from tests.judged import with_recorded
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -36,7 +38,7 @@ def judged(m: FakeMachine, **facts_changes):
     facts = m.collect()
     for k, v in facts_changes.items():
         setattr(facts.virt, k, v)
-    findings = run(facts)
+    findings = run(*with_recorded(facts))
     return facts, memory_verdict(facts), {f.id: f for f in findings}
 
 
@@ -61,7 +63,7 @@ def test_each_capture_gets_its_verdict(name, tmp_path):
     assert verdict.guaranteed is SNAPSHOT_VERDICTS[name], verdict.reasons
     assert verdict.total_bytes == verdict.mem_total_bytes == mem_total
     assert facts.memory.overcommit_memory is None  # the captures hold the sysctl, not a /proc/sys tree
-    ids = {f.id for f in judge(facts).findings}
+    ids = {f.id for f in build_report(facts).findings}
     assert "MEM-GUARANTEED" in ids
     assert ("MEM-BALLOON" in ids) is (SNAPSHOT_VERDICTS[name] is False)
     assert "MEM-VIRTIO-MEM" not in ids  # cloud-microvm registers virtio_mem but has no such device
@@ -79,7 +81,7 @@ def test_microvm_capture_reads_inflation_from_meminfo_balloon(tmp_path):
     balloon = next(b for b in facts.memory.balloons if b.kind == "virtio-balloon")
     assert (balloon.device, balloon.bound, balloon.inflated_bytes) == ("virtio0", True, 0)
     assert balloon.inflated_source.endswith("/meminfo Balloon")
-    finding = next(f for f in run(facts) if f.id == "MEM-BALLOON")
+    finding = next(f for f in run(*with_recorded(facts)) if f.id == "MEM-BALLOON")
     assert finding.severity is Severity.INFO and "0 B inflated now" in finding.summary
 
 
@@ -336,7 +338,7 @@ def test_swap_firmware_ram_and_the_verdict_line(machine):
     assert verdict.installed_bytes == facts.memory.firmware_bytes
     summary = found["MEM-GUARANTEED"].summary
     assert summary == "memory guaranteed (230 MiB usable of 256 MiB installed, swap 512 MiB)"
-    report = judge(facts)
+    report = build_report(facts)
     assert "memory: 230 MiB of 256 MiB + 512 MiB swap, guaranteed" in render(report, verbose=True)
 
 
@@ -348,7 +350,7 @@ def test_empty_machine_degrades_to_unknown(tmp_path):
     verdict = memory_verdict(facts)
     assert verdict.guaranteed is None and verdict.reasons == ["MemTotal could not be read"]
     assert memory_verdict(Facts()).reasons == ["memory facts were not collected"]
-    assert {f.id for f in run(Facts())} == {"CPU-STEAL"}
+    assert {f.id for f in run(*with_recorded(Facts()))} == {"CPU-STEAL"}
 
 
 def test_memory_facts_round_trip_and_judge_the_same(machine):
@@ -358,7 +360,7 @@ def test_memory_facts_round_trip_and_judge_the_same(machine):
     facts = machine.collect()
     again = facts_from_dict(facts.to_dict())
     assert again.memory == facts.memory and again.cpu_steal == facts.cpu_steal
-    assert [f.to_dict() for f in run(again)] == [f.to_dict() for f in run(facts)]
+    assert [f.to_dict() for f in run(*with_recorded(again))] == [f.to_dict() for f in run(*with_recorded(facts))]
 
 
 def test_helpers():

@@ -12,6 +12,7 @@ from guestcheck.collect.steal import measure_steal, parse_proc_stat, tick_delta
 from guestcheck.facts import CpuSteal, Facts
 from guestcheck.findings import Severity
 from tests.fakemachine import FakeMachine
+from tests.judged import with_recorded
 
 U64 = 1 << 64
 
@@ -33,7 +34,7 @@ def sample(before: str | None, after: str | None, seconds: float = 1.0) -> Count
 
 def steal_finding(s: CpuSteal):
     facts = Facts(cpu_steal=s)
-    return next(f for f in run(facts) if f.id == "CPU-STEAL")
+    return next(f for f in run(*with_recorded(facts)) if f.id == "CPU-STEAL")
 
 
 def test_parse_keeps_eight_fields_and_pads_old_kernels():

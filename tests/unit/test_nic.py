@@ -9,7 +9,7 @@ import pytest
 
 from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, catalog
 from guestcheck.facts import Channels, Feature
-from guestcheck.report import judge
+from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 E1000 = dict(driver="e1000", pci_id="8086:100e", pci_subsystem_id="1af4:1100")
@@ -18,7 +18,7 @@ LINK_STATES = [("down", 0x1002, 0), ("lowerlayerdown", 0x1003, 0), ("dormant", 0
 
 
 def _findings(m: FakeMachine, subject: str) -> dict:
-    return {f.id: f for f in judge(m.collect()).findings if f.subject == subject}
+    return {f.id: f for f in build_report(m.collect()).findings if f.subject == subject}
 
 
 @pytest.mark.parametrize("operstate,flags,carrier", LINK_STATES, ids=[s[0] for s in LINK_STATES])
@@ -26,7 +26,7 @@ def test_an_emulated_nic_is_critical_whatever_its_link_state(tmp_path, operstate
     m = FakeMachine(tmp_path)
     m.set_dmi(sys_vendor="QEMU", product_name="Standard PC (i440FX + PIIX, 1996)")
     m.add_nic("ens2", operstate=operstate, flags=flags, carrier=carrier, **E1000)
-    report = judge(m.collect())
+    report = build_report(m.collect())
     emulated = [f for f in report.findings if f.id == "NIC-EMULATED"]
     assert [f.subject for f in emulated] == ["ens2"]
     assert emulated[0].evidence["operstate"] == operstate
@@ -64,7 +64,7 @@ def test_guest_side_queue_advice_waits_for_traffic(tmp_path):
 def test_no_interface_up_is_still_reported_next_to_the_emulated_nic(tmp_path):
     m = FakeMachine(tmp_path)
     m.add_nic("ens2", operstate="down", flags=0x1002, carrier=0, **E1000)
-    ids = {f.id for f in judge(m.collect()).findings}
+    ids = {f.id for f in build_report(m.collect()).findings}
     assert {"NIC-EMULATED", "NIC-NONE"} <= ids
 
 
@@ -87,7 +87,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from guestcheck.facts import Facts, Nic, Virt, facts_from_dict  # noqa: E402
-from guestcheck.report import fill_verdicts  # noqa: E402
+from guestcheck.judge import judge, judged_facts  # noqa: E402
 
 OLD_FACTS = Path(__file__).resolve().parent.parent / "data/facts-0.1.0-1096a5b.json"  # saved by main at 1096a5b
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -104,14 +104,15 @@ def test_the_collector_records_raw_answers_and_no_verdict(tmp_path):
     assert (ens2.kind, ens2.kind_reason, br0.software_type) == ("unknown", "", None)  # not judged yet
     assert (ens2.has_device, ens2.has_physfn, ens2.master) == (True, False, "br0")
     assert (br0.has_device, br0.markers, br0.lowers) == (False, ["bridge"], ["ens2"])
-    fill_verdicts(facts)
-    assert (ens2.kind, br0.kind, br0.software_type) == ("emulated", "software", "bridge")
+    judged = judge(facts)
+    assert (judged.kind(ens2), judged.kind(br0), judged.software_type(br0)) == ("emulated", "software", "bridge")
+    assert (ens2.kind, br0.software_type) == ("unknown", None)  # judging never changes the facts
 
 
 def test_kinds_follow_the_raw_answers_not_what_a_file_says():
     nic = Nic(name="eth0", kind="physical", kind_reason="stale", driver="virtio_net", bus="virtio",
               has_device=True, has_physfn=False, devtype="", markers=[])
-    facts = fill_verdicts(Facts(virt=Virt(hypervisor="kvm"), nics=[nic]))
+    facts = judged_facts(Facts(virt=Virt(hypervisor="kvm"), nics=[nic]))
     assert (facts.nics[0].kind, facts.nics[0].kind_reason) == ("paravirtual", "driver virtio_net: virtio-net")
 
 
@@ -119,9 +120,9 @@ def test_older_facts_without_raw_markers_keep_their_observations():
     vf = Nic(name="eth1", kind="sriov-vf", kind_reason="sysfs device/physfn: a virtual function of a local "
              "physical NIC", driver="bnxt_en", bus="pci", pci_id="14e4:16d7")
     veth = Nic(name="veth0", kind="software", software_type="veth", driver="veth", driver_ethtool="veth")
-    fill_verdicts(Facts(nics=[vf, veth]))
-    assert vf.kind == "sriov-vf"
-    assert (veth.kind, veth.software_type) == ("software", "veth")
+    judged = judge(Facts(nics=[vf, veth]))
+    assert judged.kind(vf) == "sriov-vf"
+    assert (judged.kind(veth), judged.software_type(veth)) == ("software", "veth")
 
 
 def test_a_facts_file_from_the_previous_release_is_judged_by_todays_tables():
@@ -129,8 +130,8 @@ def test_a_facts_file_from_the_previous_release_is_judged_by_todays_tables():
     assert data["guestcheck_version"] == "0.1.0" and "has_device" not in data["nics"][0]
     for nic in data["nics"]:  # as if the old tables had said something else
         nic["kind"], nic["kind_reason"] = "physical", "an old verdict"
-    report = judge(facts_from_dict(data))
-    kinds = {n.name: (n.kind, n.software_type) for n in report.facts.nics}
+    report = build_report(facts_from_dict(data))
+    kinds = {n.name: (report.verdicts.kind(n), report.verdicts.software_type(n)) for n in report.facts.nics}
     assert kinds == {"gco0": ("software", "veth"), "gcobr0": ("software", "bridge"),
                      "gcomv0": ("software", "macvlan"), "lo": ("software", "loopback")}
     assert "CHECK-FAILED" not in {f.id for f in report.findings}

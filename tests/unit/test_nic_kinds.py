@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from guestcheck.facts import Channels, Feature
-from guestcheck.report import fill_verdicts, judge
+from guestcheck.judge import judged_facts
+from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 CASES = [
@@ -51,7 +52,7 @@ def test_driver_kind(tmp_path, label, kwargs, in_vm, kind):
     else:
         m.set_cpus(1, hypervisor_flag=False)
     m.add_nic("eth0", **kwargs)
-    nic = fill_verdicts(m.collect()).nic("eth0")
+    nic = judged_facts(m.collect()).nic("eth0")
     assert nic.kind == kind, nic.kind_reason
     assert nic.kind_reason
 
@@ -73,21 +74,21 @@ SOFTWARE = [
 def test_software_interfaces(tmp_path, name, kwargs, software_type):
     m = FakeMachine(tmp_path)
     m.add_nic(name, bus=None, **kwargs)
-    nic = fill_verdicts(m.collect()).nic(name)
+    nic = judged_facts(m.collect()).nic(name)
     assert (nic.kind, nic.software_type, nic.bus) == ("software", software_type, "none")
 
 
 def test_virtio_takes_pci_ids_from_its_parent_function(tmp_path):
     m = FakeMachine(tmp_path)
     m.add_nic("ens3", driver="virtio_net", bus="virtio", virtio_parent_pci="1af4:1041")
-    nic = fill_verdicts(m.collect()).nic("ens3")
+    nic = judged_facts(m.collect()).nic("ens3")
     assert (nic.bus, nic.pci_id, nic.kind) == ("virtio", "1af4:1041", "paravirtual")
 
 
 def test_ethtool_driver_is_used_when_sysfs_has_none(tmp_path):
     m = FakeMachine(tmp_path)
     m.add_nic("eth0", bus=None, drvinfo_driver="veth")
-    nic = fill_verdicts(m.collect()).nic("eth0")
+    nic = judged_facts(m.collect()).nic("eth0")
     assert (nic.driver_sysfs, nic.driver_ethtool, nic.driver) == (None, "veth", "veth")
 
 
@@ -97,7 +98,7 @@ FULL_OFFLOADS = {n: Feature(True, False) for n in (
 
 
 def _ids(m: FakeMachine, subject: str) -> set[str]:
-    return {f.id for f in judge(m.collect()).findings if f.subject == subject}
+    return {f.id for f in build_report(m.collect()).findings if f.subject == subject}
 
 
 def test_offload_off_and_changeable_gives_the_ethtool_command(tmp_path):
@@ -106,7 +107,7 @@ def test_offload_off_and_changeable_gives_the_ethtool_command(tmp_path):
                                       "tx-tcp6-segmentation": Feature(False, False),
                                       "rx-gro": Feature(False, False)})
     m.add_nic("eth0", driver="virtio_net", bus="virtio", features=features)
-    report = judge(m.collect())
+    report = build_report(m.collect())
     fixes = {f.id: f.fix for f in report.findings if f.subject == "eth0"}
     assert fixes["OFFLOAD-TSO-OFF"] == "ethtool -K eth0 tso on"
     assert fixes["OFFLOAD-GRO-OFF"] == "ethtool -K eth0 gro on"
@@ -140,7 +141,7 @@ def test_queue_checks(tmp_path, vcpus, combined, maximum, expected):
     m.set_cpus(vcpus)
     m.add_nic("eth0", driver="virtio_net", bus="virtio", features=FULL_OFFLOADS,
               channels=Channels(max_combined=maximum, combined=combined), queues=combined)
-    report = judge(m.collect())
+    report = build_report(m.collect())
     queue = [f for f in report.findings if f.id.startswith("QUEUES")]
     assert [f.id for f in queue] == ([expected] if expected else [])
     if expected == "QUEUES-FEWER-THAN-VCPUS":

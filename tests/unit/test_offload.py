@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from guestcheck.checks.offload import FINDINGS, OFFLOADS, check_nic
+from guestcheck.checks.offload import FINDINGS, check_nic
 from guestcheck.facts import Facts, Feature, Nic
-from guestcheck.report import judge
+from guestcheck.judge.offload import OFFLOADS
+from guestcheck.report import build_report
 
 ON = Feature(True, False, True, True, False)
 OFF_BY_REQUEST = Feature(False, False, False, True, False)
@@ -129,7 +130,7 @@ def test_older_facts_without_the_requested_word_still_get_a_command():
 
 def test_judge_gives_every_guest_fix_its_fix_on():
     n = nic(rx_gro=OFF_BY_REQUEST)
-    report = judge(Facts(nics=[n]))
+    report = build_report(Facts(nics=[n]))
     (gro,) = [f for f in report.findings if f.id == "OFFLOAD-GRO-OFF"]
     assert gro.fix_on == "guest"
     assert gro.to_dict()["fix_on"] == "guest"

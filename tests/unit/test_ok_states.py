@@ -28,7 +28,7 @@ from guestcheck.facts import (
     SoftnetCpu,
     Virt,
 )
-from guestcheck.report import judge
+from guestcheck.report import build_report
 
 ON = Feature(True, False, True, True, False)
 OFF = Feature(False, False, False, True, False)
@@ -78,7 +78,7 @@ def both(*steps: Callable[[Facts], None]) -> Callable[[Facts], None]:
 
 
 def firecracker(f: Facts) -> None:
-    """The evidence, not the verdict: judge() decides the platform from it, as for a saved facts file."""
+    """The evidence, not the verdict: build_report() decides the platform from it, as for a saved facts file."""
     f.virt.evidence.append(Evidence("acpi", "/sys/firmware/acpi/tables/DSDT OEM ID", "FIRECK"))
 
 
@@ -135,7 +135,7 @@ def test_every_finding_has_a_case():
 
 
 def test_the_healthy_machine_raises_none_of_them():
-    assert not IDS & {f.id for f in judge(base()).findings}
+    assert not IDS & {f.id for f in build_report(base()).findings}
 
 
 @pytest.mark.parametrize("finding_id", sorted(CASES))
@@ -143,10 +143,10 @@ def test_the_fix_clears_the_finding(finding_id):
     make, fix = CASES[finding_id]
     bad = base()
     make(bad)
-    assert finding_id in {f.id for f in judge(bad).findings}
+    assert finding_id in {f.id for f in build_report(bad).findings}
     good = copy.deepcopy(bad)
     fix(good)
-    assert finding_id not in {f.id for f in judge(good).findings}
+    assert finding_id not in {f.id for f in build_report(good).findings}
 
 
 def test_doctor_v_shows_an_ok_line_for_conntrack_offloads_and_rings():
@@ -157,7 +157,7 @@ def test_doctor_v_shows_an_ok_line_for_conntrack_offloads_and_rings():
     f = base()
     eth0(f).rings = Rings(rx_max=1024, tx_max=1024, rx=1024, tx=1024)
     f.conntrack = Conntrack(loaded=True, count=12, max=65536, since_boot={"drop": 0}, in_sample={"drop": 0})
-    report = judge(f)
+    report = build_report(f)
     ok = {(x.id, x.subject): x.summary for x in report.findings if x.severity == 0}
     assert ok[("CONNTRACK-OK", "conntrack")] == "conntrack table 0% full (12 of 65536 entries), no drops"
     assert ok[("OFFLOAD-ON", "eth0")] == "offloads on: TSO, GSO, GRO, RX checksum, TX checksum, scatter-gather"

@@ -10,8 +10,9 @@ from guestcheck.checks.path import FINDINGS
 from guestcheck.collect.path import collect_path, parse_ipv4_routes, parse_ipv6_routes
 from guestcheck.facts import Facts, Route
 from guestcheck.facts import Path as PathFacts
-from guestcheck.report import fill_verdicts
+from guestcheck.judge import judged_facts
 from tests.fakemachine import FakeMachine
+from tests.judged import with_recorded
 
 # Captured in a network namespace: 10.0.2.15/24 on gcxa, `default via 10.0.2.2 dev gcxa mtu 1400`
 # (the route's mtu is not in /proc/net/route: its "MTU" column is advmss + 40).
@@ -148,7 +149,7 @@ def test_collect_facts_fills_path(tmp_path: Path) -> None:
     facts = m.collect()
     assert facts.path is not None and facts.path.routes[0].gateway == "10.0.2.2"
     assert facts.path.routes[0].gateway_mac == "52:55:0a:00:02:02" and facts.path.nameservers == ["10.0.2.3"]
-    assert "PATH-NAT-SLIRP" in ids(fill_verdicts(facts))  # the platform (QEMU) is the judging step's verdict
+    assert "PATH-NAT-SLIRP" in ids(judged_facts(facts))  # the platform (QEMU) is the judging step's verdict
 
 
 def test_resolved_stub_gives_its_upstream_servers_and_incomplete_neighbours_no_mac(tmp_path: Path) -> None:
@@ -165,7 +166,7 @@ def test_resolved_stub_gives_its_upstream_servers_and_incomplete_neighbours_no_m
 
 def ids(facts: Facts) -> list[str]:
     """The ids of what is worth saying (the ok route finding is the evidence channel, tested on its own)."""
-    return [f.id for f in check.run(facts) if f.severity.label != "ok"]
+    return [f.id for f in check.run(*with_recorded(facts)) if f.severity.label != "ok"]
 
 
 def facts_with(*routes: Route, hypervisor: Optional[str] = "kvm", nameservers: tuple[str, ...] = (),
@@ -180,7 +181,7 @@ def slirp_route(mac: Optional[str] = "52:55:0a:00:02:02", networks=("10.0.2.0/24
 
 
 def test_slirp_recognised_by_numbers_and_behaviour() -> None:
-    (f,) = [f for f in check.run(facts_with(slirp_route())) if f.severity.label != "ok"]
+    (f,) = [f for f in check.run(*with_recorded(facts_with(slirp_route()))) if f.severity.label != "ok"]
     assert f.id == "PATH-NAT-SLIRP" and f.severity.label == "warning" and "slirp" in f.summary
     assert "-netdev tap" in f.fix and "SR-IOV" in f.fix
     assert FINDINGS["PATH-NAT-SLIRP"].fix_on == FINDINGS["PATH-NAT-LIBVIRT"].fix_on == "host"
@@ -189,7 +190,7 @@ def test_slirp_recognised_by_numbers_and_behaviour() -> None:
     assert ids(facts_with(slirp_route(networks=()))) == ["PATH-NAT-SLIRP"]  # by the source address
     # before the gateway was reached, DHCP's resolver is slirp's
     assert ids(facts_with(slirp_route(mac=None), nameservers=("10.0.2.3",))) == ["PATH-NAT-SLIRP"]
-    vbox = check.run(facts_with(slirp_route("52:54:00:12:35:02"), hypervisor="virtualbox"))[0]
+    vbox = check.run(*with_recorded(facts_with(slirp_route("52:54:00:12:35:02"), hypervisor="virtualbox")))[0]
     assert "VirtualBox NAT" in vbox.summary and "bridged" in vbox.fix
     # rootless containers: slirp4netns uses slirp's numbers, whatever runs the machine
     assert ids(facts_with(slirp_route(), hypervisor="firecracker", container="podman")) == ["PATH-NAT-SLIRP"]
@@ -201,7 +202,7 @@ def test_slirp_recognised_by_numbers_and_behaviour() -> None:
 def test_slirp_numbers_alone_are_only_a_hint() -> None:
     """10.0.2.15/24 on a plain bridge of a Firecracker VM, the gateway an ordinary bridge: no NAT finding."""
     bridge = slirp_route(mac="ae:13:4f:00:00:01")
-    (ok,) = check.run(facts_with(bridge, hypervisor="firecracker"))
+    (ok,) = check.run(*with_recorded(facts_with(bridge, hypervisor="firecracker")))
     assert (ok.id, ok.severity.label) == ("PATH-DEFAULT-ROUTE", "ok")
     assert ok.summary == "ipv4 default route via 10.0.2.2 on ens3: not slirp (numbers alone are only a hint)"
     assert ok.evidence["nat_ruled_out"]["slirp"] == {
@@ -217,7 +218,7 @@ def test_slirp_numbers_alone_are_only_a_hint() -> None:
 
 def test_libvirt_default_network() -> None:
     route = Route("ipv4", "enp1s0", "192.168.122.1", networks=["192.168.122.0/24"], gateway_mac="52:54:00:8c:1a:2b")
-    (f,) = [f for f in check.run(facts_with(route)) if f.severity.label != "ok"]
+    (f,) = [f for f in check.run(*with_recorded(facts_with(route))) if f.severity.label != "ok"]
     assert (f.id, f.severity.label) == ("PATH-NAT-LIBVIRT", "info")
     assert ids(facts_with(Route("ipv4", "eth0", "192.168.1.1", networks=["192.168.1.0/24"]))) == []
     other_router = Route("ipv4", "enp1s0", "192.168.122.1", networks=["192.168.122.0/24"],
@@ -227,7 +228,7 @@ def test_libvirt_default_network() -> None:
 
 def test_route_mtu_against_interface_mtu() -> None:
     def mismatches(route: Route) -> list:
-        return [f for f in check.run(facts_with(route)) if f.id == "PATH-MTU-MISMATCH"]
+        return [f for f in check.run(*with_recorded(facts_with(route))) if f.id == "PATH-MTU-MISMATCH"]
 
     high = mismatches(Route("ipv4", "eth0", "192.168.1.1", mtu=9000, dev_mtu=1500))
     assert [f.severity.label for f in high] == ["warning"]
@@ -243,7 +244,7 @@ def test_route_mtu_against_interface_mtu() -> None:
 
 
 def test_old_facts_without_path_judge_to_nothing() -> None:
-    assert check.run(Facts()) == []
+    assert check.run(*with_recorded(Facts())) == []
 
 
 def test_route_mtu_capped_at_ip_max_mtu_is_no_mismatch() -> None:
@@ -283,7 +284,7 @@ def test_a_neighbour_table_that_cannot_be_read_is_a_note(tmp_path: Path) -> None
 def test_a_failed_gateway_is_reported_for_either_family_instead_of_an_ok_route() -> None:
     for family, gateway, six in (("ipv4", "192.0.2.1", ""), ("ipv6", "fd00::1", "-6 ")):
         route = Route(family, "eth0", gateway, gateway_state="failed")
-        (f,) = check.run(facts_with(route))
+        (f,) = check.run(*with_recorded(facts_with(route)))
         assert (f.id, f.severity.label, f.subject, f.fix, f.fix_on) == (
             "PATH-GATEWAY-UNREACHABLE", "warning", "eth0", "", "")
         assert f.summary.startswith(f"{family} default gateway {gateway} on eth0 does not answer (neighbour FAILED)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from guestcheck.checks import queues
 from guestcheck.facts import Channels, Facts, Feature, Host, Nic, NicSteering, Path, Route, Softirq, Virt
 from guestcheck.judge.virt import FIRECRACKER_CAVEAT
+from tests.judged import with_recorded
 
 GRO_ON = {"rx-gro": Feature(True, False, True, True, False)}
 
@@ -21,7 +22,7 @@ def virtio(name="eth0") -> Nic:
 
 
 def by_id(f: Facts) -> dict:
-    return {x.id: x for x in queues.run(f)}
+    return {x.id: x for x in queues.run(*with_recorded(f))}
 
 
 def test_firecracker_fix_is_tune_rps_and_the_plain_write_is_a_hint():

@@ -68,3 +68,18 @@ def test_otherwise_the_report_ends_with_explain_for_the_worst_finding():
     ok = Finding("NIC-PARAVIRTUAL", Severity.OK, "eth0", "virtio")
     info = Finding("RING-RX-SMALL", Severity.INFO, "eth0", "small", fix="ethtool -G eth0 rx 1024", fix_on="guest")
     assert "next:" not in render(report(ok, info), verbose=True)  # nothing needs attention: no next command
+
+
+def test_problems_are_shown_by_their_kind():
+    """Denied sources are gathered in one note, by their source; other problems each get their own line."""
+    from guestcheck.facts import Problem
+
+    facts = Facts(host=Host(vcpus=2, kernel="6.1"), problems=[
+        Problem("denied", "/proc/1/environ", "names the container manager; run as root"),
+        Problem("note", "nics", "/sys/class/net is not readable: is sysfs mounted?"),
+        Problem("denied", "/sys/firmware/acpi/tables/DSDT", "tells Firecracker from other KVM hosts; run as root")])
+    text = render(Report(facts, [], Status.UNKNOWN))
+    assert ("note: not run as root, could not read /proc/1/environ, /sys/firmware/acpi/tables/DSDT (run as root "
+            "for a full report)") in text
+    assert "note: /sys/class/net is not readable: is sysfs mounted?" in text
+    assert "permission denied" not in text

@@ -15,8 +15,9 @@ from guestcheck.collect import virt as virt_collector
 from guestcheck.collect.fs import Read
 from guestcheck.facts import Facts
 from guestcheck.findings import Status
+from guestcheck.judge import judged_facts
 from guestcheck.render import human
-from guestcheck.report import fill_verdicts, judge
+from guestcheck.report import build_report
 from tests.fakemachine import REPO, FakeMachine, from_snapshot
 
 
@@ -34,7 +35,7 @@ def _firecracker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, own_pid_ns:
         return Read(None, "denied") if path == str(environ) else real_read(path)
 
     monkeypatch.setattr(virt_collector, "read", read)
-    return fill_verdicts(m.collect())
+    return judged_facts(m.collect())
 
 
 def _doctor(facts: Facts, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -70,7 +71,7 @@ def test_pid1_environ_denied_in_a_namespace_is_unknown_and_says_why(tmp_path, mo
 
 def test_the_reason_is_shown_only_when_the_status_is_unknown(tmp_path, monkeypatch):
     facts = _firecracker(tmp_path, monkeypatch, own_pid_ns=True)
-    report = judge(facts)  # QUEUES-SINGLE-VIRTIO warns: the warning is the status, the reason stays off the line
+    report = build_report(facts)  # QUEUES-SINGLE-VIRTIO warns: the warning is the status, the reason stays off the line
     assert report.status is Status.WARNING and report.incomplete
     assert human.render(report).splitlines()[0] == "guestcheck doctor: WARNING"
 
@@ -82,7 +83,7 @@ def test_an_area_not_read_and_a_failed_check_are_reasons_too(tmp_path, monkeypat
     from guestcheck.checks import nic
 
     monkeypatch.setattr(nic, "run", lambda facts: 1 / 0)
-    report = judge(facts)
+    report = build_report(facts)
     assert report.status is Status.UNKNOWN
     assert report.incomplete == ["some facts could not be read (see the notes)", "check failed: nic"]
     assert human.render(report).splitlines()[0] == (

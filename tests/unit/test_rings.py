@@ -6,6 +6,7 @@ from guestcheck.checks import rings
 from guestcheck.collect.nic_counters import NicReading, nic_counters
 from guestcheck.facts import Facts, Nic, Rings
 from guestcheck.findings import Severity
+from tests.judged import with_recorded
 
 IFACE = dict.fromkeys(("rx_dropped", "rx_missed_errors", "rx_fifo_errors", "rx_over_errors", "tx_dropped",
                        "tx_errors"), 0)
@@ -14,7 +15,7 @@ IFACE = dict.fromkeys(("rx_dropped", "rx_missed_errors", "rx_fifo_errors", "rx_o
 def run(nic: Nic, before: dict, after: dict, sampled: bool = True):
     a = NicReading(2.0, IFACE | after, {})
     c = nic_counters(nic.name, NicReading(0.0, IFACE | before, {}) if sampled else a, a)
-    return rings.run(Facts(nics=[nic], nic_counters=[c]))
+    return rings.run(*with_recorded(Facts(nics=[nic], nic_counters=[c])))
 
 
 def e1000(rx: int, name: str = "ens3") -> Nic:

@@ -10,7 +10,8 @@ import sys
 
 from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.facts import Channels, Feature, facts_from_dict
-from guestcheck.report import fill_verdicts, judge
+from guestcheck.judge import judged_facts
+from guestcheck.report import build_report
 from tests.fakemachine import REPO, FakeMachine
 
 
@@ -36,7 +37,7 @@ def test_hundreds_of_interfaces(tmp_path):
     for i in range(300):
         m.add_nic(f"veth{i}", bus=None, drvinfo_driver="veth", ifindex=i + 2,
                   features={"tx-generic-segmentation": Feature(i % 2 == 0, False)}, channels=Channels(max_rx=2, rx=1))
-    report = judge(m.collect())
+    report = build_report(m.collect())
     assert len(report.facts.nics) == 300
     assert sum(f.id == "OFFLOAD-GSO-OFF" for f in report.findings) == 150
 
@@ -45,7 +46,7 @@ def test_odd_interface_names(tmp_path):
     m = FakeMachine(tmp_path)
     for i, name in enumerate(["eth0.100", "br-3f:1", "wg\u00e9", "a b", "x" * 15, "-dash"]):
         m.add_nic(name, bus=None, drvinfo_driver="veth", ifindex=i + 2)
-    facts = fill_verdicts(m.collect())
+    facts = judged_facts(m.collect())
     assert sorted(n.name for n in facts.nics) == sorted(["eth0.100", "br-3f:1", "wg\u00e9", "a b", "x" * 15, "-dash"])
     assert all(n.kind == "software" for n in facts.nics)
 
@@ -58,13 +59,13 @@ def test_missing_sysfs_files_give_unknown_values(tmp_path):
     assert nic.mtu is None and nic.speed_mbps is None and nic.operstate is None
     # no ROOT/ethtool/eth0.json beside the fake sysfs: the ioctl answers were not captured (never asked live)
     assert nic.unknown == {k: "not-captured" for k in ("drvinfo", "features", "channels", "rings", "driver_stats")}
-    judge(facts)
+    build_report(facts)
 
 
 def test_no_sysfs_at_all_is_unknown_not_a_crash(tmp_path):
     m = FakeMachine(tmp_path)
     shutil.rmtree(tmp_path / "sys")
-    report = judge(m.collect())
+    report = build_report(m.collect())
     assert report.status.label == "unknown"
     assert report.facts.problems and "sysfs" in str(report.facts.problems[0])
     assert report.facts.host.vcpus >= 1
@@ -77,7 +78,7 @@ def test_facts_survive_json_round_trip(tmp_path):
     facts = m.collect()
     again = facts_from_dict(json.loads(json.dumps(facts.to_dict())))
     assert again == facts
-    assert [f.to_dict() for f in judge(again).findings] == [f.to_dict() for f in judge(facts).findings]
+    assert [f.to_dict() for f in build_report(again).findings] == [f.to_dict() for f in build_report(facts).findings]
 
 
 def test_cli_on_a_fake_root_prints_json_and_no_traceback(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from guestcheck.findings import Finding, Severity
-from guestcheck.report import judge
+from guestcheck.report import build_report
 from guestcheck.selftest import errors
 from guestcheck.selftest.iperf3 import RunResult
 from guestcheck.selftest.verdict import BELOW_AT, NEAR_AT, cause_for, classify_ratio, judge_runs, likely_causes
@@ -105,7 +105,7 @@ def test_findings_about_other_nics_and_ok_findings_are_left_out():
 
 def test_an_emulated_nic_capture_explains_a_slow_result(tmp_path):
     facts = from_snapshot("qemu-e1000", tmp_path).collect()
-    causes, _ = likely_causes(judge(facts).findings, "ens3", [n.name for n in facts.nics])
+    causes, _ = likely_causes(build_report(facts).findings, "ens3", [n.name for n in facts.nics])
     by_cause = {c.cause: c for c in causes}
     assert by_cause["emulated NIC"].finding == "NIC-EMULATED"
     assert "-device virtio-net-pci" in by_cause["emulated NIC"].fix
@@ -114,7 +114,7 @@ def test_an_emulated_nic_capture_explains_a_slow_result(tmp_path):
 
 def test_a_single_queue_slirp_capture_explains_a_slow_result(tmp_path):
     facts = from_snapshot("qemu-virtio", tmp_path).collect()
-    causes, _ = likely_causes(judge(facts).findings, "ens3", [n.name for n in facts.nics])
+    causes, _ = likely_causes(build_report(facts).findings, "ens3", [n.name for n in facts.nics])
     ids = {c.finding for c in causes}
     assert {"QUEUES-SINGLE-VIRTIO", "OFFLOAD-BACKEND-NONE"} <= ids
     assert "NIC-EMULATED" not in ids

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from guestcheck.report import fill_verdicts, judge
+from guestcheck.judge import judged_facts
+from guestcheck.report import build_report
 from tests.fakemachine import REQUIRE_SNAPSHOTS, from_snapshot, load_snapshot, snapshot_names
 
 pytestmark = pytest.mark.skipif(not snapshot_names(), reason="reference snapshots not found")
@@ -38,7 +39,7 @@ def test_snapshot_is_classified(name, tmp_path):
     assert name in EXPECTED, f"new capture {name}: add its expectation"
     hv, nic_name, driver, kind, bus, present, absent = EXPECTED[name]
     machine = from_snapshot(name, tmp_path)
-    facts = fill_verdicts(machine.collect())
+    facts = judged_facts(machine.collect())
     nic = facts.nic(nic_name)
     assert nic is not None
     assert (nic.driver, nic.driver_sysfs, nic.driver_ethtool) == (driver, driver, driver)
@@ -50,7 +51,7 @@ def test_snapshot_is_classified(name, tmp_path):
     assert facts.virt.container is None
     lo = facts.nic("lo")
     assert lo is not None and lo.kind == "software"
-    report = judge(facts)
+    report = build_report(facts)
     ids = {f.id for f in report.findings if f.subject == nic_name}
     assert present <= ids, ids
     assert not (absent & ids), ids
@@ -58,7 +59,7 @@ def test_snapshot_is_classified(name, tmp_path):
 
 def test_e1000_capture_is_critical_with_the_exact_fix(tmp_path):
     machine = from_snapshot("qemu-e1000", tmp_path)
-    report = judge(machine.collect())
+    report = build_report(machine.collect())
     assert report.status.value == 2
     emulated = next(f for f in report.findings if f.id == "NIC-EMULATED")
     assert "<model type='virtio'/>" in emulated.fix
@@ -70,7 +71,7 @@ def test_e1000_capture_is_critical_with_the_exact_fix(tmp_path):
 
 def test_virtio_on_user_networking_blames_the_host_backend(tmp_path):
     machine = from_snapshot("qemu-virtio", tmp_path)
-    report = judge(machine.collect())
+    report = build_report(machine.collect())
     backend = next(f for f in report.findings if f.id == "OFFLOAD-BACKEND-NONE")
     assert "TSO" in backend.summary and "TX checksum" in backend.summary
     assert "vnet_hdr=on" in backend.fix

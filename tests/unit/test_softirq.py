@@ -15,6 +15,7 @@ from guestcheck.cpus import cpu_bitmap, first_cpus_mask
 from guestcheck.facts import Facts, Host, Nic, NicIrq, NicSteering, Softirq, SoftnetCpu, facts_from_dict
 from guestcheck.roots import Roots
 from tests.fakemachine import FakeMachine, load_snapshot
+from tests.judged import with_recorded
 
 
 def softnet_row(processed: int, dropped: int, squeezed: int, cpu: Optional[int] = None) -> str:
@@ -198,7 +199,7 @@ def judged(cpus: list[SoftnetCpu], *, vcpus: int = 2, steering: Optional[list[Ni
     facts.softirq = Softirq(cpus=cpus, nics=steering or [], irqbalance=irqbalance, netdev_budget=300,
                             netdev_budget_usecs=2000, netdev_max_backlog=1000, **kw)
     out: dict[str, list] = {}
-    for f in check.run(facts):
+    for f in check.run(*with_recorded(facts)):
         out.setdefault(f.id, []).append(f)
     return out
 
@@ -286,7 +287,7 @@ def test_xps_unmapped_on_multi_queue_nic() -> None:
 
 
 def test_old_facts_without_softirq_judge_to_nothing() -> None:
-    assert check.run(Facts()) == []
+    assert check.run(*with_recorded(Facts())) == []
 
 
 def test_backlog_drops_link_to_the_shipped_profile_that_raises_the_backlog_and_to_rps() -> None:

@@ -105,7 +105,7 @@ def test_tune_offloads_says_who_else_owns_offloads(tmp_path):
 
 
 def owner_that_puts_back(roots):
-    from guestcheck.checks.agents import Owner
+    from guestcheck.judge.owners import Owner
 
     owner = Owner("NetworkManager", "manages eth0 and puts its offloads back", True)
     return lambda setting, iface: [owner] if setting == "offloads" and iface == "eth0" else []

@@ -6,7 +6,7 @@ import os
 
 from guestcheck.collect.udevdb import parse_db, udev_properties
 from guestcheck.render.human import render
-from guestcheck.report import judge
+from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 # laid out as udevd writes /run/udev/data/nIFINDEX (systemd 252), with hwdb's names for QEMU's e1000 (8086:100e,
@@ -52,7 +52,7 @@ def test_facts_and_human_report_show_hwdbs_names(tmp_path):
     assert nic.model == "82540EM Gigabit Ethernet Controller (QEMU Virtual Machine)"
     assert nic.udev_names == {"ID_NET_NAME_MAC": "enx525400123456", "ID_NET_NAME_PATH": "enp0s2",
                               "ID_NET_NAME": "enp0s2"}
-    text = render(judge(m.collect()))
+    text = render(build_report(m.collect()))
     assert "\n" + " " * 15 + "Intel Corporation 82540EM Gigabit Ethernet Controller (QEMU Virtual Machine)\n" in text
 
 
@@ -71,5 +71,5 @@ def test_control_characters_from_the_database_are_escaped(tmp_path):
     m = FakeMachine(tmp_path)
     m.add_nic("ens2", driver="e1000", pci_id="8086:100e", ifindex=2)
     m.write("run/udev/data/n2", "E:ID_MODEL_FROM_DATABASE=evil\x1b[2J model\n")
-    text = render(judge(m.collect()))
+    text = render(build_report(m.collect()))
     assert "\x1b[2J" not in text and "evil" in text
