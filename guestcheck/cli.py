@@ -98,18 +98,12 @@ def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], tex
 
 
 def write_report(path: str, text: str, *, named_by_user: bool) -> None:
-    """Through atomicfile.write_output: a file is replaced atomically, so a reader (node_exporter, a monitoring
-    agent) never sees half a report; `/dev/null`, a terminal or a FIFO is written as `>` would, never renamed over.
-
-    `-o FILE` (named_by_user) keeps an existing FILE's mode (less setuid, setgid, sticky and world-write) and
-    makes no directories: a typo gets an error. The textfile directory must exist (a typo there would be a
-    directory node_exporter never reads) and guestcheck.prom is always 0644, so node_exporter can read it.
-    """
-    from guestcheck.atomicfile import write_output
+    """The renderers' writer (render.write_report), its OSError as one line."""
+    from guestcheck.render import write_report as write
     from guestcheck.text import escape_control
 
     try:
-        write_output(path, text, keep_mode=named_by_user)
+        write(path, text, named_by_user=named_by_user)
     except OSError as e:
         raise click.ClickException(escape_control(f"cannot write {path}: {e.strerror or e}")) from None
 
@@ -157,7 +151,7 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
            skip: tuple[str, ...], verbose: bool, sample_seconds: float) -> None:
     """Inspect this machine and report. Exit code as Nagios: 0 ok, 1 warning, 2 critical, 3 unknown."""
     from guestcheck.checks import unknown_ids
-    from guestcheck.report import build_report
+    from guestcheck.doctor import build_report
 
     fmt = _doctor_format(fmt, as_json, output, textfile_dir)
     if textfile_dir is not None and not os.path.isdir(textfile_dir):

@@ -58,8 +58,8 @@ def fast_doctor_options(args: list[str]) -> Optional[dict]:
 
 def run_fast_doctor(fmt: str, sample_seconds: float, verbose: bool) -> int:
     from guestcheck.collect.machine import collect_facts
+    from guestcheck.doctor import build_report
     from guestcheck.render import render_for
-    from guestcheck.report import build_report
     from guestcheck.waiting import waiting_line
 
     with waiting_line(sample_seconds):

@@ -308,7 +308,7 @@ def _apply(settings: Settings, roots: Roots, outcome: Outcome, apply_profile: Pr
 def _check(settings: Settings, roots: Roots, collect: Collector, remaining: Callable[[], float],
            note: Callable[[str], None]) -> Any:
     """Collect and judge within what is left of the time limit; an empty unknown report when it cannot."""
-    from guestcheck.report import build_report
+    from guestcheck.doctor import build_report
 
     try:
         with time_limit(remaining()):

@@ -19,8 +19,8 @@ PREFIX = "guestcheck refresh:"
 def refresh(roots: Roots, say: Callable[[str], None]) -> int:
     """Judge the machine again and rewrite the textfile and the fact; 0, or 1 when a file could not be written."""
     from guestcheck.collect.machine import collect_facts
+    from guestcheck.doctor import build_report
     from guestcheck.render.prometheus import render, write_textfile
-    from guestcheck.report import build_report
 
     settings, fleet = load_settings(roots), load_fleet_settings(roots)
     for problem in settings.problems + fleet.problems:

@@ -59,7 +59,7 @@ class Doctor:
 
 def ask_doctor() -> Doctor:
     from guestcheck.collect.machine import collect_facts
-    from guestcheck.report import build_report
+    from guestcheck.doctor import build_report
 
     try:
         report = build_report(collect_facts(sample_seconds=0))

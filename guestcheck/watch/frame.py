@@ -1,7 +1,7 @@
 """One frame of `watch`: rates between two readings, and what doctor's checks would flag in them.
 
 The softnet, NET_RX and steal figures come from the collectors doctor uses (softnet_cpus, measure_steal) over
-the same CounterSample type, and the flags from doctor's own softirq and memory checks (guestcheck.report.flags)
+the same CounterSample type, and the flags from doctor's own softirq and memory checks (guestcheck.doctor.flags)
 run on a Facts holding only this frame's figures: watch highlights exactly what doctor would report, with the
 checks' own thresholds. Interface and queue drops: doctor's NIC-DROPS and NIC-QUEUE-DROPS flag any rise during
 the sample, so any drop is flagged here too.
@@ -92,7 +92,7 @@ def link_rates(before: LinkReading, after: LinkReading, seconds: float) -> LinkR
 
 
 def _judged(softnet: List[SoftnetCpu], steal: Optional[CpuSteal], vcpus: int) -> List[Finding]:
-    from guestcheck.report import flags
+    from guestcheck.doctor import flags
 
     facts = Facts(host=Host(vcpus=vcpus), cpu_steal=steal, softirq=Softirq(cpus=softnet))
     found = flags(facts, ("softirq", "memory"))

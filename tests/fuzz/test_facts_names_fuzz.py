@@ -14,10 +14,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from guestcheck.doctor import build_report
 from guestcheck.factsfile import load_facts_file
 from guestcheck.judge import judged_facts
 from guestcheck.render.json import dumps
-from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 _NOT_IN_NAMES = {0, ord("/"), ord(":"), 9, 10, 11, 12, 13, 32, 0xA0}

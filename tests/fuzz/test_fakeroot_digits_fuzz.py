@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guestcheck.collect.machine import collect_facts
+from guestcheck.doctor import build_report
 from guestcheck.render import render_report
-from guestcheck.report import build_report
 from guestcheck.roots import Roots
 from tests.fakemachine import FakeMachine, from_snapshot
 from tests.fuzz.harness import assert_clean_exit, run_guestcheck

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from guestcheck.checks import annotate
 from guestcheck.collect.other_agents import collect_agents, parse_eni_mtu, parse_netplan_mtu
+from guestcheck.doctor import build_report
 from guestcheck.facts import Facts, Nic, NicSteering, OtherAgents, Softirq, SoftnetCpu
 from guestcheck.findings import Finding, Severity
 from guestcheck.judge.owners import other_owners
-from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 from tests.judged import with_recorded
 

@@ -55,6 +55,11 @@ NEUTRAL: Dict[str, str] = {
     "guestcheck.distros": "commands that differ between distributions (tables)",
     "guestcheck.waiting": "the 'waiting for the sample' line on a terminal",
     "guestcheck.output": "the printing gate: every stream through text's escaper",
+    "guestcheck.uevent": "the one parser of a sysfs uevent file",
+    "guestcheck.ini": "the one lenient INI reader (.link files, TuneD, NetworkManager keyfiles)",
+    "guestcheck.names": "the one place that says which interface and profile names are safe",
+    "guestcheck.sysctlnames": "the one normaliser of sysctl names (dotted or slashed)",
+    "guestcheck.exits": "how a process ends: exit codes, a closed pipe, never a traceback",
 }
 
 GUESTCHECK_APPS = ("guestcheck.cli", "guestcheck.entry", "guestcheck.firstboot.*", "guestcheck.fleet",
@@ -139,14 +144,16 @@ CONTRACT: Tuple[object, ...] = (  # Only, Forbidden, PrivateStaysHome
 WRITERS: Dict[str, str] = {
     "guestcheck.atomicfile": "itself: write_atomic / write_output (temp file, fsync, rename), for every writer "
                              "below",
-    "guestcheck.tune.apply": "kernel settings (/proc/sys), the persist file (/etc/sysctl.d/90-guestcheck.conf), "
-                             "the .link and udev rule files, the journal (/var/lib/guestcheck/tune-state.json) "
-                             "and its lock",
+    "guestcheck.tune.units.sysctl": "kernel settings (/proc/sys), written and read back",
+    "guestcheck.tune.persist": "the persist file (/etc/sysctl.d/90-guestcheck.conf), the .link and udev rule "
+                               "files, each atomically, and their removal on rollback",
+    "guestcheck.tune.journal": "the journal (/var/lib/guestcheck/tune-state.json) and its lock",
     "guestcheck.tune.units.rps": "RPS masks (/sys/class/net/IFACE/queues/rx-N/rps_cpus)",
     "guestcheck.tune.ethtool_set": "NIC settings through the ethtool SET ioctls (features, channels, rings)",
     "guestcheck.firstboot": "first boot's report and stamp (/var/lib/guestcheck)",
     "guestcheck.fleet": "the fleet outputs: the Ansible fact and the textfile metrics",
     "guestcheck.render.prometheus": "doctor --textfile-dir DIR/guestcheck.prom",
+    "guestcheck.render": "doctor -o FILE (render.write_report, for every format)",
     "guestcheck.selftest.document": "selftest --save FILE (the selftest/1 document's renderer)",
 }
 # Reserved, not yet written: allowed to appear, not required to exist.

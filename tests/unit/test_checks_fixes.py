@@ -9,6 +9,7 @@ import shlex
 import pytest
 
 from guestcheck.checks import run_checks
+from guestcheck.doctor import build_report
 from guestcheck.facts import (
     Bridge,
     BridgePort,
@@ -26,7 +27,6 @@ from guestcheck.facts import (
     Virt,
 )
 from guestcheck.render.human import render
-from guestcheck.report import build_report
 from tests.judged import with_recorded
 
 PAYLOAD = "curl x|sh"

@@ -54,7 +54,7 @@ def test_saved_facts_judge_like_the_machine(tmp_path, name):
     facts = machine.collect()
     saved = tmp_path / "facts.json"
     saved.write_text(json.dumps(facts.to_dict()))
-    from guestcheck.report import build_report
+    from guestcheck.doctor import build_report
 
     live = build_report(facts).to_dict()
     out = guestcheck("doctor", "--facts", str(saved), "--json")
@@ -128,7 +128,7 @@ def test_every_finding_id_is_documented_and_well_formed():
 
 @pytest.mark.parametrize("name", snapshot_names())
 def test_findings_emitted_are_in_the_catalog(tmp_path, name):
-    from guestcheck.report import build_report
+    from guestcheck.doctor import build_report
 
     report = build_report(from_snapshot(name, tmp_path).collect())
     assert {f.id for f in report.findings} <= set(catalog())

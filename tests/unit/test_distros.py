@@ -82,7 +82,7 @@ def test_doctor_runs_without_the_distro_library_and_says_so(tmp_path, monkeypatc
     """The OS name only words some fixes: a missing python3-distro is a note, not a failed doctor run."""
     import sys
 
-    from guestcheck.report import build_report
+    from guestcheck.doctor import build_report
     from tests.fakemachine import FakeMachine
 
     monkeypatch.setitem(sys.modules, "distro", None)  # `import distro` raises ImportError

@@ -12,11 +12,12 @@ import pytest
 
 from guestcheck.checks import catalog, drops, rings
 from guestcheck.collect.nic_counters import NicReading, nic_counters
+from guestcheck.doctor import build_report
 from guestcheck.drivercounters import INTERFACE_COUNTERS, curated
 from guestcheck.facts import Facts, Host, Nic, NicCounters, NicIrq, NicSteering, Rings, Softirq, SoftnetCpu
 from guestcheck.findings import Severity, Status
 from guestcheck.render import prometheus
-from guestcheck.report import Report, build_report
+from guestcheck.report import Report
 from tests.judged import with_recorded
 from tests.unit import driver_stats
 from tests.unit.test_prometheus import parse

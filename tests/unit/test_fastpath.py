@@ -19,9 +19,9 @@ import pytest
 
 from guestcheck.checks.fastpath import cloud_of, ena_version
 from guestcheck.collect.ethtool import DrvInfo
+from guestcheck.doctor import build_report
 from guestcheck.facts import Evidence, Facts, Virt
 from guestcheck.judge import judge
-from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"

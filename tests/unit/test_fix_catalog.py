@@ -23,6 +23,7 @@ from typing import Iterator
 import pytest
 
 from guestcheck.checks import catalog, guest_fix_ids
+from guestcheck.doctor import build_report
 from guestcheck.facts import (
     Balloon,
     Bridge,
@@ -43,7 +44,6 @@ from guestcheck.facts import (
 from guestcheck.findings import Finding
 from guestcheck.render.human import render
 from guestcheck.render.json import dumps
-from guestcheck.report import build_report
 from tests.live.nsdoctor import commands
 from tests.live.test_fixes_live import NOT_BUILDABLE_HERE, SCENARIOS
 from tests.unit.test_checks_fixes import hostile_facts

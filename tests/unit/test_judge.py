@@ -10,10 +10,10 @@ import pytest
 
 import guestcheck.checks
 from guestcheck.checks import catalog, modules, settings_of
+from guestcheck.doctor import build_report
 from guestcheck.facts import Evidence, Facts, Nic, Virt
 from guestcheck.judge import Judged, judge, with_verdicts
 from guestcheck.render.json import dumps, facts_document
-from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine, from_snapshot, snapshot_names
 
 E1000 = dict(driver="e1000", bus="pci", pci_id="8086:100e")

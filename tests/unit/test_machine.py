@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from guestcheck.collect import machine, softirq
+from guestcheck.doctor import build_report
 from guestcheck.facts import Facts, Problem, facts_from_dict
-from guestcheck.report import build_report
 from tests.fakemachine import REPO, FakeMachine
 
 

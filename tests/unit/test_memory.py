@@ -6,11 +6,11 @@ import pytest
 
 from guestcheck.checks.memory import run
 from guestcheck.collect.memory import collect_memory, parse_beancounters, parse_key_numbers
+from guestcheck.doctor import build_report
 from guestcheck.facts import Facts, facts_from_dict
 from guestcheck.findings import Severity
 from guestcheck.judge.memory import fmt_bytes, memory_verdict
 from guestcheck.render.human import render
-from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine, add_virtio_device, from_snapshot, load_snapshot, snapshot_names
 from tests.judged import with_recorded
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from guestcheck.checks import CARRYING_TRAFFIC, PRESENT, catalog
+from guestcheck.doctor import build_report
 from guestcheck.facts import Channels, Feature
-from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 E1000 = dict(driver="e1000", pci_id="8086:100e", pci_subsystem_id="1af4:1100")

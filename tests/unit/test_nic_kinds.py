@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from guestcheck.doctor import build_report
 from guestcheck.facts import Channels, Feature
 from guestcheck.judge import judged_facts
-from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 CASES = [

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from guestcheck.checks.offload import FINDINGS, check_nic
+from guestcheck.doctor import build_report
 from guestcheck.facts import Facts, Feature, Nic
 from guestcheck.judge.offload import OFFLOADS
-from guestcheck.report import build_report
 
 ON = Feature(True, False, True, True, False)
 OFF_BY_REQUEST = Feature(False, False, False, True, False)

@@ -13,6 +13,7 @@ import pytest
 
 from guestcheck.checks import nic as nic_check
 from guestcheck.checks import offload, queues, softirq
+from guestcheck.doctor import build_report
 from guestcheck.facts import (
     Channels,
     Evidence,
@@ -28,7 +29,6 @@ from guestcheck.facts import (
     SoftnetCpu,
     Virt,
 )
-from guestcheck.report import build_report
 
 ON = Feature(True, False, True, True, False)
 OFF = Feature(False, False, False, True, False)

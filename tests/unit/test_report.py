@@ -13,11 +13,11 @@ import pytest
 
 from guestcheck.collect import virt as virt_collector
 from guestcheck.collect.fs import Read
+from guestcheck.doctor import build_report
 from guestcheck.facts import Facts
 from guestcheck.findings import Status
 from guestcheck.judge import judged_facts
 from guestcheck.render import human
-from guestcheck.report import build_report
 from tests.fakemachine import REPO, FakeMachine, from_snapshot
 
 

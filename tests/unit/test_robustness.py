@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 from guestcheck.collect.ethtool import EthtoolError
+from guestcheck.doctor import build_report
 from guestcheck.facts import Channels, Feature, facts_from_dict
 from guestcheck.judge import judged_facts
-from guestcheck.report import build_report
 from tests.fakemachine import REPO, FakeMachine
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from guestcheck.doctor import build_report
 from guestcheck.findings import Finding, Severity
-from guestcheck.report import build_report
 from guestcheck.selftest import errors
 from guestcheck.selftest.iperf3 import RunResult
 from guestcheck.selftest.verdict import BELOW_AT, NEAR_AT, cause_for, classify_ratio, judge_runs, likely_causes

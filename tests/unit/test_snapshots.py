@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from guestcheck.doctor import build_report
 from guestcheck.judge import judged_facts
-from guestcheck.report import build_report
 from tests.fakemachine import REQUIRE_SNAPSHOTS, from_snapshot, load_snapshot, snapshot_names
 
 pytestmark = pytest.mark.skipif(not snapshot_names(), reason="reference snapshots not found")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from guestcheck.collect.udevdb import parse_db, udev_properties
+from guestcheck.doctor import build_report
 from guestcheck.render.human import render
-from guestcheck.report import build_report
 from tests.fakemachine import FakeMachine
 
 # laid out as udevd writes /run/udev/data/nIFINDEX (systemd 252), with hwdb's names for QEMU's e1000 (8086:100e,
