@@ -100,8 +100,9 @@ def test_a_denied_problem_names_its_source_and_why():
     p = Problem.parse(DENIED)
     assert (p.kind, p.source, p.text) == ("denied", "/proc/1/environ", "names the container manager; run as root")
     assert Problem.parse("could not read x").kind == "note"
-    assert str(Problem("failed", "nics", "nics: the collector failed: ValueError")) == \
-        "nics: the collector failed: ValueError"
+    failed = Problem("failed", "nics", "ValueError: the collector failed")  # a collector that raised (machine.py)
+    assert str(failed) == "could not collect nics: ValueError: the collector failed"
+    assert Problem.parse(str(failed)) == failed
 
 
 def test_problems_are_strings_in_facts1_and_typed_in_memory():
