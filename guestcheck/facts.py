@@ -268,6 +268,7 @@ class Facts:
     bridges: List[Bridge] = field(default_factory=list)
     vlans: List[Vlan] = field(default_factory=list)
     conntrack: Optional[Conntrack] = None
+    congestion: Optional[Congestion] = None  # TCP's congestion control (None in files from before it)
     tunnels: List[Tunnel] = field(default_factory=list)
     pci_network: List[PciFunction] = field(default_factory=list)  # network-class PCI functions, bound or not
     agents: Optional[OtherAgents] = None  # irqbalance, TuneD, Google's agents, NetworkManager, cloud-init
@@ -666,6 +667,17 @@ class Conntrack:
     in_sample: Dict[str, int] = field(default_factory=dict)  # the rise over the sample, summed over CPUs
     per_cpu_in_sample: Dict[str, Dict[str, int]] = field(default_factory=dict)  # "cpu1": {"drop": 3}, rises only
     notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Congestion:
+    """TCP's congestion control: what new connections use (per network namespace since 4.15), what this kernel
+    offers (a control that is not built in appears once its module is loaded), and which of those a network
+    namespace other than the host's may choose (the host's default and those its admin allowed)."""
+
+    control: Optional[str] = None  # net.ipv4.tcp_congestion_control; None when it could not be read
+    available: List[str] = field(default_factory=list)  # net.ipv4.tcp_available_congestion_control
+    allowed: List[str] = field(default_factory=list)  # net.ipv4.tcp_allowed_congestion_control
 
 
 @dataclass

@@ -296,3 +296,21 @@ def test_vxlan_too_large_for_its_lower_device_with_checksum_offload_on():
         assert before["TUNNEL-MTU"]["fix"] == "ip link set dev gcvx0 mtu 1350"
         assert before["VXLAN-TX-CSUM"]["fix"].splitlines()[0] == "ethtool -K gcvx0 tx-checksum-ip-generic off"
         fix_until_gone(a, "gcvx0", {"TUNNEL-MTU", "VXLAN-TX-CSUM"})
+
+
+@covers("TCP-CONGESTION-RENO")
+def test_reno_congestion_control_in_a_namespace():
+    """net.ipv4.tcp_congestion_control is per network namespace: set to reno in a fresh one, it is that
+    namespace's alone. The pasted `sysctl -w` sets CUBIC, or, where the host's default is another control and so
+    CUBIC is not in the namespace's read-only tcp_allowed_congestion_control (the kernel says "Operation not
+    permitted"), the control that is."""
+    with netns() as a:
+        a.run(["sysctl", "-w", "net.ipv4.tcp_congestion_control=reno"])
+        allowed = a.run(["cat", "/proc/sys/net/ipv4/tcp_allowed_congestion_control"]).stdout.split()
+        want = "cubic" if "cubic" in allowed else next(c for c in allowed if c != "reno")
+        reno = found(a, "tcp")["TCP-CONGESTION-RENO"]
+        assert reno["severity"] == "warning" and reno["evidence"]["control"] == "reno"
+        assert reno["fix"] == f"sysctl -w net.ipv4.tcp_congestion_control={want}", reno
+        fix_until_gone(a, "tcp", {"TCP-CONGESTION-RENO"})
+        assert found(a, "tcp")["TCP-CONGESTION-OK"]["evidence"]["control"] == want
+        assert a.run(["sysctl", "-n", "net.ipv4.tcp_congestion_control"]).stdout.strip() == want

