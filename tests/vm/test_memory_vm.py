@@ -88,9 +88,9 @@ def test_inflated_virtio_balloon_is_not_guaranteed(vm_image):
     assert "128 MiB inflated now" in findings["MEM-BALLOON"]["summary"]
     verdict = findings["MEM-GUARANTEED"]["evidence"]
     assert verdict["guaranteed"] is False
-    assert verdict["reasons"][0] == "virtio-balloon bound (128 MiB inflated now)"
+    assert verdict["reasons"][0] == "virtio-balloon bound (128 MiB inflated now, deflate-on-oom off)"
     assert doc["status"] in ("warning", "critical")
-    assert "of 512 MiB, not guaranteed: virtio-balloon bound (128 MiB inflated now)" in human
+    assert "of 512 MiB, not guaranteed: virtio-balloon bound (128 MiB inflated now, deflate-on-oom off)" in human
     assert doc["facts"]["cpu_steal"]["percent"] is not None
 
 
