@@ -62,6 +62,8 @@ def _reason(e: OSError) -> str:
 
 @dataclass(frozen=True)
 class DrvInfo:
+    """ETHTOOL_GDRVINFO's answer: driver, version, firmware and bus address."""
+
     driver: str
     version: str
     firmware: str
