@@ -32,6 +32,7 @@ from guestcheck.atomicfile import write_atomic
 from guestcheck.names import valid_ifname
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
+from guestcheck.strictjson import JSONInputError, decoder, loads
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax
@@ -181,28 +182,16 @@ class _Damaged(ValueError):
     """One thing wrong in a journal, said in words (the caller adds the path)."""
 
 
-def _no_constant(name: str) -> None:
-    raise _Damaged(f"{name} is not a value a journal holds")
-
-
-def _no_float(text: str) -> None:
-    raise _Damaged(f"{text[:20]} is not a whole number")
-
-
-def _small_int(text: str) -> int:
-    if len(text.lstrip("-")) > 12:
-        raise _Damaged(f"a number of {len(text)} digits is out of range")
-    return int(text)
+# a journal holds strings, booleans and small whole numbers (modes, counts, sizes): nothing else is read
+_JOURNAL_JSON = decoder(12, floats=False, constant="a value a journal holds")
 
 
 def state_from_text(text: str, path: str) -> State:
     """The journal, every value checked for type and range: a damaged one is a TuneError, never a crash."""
     damaged = f"{path} is damaged"
     try:
-        data = json.loads(text, parse_constant=_no_constant, parse_float=_no_float, parse_int=_small_int)
-    except RecursionError:
-        raise TuneError(f"{damaged}: nested too deeply") from None
-    except ValueError as e:
+        data = loads(text, _JOURNAL_JSON)
+    except JSONInputError as e:
         raise TuneError(f"{damaged}: {escape_control(str(e))}") from None
     if not isinstance(data, dict) or data.get("schema") not in (STATE_SCHEMA, OLD_SCHEMA):
         raise TuneError(f"{damaged}: not a {STATE_SCHEMA} document")
