@@ -29,14 +29,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
 from guestcheck.atomicfile import write_atomic
-from guestcheck.names import valid_ifname
+from guestcheck.names import FILE_SAFE_IFNAME, valid_ifname
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.strictjson import JSONInputError, decoder, loads
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax
-from guestcheck.tune.linkfile import HW_ADDRESS, RPS_MASK, RX_QUEUE, match_problem
+from guestcheck.tune.linkfile import HW_ADDRESS, LINK_LINE, RPS_MASK, RX_QUEUE, match_problem
 from guestcheck.tune.persist import MAX_BYTES as MAX_PERSIST_BYTES
 from guestcheck.tune.persist import encode, os_error, remove
 
@@ -49,14 +49,14 @@ CHANNEL_NAMES = ("rx", "tx", "other", "combined")
 MAX_CHANNELS = 65535
 RING_NAMES = ("rx", "tx", "rx_mini", "rx_jumbo")
 MAX_RING = 1 << 20  # descriptors per ring: no driver has more
-LINK_NAME = re.compile(r"[0-9]{2}-guestcheck-[A-Za-z0-9_.@+-]{1,15}\.(link|rules)")
+# the names linkfile.file_names gives: NN-guestcheck-IFACE.link / .rules, IFACE as names.FILE_SAFE_IFNAME
+LINK_NAME = re.compile(rf"[0-9]{{2}}-guestcheck-(?:{FILE_SAFE_IFNAME.pattern})\.(link|rules)")
 # the [Link] settings guestcheck writes (systemd 252's names, see systemd.link(5))
 LINK_SETTINGS = ("ReceiveChecksumOffload", "TransmitChecksumOffload", "TCPSegmentationOffload",
                  "TCP6SegmentationOffload", "GenericSegmentationOffload", "GenericReceiveOffload", "RxChannels",
                  "TxChannels", "OtherChannels", "CombinedChannels", "RxBufferSize", "TxBufferSize")
-LINK_LINE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}=[\x20-\x7e]{0,512}")
 _FEATURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_RULE_ARG = re.compile(r"[KLG]:[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # ethtool -K feature, -L channel, -G ring
+_RULE_ARG = re.compile(rf"[KLG]:{_FEATURE.pattern}")  # ethtool -K feature, -L channel, -G ring
 _BOOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
 MAX_IFINDEX = 2**31 - 1
 MAX_B64 = 4 * ((MAX_PERSIST_BYTES + 2) // 3)  # the base64 of the largest file the tuner keeps

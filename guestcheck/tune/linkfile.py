@@ -51,6 +51,8 @@ MATCH_VALUES = {"PermanentMACAddress": HW_ADDRESS, "MACAddress": HW_ADDRESS, "Or
 # an RPS mask as the kernel reads and writes it: 32-bit hex groups, comma-separated (at most 65536 CPUs); nothing
 # in it can end udev's "..."
 RPS_MASK = re.compile(r"[0-9a-f]{1,8}(,[0-9a-f]{8}){0,2047}")
+# a [Link] line carried over from the file ours replaces (and kept in the journal): one printable Key=value
+LINK_LINE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}=[\x20-\x7e]{0,512}")
 RX_QUEUE = re.compile(r"rx-[0-9]{1,5}")  # a receive queue's directory under /sys/class/net/IFACE/queues
 NAMING = ("NamePolicy", "Name")
 MAX_LINK_BYTES = 64 * 1024
@@ -288,7 +290,7 @@ def carried_lines(applying: Optional[Applying], ifname: str) -> List[str]:
     lines = []
     for key, value in applying.link if applying else []:
         line = f"{key}={value}"
-        if key in _OURS or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}=[\x20-\x7e]{0,512}", line):
+        if key in _OURS or not LINK_LINE.fullmatch(line):
             continue
         lines.append(line)
     if not any(line.split("=", 1)[0] in NAMING for line in lines):
