@@ -39,7 +39,7 @@ from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control, is_plain
 from guestcheck.tune import TuneError, confdirs
-from guestcheck.uevent import parse_uevent
+from guestcheck.uevent import parse_uevent, udev_db_properties
 
 OUR_PREFIX = "50-guestcheck-"
 RULE_PREFIX = "90-guestcheck-"
@@ -181,7 +181,7 @@ def udev_entry(roots: Roots, ifindex: Optional[int]) -> Dict[str, str]:
     if ifindex is None:
         return {}
     text = cat(os.path.join(roots.run, "udev/data", f"n{ifindex}")) or ""
-    return dict(line[2:].split("=", 1) for line in text.splitlines() if line.startswith("E:") and "=" in line)
+    return dict(udev_db_properties(text))
 
 
 def device(roots: Roots, ifname: str, perm_mac: Optional[str]) -> Device:
