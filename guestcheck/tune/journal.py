@@ -30,7 +30,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from guestcheck.atomicfile import write_atomic
 from guestcheck.names import FILE_SAFE_IFNAME, valid_ifname
-from guestcheck.regularfile import read_regular
+from guestcheck.regularfile import TooLarge, read_regular
 from guestcheck.roots import Roots
 from guestcheck.strictjson import JSONInputError, decoder, loads
 from guestcheck.text import escape_control
@@ -451,9 +451,9 @@ def load_state(roots: Roots) -> Optional[State]:
     except OSError as e:
         why = "a symlink" if e.errno == errno.ELOOP else e.strerror
         raise TuneError(f"cannot read {path}: {why}") from None
-    except ValueError as e:
-        if str(e).startswith("larger"):
-            raise TuneError(f"{path} is damaged: larger than {MAX_JOURNAL_BYTES // 1024 // 1024} MiB") from None
+    except TooLarge:
+        raise TuneError(f"{path} is damaged: larger than {MAX_JOURNAL_BYTES // 1024 // 1024} MiB") from None
+    except ValueError:
         raise TuneError(f"{path} is damaged: not a regular file") from None
     try:
         text = data.decode("utf-8")

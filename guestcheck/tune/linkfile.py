@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Tuple
 
 from guestcheck.collect.fs import cat, cat_int, link_name
 from guestcheck.ini import ini_sections
-from guestcheck.names import FILE_SAFE_IFNAME
+from guestcheck.names import FILE_SAFE_IFNAME, file_safe_ifname
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control, is_plain
@@ -85,7 +85,7 @@ def rules_dir(roots: Roots) -> str:
 
 def file_names(ifname: str) -> Tuple[str, str]:
     """(the .link file's name, the udev rule's name) for an interface; TuneError for a name unfit for a file."""
-    if not FILE_SAFE_IFNAME.fullmatch(ifname) or ifname in (".", ".."):
+    if not file_safe_ifname(ifname):
         raise TuneError(f"cannot persist settings for {escape_control(repr(ifname))}: the name has characters "
                         "that do not belong in a file name; use --no-persist")
     return f"{OUR_PREFIX}{ifname}.link", f"{RULE_PREFIX}{ifname}.rules"
