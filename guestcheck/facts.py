@@ -107,6 +107,8 @@ class Feature:
 
 @dataclass
 class Channels:
+    """A NIC's channels (`ethtool -l`): the maxima the device allows and the counts in use."""
+
     max_rx: int = 0
     max_tx: int = 0
     max_other: int = 0
@@ -133,6 +135,8 @@ class Rings:
 
 @dataclass
 class Nic:
+    """One network interface as the collectors saw it: identity, driver, offloads, queues, rings."""
+
     name: str
     ifindex: Optional[int] = None
     # kind, kind_reason and software_type are the judge's verdicts (guestcheck/judge/nic.py): a collected Nic
@@ -180,6 +184,8 @@ class Nic:
 
 @dataclass
 class Host:
+    """The machine itself: kernel, OS (os-release), host name, root or not, CPUs."""
+
     kernel: str = ""
     os: str = ""  # os-release's PRETTY_NAME
     os_id: str = ""  # os-release's ID as the distro library normalises it: "debian", "fedora", "rhel", ...
@@ -220,6 +226,8 @@ class Beancounter:
 
 @dataclass
 class Memory:
+    """What memory the guest was given and has now: meminfo, firmware map, balloon, cgroup limit."""
+
     total_bytes: Optional[int] = None  # MemTotal: what the kernel manages now
     available_bytes: Optional[int] = None
     firmware_bytes: Optional[int] = None  # "System RAM" in /sys/firmware/memmap: what the VM was given
@@ -255,6 +263,8 @@ class CpuSteal:
 
 @dataclass
 class Facts:
+    """Everything one collection saw, area by area: what the checks judge, and facts/1 on disk."""
+
     schema: str = FACTS_SCHEMA
     guestcheck_version: str = ""
     collected_at: str = ""
@@ -579,6 +589,8 @@ class NicSteering:
 
 @dataclass
 class Softirq:
+    """Softirq and steering over the sample: per-CPU softnet rows, each NIC's IRQs and RPS."""
+
     cpus: List[SoftnetCpu] = field(default_factory=list)  # CPUs seen in both readings
     cpus_went_offline: List[int] = field(default_factory=list)  # in the first reading only
     cpus_came_online: List[int] = field(default_factory=list)  # in the second reading only
@@ -613,6 +625,8 @@ class Route:
 
 @dataclass
 class Path:
+    """The way out: default routes, their notes, and the name servers."""
+
     routes: List[Route] = field(default_factory=list)  # the default route of each family that has one
     notes: List[str] = field(default_factory=list)
     nameservers: List[str] = field(default_factory=list)  # resolv.conf (systemd-resolved's upstreams behind its stub)
@@ -623,6 +637,8 @@ class Path:
 
 @dataclass
 class BridgePort:
+    """One port of a bridge and its STP state."""
+
     name: str
     state: Optional[str] = None  # disabled | listening | learning | forwarding | blocking
 

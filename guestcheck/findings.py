@@ -35,6 +35,8 @@ class Status(enum.Enum):
 
 @dataclass(frozen=True)
 class Finding:
+    """One thing doctor found: a stable id, its severity, the subject, the evidence and the fix."""
+
     id: str
     severity: Severity
     subject: str

@@ -13,19 +13,37 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Tuple
 
 CHUNK = 1 << 16  # sysfs answers a page per read; a small file costs one small buffer, not the limit
 
 
+class NotRegularFile(ValueError):
+    """A FIFO, a device, a directory or a socket where a file was expected."""
+
+
+class TooLarge(ValueError):
+    """More bytes than the caller's limit."""
+
+
 def read_regular(path: str, limit: int, *, nofollow: bool = False, truncate: bool = False) -> bytes:
     """The file's bytes. OSError when it cannot be opened (ELOOP: a symlink, with `nofollow`) or read;
-    ValueError "not a regular file" (a FIFO, a device, a directory) or "larger than N bytes" (one short line
-    each, for the caller's message). With `truncate`, a longer file gives its first `limit` bytes instead."""
+    NotRegularFile "not a regular file" (a FIFO, a device, a directory) or TooLarge "larger than N bytes" (both
+    ValueErrors, one short line each, for the caller's message). With `truncate`, a longer file gives its
+    first `limit` bytes instead."""
+    return read_regular_stat(path, limit, nofollow=nofollow, truncate=truncate)[0]
+
+
+def read_regular_stat(path: str, limit: int, *, nofollow: bool = False,
+                      truncate: bool = False) -> Tuple[bytes, os.stat_result]:
+    """read_regular, with the fstat of the descriptor that was read: the mode and owner of the very file whose
+    bytes these are (a later stat could meet another file, renamed in meanwhile)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (os.O_NOFOLLOW if nofollow else 0)
     fd = os.open(path, flags)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile("not a regular file")
         wanted = limit if truncate else limit + 1
         chunks, size = [], 0
         while size < wanted:
@@ -37,5 +55,5 @@ def read_regular(path: str, limit: int, *, nofollow: bool = False, truncate: boo
     finally:
         os.close(fd)
     if size > limit:
-        raise ValueError(f"larger than {limit} bytes")
-    return b"".join(chunks)
+        raise TooLarge(f"larger than {limit} bytes")
+    return b"".join(chunks), st

@@ -18,6 +18,8 @@ DOCTOR_SCHEMA = "guestcheck.doctor/1"
 
 @dataclass
 class Report:
+    """The result of one doctor run, which the renderers take: facts, findings, status."""
+
     facts: Facts  # as collected (or loaded): the verdicts are in `judged`
     findings: list[Finding]
     status: Status

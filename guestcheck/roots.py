@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Roots:
+    """Where the real system (or a fake tree) keeps /sys, /proc, /etc and the rest."""
+
     sys: str = "/sys"
     proc: str = "/proc"
     etc: str = "/etc"

@@ -20,22 +20,39 @@ class JSONInputError(ValueError):
     """Not JSON we accept; the message is one line."""
 
 
-def _constant(name: str) -> Any:
-    raise JSONInputError(f"{name} is not a JSON number")
+_REFUSE = object()
 
 
-def _float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise JSONInputError(f"number {text[:20]}{'...' if len(text) > 20 else ''} is out of range")
-    return value
+def decoder(max_int_digits: int = MAX_INT_DIGITS, *, floats: bool = True, placeholder: Any = _REFUSE,
+            constant: str = "a JSON number") -> json.JSONDecoder:
+    """The one hardened JSON decoder: NaN and Infinity (`constant` names what they are not), a float that is
+    not finite (or, without `floats`, any number that is not whole) and an integer of more than
+    `max_int_digits` digits are refused with JSONInputError, or, given a `placeholder`, read as that value (a
+    document whose values are all checked later loses the one odd value, not the whole document)."""
+    lenient = placeholder is not _REFUSE
+
+    def refuse(why: str) -> Any:
+        if lenient:
+            return placeholder
+        raise JSONInputError(why)
+
+    def parse_int(text: str) -> Any:
+        digits = len(text.lstrip("-"))
+        return int(text) if digits <= max_int_digits else refuse(f"a number with {digits} digits is out of range")
+
+    def parse_float(text: str) -> Any:
+        if not floats:
+            return refuse(f"{text[:20]} is not a whole number")
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        return refuse(f"number {text[:20]}{'...' if len(text) > 20 else ''} is out of range")
+
+    return json.JSONDecoder(parse_int=parse_int, parse_float=parse_float,
+                            parse_constant=lambda name: refuse(f"{name} is not {constant}"))
 
 
-def _int(text: str) -> int:
-    digits = len(text.lstrip("-"))
-    if digits > MAX_INT_DIGITS:
-        raise JSONInputError(f"a number with {digits} digits is out of range")
-    return int(text)
+_STRICT = decoder()
 
 
 def count_outside_strings(data: bytes) -> Tuple[int, int]:
@@ -56,10 +73,12 @@ def count_outside_strings(data: bytes) -> Tuple[int, int]:
     return containers, commas
 
 
-def loads(text: str) -> Any:
-    """Parse strictly: JSONInputError (a ValueError) for anything json.loads would let through oddly."""
-    try:
-        return json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+def loads(text: str, strict: json.JSONDecoder = _STRICT) -> Any:
+    """Parse strictly (with `strict`, one of decoder()'s): JSONInputError (a ValueError, one line) for anything
+    json.loads would let through oddly, for text that is not JSON, and for nesting too deep for the parser."""
+    try:  # json.loads itself (bytes, a BOM), with the decoder's hooks
+        return json.loads(text, parse_int=strict.parse_int, parse_float=strict.parse_float,
+                          parse_constant=strict.parse_constant)
     except JSONInputError:
         raise
     except RecursionError:

@@ -11,7 +11,8 @@ import itertools
 import re
 import shlex
 
-# what a shell, a udev rule, YAML and XML all take as one plain word
+# what a shell, a udev rule, YAML and XML all take as one plain word: a rule for values in config snippets
+# (addresses, sizes, `a=b`), wider than any name's on purpose; names are checked in guestcheck/names.py
 _PLAIN = re.compile(r"[A-Za-z0-9_.:@%+,=-]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

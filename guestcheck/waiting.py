@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 import time
 from typing import Callable, Iterator, Optional, TextIO
 
@@ -22,6 +21,8 @@ def waiting_line(seconds: float, stream: Optional[TextIO] = None,
     if seconds <= 0 or not out.isatty():
         yield
         return
+    import threading  # lazily: monitoring and boot runs have no terminal to draw on
+
     stop = threading.Event()
     started = clock()
 

@@ -25,6 +25,8 @@ from guestcheck.judge import Judged
 
 @dataclass(frozen=True)
 class FindingDoc:
+    """The catalog entry of one finding id: title, usual severity, why and the fix."""
+
     title: str
     severity: str  # the usual severity
     why: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from guestcheck.checks import PRESENT, FindingDoc
@@ -11,6 +10,7 @@ from guestcheck.facts import Facts, Tunnel
 from guestcheck.findings import Finding, Severity
 from guestcheck.judge import Judged
 from guestcheck.kernelversion import kernel_version
+from guestcheck.names import file_safe_ifname
 from guestcheck.text import shell_word
 
 MIN_IPV4_MTU = 68
@@ -20,7 +20,6 @@ CSUM_FEATURE = "tx-checksum-ip-generic"
 CSUM_FIXED_IN = (5, 7)
 CSUM_SOURCES = ("projectcalico/calico #3145, projectcalico/felix #2811 (kernels < 5.7), "
                 "flannel-io/flannel #1282 and #1929")
-SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 FINDINGS = {
     "TUNNEL-MTU": FindingDoc(
@@ -95,8 +94,8 @@ def mtu_finding(t: Tunnel) -> Optional[Finding]:
 
 def _udev_rule(name: str) -> str:
     """The command that keeps the workaround across reboots (flannel's troubleshooting guide), where the name
-    is plain enough to sit inside a udev rule."""
-    if not SAFE_NAME.fullmatch(name):
+    may sit inside a udev rule and its file name (names.file_safe_ifname, as tune's own rules)."""
+    if not file_safe_ifname(name):
         return ""
     rule = (f'SUBSYSTEM=="net", ACTION=="add|change|move", ENV{{INTERFACE}}=="{name}", '
             f'RUN+="/usr/sbin/ethtool -K {name} {CSUM_FEATURE} off"')

@@ -18,6 +18,8 @@ from guestcheck.roots import Roots
 
 @dataclass(frozen=True)
 class CounterReading:
+    """One reading of the counters that are judged as rates, and when it was taken."""
+
     monotonic: float
     proc_stat: Optional[str]
     softnet_stat: Optional[str]
@@ -29,6 +31,8 @@ class CounterReading:
 
 @dataclass(frozen=True)
 class CounterSample:
+    """Two readings over the sample interval: rates come from their difference."""
+
     before: CounterReading
     after: CounterReading
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Optional
 
 from guestcheck.facts import Channels, Feature, Rings
-from guestcheck.regularfile import read_regular
+from guestcheck.regularfile import TooLarge, read_regular
 from guestcheck.strictjson import loads as strict_json
 
 SIOCETHTOOL = 0x8946
@@ -62,6 +62,8 @@ def _reason(e: OSError) -> str:
 
 @dataclass(frozen=True)
 class DrvInfo:
+    """ETHTOOL_GDRVINFO's answer: driver, version, firmware and bus address."""
+
     driver: str
     version: str
     firmware: str
@@ -253,6 +255,8 @@ class EthtoolReplay:
         return None
 
     def _answer(self, ifname: str, key: str) -> Any:
+        # not names.valid_ifname on purpose: a capture may hold any name its sysfs had; this only keeps the name
+        # one path component under the capture's directory
         if not ifname or "/" in ifname or ifname in (".", "..") or "\0" in ifname:
             raise EthtoolError("no-device", f"bad interface name {ifname!r}")
         path = os.path.join(self.directory, f"{ifname}.json")
@@ -262,9 +266,9 @@ class EthtoolReplay:
             raise EthtoolError("not-captured", path) from None
         except OSError as e:
             raise EthtoolError("not-captured", f"{path}: {e.strerror}") from None
+        except TooLarge:
+            raise EthtoolError("malformed", f"{path} is over {MAX_REPLAY_BYTES} bytes") from None
         except ValueError as e:
-            if str(e).startswith("larger"):
-                raise EthtoolError("malformed", f"{path} is over {MAX_REPLAY_BYTES} bytes") from None
             raise EthtoolError("malformed", f"{path}: {e}") from None
         try:  # a capture is outside input: no NaN, no 400-digit numbers, no nesting deep enough to recurse
             doc = strict_json(raw.decode("utf-8"))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import importlib
 import os
+import time
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -86,7 +86,7 @@ def collect_facts(
     roots = roots or Roots.from_env()
     facts = Facts(
         guestcheck_version=__version__,
-        collected_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        collected_at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),  # no datetime import: start-up
     )
     run = Run(roots, facts, ethtool=ethtool, cpuid_reader=cpuid_reader, counters=counters)
     areas = collectors()

@@ -18,7 +18,6 @@ wireguard IP + UDP 8 + 32 (16 message header + 16 Poly1305 tag): 60 / 80, why it
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -40,6 +39,8 @@ Netlink = Callable[[List[str]], Tuple[Dict[str, Details], str]]
 
 
 def _family_of(address: Optional[str]) -> Optional[str]:
+    import ipaddress  # lazily: only a machine with tunnels pays for it, and doctor runs at every boot
+
     try:
         return "ipv6" if ipaddress.ip_address(str(address)).version == 6 else "ipv4"
     except ValueError:

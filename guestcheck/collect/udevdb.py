@@ -15,6 +15,7 @@ from typing import Dict, Optional
 
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
+from guestcheck.uevent import udev_db_properties
 
 MAX_DB_BYTES = 64 * 1024  # a NIC's entry is well under 2 KiB
 MAX_VALUE_CHARS = 256
@@ -41,11 +42,8 @@ def _read_small_file(path: str) -> Optional[str]:
 def parse_db(text: str) -> Dict[str, str]:
     """The wanted `E:` properties of one database file."""
     out: Dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.startswith("E:"):
-            continue
-        key, eq, value = line[2:].partition("=")
-        if eq and key in WANTED and value.strip():
+    for key, value in udev_db_properties(text):
+        if key in WANTED and value.strip():
             out[key] = value.strip()[:MAX_VALUE_CHARS]
     return out
 

@@ -15,6 +15,8 @@ from guestcheck.facts import Nic
 
 @dataclass(frozen=True)
 class NicVerdict:
+    """What kind of NIC an interface is, and why the judge says so."""
+
     kind: str  # paravirtual | sriov-vf | emulated | software | physical | unknown
     reason: str  # why (facts/1: the NIC's kind_reason)
     software_type: Optional[str]  # veth, bridge, bond, vlan, tun, macvlan, loopback, ... for software NICs

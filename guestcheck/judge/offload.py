@@ -16,6 +16,8 @@ from guestcheck.text import shell_word
 
 @dataclass(frozen=True)
 class Offload:
+    """One offload group as the checks and the tuner see it: its features and ethtool name."""
+
     label: str
     finding_id: str
     features: tuple[str, ...]  # the kernel's names; the group is on when any of them is

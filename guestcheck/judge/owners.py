@@ -16,6 +16,8 @@ from guestcheck.facts import OtherAgents
 
 @dataclass(frozen=True)
 class Owner:
+    """An agent that owns a setting, and whether it puts its own value back."""
+
     agent: str  # irqbalance, TuneD, google_set_multiqueue, NetworkManager, cloud-init
     detail: str  # what it does to the setting, and where that is configured
     puts_back: bool  # it restores its own value over a change: `tune` refuses without --force

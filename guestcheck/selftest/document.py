@@ -11,7 +11,7 @@ from typing import Any, Optional
 from guestcheck import __version__
 from guestcheck.atomicfile import write_output
 from guestcheck.quantities import MAX_RATE
-from guestcheck.regularfile import read_regular
+from guestcheck.regularfile import TooLarge, read_regular
 from guestcheck.selftest.errors import FILE_ERROR, SelftestError
 from guestcheck.selftest.iperf3 import DOWNLOAD, MAX_MEASURED_BPS, MAX_STREAMS, UPLOAD
 from guestcheck.selftest.session import Result
@@ -88,10 +88,10 @@ def _read_bounded(path: str, where: str) -> bytes:
         return read_regular(path, MAX_FILE_BYTES)
     except OSError as e:
         raise SelftestError(FILE_ERROR, f"cannot read {where}: {e.strerror or e}") from None
+    except TooLarge:
+        raise SelftestError(FILE_ERROR, f"{where} is larger than {MAX_FILE_BYTES} bytes: not a saved selftest") \
+            from None
     except ValueError as e:
-        if str(e).startswith("larger"):
-            raise SelftestError(FILE_ERROR, f"{where} is larger than {MAX_FILE_BYTES} bytes: not a saved selftest") \
-                from None
         raise SelftestError(FILE_ERROR, f"cannot read {where}: {e}") from None
 
 

@@ -13,6 +13,7 @@ import json
 import math
 from typing import Any, Optional
 
+from guestcheck.strictjson import decoder
 from guestcheck.text import escape_control
 
 MAX_INT_DIGITS = 30  # far beyond any counter iperf3 keeps; longer integers are read as "no value"
@@ -26,16 +27,10 @@ class _NotANumber:
 NOT_A_NUMBER = _NotANumber()
 
 
-def _int(text: str) -> Any:
-    return int(text) if len(text.lstrip("-")) <= MAX_INT_DIGITS else NOT_A_NUMBER
-
-
-def _float(text: str) -> Any:
-    value = float(text)
-    return value if math.isfinite(value) else NOT_A_NUMBER
-
-
-_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=lambda _: NOT_A_NUMBER)
+# Lenient where strictjson.loads refuses: iperf3's document carries the peer's numbers, and one odd number
+# must cost that value only, not the whole measurement; and parse/load_object keep their own words and read
+# from an offset (raw_decode), so they use the decoder and not strictjson.loads.
+_DECODER = decoder(MAX_INT_DIGITS, placeholder=NOT_A_NUMBER)
 
 
 class Damaged(ValueError):

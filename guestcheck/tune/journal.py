@@ -29,13 +29,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
 from guestcheck.atomicfile import write_atomic
-from guestcheck.names import valid_ifname
-from guestcheck.regularfile import read_regular
+from guestcheck.names import FILE_SAFE_IFNAME, valid_ifname
+from guestcheck.regularfile import TooLarge, read_regular
 from guestcheck.roots import Roots
+from guestcheck.strictjson import JSONInputError, decoder, loads
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 from guestcheck.tune.keys import BadKey, check_syntax
-from guestcheck.tune.linkfile import HW_ADDRESS, RPS_MASK, RX_QUEUE, match_problem
+from guestcheck.tune.linkfile import HW_ADDRESS, LINK_LINE, RPS_MASK, RX_QUEUE, match_problem
 from guestcheck.tune.persist import MAX_BYTES as MAX_PERSIST_BYTES
 from guestcheck.tune.persist import encode, os_error, remove
 
@@ -48,14 +49,14 @@ CHANNEL_NAMES = ("rx", "tx", "other", "combined")
 MAX_CHANNELS = 65535
 RING_NAMES = ("rx", "tx", "rx_mini", "rx_jumbo")
 MAX_RING = 1 << 20  # descriptors per ring: no driver has more
-LINK_NAME = re.compile(r"[0-9]{2}-guestcheck-[A-Za-z0-9_.@+-]{1,15}\.(link|rules)")
+# the names linkfile.file_names gives: NN-guestcheck-IFACE.link / .rules, IFACE as names.FILE_SAFE_IFNAME
+LINK_NAME = re.compile(rf"[0-9]{{2}}-guestcheck-(?:{FILE_SAFE_IFNAME.pattern})\.(link|rules)")
 # the [Link] settings guestcheck writes (systemd 252's names, see systemd.link(5))
 LINK_SETTINGS = ("ReceiveChecksumOffload", "TransmitChecksumOffload", "TCPSegmentationOffload",
                  "TCP6SegmentationOffload", "GenericSegmentationOffload", "GenericReceiveOffload", "RxChannels",
                  "TxChannels", "OtherChannels", "CombinedChannels", "RxBufferSize", "TxBufferSize")
-LINK_LINE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}=[\x20-\x7e]{0,512}")
 _FEATURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_RULE_ARG = re.compile(r"[KLG]:[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # ethtool -K feature, -L channel, -G ring
+_RULE_ARG = re.compile(rf"[KLG]:{_FEATURE.pattern}")  # ethtool -K feature, -L channel, -G ring
 _BOOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
 MAX_IFINDEX = 2**31 - 1
 MAX_B64 = 4 * ((MAX_PERSIST_BYTES + 2) // 3)  # the base64 of the largest file the tuner keeps
@@ -181,28 +182,16 @@ class _Damaged(ValueError):
     """One thing wrong in a journal, said in words (the caller adds the path)."""
 
 
-def _no_constant(name: str) -> None:
-    raise _Damaged(f"{name} is not a value a journal holds")
-
-
-def _no_float(text: str) -> None:
-    raise _Damaged(f"{text[:20]} is not a whole number")
-
-
-def _small_int(text: str) -> int:
-    if len(text.lstrip("-")) > 12:
-        raise _Damaged(f"a number of {len(text)} digits is out of range")
-    return int(text)
+# a journal holds strings, booleans and small whole numbers (modes, counts, sizes): nothing else is read
+_JOURNAL_JSON = decoder(12, floats=False, constant="a value a journal holds")
 
 
 def state_from_text(text: str, path: str) -> State:
     """The journal, every value checked for type and range: a damaged one is a TuneError, never a crash."""
     damaged = f"{path} is damaged"
     try:
-        data = json.loads(text, parse_constant=_no_constant, parse_float=_no_float, parse_int=_small_int)
-    except RecursionError:
-        raise TuneError(f"{damaged}: nested too deeply") from None
-    except ValueError as e:
+        data = loads(text, _JOURNAL_JSON)
+    except JSONInputError as e:
         raise TuneError(f"{damaged}: {escape_control(str(e))}") from None
     if not isinstance(data, dict) or data.get("schema") not in (STATE_SCHEMA, OLD_SCHEMA):
         raise TuneError(f"{damaged}: not a {STATE_SCHEMA} document")
@@ -462,9 +451,9 @@ def load_state(roots: Roots) -> Optional[State]:
     except OSError as e:
         why = "a symlink" if e.errno == errno.ELOOP else e.strerror
         raise TuneError(f"cannot read {path}: {why}") from None
-    except ValueError as e:
-        if str(e).startswith("larger"):
-            raise TuneError(f"{path} is damaged: larger than {MAX_JOURNAL_BYTES // 1024 // 1024} MiB") from None
+    except TooLarge:
+        raise TuneError(f"{path} is damaged: larger than {MAX_JOURNAL_BYTES // 1024 // 1024} MiB") from None
+    except ValueError:
         raise TuneError(f"{path} is damaged: not a regular file") from None
     try:
         text = data.decode("utf-8")

@@ -34,12 +34,12 @@ from typing import Dict, List, Optional, Tuple
 
 from guestcheck.collect.fs import cat, cat_int, link_name
 from guestcheck.ini import ini_sections
-from guestcheck.names import FILE_SAFE_IFNAME
+from guestcheck.names import FILE_SAFE_IFNAME, file_safe_ifname
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control, is_plain
 from guestcheck.tune import TuneError, confdirs
-from guestcheck.uevent import parse_uevent
+from guestcheck.uevent import parse_uevent, udev_db_properties
 
 OUR_PREFIX = "50-guestcheck-"
 RULE_PREFIX = "90-guestcheck-"
@@ -51,6 +51,8 @@ MATCH_VALUES = {"PermanentMACAddress": HW_ADDRESS, "MACAddress": HW_ADDRESS, "Or
 # an RPS mask as the kernel reads and writes it: 32-bit hex groups, comma-separated (at most 65536 CPUs); nothing
 # in it can end udev's "..."
 RPS_MASK = re.compile(r"[0-9a-f]{1,8}(,[0-9a-f]{8}){0,2047}")
+# a [Link] line carried over from the file ours replaces (and kept in the journal): one printable Key=value
+LINK_LINE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}=[\x20-\x7e]{0,512}")
 RX_QUEUE = re.compile(r"rx-[0-9]{1,5}")  # a receive queue's directory under /sys/class/net/IFACE/queues
 NAMING = ("NamePolicy", "Name")
 MAX_LINK_BYTES = 64 * 1024
@@ -83,7 +85,7 @@ def rules_dir(roots: Roots) -> str:
 
 def file_names(ifname: str) -> Tuple[str, str]:
     """(the .link file's name, the udev rule's name) for an interface; TuneError for a name unfit for a file."""
-    if not FILE_SAFE_IFNAME.fullmatch(ifname) or ifname in (".", ".."):
+    if not file_safe_ifname(ifname):
         raise TuneError(f"cannot persist settings for {escape_control(repr(ifname))}: the name has characters "
                         "that do not belong in a file name; use --no-persist")
     return f"{OUR_PREFIX}{ifname}.link", f"{RULE_PREFIX}{ifname}.rules"
@@ -179,7 +181,7 @@ def udev_entry(roots: Roots, ifindex: Optional[int]) -> Dict[str, str]:
     if ifindex is None:
         return {}
     text = cat(os.path.join(roots.run, "udev/data", f"n{ifindex}")) or ""
-    return dict(line[2:].split("=", 1) for line in text.splitlines() if line.startswith("E:") and "=" in line)
+    return dict(udev_db_properties(text))
 
 
 def device(roots: Roots, ifname: str, perm_mac: Optional[str]) -> Device:
@@ -288,7 +290,7 @@ def carried_lines(applying: Optional[Applying], ifname: str) -> List[str]:
     lines = []
     for key, value in applying.link if applying else []:
         line = f"{key}={value}"
-        if key in _OURS or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}=[\x20-\x7e]{0,512}", line):
+        if key in _OURS or not LINK_LINE.fullmatch(line):
             continue
         lines.append(line)
     if not any(line.split("=", 1)[0] in NAMING for line in lines):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Tuple
 
 from guestcheck.atomicfile import write_atomic
+from guestcheck.regularfile import NotRegularFile, TooLarge, read_regular_stat
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
 
@@ -77,22 +78,15 @@ def inspect(path: str) -> PersistFile:
     if not stat.S_ISREG(st.st_mode):
         return PersistFile(path, OTHER)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        data, st = read_regular_stat(path, MAX_BYTES, nofollow=True)
+    except NotRegularFile:  # replaced by a FIFO or a directory since the lstat
+        return PersistFile(path, OTHER)
+    except TooLarge:
+        raise TuneError(f"{path} is larger than {MAX_BYTES // 1024} KiB: not guestcheck's file") from None
     except OSError as e:
         if e.errno == errno.ELOOP:  # replaced by a link since the lstat
             return inspect(path)
         raise TuneError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return PersistFile(path, OTHER)
-        data = os.read(fd, MAX_BYTES + 1)
-    except OSError as e:
-        raise TuneError(f"cannot read {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_BYTES:
-        raise TuneError(f"{path} is larger than {MAX_BYTES // 1024} KiB: not guestcheck's file")
     return PersistFile(path, FILE, decode(data), stat.S_IMODE(st.st_mode) & 0o777)
 
 

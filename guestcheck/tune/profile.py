@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from guestcheck.names import valid_profile_name
 from guestcheck.quantities import maybe_int
-from guestcheck.regularfile import read_regular
+from guestcheck.regularfile import TooLarge, read_regular
 from guestcheck.sysctlnames import normalise_key
 from guestcheck.text import escape_control
 from guestcheck.tune import TuneError
@@ -247,9 +247,9 @@ def _read(path: str) -> str:
         data = read_regular(path, MAX_FILE_BYTES)
     except OSError as e:
         raise ProfileError(f"cannot read profile {path}: {e.strerror}") from None
-    except ValueError as e:
-        if str(e).startswith("larger"):
-            raise ProfileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, too big for a profile") from None
+    except TooLarge:
+        raise ProfileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, too big for a profile") from None
+    except ValueError:
         raise ProfileError(f"{path}: not a regular file") from None
     try:
         return data.decode("utf-8")

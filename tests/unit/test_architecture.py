@@ -55,7 +55,7 @@ NEUTRAL: Dict[str, str] = {
     "guestcheck.distros": "commands that differ between distributions (tables)",
     "guestcheck.waiting": "the 'waiting for the sample' line on a terminal",
     "guestcheck.output": "the printing gate: every stream through text's escaper",
-    "guestcheck.uevent": "the one parser of a sysfs uevent file",
+    "guestcheck.uevent": "the one parser of uevent properties (sysfs uevent files, udev database E: lines)",
     "guestcheck.ini": "the one lenient INI reader (.link files, TuneD, NetworkManager keyfiles)",
     "guestcheck.names": "the one place that says which interface and profile names are safe",
     "guestcheck.sysctlnames": "the one normaliser of sysctl names (dotted or slashed)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from guestcheck.checks import softirq
@@ -101,3 +103,82 @@ def test_a_source_denied_even_to_root_does_not_ask_for_root():
     rows = [Evidence("environ", "/proc/1/environ", "", error="permission denied")]
     assert str(problems(rows, is_root=True)[0]).endswith("; denied even to root)")
     assert str(problems(rows, is_root=False)[0]).endswith("; run as root)")
+
+
+# os-release files as distributions ship them, and some that only a shell reads right; each is read by
+# guestcheck (os-release alone where its fields decide) and by the distro library, and must agree byte for byte
+OS_RELEASES = {
+    "debian-12": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
+                 'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n',
+    "debian-sid": 'PRETTY_NAME="Debian GNU/Linux trixie/sid"\nNAME="Debian GNU/Linux"\nVERSION_CODENAME=trixie\n'
+                  'ID=debian\n',
+    "ubuntu-22.04": 'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\n'
+                    'VERSION="22.04.4 LTS (Jammy Jellyfish)"\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME=jammy\n',
+    "rocky-9": 'NAME="Rocky Linux"\nVERSION="9.3 (Blue Onyx)"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
+               'VERSION_ID="9.3"\nPRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"\n',
+    "oracle-9": 'NAME="Oracle Linux Server"\nVERSION="9.3"\nID="ol"\nID_LIKE="fedora"\nVERSION_ID="9.3"\n'
+                'PRETTY_NAME="Oracle Linux Server 9.3"\n',
+    "opensuse-leap": 'NAME="openSUSE Leap"\nVERSION="15.5"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\n'
+                     'VERSION_ID="15.5"\nPRETTY_NAME="openSUSE Leap 15.5"\n',
+    "amzn-2023": 'NAME="Amazon Linux"\nVERSION="2023"\nID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\n'
+                 'PRETTY_NAME="Amazon Linux 2023"\n',
+    "alpine": 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n',
+    "arch": 'NAME="Arch Linux"\nPRETTY_NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n',
+    "no-pretty-name": 'NAME="Odd"\nID=odd\nVERSION_ID=1\nVERSION="1 (first)"\n',
+    "crlf-comments-escapes": '# a comment\r\nPRETTY_NAME="say \\"hi\\" \\\\ there" # trailing\r\nID="Odd Linux"\r\n'
+                             "VERSION_ID='1.2'\r\nID_LIKE=\"a  b\tc\"\r\nVERSION_ID=2.0\r\n",
+    "continuation": 'PRETTY_NAME="one \\\ntwo"\nID=x\\\ny\nVERSION_ID=3\n',
+    "unclosed-quote": 'PRETTY_NAME="never closed\nID=debian\nVERSION_ID=12\n',
+    "empty-values": 'PRETTY_NAME=""\nID=debian\nVERSION_ID=\n',
+    "words-not-assignments": 'export PRETTY_NAME="A B"\nID=a VERSION_ID=9 junk\n',
+    "not-utf8": b'PRETTY_NAME="caf\xe9"\nID=debian\nVERSION_ID=12\n',
+    "empty": "",
+}
+
+
+def _distro_says(root: str, path: str) -> tuple:
+    import distro
+
+    try:
+        d = distro.LinuxDistribution(os_release_file=path, root_dir=root)
+        return (d.os_release_attr("pretty_name") or d.name(pretty=True), d.id(), d.like().split(), d.version())
+    except (OSError, UnicodeError, ValueError):
+        return ("", "", [], "")
+
+
+@pytest.mark.parametrize("name", sorted(OS_RELEASES))
+def test_os_release_reads_as_distro_does(tmp_path, name):
+    pytest.importorskip("distro")
+    text = OS_RELEASES[name]
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/debian_version").write_text("trixie/sid\n")  # distro's fallback for Debian's version
+    (tmp_path / "etc/os-release").write_bytes(text if isinstance(text, bytes) else text.encode())
+    info = os_info(Roots.under(str(tmp_path)))
+    assert (info.pretty_name, info.id, info.like, info.version) == _distro_says(str(tmp_path),
+                                                                               str(tmp_path / "etc/os-release"))
+
+
+def test_this_machines_os_release_reads_as_distro_does():
+    pytest.importorskip("distro")
+    info = os_info(Roots())
+    chosen = "/etc/os-release" if os.path.isfile("/etc/os-release") else "/usr/lib/os-release"
+    assert (info.pretty_name, info.id, info.like, info.version) == _distro_says("/", chosen)
+
+
+def test_the_id_normalisation_is_distros():
+    distro = pytest.importorskip("distro")
+    from guestcheck.collect.osrelease import NORMALIZED_OS_ID
+
+    assert NORMALIZED_OS_ID == distro.distro.NORMALIZED_OS_ID
+
+
+def test_a_file_os_release_decides_reads_without_distro(tmp_path, monkeypatch):
+    """The usual file (ID, VERSION_ID, PRETTY_NAME) needs no distro import: doctor's start-up."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distro", None)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text(OS_RELEASES["rocky-9"])
+    info = os_info(Roots.under(str(tmp_path)))
+    assert (info.pretty_name, info.id, info.like, info.version, info.problem) == (
+        "Rocky Linux 9.3 (Blue Onyx)", "rocky", ["rhel", "centos", "fedora"], "9.3", "")

@@ -19,7 +19,7 @@ from guestcheck.collect import fs, udevdb
 from guestcheck.collect.ethtool import MAX_REPLAY_BYTES, EthtoolError, EthtoolReplay
 from guestcheck.collect.other_agents import collect_agents
 from guestcheck.collect.path import nameservers
-from guestcheck.regularfile import read_regular
+from guestcheck.regularfile import NotRegularFile, TooLarge, read_regular, read_regular_stat
 from guestcheck.roots import Roots
 from guestcheck.tune.conflicts import boot_assignments
 from guestcheck.tune.linkfile import udev_entry
@@ -39,6 +39,20 @@ def test_a_fifo_is_refused_at_once(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match="not a regular file"):
         read_regular(str(fifo), 1024)  # no writer: a blocking open would never return
+
+
+def test_the_stat_is_the_descriptors_and_the_refusals_are_typed(tmp_path):
+    """tune's persist file keeps the mode of the very file it read (no second stat, no race with a rename)."""
+    path = tmp_path / "90-guestcheck.conf"
+    path.write_bytes(b"a = 1\n")
+    path.chmod(0o640)
+    data, st = read_regular_stat(str(path), 100, nofollow=True)
+    assert (data, stat.S_IMODE(st.st_mode)) == (b"a = 1\n", 0o640)
+    with pytest.raises(TooLarge, match="larger than 5 bytes"):
+        read_regular_stat(str(path), 5)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(NotRegularFile, match="not a regular file"):
+        read_regular_stat(str(tmp_path / "fifo"), 100)
 
 
 def test_a_symlink_is_refused_with_nofollow(tmp_path):

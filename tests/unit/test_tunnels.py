@@ -148,3 +148,9 @@ def test_every_id_is_explained():
     docs = catalog()
     for fid in ("TUNNEL-MTU", "VXLAN-TX-CSUM"):
         assert docs[fid].why and docs[fid].fix and docs[fid].title
+
+
+def test_the_udev_rule_takes_the_names_tune_persists():
+    """One rule for a name in a udev rule and its file name (guestcheck/names.py): '@' and '+' are in it."""
+    [f] = check.run(*with_recorded(csum_facts("5.4.0", name="vx@1+a")))
+    assert "/etc/udev/rules.d/90-guestcheck-vxlan-vx@1+a.rules" in f.fix
