@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -167,3 +169,19 @@ def apply_rps(ifname, roots, cpus, **kw):
     from guestcheck.tune import service
 
     return service.apply_rps(ifname, roots, cpus, **kw)[0]
+
+
+def tune(tmp_path, *args, env=None):
+    """`guestcheck tune ARGS` run as a process on the fake root `tmp_path` (this checkout's profiles)."""
+    return subprocess.run([sys.executable, "-m", "guestcheck", "tune", *args], capture_output=True, text=True,
+                          timeout=60, cwd=str(REPO),
+                          env={**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": str(tmp_path),
+                               "GUESTCHECK_PROFILES": str(REPO / "profiles"), **(env or {})})
+
+
+def one_line_error(out):
+    """The one `Error: ...` line of a tune that could not do it (exit 3), never a traceback."""
+    assert out.returncode == 3 and "Traceback" not in out.stderr  # README: tune could not do it
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), out.stderr
+    return lines[0]

@@ -184,16 +184,22 @@ def test_rps_on_a_single_queue_uplink():
         assert a.run(["cat", "/sys/class/net/gc0/queues/rx-0/rps_cpus"]).stdout.strip().lstrip("0,") == mask
 
 
+def multi_queue_uplink(a: Netns, b: Netns, queues: int) -> None:
+    """gcq0 in `a` (peer gcq1 in `b`) with `queues` queues each way, up, carrying a's default route."""
+    n = str(queues)
+    a.ip("link", "add", "gcq0", "numtxqueues", n, "numrxqueues", n, "type", "veth",
+         "peer", "name", "gcq1", "numtxqueues", n, "numrxqueues", n, "netns", b.name)
+    a.ip("addr", "add", "10.199.1.1/24", "dev", "gcq0")
+    a.ip("link", "set", "gcq0", "up")
+    b.ip("link", "set", "gcq1", "up")
+    a.ip("route", "add", "default", "via", "10.199.1.2", "dev", "gcq0")
+
+
 @covers("QUEUES-FEWER-THAN-VCPUS")
 @multi_cpu
 def test_queues_on_a_multi_queue_veth():
     with netns() as a, netns() as b:
-        a.ip("link", "add", "gcq0", "numtxqueues", "4", "numrxqueues", "4", "type", "veth",
-             "peer", "name", "gcq1", "numtxqueues", "4", "numrxqueues", "4", "netns", b.name)
-        a.ip("addr", "add", "10.199.1.1/24", "dev", "gcq0")
-        a.ip("link", "set", "gcq0", "up")
-        b.ip("link", "set", "gcq1", "up")
-        a.ip("route", "add", "default", "via", "10.199.1.2", "dev", "gcq0")
+        multi_queue_uplink(a, b, 4)
         a.run(["ethtool", "-K", "gcq0", "gro", "on"])  # NAPI mode: the queues are used
         a.run(["ethtool", "-L", "gcq0", "rx", "1", "tx", "1"])
         before = found(a, "gcq0")
@@ -206,12 +212,7 @@ def test_queues_on_a_multi_queue_veth():
 @multi_cpu
 def test_xps_on_a_multi_queue_uplink():
     with netns() as a, netns() as b:
-        a.ip("link", "add", "gcq0", "numtxqueues", "2", "numrxqueues", "2", "type", "veth",
-             "peer", "name", "gcq1", "numtxqueues", "2", "numrxqueues", "2", "netns", b.name)
-        a.ip("addr", "add", "10.199.1.1/24", "dev", "gcq0")
-        a.ip("link", "set", "gcq0", "up")
-        b.ip("link", "set", "gcq1", "up")
-        a.ip("route", "add", "default", "via", "10.199.1.2", "dev", "gcq0")
+        multi_queue_uplink(a, b, 2)
         before = found(a, "gcq0")
         assert before["SOFTIRQ-NO-XPS"]["fix"].splitlines() == [
             "echo 1 > /sys/class/net/gcq0/queues/tx-0/xps_cpus", "echo 2 > /sys/class/net/gcq0/queues/tx-1/xps_cpus"]

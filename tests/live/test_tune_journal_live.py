@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns, guestcheck_in, netns, requires_netns, veth_pair
+from tests.live.test_tune_live import tune
+from tests.netns import Netns, netns, requires_netns, veth_pair
 
 pytestmark = [pytest.mark.root, requires_netns,
               pytest.mark.skipif(shutil.which("ethtool") is None, reason="needs ethtool")]
@@ -29,11 +30,6 @@ DEFAULT_LINK = ("[Match]\nOriginalName=*\n\n[Link]\nNamePolicy=keep kernel datab
 SYSCTLS = ("net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_fin_timeout", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
            "net.ipv4.ip_local_port_range")
 
-
-def tune(ns: Netns, root: Path, *args: str):
-    out = guestcheck_in(ns, "tune", "--root", str(root), *args)
-    assert "Traceback" not in out.stderr, out.stderr
-    return out
 
 
 def features(ns: Netns, dev: str) -> dict:

@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns, guestcheck_in, netns, requires_netns
+from tests.live.test_tune_live import tune
+from tests.netns import Netns, netns, requires_netns
 
 pytestmark = [pytest.mark.root, requires_netns,
               pytest.mark.skipif(shutil.which("ethtool") is None, reason="needs ethtool")]
 RULE = "etc/udev/rules.d/90-guestcheck-gcr0.rules"
 
-
-def tune(ns: Netns, root: Path, *args: str):
-    out = guestcheck_in(ns, "tune", "--root", str(root), *args)
-    assert "Traceback" not in out.stderr, out.stderr
-    return out
 
 
 def masks(ns: Netns, dev: str = "gcr0") -> dict[str, set[int]]:

@@ -9,21 +9,7 @@ import sys
 
 import pytest
 
-from tests.tune_fake import REPO, FakeKernel
-
-
-def tune(tmp_path, *args, env=None):
-    return subprocess.run([sys.executable, "-m", "guestcheck", "tune", *args], capture_output=True, text=True,
-                          timeout=60, cwd=str(REPO),
-                          env={**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": str(tmp_path),
-                               "GUESTCHECK_PROFILES": str(REPO / "profiles"), **(env or {})})
-
-
-def one_line_error(out):
-    assert out.returncode == 3 and "Traceback" not in out.stderr  # README: tune could not do it
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), out.stderr
-    return lines[0]
+from tests.tune_fake import REPO, FakeKernel, one_line_error, tune
 
 
 def test_list_show_diff(tmp_path):

@@ -14,8 +14,7 @@ import pytest
 from guestcheck.tune import TuneError
 from guestcheck.tune.journal import LinkRecord, State, state_from_text
 from guestcheck.tune.units.links import put_link_files
-from tests.tune_fake import FakeKernel
-from tests.unit.test_tune_cli import one_line_error, tune
+from tests.tune_fake import FakeKernel, one_line_error, tune
 
 INJECTED = 'OriginalName=ra", RUN+="/bin/touch /tmp/x'
 

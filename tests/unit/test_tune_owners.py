@@ -11,8 +11,7 @@ import pytest
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune.service import owners_guard as guard
-from tests.tune_fake import FakeKernel
-from tests.unit.test_tune_cli import one_line_error, tune
+from tests.tune_fake import FakeKernel, one_line_error, tune
 
 
 def tuned(base, key="net.ipv4.tcp_fin_timeout", value="30", profile="my-tuned"):

@@ -20,7 +20,7 @@ from guestcheck.tune.engine import rollback, touched_nic_units, verify_journal
 from guestcheck.tune.journal import load_state, state_from_text
 from guestcheck.tune.units.rps import QueueFiles, RpsUnit, chosen_cpus, cpu_ranges
 from tests.fakemachine import FakeEthtool, FakeMachine
-from tests.tune_fake import REPO, apply_rings, apply_rps, fake_ethtool_writer
+from tests.tune_fake import REPO, apply_rings, apply_rps, fake_ethtool_writer, one_line_error, tune
 
 Writer = fake_ethtool_writer(FakeEthtool)
 RULE = "etc/udev/rules.d/90-guestcheck-ens3.rules"
@@ -223,17 +223,6 @@ def test_the_unit_shows_masks_for_people():
 
 # --- the command line -------------------------------------------------------------------------------------
 
-def tune(tmp_path, *args, env=None):
-    return subprocess.run([sys.executable, "-m", "guestcheck", "tune", *args], capture_output=True, text=True,
-                          timeout=60, cwd=str(REPO),
-                          env={**os.environ, "PYTHONPATH": str(REPO), "GUESTCHECK_ROOT": str(tmp_path), **(env or {})})
-
-
-def one_line_error(out):
-    assert out.returncode == 3 and "Traceback" not in out.stderr  # README: tune could not do it
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), out.stderr
-    return lines[0]
 
 
 def test_cli_rps_dry_run_apply_verify_rollback(tmp_path):
