@@ -384,20 +384,24 @@ def _nic_command(command: str, iface: str, *options: str, dry_run: bool, no_pers
 
 no_persist_option = click.option("--no-persist", is_flag=True,
                                  help="Change the live settings only; write no .link file or udev rule.")
+owners_force_option = click.option("--force", is_flag=True,
+                                   help="Apply even when another agent (TuneD, NetworkManager...) would put its own "
+                                        "value back.")
 
 
 @tune.command()
 @click.argument("iface")
 @dry_run_option
 @no_persist_option
+@owners_force_option
 @click.pass_obj
-def offloads(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None:
+def offloads(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool, force: bool) -> None:
     """Turn on the offloads doctor flags as off but changeable on IFACE (what they depend on first), and
     persist them in /etc/systemd/network/50-guestcheck-IFACE.link."""
     from guestcheck.tune.service import apply_offloads
 
     with user_errors(_nic_command("offloads", iface, dry_run=dry_run, no_persist=no_persist)):
-        result = apply_offloads(iface, tc.roots, dry_run=dry_run, persist=not no_persist)
+        result = apply_offloads(iface, tc.roots, dry_run=dry_run, persist=not no_persist, force=force)
     _nic_report(result, dry_run, "no changeable offload is off", not no_persist)
 
 
@@ -405,13 +409,14 @@ def offloads(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> No
 @click.argument("iface")
 @dry_run_option
 @no_persist_option
+@owners_force_option
 @click.pass_obj
-def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None:
+def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool, force: bool) -> None:
     """Set IFACE's channels to min(vCPUs, the device's maximum), and persist them."""
     from guestcheck.tune.service import apply_queues
 
     with user_errors(_nic_command("queues", iface, dry_run=dry_run, no_persist=no_persist)):
-        result, vcpus = apply_queues(iface, tc.roots, dry_run=dry_run, persist=not no_persist)
+        result, vcpus = apply_queues(iface, tc.roots, dry_run=dry_run, persist=not no_persist, force=force)
     _nic_report(result, dry_run, f"already min({vcpus} vCPUs, the device maximum)", not no_persist)
 
 
@@ -421,15 +426,16 @@ def queues(tc: TuneContext, iface: str, dry_run: bool, no_persist: bool) -> None
 @click.option("--tx", type=click.IntRange(1, 1 << 20), metavar="N", help="TX ring size (default: the maximum).")
 @dry_run_option
 @no_persist_option
+@owners_force_option
 @click.pass_obj
 def rings(tc: TuneContext, iface: str, rx: Optional[int], tx: Optional[int], dry_run: bool,
-          no_persist: bool) -> None:
+          no_persist: bool, force: bool) -> None:
     """Raise IFACE's RX and TX rings to the device's maximum (or --rx/--tx), and persist them."""
     from guestcheck.tune.service import apply_rings
 
     sizes = [*(["--rx", str(rx)] if rx is not None else []), *(["--tx", str(tx)] if tx is not None else [])]
     with user_errors(_nic_command("rings", iface, *sizes, dry_run=dry_run, no_persist=no_persist)):
-        result = apply_rings(iface, tc.roots, rx=rx, tx=tx, dry_run=dry_run, persist=not no_persist)
+        result = apply_rings(iface, tc.roots, rx=rx, tx=tx, dry_run=dry_run, persist=not no_persist, force=force)
     _nic_report(result, dry_run, "rings already at the size asked for", not no_persist)
 
 

@@ -277,7 +277,7 @@ def _nic(unit: Any, request: NicRequest, roots: Roots, settings: Dict[str, Optio
     return result
 
 
-def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False, persist: bool = True,
+def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False, persist: bool = True, force: bool = False,
                    ethtool: Optional[Any] = None) -> NicResult:
     """`tune offloads IFACE`: the offloads doctor flags as off but changeable, what they depend on first, as
     doctor judges them (the NIC's kind, the offload plan), after the owners guard."""
@@ -300,26 +300,27 @@ def apply_offloads(ifname: str, roots: Roots, *, dry_run: bool = False, persist:
                 facts.nics.append(other)
         turn_on, notes = offloads_to_enable(nic, facts)
         request = NicRequest(ifname, persist, {"turn_on": turn_on, "notes": notes})
-        return _nic(FeaturesUnit(), request, roots, {"offloads": None}, dry_run=dry_run, ethtool=et)
+        return _nic(FeaturesUnit(), request, roots, {"offloads": None}, dry_run=dry_run, force=force, ethtool=et)
 
 
 def apply_queues(ifname: str, roots: Roots, vcpus: Optional[int] = None, *, dry_run: bool = False,
-                 persist: bool = True, ethtool: Optional[Any] = None) -> Tuple[NicResult, int]:
+                 persist: bool = True, force: bool = False, ethtool: Optional[Any] = None) -> Tuple[NicResult, int]:
     """`tune queues IFACE`: min(vCPUs, the device's maximum) channels, after the owners guard; with the vCPUs."""
     if vcpus is None:
         from guestcheck.collect.host import collect_host
 
         vcpus = collect_host(roots).vcpus
     result = _nic(ChannelsUnit(), NicRequest(ifname, persist, {"vcpus": vcpus}), roots, {"channels": None},
-                  dry_run=dry_run, ethtool=ethtool)
+                  dry_run=dry_run, force=force, ethtool=ethtool)
     return result, vcpus
 
 
 def apply_rings(ifname: str, roots: Roots, *, rx: Optional[int] = None, tx: Optional[int] = None,
-                dry_run: bool = False, persist: bool = True, ethtool: Optional[Any] = None) -> NicResult:
+                dry_run: bool = False, persist: bool = True, force: bool = False,
+                ethtool: Optional[Any] = None) -> NicResult:
     """`tune rings IFACE`: RX and TX rings at the device's maximum (or --rx/--tx), after the owners guard."""
     return _nic(RingsUnit(), NicRequest(ifname, persist, {"rx": rx, "tx": tx}), roots, {"rings": None},
-                dry_run=dry_run, ethtool=ethtool)
+                dry_run=dry_run, force=force, ethtool=ethtool)
 
 
 def apply_rps(ifname: str, roots: Roots, cpus: Optional[Set[int]] = None, *, asked: Optional[str] = None,

@@ -110,11 +110,20 @@ def owner_that_puts_back(roots):
     return lambda setting, iface: [owner] if setting == "offloads" and iface == "eth0" else []
 
 
+def separate_streams_runner():
+    """A CliRunner whose result has stdout and stderr apart: click 8.1 (Debian 12) needs mix_stderr=False, which
+    click 8.2 removed (the streams are always apart there)."""
+    import inspect
+
+    from click.testing import CliRunner
+
+    apart = "mix_stderr" in inspect.signature(CliRunner.__init__).parameters
+    return CliRunner(**({"mix_stderr": False} if apart else {}))
+
+
 def test_tune_offloads_is_refused_with_exit_3_when_an_owner_puts_offloads_back(tmp_path, monkeypatch):
     """The refusal: nothing written (no ethtool set call, no journal, no .link file), tune's exit code 3; --dry-run
     says that apply would refuse."""
-    from click.testing import CliRunner
-
     from guestcheck.tune.cli import tune as tune_group
     from guestcheck.tune.journal import load_state
     from guestcheck.tune.service import OwnersRefused, apply_offloads
@@ -132,10 +141,14 @@ def test_tune_offloads_is_refused_with_exit_3_when_an_owner_puts_offloads_back(t
     # the command: one line, exit 3, on the same fake root and NIC
     monkeypatch.setenv("GUESTCHECK_ROOT", str(tmp_path))
     monkeypatch.setattr("guestcheck.tune.ethtool_set.EthtoolWriter", lambda: et)
-    out = CliRunner(mix_stderr=False).invoke(tune_group, ["offloads", "eth0"])
+    out = separate_streams_runner().invoke(tune_group, ["offloads", "eth0"])
     assert out.exit_code == 3, out.output + out.stderr
     assert out.stderr.startswith("Error: refusing: another agent would put its own value back (offloads: "
                                  "NetworkManager") and len(out.stderr.strip().splitlines()) == 1
     assert et.calls == [] and load_state(m.roots) is None
-    out = CliRunner(mix_stderr=False).invoke(tune_group, ["offloads", "eth0", "--dry-run"])
+    out = separate_streams_runner().invoke(tune_group, ["offloads", "eth0", "--dry-run"])
     assert out.exit_code == 0 and out.stdout.startswith("apply would refuse without --force: offloads:")
+    # --force applies it anyway, as the refusal says (the owner is still named)
+    out = separate_streams_runner().invoke(tune_group, ["offloads", "eth0", "--force", "--no-persist"])
+    assert out.exit_code == 0, out.output + out.stderr
+    assert et.calls and load_state(m.roots) is not None
