@@ -8,6 +8,8 @@
 # The tree has what guestcheck's Depends pull in, but not guestcheck: each test run installs the .deb into a
 # copy. Atomic: built in a temp dir and renamed into place when complete. Needs root and Debian's mirror.
 set -euo pipefail
+# shellcheck source=../build_cleanup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../build_cleanup.sh"
 
 REV=2
 SUITE=bookworm
@@ -23,7 +25,7 @@ fi
 [[ $(id -u) -eq 0 ]] || { echo "build_chroot: must run as root (debootstrap)" >&2; exit 1; }
 mkdir -p "${CACHE}"
 WORK=$(mktemp -d "${CACHE}/.chroot-XXXXXX")
-trap 'rm -rf "${WORK}"' EXIT
+trap 'remove_build_dirs "${WORK}"' EXIT
 echo "build_chroot: debootstrap ${SUITE} (a few minutes, once)" >&2
 debootstrap --variant=minbase --include="${PACKAGES}" "${SUITE}" "${WORK}/root" >"${WORK}/debootstrap.log" 2>&1 ||
     { tail -n 30 "${WORK}/debootstrap.log" >&2; exit 1; }

@@ -13,6 +13,8 @@
 #         then generalised as a provider would: cloud-init clean, empty /etc/machine-id, no SSH host keys.
 # Needs root (debootstrap, chroot) and, for the base only, Debian's default mirror.
 set -euo pipefail
+# shellcheck source=../build_cleanup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../build_cleanup.sh"
 
 BASE_REV=1
 SUITE=bookworm
@@ -59,10 +61,10 @@ base_is_current() {
 build_base() {
     local start tmp root
     start=$(date +%s)
-    rm -rf "${CACHE}"/.cloud-build.* "${CACHE}"/.cloud-old.*
+    remove_build_dirs "${CACHE}"/.cloud-build.* "${CACHE}"/.cloud-old.*   # leftovers of interrupted builds
     tmp=$(mktemp -d "${CACHE}/.cloud-build.XXXXXX")
     root=${tmp}/root
-    trap 'chroot_unmounts; rm -rf "${tmp}"' EXIT
+    trap 'chroot_unmounts; remove_build_dirs "${tmp}"' EXIT
     log "debootstrap ${SUITE} (a few minutes)"
     debootstrap --variant=minbase --include="${BASE_PACKAGES}" "${SUITE}" "${root}" >"${tmp}/debootstrap.log" 2>&1 ||
         { tail -n 40 "${tmp}/debootstrap.log" >&2; exit 1; }
@@ -119,7 +121,7 @@ start=$(date +%s)
 mkdir -p "${OUT}"
 WORK=$(mktemp -d "${OUT}/.layer.XXXXXX")
 ROOT=${WORK}/root
-trap 'chroot_unmounts; rm -rf "${WORK}"' EXIT
+trap 'chroot_unmounts; remove_build_dirs "${WORK}"' EXIT
 mkdir "${ROOT}"
 tar -C "${ROOT}" --numeric-owner --xattrs -xf "${BASE}/root.tar"
 flock -u 9

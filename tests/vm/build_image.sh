@@ -8,6 +8,8 @@
 # so an interrupted build never looks like a good cache.
 # Needs root (debootstrap) and network access to Debian's default mirror.
 set -euo pipefail
+# shellcheck source=../build_cleanup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../build_cleanup.sh"
 
 # Bump IMAGE_REV when anything baked into the image changes (e.g. the init stub, the initramfs modules).
 IMAGE_REV=3
@@ -61,12 +63,12 @@ if is_current; then
     report
     exit 0
 fi
-rm -rf "${CACHE}"/.build.* "${CACHE}"/.old.*   # leftovers of interrupted builds
+remove_build_dirs "${CACHE}"/.build.* "${CACHE}"/.old.*   # leftovers of interrupted builds, unmounted first
 
 start=$(date +%s)
 TMP=$(mktemp -d "${CACHE}/.build.XXXXXX")
 chmod 755 "${TMP}"   # mktemp makes it 0700; non-root users boot the image too
-trap 'rm -rf "${TMP}"' EXIT
+trap 'remove_build_dirs "${TMP}"' EXIT
 ROOT=${TMP}/root
 
 log "debootstrap ${SUITE} into ${ROOT} (takes a few minutes)"
