@@ -123,7 +123,7 @@ CONTRACT: Tuple[object, ...] = (  # Only, Forbidden, PrivateStaysHome
               "or collect means it can judge or read the machine itself"),
     Forbidden("tune takes verdicts from judge", ("guestcheck.tune.*",), ("guestcheck.checks.*",), True,
               "tune needs verdicts (memory guarantee, NIC kind, owners, offload plan), never findings, so it reaches "
-              "the checks through no chain at all (not through the doctor pipeline's fill_verdicts either)"),
+              "the checks through no chain at all (not through the doctor pipeline, guestcheck/doctor.py, either)"),
     Forbidden("watch, first boot and fleet take verdicts from judge",
               ("guestcheck.watch.*", "guestcheck.firstboot.*", "guestcheck.fleet", "guestcheck.refresh"),
               ("guestcheck.checks.*",), False,
