@@ -2,7 +2,7 @@
 
 A ballooned or overcommitted guest that grows every TCP socket to 16 MiB can be pushed into reclaim
 or the OOM killer when the host takes memory back. The verdict is doctor's memory verdict, given by
-the service layer (service.py `memory_verdict`: the one place tune takes verdicts from).
+the service layer (service.py's FactsSource.verdict_of: the judge's, judged once per run).
 The guard is proportionate (README "Guards"): nothing raised is never refused; an idle or deflate-on-oom
 virtio-balloon on 2 GiB or more, outside a container, allows per-socket ceilings up to 1/64 of MemTotal.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
+from guestcheck.quantities import maybe_int
 from guestcheck.tune.profile import Guards
 
 MIB = 1024 * 1024
@@ -98,9 +99,7 @@ def raised_ceiling(rows: Iterable[Tuple[str, Optional[str], Optional[str]]]) -> 
 
 def _field(value: str, index: int) -> Optional[int]:
     fields = value.lstrip(">").split()
-    if len(fields) <= index or not fields[index].isdigit():
-        return None
-    return int(fields[index])
+    return maybe_int(fields[index]) if len(fields) > index else None  # ASCII digits only (quantities)
 
 
 def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any], ceiling: Optional[int] = None) -> GuardResult:

@@ -78,18 +78,13 @@ def _judging() -> Iterator[None]:
 
 # --- verdicts: the only imports of judging code in tune/ ------------------------------------------------------
 
-def memory_verdict(facts: Any) -> Any:
-    """The judge's memory verdict: `.guaranteed` (True/False/None) and `.reasons` (list of str)."""
-    from guestcheck.judge.memory import memory_verdict as verdict
+def judged(facts: Any) -> Tuple[Any, Any]:
+    """(the facts with the judge's verdicts in place (platform, NIC kinds), the Judged record), as doctor judges
+    them: one judging, whose memory verdict the guards and the sizing then read."""
+    from guestcheck.judge import judge, with_verdicts
 
-    return verdict(facts)
-
-
-def judged(facts: Any) -> Any:
-    """The facts with the judge's verdicts in place (platform, NIC kinds), as doctor judges them."""
-    from guestcheck.judge import judged_facts
-
-    return judged_facts(facts)
+    verdicts = judge(facts)
+    return with_verdicts(facts, verdicts), verdicts
 
 
 def nic_kind(nic: Any) -> None:
@@ -125,6 +120,13 @@ class FactsSource:
     def __init__(self, roots: Roots, facts_file: Optional[str] = None) -> None:
         self.roots, self.facts_file = roots, facts_file
         self._facts: Any = None
+        self._judged: Any = None
+
+    def verdict_of(self, facts: Any) -> Any:
+        """The memory verdict on these facts (`.guaranteed`, `.reasons`): the judge's, judged once in get()."""
+        if facts is None or facts is not self._facts:
+            raise ValueError("verdict_of answers for the facts get() gave")
+        return self._judged.memory
 
     def get(self) -> Any:
         if self._facts is None:
@@ -139,7 +141,7 @@ class FactsSource:
                 from guestcheck.collect.machine import collect_facts
 
                 facts = collect_facts(self.roots, sample_seconds=0)
-            self._facts = judged(facts)
+            self._facts, self._judged = judged(facts)
         return self._facts
 
 
@@ -172,7 +174,7 @@ def memory_guard(p: Profile, sized: bool, facts: FactsSource, plan: Plan) -> Opt
     ceiling = guard.raised_ceiling((c.key, c.live, c.target) for c in plan.writes())
     judged_facts = facts.get() if ceiling else None
     what = f"{p.name} sized to the path" if sized and not p.guards.requires_guaranteed_memory else p.name
-    return MemoryGuard(guard.check(guards, judged_facts, memory_verdict, ceiling=ceiling), what)
+    return MemoryGuard(guard.check(guards, judged_facts, facts.verdict_of, ceiling=ceiling), what)
 
 
 def _sized(p: Profile, path: Any, facts: FactsSource, state: Optional[State],
@@ -183,7 +185,7 @@ def _sized(p: Profile, path: Any, facts: FactsSource, state: Optional[State],
 
     if path is None:
         return None
-    sizing = size_path(path, procsys, facts.get(), p.guards, memory_verdict)
+    sizing = size_path(path, procsys, facts.get(), p.guards, facts.verdict_of)
     journal = state.sysctl if state else {}
     return sized_profile(p, sizing.ceiling_bytes, sizing.summary(),
                          lambda key: journal[key].original if key in journal else procsys.read(key)), sizing
@@ -370,8 +372,8 @@ def recommend(roots: Roots, dirs: Sequence[str], *, facts_file: Optional[str] = 
 
     with _judging():
         path = parse_path(rate, rtt, peer)
-        return choose(FactsSource(roots, facts_file).get(), dirs, memory_verdict, path=path,
-                      procsys=ProcSys(roots))
+        facts = FactsSource(roots, facts_file)
+        return choose(facts.get(), dirs, facts.verdict_of, path=path, procsys=ProcSys(roots))
 
 
 # --- first boot: an apply the time limit cut off ---------------------------------------------------------------

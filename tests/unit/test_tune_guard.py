@@ -8,10 +8,10 @@ from typing import Optional
 
 import pytest
 
+from guestcheck.judge.memory import memory_verdict
 from guestcheck.tune.guard import check
 from guestcheck.tune.profile import Guards
 from guestcheck.tune.recommend import recommend
-from guestcheck.tune.service import memory_verdict
 from tests.tune_fake import PROFILES
 
 GIB = 1024**3
@@ -142,6 +142,9 @@ def test_raised_ceiling_counts_only_buffer_ceilings_above_the_value_in_force():
     assert raised_ceiling([("net.ipv4.tcp_wmem", "4096 16384 4194304", ">4096 65536 16777216"),
                            ("net.core.wmem_max", "212992", "8388608")]) == 16777216
     assert raised_ceiling([("net.core.rmem_max", None, "16777216")]) == 16777216  # unknown counts as raised
+    # a value in force that is not ASCII digits ('²'.isdigit() is true) is unknown: raised, never a traceback
+    assert raised_ceiling([("net.core.rmem_max", "²", "16777216")]) == 16777216
+    assert raised_ceiling([("net.core.rmem_max", "212992", "²")]) == 0  # nothing readable to raise to
 
 
 def test_recommend_on_24_gib_with_an_idle_balloon_answers_wan_for_1g_x_50ms(tmp_path):
