@@ -283,6 +283,7 @@ class Facts:
     pci_network: List[PciFunction] = field(default_factory=list)  # network-class PCI functions, bound or not
     agents: Optional[OtherAgents] = None  # irqbalance, TuneD, Google's agents, NetworkManager, cloud-init
     nic_counters: List[NicCounters] = field(default_factory=list)  # drop and limit counters, sampled
+    ledger: Optional[Ledger] = None  # qdiscs, IP/UDP/TCP counters, listeners: sampled (None in files from before)
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
     problems: List[Problem] = field(default_factory=list)
@@ -562,6 +563,8 @@ class SoftnetCpu:
     dropped_since_boot: int = 0  # the last reading; 32-bit counters, so they may have wrapped
     squeezed_since_boot: int = 0
     net_rx_per_s: Optional[float] = None  # NET_RX softirqs (None when /proc/softirqs lacks this CPU)
+    flow_limit: int = 0  # column 10 (flow_limit_count): dropped by net.core.flow_limit_cpu_bitmap, in the sample
+    flow_limit_since_boot: int = 0
 
 
 @dataclass
@@ -778,3 +781,58 @@ class NicCounters:
     driver: Dict[str, CounterRate] = field(default_factory=dict)  # by the driver's name, as `ethtool -S` prints
     gauges: Dict[str, int] = field(default_factory=dict)  # conntrack_allowance_available: a level, not a count
     notes: List[str] = field(default_factory=list)  # what could not be read, and why
+
+
+# --- The loss ledger: qdiscs and the IP, UDP and TCP counters, sampled (issue 21) ---
+
+
+@dataclass
+class Qdisc:
+    """A qdisc, a class or a police action on one device (what `tc -s qdisc`, `tc -s class` show), with its
+    counters over the sample. drops, overlimits and requeues are the kernel's 32-bit counters."""
+
+    device: str
+    kind: str  # tbf, htb, fq_codel, pfifo_fast, ingress, police, ...
+    handle: str  # "8001:", a class's "1:10"; a police action's index
+    parent: str  # root | ingress | "1:" (the qdisc or class it hangs from)
+    is_class: bool = False
+    rate_bytes_per_s: Optional[int] = None  # a shaper's rate: tbf rate, htb ceil, hfsc upper limit, cake, police
+    limit: Optional[int] = None  # the queue's limit, in limit_unit (pfifo_fast: the device's txqueuelen)
+    limit_unit: str = ""  # packets | bytes
+    burst_bytes: Optional[int] = None  # tbf's bucket, as `tc ... burst` took it
+    counters: Dict[str, CounterRate] = field(default_factory=dict)  # packets, bytes, drops, overlimits, requeues
+    backlog_bytes: int = 0  # queued at the end of the sample
+    backlog_packets: int = 0
+    backlog_bytes_peak: int = 0  # the larger of the two readings
+    ingress_of: List[str] = field(default_factory=list)  # an ifb's: the devices whose ingress is redirected here
+
+
+@dataclass
+class Listener:
+    """A listening TCP socket whose accept queue held connections (sock_diag: rqueue against the backlog)."""
+
+    family: str  # ipv4 | ipv6
+    address: str
+    port: int
+    queued: int  # connections waiting for accept(): the larger of the two readings
+    backlog: int  # the queue's limit: listen()'s backlog, capped at net.core.somaxconn
+
+
+@dataclass
+class Ledger:
+    """Where packets are dropped or queued between the NIC and the socket, in this network namespace: every
+    qdisc and class with its counters, the IP/UDP/TCP counters of /proc/net/snmp, netstat and snmp6 (by their
+    nstat names), listening sockets with a queue, and the settings the findings name. Counters are read at both
+    ends of the sample, like the softnet counters; NIC, softnet and conntrack counters stay in their own areas."""
+
+    netns: str = ""  # "net:[4026531840]": whose counters these are
+    netns_is_initial: Optional[bool] = None  # the host's own namespace (None when it cannot be told)
+    sampled: bool = False  # two readings; False with --sample 0 (totals only)
+    seconds: float = 0.0
+    qdiscs: List[Qdisc] = field(default_factory=list)
+    counters: Dict[str, CounterRate] = field(default_factory=dict)  # "UdpRcvbufErrors", "TcpExtListenOverflows"...
+    listeners: List[Listener] = field(default_factory=list)  # only those with connections queued
+    listeners_total: Optional[int] = None  # listening sockets seen; None when sock_diag could not be read
+    settings: Dict[str, str] = field(default_factory=dict)  # sysctls the findings name: net.core.rmem_max ...
+    qdisc_kinds: Dict[str, bool] = field(default_factory=dict)  # "fq_codel": whether this kernel has it
+    notes: List[str] = field(default_factory=list)

@@ -45,14 +45,16 @@ def attributes(body: bytes, offset: int) -> Iterator[Tuple[int, bytes]]:
         at += align(rta_len)
 
 
-def dump(msg_type: int, header: bytes, timeout: float = 2.0) -> List[Tuple[int, bytes]]:
-    """A dump request (RTM_GETNEIGH, ...) with its fixed header; every answer's (type, body) until NLMSG_DONE.
-    Raises OSError when the kernel refuses or does not answer in `timeout` seconds."""
+def dump(msg_type: int, header: bytes, timeout: float = 2.0,
+         protocol: int = socket.NETLINK_ROUTE) -> List[Tuple[int, bytes]]:
+    """A dump request (RTM_GETNEIGH, ..., or SOCK_DIAG_BY_FAMILY with `protocol` NETLINK_SOCK_DIAG) with its fixed
+    header; every answer's (type, body) until NLMSG_DONE. Raises OSError when the kernel refuses or does not
+    answer in `timeout` seconds."""
     seq = int.from_bytes(os.urandom(4), "little") or 1
     request = NLMSG.pack(NLMSG.size + len(header), msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + header
     out: List[Tuple[int, bytes]] = []
     received = 0
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as s:
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol) as s:
         s.settimeout(timeout)
         s.sendto(request, (0, 0))
         while received < MAX_DUMP_BYTES:

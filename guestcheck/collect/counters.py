@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from guestcheck.collect.fs import cat
+from guestcheck.facts import CounterRate
 from guestcheck.roots import Roots
 
 
@@ -27,6 +28,11 @@ class CounterReading:
     interrupts: Optional[str]
     conntrack_stat: Optional[str] = None  # /proc/net/stat/nf_conntrack; absent without conntrack
     nics: Optional[Dict[str, Any]] = None  # NIC name -> collect.nic_counters.NicReading; None: not read
+    snmp: Optional[str] = None  # /proc/net/snmp, /proc/net/netstat, /proc/net/snmp6: the ledger's IP/UDP/TCP rows
+    netstat: Optional[str] = None
+    snmp6: Optional[str] = None
+    tc: Optional[Any] = None  # collect.tc.TcReading: every qdisc and class; None: not read (a fake tree)
+    listeners: Optional[Any] = None  # sockdiag listening sockets (a list), or the OSError text; None: not read
 
 
 @dataclass(frozen=True)
@@ -44,16 +50,36 @@ class CounterSample:
 NicReader = Callable[[], Dict[str, Any]]
 
 
+def _live_readings(roots: Roots) -> Dict[str, Any]:
+    """The netlink readings (qdiscs, listening sockets): only of the machine itself, never beside a fake tree,
+    whose /proc would then disagree with them."""
+    if roots.proc != "/proc":
+        return {}
+    from guestcheck.collect.tc import read_tc
+    from guestcheck.sockdiag import listeners
+
+    try:
+        found: Any = listeners()
+    except OSError as e:
+        found = e.strerror or str(e)
+    return {"tc": read_tc(), "listeners": found}
+
+
 def read_counters(roots: Roots, read_nics: Optional[NicReader] = None) -> CounterReading:
     """`read_nics` reads the NICs' drop counters (collect.nic_counters) in the same moment."""
+    net = os.path.join(roots.proc, "net")
     return CounterReading(
         monotonic=time.monotonic(),
         proc_stat=cat(os.path.join(roots.proc, "stat")),
-        softnet_stat=cat(os.path.join(roots.proc, "net/softnet_stat")),
+        softnet_stat=cat(os.path.join(net, "softnet_stat")),
         softirqs=cat(os.path.join(roots.proc, "softirqs")),
         interrupts=cat(os.path.join(roots.proc, "interrupts")),
-        conntrack_stat=cat(os.path.join(roots.proc, "net/stat/nf_conntrack")),
+        conntrack_stat=cat(os.path.join(net, "stat/nf_conntrack")),
         nics=read_nics() if read_nics is not None else None,
+        snmp=cat(os.path.join(net, "snmp")),
+        netstat=cat(os.path.join(net, "netstat")),
+        snmp6=cat(os.path.join(net, "snmp6")),
+        **_live_readings(roots),
     )
 
 
@@ -70,3 +96,26 @@ def sample_counters(roots: Roots, seconds: float, read_nics: Optional[NicReader]
 def counter_delta(before: int, after: int, width: int = 32) -> int:
     """after - before for a counter that wraps at 2**width (softnet_stat's are 32-bit)."""
     return after - before if after >= before else after + (1 << width) - before
+
+
+def counter_rates(before: Optional[Dict[str, int]], after: Dict[str, int], seconds: Optional[float],
+                  notes: List[str], what: str, keep: Callable[[str], bool] = lambda _: True,
+                  width: int = 64) -> Dict[str, CounterRate]:
+    """Each kept counter's total (the `after` reading) and, where `before` has it and `seconds` is given, its
+    rise and rate; a counter that went backwards (reset) keeps its total only, and `notes` says so."""
+    out = {}
+    went_back = []
+    for name, total in after.items():
+        if not keep(name):
+            continue
+        rate = CounterRate(total=total)
+        if seconds is not None and before is not None and name in before:
+            if total >= before[name] or (width < 64 and before[name] - total > (1 << (width - 1))):
+                rate.rise = counter_delta(before[name], total, width)
+                rate.per_s = round(rate.rise / seconds, 3)
+            else:
+                went_back.append(name)
+        out[name] = rate
+    if went_back:
+        notes.append(f"{what} went backwards during the sample (reset?): {', '.join(sorted(went_back))}")
+    return out

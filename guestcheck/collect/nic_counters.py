@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
 
 from guestcheck.collect.area import Run
-from guestcheck.collect.counters import CounterSample, counter_delta
+from guestcheck.collect.counters import CounterSample, counter_rates
 from guestcheck.collect.ethtool import EthtoolError
 from guestcheck.collect.fs import cat_int
 from guestcheck.drivercounters import INTERFACE_COUNTERS, curated
-from guestcheck.facts import CounterRate, Nic, NicCounters
+from guestcheck.facts import Nic, NicCounters
 from guestcheck.roots import Roots
 
 
@@ -55,26 +55,6 @@ def counted_nics(nics: List[Nic]) -> List[str]:
     return [n.name for n in nics if n.link_type != 772 and n.software_type != "loopback"]
 
 
-def _rates(before: Optional[Dict[str, int]], after: Dict[str, int], seconds: Optional[float],
-           keep, notes: List[str], what: str) -> Dict[str, CounterRate]:
-    out = {}
-    went_back = []
-    for name, total in after.items():
-        if not keep(name):
-            continue
-        rate = CounterRate(total=total)
-        if seconds is not None and before is not None and name in before:
-            if total >= before[name]:
-                rate.rise = counter_delta(before[name], total, 64)
-                rate.per_s = round(rate.rise / seconds, 3)
-            else:
-                went_back.append(name)
-        out[name] = rate
-    if went_back:
-        notes.append(f"{what} went backwards during the sample (reset?): {', '.join(sorted(went_back))}")
-    return out
-
-
 def _is_counted(name: str) -> bool:
     counter = curated(name)
     return counter is not None and counter.kind != "gauge"
@@ -87,8 +67,8 @@ def nic_counters(name: str, before: Optional[NicReading], after: NicReading) -> 
     out = NicCounters(nic=name, sampled=sampled, seconds=round(seconds or 0.0, 3))
     if not after.interface:
         out.notes.append("no statistics in sysfs")
-    out.interface = _rates(before.interface if sampled and before else None, after.interface, seconds,
-                           lambda _: True, out.notes, "interface statistics")
+    out.interface = counter_rates(before.interface if sampled and before else None, after.interface, seconds,
+                                  out.notes, "interface statistics")
     if after.driver is None:
         out.notes.append(f"no driver statistics ({after.driver_error or 'unknown'})")
         return out
@@ -97,7 +77,7 @@ def nic_counters(name: str, before: Optional[NicReading], after: NicReading) -> 
     previous = before.driver if sampled and before else None
     if sampled and previous is None:
         out.notes.append("driver statistics only at the end of the sample: totals, no rates")
-    out.driver = _rates(previous, after.driver, seconds, _is_counted, out.notes, "driver counters")
+    out.driver = counter_rates(previous, after.driver, seconds, out.notes, "driver counters", _is_counted)
     out.gauges = {k: v for k, v in after.driver.items() if (c := curated(k)) is not None and c.kind == "gauge"}
     return out
 

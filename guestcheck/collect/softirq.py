@@ -25,7 +25,8 @@ PCI_ADDRESS = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", re.IGNOR
 # Interrupts of a NIC that carry no packets: configuration, management, events.
 NOT_A_QUEUE = re.compile(r"config|mgmn?t|async|ctrl|cmd|mbo?x|admin|event", re.IGNORECASE)
 
-SoftnetRow = Tuple[int, int, int]  # processed, dropped, time_squeeze
+FLOW_LIMIT_COLUMN = 9  # flow_limit_count (since Linux 3.11; 0 on older kernels, which have no such column)
+SoftnetRow = Tuple[int, int, int, int]  # processed, dropped, time_squeeze, flow_limit_count
 
 
 def online_cpus_from_stat(proc_stat: Optional[str]) -> Optional[List[int]]:
@@ -37,7 +38,7 @@ def online_cpus_from_stat(proc_stat: Optional[str]) -> Optional[List[int]]:
 
 
 def parse_softnet(text: Optional[str], online: Optional[List[int]]) -> Tuple[Dict[int, SoftnetRow], str]:
-    """CPU id -> (processed, dropped, squeezed), and how rows were mapped to CPUs."""
+    """CPU id -> (processed, dropped, squeezed, flow limit), and how rows were mapped to CPUs."""
     if not text:
         return {}, ""
     rows = []
@@ -49,10 +50,11 @@ def parse_softnet(text: Optional[str], online: Optional[List[int]]) -> Tuple[Dic
             rows.append([parse_int(c, base=16) for c in cols])
         except ValueError:
             continue
+    counts = [(r[0], r[1], r[2], r[FLOW_LIMIT_COLUMN] if len(r) > FLOW_LIMIT_COLUMN else 0) for r in rows]
     if rows and all(len(r) > CPU_COLUMN for r in rows):
-        return {r[CPU_COLUMN]: (r[0], r[1], r[2]) for r in rows}, "cpu-column"
+        return {r[CPU_COLUMN]: c for r, c in zip(rows, counts)}, "cpu-column"
     cpus = online if online is not None and len(online) == len(rows) else list(range(len(rows)))
-    return {cpu: (r[0], r[1], r[2]) for cpu, r in zip(cpus, rows)}, "online-order"
+    return dict(zip(cpus, counts)), "online-order"
 
 
 def _cpu_table(text: Optional[str]) -> Tuple[List[int], List[str]]:
@@ -130,7 +132,7 @@ def softnet_cpus(sample: CounterSample, notes: List[str]) -> Tuple[List[SoftnetC
     rx_delta = _per_cpu_delta(rx_before, rx_after)
     cpus = []
     for cpu in sorted(set(before) & set(after)):
-        (p0, d0, s0), (p1, d1, s1) = before[cpu], after[cpu]
+        (p0, d0, s0, f0), (p1, d1, s1, f1) = before[cpu], after[cpu]
         dp, dd, ds = counter_delta(p0, p1), counter_delta(d0, d1), counter_delta(s0, s1)
         net_rx = rx_delta.get(cpu)
         cpus.append(SoftnetCpu(
@@ -143,6 +145,8 @@ def softnet_cpus(sample: CounterSample, notes: List[str]) -> Tuple[List[SoftnetC
             dropped_since_boot=d1,
             squeezed_since_boot=s1,
             net_rx_per_s=None if net_rx is None else round(net_rx / secs, 1),
+            flow_limit=counter_delta(f0, f1),
+            flow_limit_since_boot=f1,
         ))
     went = sorted(set(before) - set(after))
     came = sorted(set(after) - set(before))

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from guestcheck.collect.kernel import in_initial_netns
 from guestcheck.quantities import int_fields
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.tune.journal import State
-from guestcheck.tune.live import ProcSys, choice_missing, in_initial_netns
+from guestcheck.tune.live import ProcSys, choice_missing
 from guestcheck.tune.profile import Profile, Setting, normalise_value
 
 SET, KEEP, RESTORE, SKIP, HOST = "set", "keep", "restore", "skip", "host"

@@ -45,7 +45,7 @@ def test_new_format_maps_rows_by_the_cpu_column_from_a_real_capture() -> None:
     text = load_snapshot("cloud-microvm-virtio")["softnet_stat"]  # 15 columns, kernel 6.x
     rows, mapping = parse_softnet(text, online=None)
     assert mapping == "cpu-column"
-    assert rows == {0: (0x11, 0, 0), 1: (0x135A, 0, 0)}
+    assert rows == {0: (0x11, 0, 0, 0), 1: (0x135A, 0, 0, 0)}
 
 
 def test_rates_per_second_and_32bit_wrap_around() -> None:

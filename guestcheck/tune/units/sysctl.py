@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from guestcheck.collect.kernel import in_initial_netns
 from guestcheck.quantities import int_fields, maybe_int
 from guestcheck.roots import Roots
 from guestcheck.tune import TuneError
 from guestcheck.tune.journal import JournalTooLarge, SizingRecord, State, SysctlBackup, check_fits, persist_path
-from guestcheck.tune.live import ProcSys, in_initial_netns
+from guestcheck.tune.live import ProcSys
 from guestcheck.tune.persist import (
     ABSENT,
     FILE,
