@@ -58,6 +58,14 @@ NOT_BUILDABLE_HERE: dict[str, str] = {
                       "not supported', and netdevsim is not in this kernel (the QEMU guest test resizes e1000's)"),
     "RING-RX-SMALL": ("needs a NIC whose receive ring can be resized: veth answers `ethtool -G` with 'Operation "
                       "not supported', and netdevsim is not in this kernel"),
+    "UDP-RCVBUF-ERRORS": ("its command raises net.core.rmem_default and rmem_max, which this kernel refuses to "
+                          "change inside a child network namespace (EINVAL, even for the present value); the "
+                          "finding itself is live-tested below, and pasted in a VM the fix works"),
+    "UDP-SNDBUF-ERRORS": ("its command raises net.core.wmem_default and wmem_max, which this kernel refuses to "
+                          "change inside a child network namespace (EINVAL, even for the present value); the "
+                          "finding itself is live-tested below"),
+    "TCP-MEMORY-PRESSURE": ("net.ipv4.tcp_mem is the whole kernel's (a network namespace has no such sysctl), and "
+                            "pressure needs the machine's TCP memory exhausted; pasted in a VM it works"),
     "QUEUES-SINGLE-VIRTIO": ("needs virtio-net on Firecracker (a veth is judged by SOFTIRQ-NO-RPS, whose scenario "
                              "pastes the same fix, `guestcheck tune rps IFACE`); a namespace has no virtio-net and no "
                              "Firecracker verdict"),
@@ -315,3 +323,157 @@ def test_reno_congestion_control_in_a_namespace():
         fix_until_gone(a, "tcp", {"TCP-CONGESTION-RENO"})
         assert found(a, "tcp")["TCP-CONGESTION-OK"]["evidence"]["control"] == want
         assert a.run(["sysctl", "-n", "net.ipv4.tcp_congestion_control"]).stdout.strip() == want
+
+
+# --- The loss ledger (issue 21): each condition is induced while doctor samples, and again after the fix ---
+
+# a non-blocking sender: a full send buffer is EAGAIN (UdpSndbufErrors), skipped, never a wait
+UDP_NONBLOCKING = ("import socket, sys\n"
+                   "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                   "s.setblocking(False)\n"
+                   "for _ in range(int(sys.argv[2])):\n"
+                   "    try:\n"
+                   "        s.sendto(b'x' * 1000, (sys.argv[1], int(sys.argv[3])))\n"
+                   "    except BlockingIOError:\n"
+                   "        pass\n")
+UDP_BURST = ("import socket, sys\n"
+             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             "for _ in range(int(sys.argv[2])):\n"
+             "    s.sendto(b'x' * 1000, (sys.argv[1], int(sys.argv[3])))\n")
+# a receiver that opens its socket with the namespace's default buffer and reads nothing until told
+UDP_SINK = ("import socket, sys, time\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('0.0.0.0', int(sys.argv[1])))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))\n")
+# a listener whose queue is what listen(1024) gets under the namespace's somaxconn, never accepting
+LISTENER = ("import socket, sys, time\n"
+            "s = socket.socket()\n"
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('0.0.0.0', int(sys.argv[1])))\n"
+            "s.listen(1024)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))\n")
+CONNECTS = ("import socket, sys, time\n"
+            "held = []\n"
+            "for _ in range(int(sys.argv[2])):\n"
+            "    c = socket.socket()\n"
+            "    c.setblocking(False)\n"
+            "    c.connect_ex((sys.argv[1], int(sys.argv[3])))\n"
+            "    held.append(c)\n"
+            "time.sleep(1.5)\n")
+
+
+def doctor_during(ns: Netns, induce: Callable[[], None], sample: float = 3.0) -> dict:
+    """doctor --json sampling `sample` seconds in `ns` while `induce` runs inside the window."""
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import subprocess
+    proc = ns.popen([sys.executable, "-m", "guestcheck", "doctor", "--json", "--sample", str(sample)],
+                    env={**os.environ, "PYTHONPATH": repo}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # start-up and the first reading
+        induce()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in (err or ""), err
+    return json.loads(out)
+
+
+def by_id(doc: dict) -> dict:
+    return {f["id"]: f for f in doc["findings"]}
+
+
+def background(ns: Netns, code: str, *args: str):
+    """A Python snippet running in `ns`, once it printed 'ready'."""
+    import subprocess
+    proc = ns.popen(["python3", "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@covers("QDISC-DROPS")
+def test_a_tbf_with_a_tiny_limit_drops_a_burst_until_its_limit_is_raised():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.run(["tc", "qdisc", "add", "dev", "gc0", "root", "tbf", "rate", "10mbit", "burst", "10kb", "limit", "3000"])
+        def burst() -> None:
+            a.run(["python3", "-c", UDP_BURST, "10.199.0.2", "20", "9"])
+        drops = by_id(doctor_during(a, burst))["QDISC-DROPS"]
+        assert drops["severity"] == "warning" and drops["subject"] == "gc0", drops
+        assert drops["evidence"]["drops_rise"] > 0
+        run_fix(a, drops)
+        after = by_id(doctor_during(a, burst)).get("QDISC-DROPS")
+        assert after is None or (after["severity"] == "info" and after["evidence"]["drops_rise"] == 0), after
+
+
+def test_a_udp_burst_overflows_the_default_receive_buffer():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        def burst() -> None:
+            sink = background(b, UDP_SINK, "5001", "4")
+            try:
+                a.run(["python3", "-c", UDP_BURST, "10.199.0.2", "300", "5001"])
+                time.sleep(0.3)
+            finally:
+                sink.kill()
+                sink.wait()
+        errors = by_id(doctor_during(b, burst))["UDP-RCVBUF-ERRORS"]
+        assert errors["severity"] == "warning" and errors["evidence"]["rising"]["UdpRcvbufErrors"]["rise"] > 0
+        assert errors["fix"].startswith("sysctl -w net.core.rmem_max=")
+
+
+@covers("TCP-LISTEN-OVERFLOW")
+def test_a_listen_queue_capped_by_somaxconn_overflows_until_the_profile_raises_it():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        b.run(["sysctl", "-qw", "net.core.somaxconn=4"])
+        servers: list = []
+        def flood() -> None:
+            servers.append(background(b, LISTENER, "8080", "6"))  # alive past the window's last reading
+            a.run(["python3", "-c", CONNECTS, "10.199.0.2", "40", "8080"])
+        try:
+            overflow = by_id(doctor_during(b, flood))["TCP-LISTEN-OVERFLOW"]
+            assert overflow["severity"] == "warning", overflow
+            assert "0.0.0.0:8080" in overflow["summary"] and "limit 4" in overflow["summary"]
+            for server in servers:
+                server.kill()
+                server.wait()
+            run_fix(b, overflow)
+            assert b.run(["sysctl", "-n", "net.core.somaxconn"]).stdout.strip() == "8192"
+            assert "TCP-LISTEN-OVERFLOW" not in by_id(doctor_during(b, flood))
+        finally:
+            for server in servers:
+                server.kill()
+                server.wait()
+
+
+@covers("IP-RPFILTER-DROPS")
+def test_strict_reverse_path_filtering_drops_an_asymmetric_source_until_it_is_loose():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("addr", "add", "10.55.0.1/32", "dev", "gc0")
+        a.run(["sysctl", "-qw", "net.ipv4.conf.gc0.arp_announce=2"])  # ARP asks from 10.199.0.1, which b routes
+        b.ip("link", "add", "gcd0", "type", "veth", "peer", "name", "gcd1")  # this kernel has no dummy
+        b.ip("link", "set", "gcd0", "up")
+        b.ip("link", "set", "gcd1", "up")
+        b.ip("route", "add", "10.55.0.0/24", "dev", "gcd0")  # the way back to the source is another interface
+        b.run(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"])
+        send = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "s.bind(('10.55.0.1', 0))\nfor _ in range(200):\n    s.sendto(b'x', ('10.199.0.2', 9))\n")
+        def asymmetric() -> None:
+            a.run(["python3", "-c", send])
+        drops = by_id(doctor_during(b, asymmetric))["IP-RPFILTER-DROPS"]
+        assert drops["evidence"]["rise"] >= 200 and "strict on all" in drops["summary"], drops
+        run_fix(b, drops)
+        assert "IP-RPFILTER-DROPS" not in by_id(doctor_during(b, asymmetric))
+
+
+def test_a_non_blocking_burst_behind_a_slow_queue_fills_the_send_buffer():
+    with netns() as a, netns() as b, veth_pair(a, b):
+        # a long queue that drops nothing: the datagrams wait in it, charged to the sender's buffer
+        a.run(["tc", "qdisc", "add", "dev", "gc0", "root", "tbf", "rate", "1mbit", "burst", "10kb", "limit", "10mb"])
+        def burst() -> None:
+            a.run(["python3", "-c", UDP_NONBLOCKING, "10.199.0.2", "400", "9"])
+        errors = by_id(doctor_during(a, burst))["UDP-SNDBUF-ERRORS"]
+        assert errors["evidence"]["rising"]["UdpSndbufErrors"]["rise"] > 0, errors
+        assert errors["fix"].startswith("sysctl -w net.core.wmem_max=")  # no queue dropped: the buffer is full

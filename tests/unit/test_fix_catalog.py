@@ -57,7 +57,7 @@ GiB = 1 << 30
 # What a guest fix may run: the tools the checks name (a new one is added here on purpose, not by accident).
 COMMANDS = {"ip", "ethtool", "echo", "cat", "sysctl", "modprobe", "lspci", "dmesg", "grep", "systemctl",
             "apt-get", "dnf", "zypper", "apk", "pacman", "yum", "rc-update", "rc-service", "reboot",
-            "guestcheck"}  # guestcheck tune rps: the tuner journals, persists and rolls back
+            "guestcheck", "tc"}  # guestcheck tune rps: the tuner journals, persists and rolls back; tc: qdiscs
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")  # GATEWAY, IFACE, MASK, N, BR, CPU, MAX ...
 SEPARATORS = {"&&", "||", "|", ";"}
 
