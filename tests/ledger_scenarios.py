@@ -58,6 +58,7 @@ class Scenario:
     induce: Callable[[], Induced]  # once per scenario
     device: Optional[str] = None   # qdisc rows: the interface
     kind: Optional[str] = None     # qdisc rows: the qdisc kind that drops
+    where: str = "receiver"        # which end doctor_ns is, in words
 
 
 # -- helpers run here ---------------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ def qdisc_drops() -> Iterator[Scenario]:
                            {"receiver UdpInErrors": rcv_errors})
 
         yield Scenario("qdisc-drops", "tbf, small limit, iperf3 -u", snd, "qdisc", "drops", "QDISC-DROPS", 3.0,
-                       induce, device="gc0", kind="tbf")
+                       induce, device="gc0", kind="tbf", where="sender")
 
 
 RCVBUF_DATAGRAMS = 5000
@@ -284,7 +285,7 @@ def listen_overflows() -> Iterator[Scenario]:
                                {"flood connections established": established})
 
             yield Scenario("listen-overflow", "listen backlog 1, connect flood", srv, "tcp", "TcpExtListenOverflows",
-                           "TCP-LISTEN-OVERFLOW", LISTEN_WAIT + 1.0, induce)
+                           "TCP-LISTEN-OVERFLOW", LISTEN_WAIT + 1.0, induce, where="listener")
 
 
 RPF_DATAGRAMS, RPF_SOURCE = 3000, "10.198.0.7"
@@ -335,7 +336,7 @@ def tcp_retransmits() -> Iterator[Scenario]:
                            {"bytes_sent": int(sent["bytes"])})
 
         yield Scenario("tcp-retrans", "shaped path, tbf short queue, iperf3 TCP", snd, "tcp", "TcpRetransSegs",
-                       "TCP-RETRANSMITS", TCP_SECONDS + 1.0, induce)
+                       "TCP-RETRANSMITS", TCP_SECONDS + 1.0, induce, where="sender")
 
 
 def _flat(params: Dict[str, str]) -> List[str]:
