@@ -181,7 +181,9 @@ def qdisc_drops() -> Iterator[Scenario]:
     packets - lost_packets; the server's own lost_packets misses the last datagrams dropped after the highest
     one it saw). The sender's UDP socket is told nothing (a qdisc drop is ENOBUFS, which UDP swallows without
     IP_RECVERR), so iperf3 counts every datagram as sent. Elsewhere: the receiver's UDP errors, which would be
-    losses in the same difference; they must stay 0."""
+    losses in the same difference; they must stay 0.
+    The same drops move two more counters in the sender's namespace, by exactly as much (measured): UDP's
+    UdpSndbufErrors (that swallowed ENOBUFS) and IpOutDiscards. One loss, three rows: not to be added up."""
     with _pair("gcls1") as (snd, rcv):
         snd.run(["tc", "qdisc", "replace", "dev", "gc0", "root", "tbf", *_flat(TBF_UDP)])
 
@@ -321,8 +323,9 @@ TCP_SECONDS = 3
 @contextlib.contextmanager
 def tcp_retransmits() -> Iterator[Scenario]:
     """A path shaped to 100 Mbit/s by a tbf with a short queue (60,000 bytes, about 40 segments) on the sender's
-    veth, under one iperf3 TCP flow for 3 s: CUBIC fills the queue, the tbf drops, TCP retransmits (a few %
-    to tens of % of the segments sent, varying run to run).
+    veth, under one iperf3 TCP flow for 3 s: CUBIC fills the queue, the tbf drops, TCP retransmits. How much
+    varies widely run to run on a loaded 2-CPU machine (4,859 to 21,637 segments in three runs, a few % to most
+    of the ~25,000 sent), and exceeds the tbf's drops: a dropped GSO packet is several segments.
     Count: iperf3's own sum_sent.retransmits (tcpi_total_retrans of its data socket, segments like
     TcpRetransSegs). Not counted there: the control connection's retransmits, if one of its few segments meets a
     full queue (0 to 5 measured)."""
