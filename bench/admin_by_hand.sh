@@ -12,8 +12,11 @@ for dev in /sys/class/net/*; do
     ethtool -g "$name" || true     # rings
     ethtool -S "$name" || true     # driver statistics
     udevadm info "$dev" || true    # hwdb model and vendor, predictable names
+    tc -s class show dev "$name" || true   # shaping classes (htb), with drops and overlimits: per device only
 done
 ip -d link show                    # tunnels, bridges, VLANs
+tc -s qdisc show                   # qdiscs on every interface (ifb too): drops, overlimits, backlog
+nstat -asz                         # IP, UDP and TCP counters (-s: nstat's history file is left alone)
 ip route get 192.0.2.1 || true     # the way out (a documentation address: nothing is sent)
 cat /proc/sys/net/netfilter/nf_conntrack_count /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null || true
 cat /proc/net/softnet_stat /proc/softirqs /proc/interrupts /proc/meminfo /proc/stat >/dev/null
