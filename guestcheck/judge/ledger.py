@@ -183,3 +183,12 @@ def shapers_on_path(facts: Facts) -> List[Qdisc]:
     devices = route_devices(facts)
     return [q for q in facts.ledger.qdiscs
             if is_shaper(q) and (q.device in devices or devices.intersection(q.ingress_of))]
+
+
+def ledger_section(facts: Facts) -> Optional[Dict[str, object]]:
+    """doctor/1's `ledger` section: whose counters, the window, and every row (None without a ledger)."""
+    if facts.ledger is None:
+        return None
+    return {"netns": facts.ledger.netns, "netns_is_initial": facts.ledger.netns_is_initial,
+            "seconds": facts.ledger.seconds, "sampled": facts.ledger.sampled,
+            "rows": [dict(r.__dict__) for r in ledger_rows(facts)]}

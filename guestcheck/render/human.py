@@ -10,6 +10,7 @@ from collections import Counter
 
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Severity, Status
+from guestcheck.judge.ledger import LedgerRow, ledger_rows
 from guestcheck.judge.nic import NicVerdict
 from guestcheck.nextstep import next_command
 from guestcheck.report import Report
@@ -95,6 +96,33 @@ def _network_lines(f: Facts) -> list[str]:
 FIX_INDENT = " " * 13
 
 
+def _ledger_row(row: LedgerRow) -> str:
+    where = " ".join(x for x in (row.device or "", row.detail) if x)
+    if row.counter == "backlog_bytes":
+        return f"  {row.layer:<9} {where} backlog {row.total} bytes"
+    moved = f"+{row.rise} ({row.per_s:g}/s), " if row.rise else ""
+    explains = f"  -> {row.finding}" if row.finding and row.rise else ""
+    return f"  {row.layer:<9} {(where + ' ') if where else ''}{row.counter} {moved}{row.total} since boot{explains}"
+
+
+def _ledger_lines(f: Facts, verbose: bool) -> list[str]:
+    """The loss ledger, NIC to socket: the rows that moved in the window (every row with -v)."""
+    if f.ledger is None:
+        return []
+    rows = ledger_rows(f)
+    shown = rows if verbose else [r for r in rows if r.moved]
+    whose = f"network namespace {f.ledger.netns or '?'}" + (
+        "" if f.ledger.netns_is_initial is None else (" (the host's)" if f.ledger.netns_is_initial else
+                                                      " (not the host's)"))
+    if not f.ledger.sampled:
+        head = f"ledger ({whose}): not sampled (--sample 0), totals since boot only"
+        return [head + ("" if verbose else "; -v lists them")] + [_ledger_row(r) for r in shown if verbose]
+    if not shown:
+        return [f"ledger ({whose}): nothing dropped or queued in the {f.ledger.seconds:g} s window"]
+    return [f"ledger ({whose}, {f.ledger.seconds:g} s window" + ("" if verbose else ", rows that moved")
+            + "):"] + [_ledger_row(r) for r in shown]
+
+
 def _fix_lines(fix: str, fix_on: str) -> list[str]:
     """A fix indented under its finding, so the report keeps its shape: a guest fix is shell commands, a host fix
     one labelled line per platform. Leading blanks do not change a command, but they keep a heredoc's end marker
@@ -142,6 +170,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
         lines[-1] = "interfaces: none"
     lines += [line for n in shown_nics for line in _nic_lines(n, judged.nic(n))]
     lines += [esc(line) for line in _network_lines(f)]
+    lines += [esc(line) for line in _ledger_lines(f, verbose)]
     shown = [x for x in report.findings if verbose or x.severity >= Severity.WARNING]
     if shown:
         lines.append("findings:")

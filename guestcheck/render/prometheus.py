@@ -53,9 +53,54 @@ _NIC_METRICS = {
         "Drops and stops the driver counts, per queue where it counts per queue (virtio-net drops and "
         "xdp_tx_drops, ENA tx_queue_stop, netvsc rx_no_memory and tx_no_space)."),
 }
+_QDISC = "labelled with the interface, the qdisc kind, its handle and its parent, as `tc -s qdisc` shows them"
+# The loss ledger's curated series (README: "The loss ledger"): name -> help; the nstat counters' names after it
+_LEDGER_METRICS = {
+    "guestcheck_qdisc_drops_total": f"Packets a qdisc or class dropped ({_QDISC}; 32-bit kernel counter).",
+    "guestcheck_qdisc_overlimits_total": f"Times a shaper held packets back over its rate ({_QDISC}).",
+    "guestcheck_qdisc_requeues_total": f"Packets a qdisc put back because the device was busy ({_QDISC}).",
+    "guestcheck_qdisc_backlog_bytes": f"Bytes queued in a qdisc when guestcheck read it ({_QDISC}).",
+    "guestcheck_qdisc_rate_bytes_per_second": f"The rate a shaper caps traffic at ({_QDISC}).",
+    "guestcheck_softnet_dropped_total": "Packets a CPU dropped because its backlog was full (softnet_stat).",
+    "guestcheck_softnet_time_squeeze_total": "Times a CPU's receive softirq ran out of budget (softnet_stat).",
+}
+LEDGER_COUNTERS = {  # series -> (nstat names, by family label where there are two)
+    "guestcheck_ip_in_discards_total": ("IP packets discarded on the way in (IpInDiscards).",
+                                        {"": "IpInDiscards"}),
+    "guestcheck_ip_out_discards_total": ("IP packets discarded on the way out (IpOutDiscards).",
+                                         {"": "IpOutDiscards"}),
+    "guestcheck_ip_reverse_path_filter_drops_total": ("Packets the reverse-path filter dropped "
+                                                      "(TcpExtIPReversePathFilter).",
+                                                      {"": "TcpExtIPReversePathFilter"}),
+    "guestcheck_udp_receive_buffer_errors_total": ("UDP datagrams dropped on a full receive buffer "
+                                                   "(UdpRcvbufErrors, Udp6RcvbufErrors).",
+                                                   {"ipv4": "UdpRcvbufErrors", "ipv6": "Udp6RcvbufErrors"}),
+    "guestcheck_udp_send_buffer_errors_total": ("UDP sends failed on a full send buffer or queue "
+                                                "(UdpSndbufErrors, Udp6SndbufErrors).",
+                                                {"ipv4": "UdpSndbufErrors", "ipv6": "Udp6SndbufErrors"}),
+    "guestcheck_udp_no_port_total": ("UDP datagrams to ports nothing listens on (UdpNoPorts, Udp6NoPorts).",
+                                     {"ipv4": "UdpNoPorts", "ipv6": "Udp6NoPorts"}),
+    "guestcheck_tcp_sent_segments_total": ("TCP segments sent (TcpOutSegs).", {"": "TcpOutSegs"}),
+    "guestcheck_tcp_retransmitted_segments_total": ("TCP segments retransmitted (TcpRetransSegs).",
+                                                    {"": "TcpRetransSegs"}),
+    "guestcheck_tcp_spurious_retransmits_total": ("TCP retransmissions the peer's DSACKs showed were spurious "
+                                                  "(TcpExtTCPDSACKRecv + TcpExtTCPDSACKOfoRecv).",
+                                                  {"": "TcpExtTCPDSACKRecv+TcpExtTCPDSACKOfoRecv"}),
+    "guestcheck_tcp_listen_overflows_total": ("Handshakes dropped on a full accept queue (TcpExtListenOverflows).",
+                                              {"": "TcpExtListenOverflows"}),
+    "guestcheck_tcp_listen_drops_total": ("Handshakes dropped on the way in (TcpExtListenDrops).",
+                                          {"": "TcpExtListenDrops"}),
+    "guestcheck_tcp_memory_pressures_total": ("Times TCP entered memory pressure (TcpExtTCPMemoryPressures).",
+                                              {"": "TcpExtTCPMemoryPressures"}),
+    "guestcheck_tcp_prune_called_total": ("Receive queues TCP had to prune for memory (TcpExtPruneCalled).",
+                                          {"": "TcpExtPruneCalled"}),
+}
+_LEDGER_METRICS.update({name: text for name, (text, _) in LEDGER_COUNTERS.items()})
 _METRICS.update(_NIC_METRICS)
+_METRICS.update(_LEDGER_METRICS)
 _COUNTERS = {"guestcheck_conntrack_drop_total", "guestcheck_conntrack_early_drop_total",
-             "guestcheck_conntrack_insert_failed_total"} | {n for n in _NIC_METRICS if n.endswith("_total")}
+             "guestcheck_conntrack_insert_failed_total"} | {n for n in _NIC_METRICS if n.endswith("_total")} | {
+                 n for n in _LEDGER_METRICS if n.endswith("_total")}
 
 
 def escape_label_value(value: str) -> str:
@@ -121,7 +166,41 @@ def render(report: Report) -> str:
         lines.append(f"guestcheck_last_run_timestamp_seconds {when:.0f}")
     lines += _conntrack_lines(report)
     lines += nic_counter_lines(report)
+    lines += ledger_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def ledger_lines(report: Report) -> list[str]:
+    """The loss ledger's curated series: since-boot totals (PromQL's increase() gives the window), qdisc
+    gauges, softnet per CPU. Nothing for a counter the facts do not have (no series beats a fake 0)."""
+    f = report.facts
+    series: dict[str, dict[str, int]] = {name: {} for name in _LEDGER_METRICS}
+    if f.softirq is not None:
+        for cpu in f.softirq.cpus:
+            series["guestcheck_softnet_dropped_total"][_labels(cpu=str(cpu.cpu))] = cpu.dropped_since_boot
+            series["guestcheck_softnet_time_squeeze_total"][_labels(cpu=str(cpu.cpu))] = cpu.squeezed_since_boot
+    ledger = f.ledger
+    if ledger is not None:
+        for q in ledger.qdiscs:
+            labels = _labels(interface=q.device, kind=q.kind, handle=q.handle, parent=q.parent)
+            for counter in ("drops", "overlimits", "requeues"):
+                if counter in q.counters:
+                    series[f"guestcheck_qdisc_{counter}_total"].setdefault(labels, q.counters[counter].total)
+            series["guestcheck_qdisc_backlog_bytes"].setdefault(labels, q.backlog_bytes)
+            if q.rate_bytes_per_s:
+                series["guestcheck_qdisc_rate_bytes_per_second"].setdefault(labels, q.rate_bytes_per_s)
+        for name, (_, by_family) in LEDGER_COUNTERS.items():
+            for family, counters in by_family.items():
+                parts = [ledger.counters.get(c) for c in counters.split("+")]
+                if all(p is not None for p in parts):
+                    labels = _labels(family=family) if family else ""
+                    series[name][labels] = sum(p.total for p in parts if p is not None)
+    lines: list[str] = []
+    for name, samples in series.items():
+        if samples:
+            lines += _header(name)
+            lines += [f"{name}{labels} {value}" for labels, value in samples.items()]
+    return lines
 
 
 def nic_counter_lines(report: Report) -> list[str]:

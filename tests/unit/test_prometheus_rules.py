@@ -33,17 +33,17 @@ LEDGER_FINDINGS = {"QDISC-SHAPED", "QDISC-DROPS", "UDP-RCVBUF-ERRORS", "UDP-SNDB
 def expected_thresholds() -> Dict[str, float]:
     """The findings' thresholds the rules must repeat, by the name of the constant that holds each.
 
-    CONNTRACK_FULL_SHARE is the check's own constant. The others are the numbers ledger-spec.md fixes for the
-    ledger's checks, written here until those checks exist; the lead points them at the constants then:
-    guestcheck/checks/tcp.py RETRANS_WARN_SHARE (0.02), RETRANS_CRIT_SHARE (0.10) and RETRANS_MIN_SEGMENTS
-    (10000), and the rate from which UDP-SNDBUF-ERRORS is a warning instead of info (1000 per second).
-    RISING is "any rise during the window", the threshold of every other rising finding."""
+    Each is the check's own constant (guestcheck/checks/tcp.py, udp.py, conntrack.py), so a threshold changed in
+    a check fails here until the rules follow. RISING is "any rise during the window", the threshold of every
+    other rising finding."""
+    from guestcheck.checks import tcp, udp
+
     return {
         "RISING": 0,
-        "RETRANS_WARN_SHARE": 0.02,
-        "RETRANS_CRIT_SHARE": 0.10,
-        "RETRANS_MIN_SEGMENTS": 10000,
-        "UDP_SNDBUF_WARN_PER_S": 1000,
+        "RETRANS_WARN_SHARE": tcp.RETRANS_WARN_SHARE,
+        "RETRANS_CRIT_SHARE": tcp.RETRANS_CRIT_SHARE,
+        "RETRANS_MIN_SEGMENTS": tcp.RETRANS_MIN_SEGMENTS,
+        "UDP_SNDBUF_WARN_PER_S": udp.FAST_PER_S,
         "CONNTRACK_FULL_SHARE": FULL_SHARE,
     }
 
