@@ -415,17 +415,6 @@ def ledger_row(s: Scenario, doc: Optional[dict]) -> Optional[dict]:
     return max(rows, key=lambda r: r.get("rise") or 0, default=None)
 
 
-@functools.lru_cache(maxsize=1)
-def ledger_available() -> bool:
-    """Whether this checkout's doctor --json has a `ledger` section yet (the one place that asks)."""
-    out = subprocess.run([sys.executable, "-m", "guestcheck", "doctor", "--json", "--sample", "0"], env=_env(),
-                         capture_output=True, text=True, check=False, timeout=60)
-    try:
-        return "ledger" in json.loads(out.stdout)
-    except ValueError:
-        return False
-
-
 # -- the roles, run inside a namespace -----------------------------------------------------------------------------
 
 def _udp_send_role(src: str, dst: str, port: str, count: str, size: str) -> None:

@@ -10,7 +10,7 @@ from typing import Callable, Dict
 import pytest
 
 from tests import ledger_scenarios as scen
-from tests.ledger_scenarios import SCENARIOS, Induced, kernel_total, ledger_available, ledger_row, measure
+from tests.ledger_scenarios import SCENARIOS, Induced, kernel_total, ledger_row, measure
 from tests.netns import requires_netns
 
 pytestmark = [pytest.mark.root, requires_netns,
@@ -43,7 +43,9 @@ def _listen(i: Induced) -> None:
 
 def _retrans(i: Induced) -> None:
     # a 60,000-byte queue at 100 Mbit/s loses segments every few round trips: hundreds to thousands retransmitted
-    assert 100 <= i.count <= i.figures["bytes_sent"] // 1448, i
+    # a segment can be retransmitted more than once, so the bound is loose: more than twice every segment sent
+    # would mean the count is not retransmissions
+    assert 100 <= i.count <= 2 * i.figures["bytes_sent"] // 1448, i
 
 
 EXPECTED: Dict[str, Callable[[Induced], None]] = {
@@ -70,7 +72,6 @@ def test_scenario_induces_what_it_counts(name: str) -> None:
     assert abs(total - induced.count) <= 0.05 * induced.count, (total, induced)
 
 
-@pytest.mark.skipif(not ledger_available(), reason="doctor --json has no `ledger` section yet (issue 21)")
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_ledger_counts_the_scenario(name: str) -> None:
     """doctor's window around the traffic: the ledger row of the scenario's counter rose by the induced count
