@@ -83,7 +83,7 @@ class Watch:
             self.write(screen(*self.last, self.events, colour=self.colour, interval=self.interval))
 
     def show_frame(self, before: Reading, after: Reading) -> None:
-        frame = make_frame(before, after, self.vcpus)
+        frame = make_frame(before, after, self.vcpus, self.roots)
         now = time.time()
         if self.tty:
             self.last = (frame, now)

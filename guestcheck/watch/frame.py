@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from guestcheck.collect.counters import CounterReading, CounterSample, counter_delta, read_counters
+from guestcheck.collect.ledger import collect_ledger
 from guestcheck.collect.softirq import softnet_cpus
 from guestcheck.collect.steal import measure_steal
-from guestcheck.facts import CpuSteal, Facts, Host, Softirq, SoftnetCpu
+from guestcheck.facts import CpuSteal, Facts, Host, Ledger, Softirq, SoftnetCpu
 from guestcheck.findings import Finding, Severity
+from guestcheck.judge.ledger import LedgerRow, ledger_rows
 from guestcheck.roots import Roots
 from guestcheck.watch.links import RX_DROPS, TX_DROPS, LinkReading, QueueKey, read_links
 
@@ -58,6 +60,7 @@ class Frame:
     steal: Optional[CpuSteal]
     flags: List[Finding]  # warning or worse, from doctor's checks
     notes: List[str] = field(default_factory=list)
+    ledger: List[LedgerRow] = field(default_factory=list)  # the loss ledger's rows that moved (qdisc to socket)
 
     def flagged(self, finding_id: str, subject: str) -> bool:
         """Whether a check flagged this subject (a finding's subject may list several: "cpu0,cpu2")."""
@@ -91,15 +94,27 @@ def link_rates(before: LinkReading, after: LinkReading, seconds: float) -> LinkR
     return LinkRates(after.name, _rates(before.totals, after.totals, seconds), queues)
 
 
-def _judged(softnet: List[SoftnetCpu], steal: Optional[CpuSteal], vcpus: int) -> List[Finding]:
+LEDGER_LAYERS = ("qdisc", "ip", "udp", "tcp")  # the NIC and softnet rows have their own lines in the view
+LEDGER_CHECKS = ("qdisc", "udp", "tcp", "rpfilter")
+
+
+def _judged(softnet: List[SoftnetCpu], steal: Optional[CpuSteal], vcpus: int,
+            ledger: Optional[Ledger] = None) -> List[Finding]:
     from guestcheck.doctor import flags
 
-    facts = Facts(host=Host(vcpus=vcpus), cpu_steal=steal, softirq=Softirq(cpus=softnet))
-    found = flags(facts, ("softirq", "memory"))
+    facts = Facts(host=Host(vcpus=vcpus), cpu_steal=steal, softirq=Softirq(cpus=softnet), ledger=ledger)
+    found = flags(facts, ("softirq", "memory", *LEDGER_CHECKS))
     return [f for f in found if f.severity >= Severity.WARNING]
 
 
-def make_frame(before: Reading, after: Reading, vcpus: int) -> Frame:
+def frame_ledger(roots: Roots, sample: CounterSample) -> Optional[Ledger]:
+    """This interval's ledger, as doctor's collector makes it from the same two readings."""
+    if sample.after.snmp is None and sample.after.tc is None:
+        return None
+    return collect_ledger(roots, [], sample)
+
+
+def make_frame(before: Reading, after: Reading, vcpus: int, roots: Optional[Roots] = None) -> Frame:
     seconds = max(after.monotonic - before.monotonic, 1e-6)
     links = [link_rates(before.links[name], reading, seconds)
              for name, reading in after.links.items() if name in before.links
@@ -108,4 +123,6 @@ def make_frame(before: Reading, after: Reading, vcpus: int) -> Frame:
     notes: List[str] = []
     softnet, _, _, _ = softnet_cpus(sample, notes)
     steal = measure_steal(sample)
-    return Frame(seconds, links, softnet, steal, _judged(softnet, steal, vcpus), notes)
+    ledger = frame_ledger(roots or Roots(), sample)
+    rows = [r for r in ledger_rows(Facts(ledger=ledger)) if r.moved and r.layer in LEDGER_LAYERS] if ledger else []
+    return Frame(seconds, links, softnet, steal, _judged(softnet, steal, vcpus, ledger), notes, rows)

@@ -84,13 +84,27 @@ def _steal_text(frame: Frame, mark: Marker) -> str:
     return mark(f"steal {s.percent:.1f}%", frame.flagged("CPU-STEAL", "cpu"))
 
 
+def ledger_words(frame: Frame) -> List[str]:
+    """The ledger's rows that moved this interval: "qdisc gc0 tbf 8001: root drops +8 (8/s)"."""
+    out = []
+    for r in frame.ledger:
+        where = " ".join(x for x in (r.device or "", r.detail) if x)
+        if r.counter == "backlog_bytes":
+            out.append(escape_control(f"{r.layer} {where} backlog {r.total} bytes"))
+        else:
+            out.append(escape_control(f"{r.layer} {where + ' ' if where else ''}{r.counter} +{r.rise} "
+                                      f"({_count(r.per_s or 0.0)}/s)"))
+    return out
+
+
 def line(frame: Frame, when: float) -> str:
     """One interval on one line, for a pipe or a log."""
     mark = Marker(False)
     parts = [_link_words(link, mark) for link in frame.links] or ["no interfaces"]
     softnet = "; ".join(_softnet_words(frame, mark))
+    ledger = "; ".join(ledger_words(frame))
     return f"{_clock(when)} " + " | ".join(parts) + (f" | {softnet}" if softnet else "") + \
-        f" | {_steal_text(frame, mark)}"
+        f" | {_steal_text(frame, mark)}" + (f" | ledger: {ledger}" if ledger else "")
 
 
 def _row(label: str, r: Rates, mark: Marker, rx: bool = True, tx: bool = True) -> str:
@@ -117,6 +131,8 @@ def screen(frame: Frame, when: float, events: Sequence[LinkEvent], *, colour: bo
     if frame.steal is not None and frame.steal.per_cpu:
         steal += " (" + ", ".join(f"{cpu} {p:.1f}%" for cpu, p in frame.steal.per_cpu.items()) + ")"
     out += ["", steal]
+    moved = ledger_words(frame)
+    out += ["", "ledger (rows that moved):"] + [f"  {w}" for w in moved] if moved else ["", "ledger: nothing moved"]
     if frame.flags:
         out.append("")
         out += [mark(f"doctor would flag {f.id} [{escape_control(f.subject)}]: {escape_control(f.summary)}", True)
