@@ -87,6 +87,10 @@ CAUSES: list[tuple[str, str]] = [
     ("SYSCTL-*", "small TCP buffers or kernel network limits"),  # the ids the per-flow socket check will give
     ("CONNTRACK-TABLE-FULL", "kernel network limits (the conntrack table is full)"),
     ("CONNTRACK-DROPS", "kernel network limits (conntrack drops packets)"),
+    ("QDISC-SHAPED", "a shaper on the path caps the rate"),
+    ("QDISC-DROPS", "a full queue on the way out drops packets"),
+    ("TCP-RETRANSMITS", "TCP loses and retransmits segments"),
+    ("TCP-MEMORY-PRESSURE", "kernel network limits (TCP is short of buffer memory)"),
     ("PATH-NAT*", "NAT in the path"),
     ("PATH-MTU*", "MTU mismatch on the path"),
     ("SOFTIRQ-*", "softirq saturation (packet work piles up on one vCPU)"),
@@ -112,10 +116,16 @@ def cause_for(finding_id: str) -> Optional[str]:
     return next((cause for pattern, cause in CAUSES if fnmatch.fnmatchcase(finding_id, pattern)), None)
 
 
+# Findings that explain a slow result whatever their severity: a shaper is info while idle in doctor's window, and
+# caps every transfer all the same
+ALWAYS_CAUSES = ("QDISC-SHAPED",)
+
+
 def relevant(findings: Iterable[Finding], interface: Optional[str], nic_names: Iterable[str]) -> list[Finding]:
-    """Warning and critical findings, except those about a NIC that does not carry this path."""
+    """Warning and critical findings (and ALWAYS_CAUSES), except those about a NIC that does not carry this path."""
     others = set(nic_names) - ({interface} if interface else set())
-    return [f for f in findings if f.severity >= Severity.WARNING and not (interface and f.subject in others)]
+    return [f for f in findings if (f.severity >= Severity.WARNING or f.id in ALWAYS_CAUSES)
+            and not (interface and f.subject in others)]
 
 
 def likely_causes(findings: Iterable[Finding], interface: Optional[str],

@@ -118,3 +118,11 @@ def test_a_single_queue_slirp_capture_explains_a_slow_result(tmp_path):
     ids = {c.finding for c in causes}
     assert {"QUEUES-SINGLE-VIRTIO", "OFFLOAD-BACKEND-NONE"} <= ids
     assert "NIC-EMULATED" not in ids
+
+
+def test_an_idle_shaper_on_the_path_is_a_cause_although_doctor_saw_it_idle():
+    shaped = Finding("QDISC-SHAPED", Severity.INFO, "eth0", "tbf 8001: root shapes to 100 Mbit/s; idle")
+    noise = Finding("UDP-NO-PORT", Severity.INFO, "udp", "datagrams to closed ports")
+    causes, other = likely_causes([shaped, noise], "eth0", ["eth0"])
+    assert [(c.finding, c.cause) for c in causes] == [("QDISC-SHAPED", "a shaper on the path caps the rate")]
+    assert other == []
