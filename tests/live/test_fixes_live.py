@@ -477,3 +477,19 @@ def test_a_non_blocking_burst_behind_a_slow_queue_fills_the_send_buffer():
         errors = by_id(doctor_during(a, burst))["UDP-SNDBUF-ERRORS"]
         assert errors["evidence"]["rising"]["UdpSndbufErrors"]["rise"] > 0, errors
         assert errors["fix"].startswith("sysctl -w net.core.wmem_max=")  # no queue dropped: the buffer is full
+
+
+def test_a_shaper_on_the_default_route_is_info_idle_and_a_warning_while_it_limits():
+    """QDISC-SHAPED has no command to paste (a shaper is usually deliberate): the finding itself, live."""
+    with netns() as a, netns() as b, veth_pair(a, b):
+        a.ip("route", "add", "default", "via", "10.199.0.2")
+        a.run(["tc", "qdisc", "add", "dev", "gc0", "root", "tbf", "rate", "10mbit", "burst", "10kb", "limit",
+               "1mb"])
+        idle = by_id(doctor_during(a, lambda: None, sample=1.0))["QDISC-SHAPED"]
+        assert idle["severity"] == "info" and "shapes to 10.0 Mbit/s" in idle["summary"] and not idle["fix"], idle
+
+        def load() -> None:  # 4 MB into a 10 Mbit/s shaper with a 1 MB queue: it limits and queues
+            a.run(["python3", "-c", UDP_BURST, "10.199.0.2", "4000", "9"])
+        busy = by_id(doctor_during(a, load, sample=2.0))["QDISC-SHAPED"]
+        assert busy["severity"] == "warning" and busy["evidence"]["overlimits_rise"] > 0, busy
+        assert busy["evidence"]["backlog_bytes_peak"] > 0 and busy["evidence"]["queue_delay_ms"] > 0
