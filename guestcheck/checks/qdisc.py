@@ -8,12 +8,10 @@ from guestcheck.checks import FindingDoc
 from guestcheck.facts import Facts, Ledger, Qdisc
 from guestcheck.findings import Finding, Severity
 from guestcheck.judge import Judged
-from guestcheck.judge.ledger import qdisc_label, shapers_on_path
+from guestcheck.judge.ledger import is_leaf_queue, qdisc_label, shapers_on_path
 from guestcheck.quantities import format_rate
 from guestcheck.text import shell_word
 
-# qdiscs whose counters add up their children's (the leaf qdiscs carry the drops, and are judged there)
-AGGREGATING = ("mq", "mqprio", "htb", "hfsc", "prio", "drr", "qfq", "ets", "multiq", "cbq", "taprio")
 # active queue management: dropping early is how it tells senders to slow down, not a queue that overflowed
 AQM = ("fq_codel", "codel", "pie", "fq_pie", "cake", "red", "choke", "sfb")
 FIFO = ("pfifo", "bfifo", "pfifo_head_drop")
@@ -77,7 +75,7 @@ def drops_fix(q: Qdisc, ledger: Ledger) -> str:
 
 def _drops(q: Qdisc, ledger: Ledger) -> Optional[Finding]:
     drops = q.counters.get("drops")
-    if drops is None or not drops.total or q.is_class or q.kind in (*AGGREGATING, "police", "ingress", "clsact"):
+    if drops is None or not drops.total or not is_leaf_queue(q):
         return None
     evidence = {"qdisc": qdisc_label(q), "drops_rise": drops.rise, "drops_per_s": drops.per_s,
                 "drops_since_boot": drops.total, "limit": q.limit, "limit_unit": q.limit_unit,

@@ -8,7 +8,7 @@ from guestcheck.checks import FindingDoc
 from guestcheck.facts import CounterRate, Facts, Ledger, Listener
 from guestcheck.findings import Finding, Severity
 from guestcheck.judge import Judged
-from guestcheck.judge.ledger import qdisc_label, route_devices, shapers_on_path
+from guestcheck.judge.ledger import dropping_queues, qdisc_label, route_devices, shapers_on_path
 from guestcheck.text import shell_word
 
 RETRANS_MIN_SEGMENTS = 10_000  # below this many segments sent in the window, a ratio means little
@@ -84,9 +84,7 @@ def likely_layer(facts: Facts) -> Tuple[str, Dict[str, object]]:
     ledger = facts.ledger
     routes = route_devices(facts)
     if ledger is not None:
-        dropping = [q for q in ledger.qdiscs
-                    if (d := q.counters.get("drops")) is not None and d.rise and not q.is_class
-                    and q.kind not in ("mq", "htb", "hfsc", "prio", "drr", "qfq", "ets")]
+        dropping = dropping_queues(ledger)
         if dropping:
             q = dropping[0]
             return f"qdisc drops on {q.device} ({qdisc_label(q)})", {"layer": "qdisc", "device": q.device}

@@ -9,6 +9,7 @@ from guestcheck.checks.fixes import sysctl_lines
 from guestcheck.facts import CounterRate, Facts, Ledger
 from guestcheck.findings import Finding, Severity
 from guestcheck.judge import Judged
+from guestcheck.judge.ledger import dropping_queues
 from guestcheck.quantities import maybe_int
 
 FAST_PER_S = 1000.0  # UDP-SNDBUF-ERRORS and UDP-NO-PORT are info below this rate, warnings at or above it
@@ -101,8 +102,7 @@ def run(facts: Facts, judged: Judged) -> List[Finding]:
     if snd:
         fast = any((r.per_s or 0) >= FAST_PER_S for r in snd.values())
         evidence = {"rising": {k: {"rise": r.rise, "per_s": r.per_s} for k, r in snd.items()}, **settings}
-        dropping = [f"{q.device} ({q.kind})" for q in ledger.qdiscs
-                    if (d := q.counters.get("drops")) is not None and d.rise and not q.is_class]
+        dropping = [f"{q.device} ({q.kind})" for q in dropping_queues(ledger)]
         if dropping:  # a qdisc that drops answers the send with ENOBUFS, which UDP counts here too
             evidence["qdisc_drops"] = dropping
             out.append(Finding(

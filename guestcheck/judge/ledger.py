@@ -16,6 +16,8 @@ from guestcheck.facts import CounterRate, Facts, Ledger, Qdisc
 
 LAYERS = ("nic", "softnet", "qdisc", "ip", "udp", "tcp", "conntrack")  # the packet's order, NIC to socket
 SHAPING_KINDS = ("tbf", "htb", "hfsc", "cake", "police")
+# qdiscs whose counters add up their children's (the leaf qdiscs carry the drops, and are judged there)
+AGGREGATING = ("mq", "mqprio", "htb", "hfsc", "prio", "drr", "qfq", "ets", "multiq", "cbq", "taprio")
 QDISC_COUNTERS = ("drops", "overlimits", "requeues")
 
 # ip/udp/tcp rows: nstat name -> the finding that explains it (None: shown, judged by no finding of its own)
@@ -162,6 +164,16 @@ def is_shaper(q: Qdisc) -> bool:
     """A qdisc, class or policer that caps the rate (a tbf, an htb class's ceil, an hfsc upper limit, cake's
     bandwidth, a police rate); an htb qdisc itself only holds its classes."""
     return q.kind in SHAPING_KINDS and bool(q.rate_bytes_per_s)
+
+
+def is_leaf_queue(q: Qdisc) -> bool:
+    """A qdisc that holds packets itself: not a class, not a parent adding its children's counters, not ingress."""
+    return not q.is_class and q.kind not in (*AGGREGATING, "police", "ingress", "clsact")
+
+
+def dropping_queues(ledger: Ledger) -> List[Qdisc]:
+    """The leaf qdiscs whose drops rose during the window."""
+    return [q for q in ledger.qdiscs if is_leaf_queue(q) and (d := q.counters.get("drops")) is not None and d.rise]
 
 
 def route_devices(facts: Facts) -> Set[str]:
