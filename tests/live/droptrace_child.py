@@ -5,7 +5,7 @@ namespace (the host's is never changed by a test). It prints "READY" once sampli
 ends the window at a line on stdin (or at --seconds), and prints one JSON document: the result, whether tracefs was
 mounted before, during and after, and the instances seen during the window.
 
-    unshare -m --propagation private python3 tests/live/droptrace_child.py [--seconds N] [--ro]
+    unshare -m --propagation private python3 tests/live/droptrace_child.py [--seconds N] [--cap N] [--ro]
 
 --ro mounts tracefs read-only (a read-only bind of a rw mount: the superblock is shared, only this mount is ro)
 before the trace starts, for the read-only case.
@@ -34,11 +34,12 @@ def tracefs_points() -> list:
 def main() -> int:
     args = sys.argv[1:]
     seconds = float(args[args.index("--seconds") + 1]) if "--seconds" in args else None
+    cap = int(args[args.index("--cap") + 1]) if "--cap" in args else None
     if "--ro" in args:
         subprocess.run(["mount", "-t", "tracefs", "nodev", tracefs.TRACING_DIR], check=True)
         subprocess.run(["mount", "-o", "remount,bind,ro", tracefs.TRACING_DIR], check=True)
     before = tracefs_points()
-    trace = DropTrace()
+    trace = DropTrace(cap_per_second=cap) if cap is not None else DropTrace()
     with trace:
         during = tracefs_points()
         instances = []

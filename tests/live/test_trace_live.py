@@ -42,6 +42,17 @@ def test_each_reason_is_counted_for_the_packets_dropped(scenario):
     assert f"guestcheck-{outcome.doc['pid']}" not in instances()
 
 
+def test_the_cap_says_it_was_hit_and_counts_what_it_skipped():
+    with netns("gcdrop") as a, Window("--cap", "300") as w:
+        a.run(["python3", "-c", "import socket\ns=socket.socket(2,2)\n[s.sendto(b'x',('127.0.0.1',9)) "
+               "for _ in range(2000)]"])
+    result = w.doc["result"]
+    assert result["capped"] and result["cap_per_second"] == 300
+    assert result["events_counted"] <= 300 * (int(result["seconds"]) + 2)
+    assert result["events_counted"] + result["events_not_counted"] >= 2000
+    assert result["events_seen"] == result["events_counted"] + result["events_not_counted"]
+
+
 def test_netfilter_needs_nft():
     if shutil.which("nft") is None:
         pytest.skip("needs nft (apt: nftables); the kernel has nf_tables (CONFIG_NF_TABLES=y)")
