@@ -61,6 +61,7 @@ NEUTRAL: Dict[str, str] = {
     "guestcheck.names": "the one place that says which interface and profile names are safe",
     "guestcheck.sysctlnames": "the one normaliser of sysctl names (dotted or slashed)",
     "guestcheck.exits": "how a process ends: exit codes, a closed pipe, never a traceback",
+    "guestcheck.mountinfo": "the one parser of /proc/PID/mountinfo",
 }
 
 GUESTCHECK_APPS = ("guestcheck.cli", "guestcheck.entry", "guestcheck.firstboot.*", "guestcheck.fleet",
@@ -107,6 +108,9 @@ CONTRACT: Tuple[object, ...] = (  # Only, Forbidden, PrivateStaysHome
          ("guestcheck.collect.*", "guestcheck.facts", *NEUTRAL),
          "a collector observes; verdicts, profiles, tuning and output are other layers (issue 20: collect -> "
          "facts and helpers only). Third-party readers (pyroute2, distro) are allowed"),
+    Only("the tracer stands alone", ("guestcheck.trace.*",), ("guestcheck.trace.*", *NEUTRAL),
+         "the drop-reason tracer writes its own trace instance: doctor and watch call it, it calls no layer (its "
+         "records move into facts.py unchanged: records.py imports only the standard library)"),
     Forbidden("judge and checks are pure", ("guestcheck.judge.*", "guestcheck.checks.*"),
               ("guestcheck.collect.*", "guestcheck.tune.*", "guestcheck.render.*", "guestcheck.selftest.*",
                "guestcheck.watch.*", *GUESTCHECK_APPS, "click.*", "pyroute2.*", "pyudev.*", "psutil.*", "distro.*"),
@@ -156,13 +160,14 @@ WRITERS: Dict[str, str] = {
     "guestcheck.render.prometheus": "doctor --textfile-dir DIR/guestcheck.prom",
     "guestcheck.render": "doctor -o FILE (render.write_report, for every format)",
     "guestcheck.selftest.document": "selftest --save FILE (the selftest/1 document's renderer)",
+    "guestcheck.trace.tracefs": "the drop-reason tracer's own tracefs instance (instances/guestcheck-PID: mkdir, "
+                                "its events/skb/kfree_skb/enable, rmdir, and a dead PID's leftover of that name), "
+                                "and a tracefs mount at /sys/kernel/tracing only where tracefs was mounted nowhere "
+                                "(mount(2)/umount2(2) through ctypes, which this detector does not see); never the "
+                                "global trace or another instance",
 }
 # Reserved, not yet written: allowed to appear, not required to exist.
-RESERVED_WRITERS: Dict[str, str] = {
-    "guestcheck.trace.*": "the drop-reason tracer (a later issue): writes only its own tracefs instance "
-                          "(instances/guestcheck*), never the global trace. Its own package, not collect/: "
-                          "collect reads only",
-}
+RESERVED_WRITERS: Dict[str, str] = {}
 # Where a writer may live at all (issue 20: "the modules that write to the system are named in the contract").
 WRITER_AREAS: Dict[str, str] = {
     "guestcheck.atomicfile": "the one atomic writer",
@@ -172,7 +177,7 @@ WRITER_AREAS: Dict[str, str] = {
     "guestcheck.fleet": "the fleet outputs",
     "guestcheck.render.*": "the renderers write -o, --save and --textfile-dir files",
     "guestcheck.selftest.document": "selftest's renderer of its document writes --save",
-    "guestcheck.trace.*": "reserved: the drop-reason tracer's own trace instance",
+    "guestcheck.trace.*": "the drop-reason tracer's own trace instance and the tracefs mount it made",
 }
 
 
