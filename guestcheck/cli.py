@@ -76,12 +76,35 @@ def load_facts_file(path: str) -> Any:
         raise click.ClickException(str(e)) from None
 
 
-def collect(sample_seconds: float) -> Any:
+def collect(sample_seconds: float, drops: bool = False) -> Any:
+    """The machine's facts; with `drops`, the kernel's drop reasons over the same window (doctor --drops)."""
     from guestcheck.collect.machine import collect_facts
     from guestcheck.waiting import waiting_line
 
+    if not drops:
+        with waiting_line(sample_seconds):
+            return collect_facts(sample_seconds=sample_seconds)
+    from guestcheck.facts import DropReasons
+    from guestcheck.roots import Roots
+
+    if os.geteuid() != 0:
+        not_root = DropReasons(reason_unavailable="--drops needs root: tracefs and its trace instances are root's")
+        with waiting_line(sample_seconds):
+            facts = collect_facts(sample_seconds=sample_seconds)
+        facts.drops = not_root
+        return facts
+    if sample_seconds <= 0:
+        with waiting_line(sample_seconds):
+            facts = collect_facts(sample_seconds=sample_seconds)
+        facts.drops = DropReasons(reason_unavailable="--drops samples over doctor's window, and --sample 0 has none")
+        return facts
+    from guestcheck.trace.session import DropTrace
+
+    trace = DropTrace(Roots.from_env())
     with waiting_line(sample_seconds):
-        return collect_facts(sample_seconds=sample_seconds)
+        facts = collect_facts(sample_seconds=sample_seconds, during_sample=trace)
+    facts.drops = trace.result()
+    return facts
 
 
 def _doctor_format(fmt: Optional[str], as_json: bool, output: Optional[str], textfile_dir: Optional[str]) -> str:
@@ -144,11 +167,14 @@ sample_option = click.option(
 @click.option("--only", multiple=True, metavar="ID", help="Run only these finding ids (globs, comma-separated).")
 @click.option("--skip", multiple=True, metavar="ID", help="Skip these finding ids (globs, comma-separated).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every finding, including ok and info.")
+@click.option("--drops", is_flag=True,
+              help="Also count the kernel's reason for every packet dropped during the window (root; Linux 5.17+): "
+                   "a trace instance of guestcheck's own, removed when doctor ends.")
 @sample_option
 @click.pass_context
 def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Optional[str],
            textfile_dir: Optional[str], facts_file: Optional[str], only: tuple[str, ...],
-           skip: tuple[str, ...], verbose: bool, sample_seconds: float) -> None:
+           skip: tuple[str, ...], verbose: bool, drops: bool, sample_seconds: float) -> None:
     """Inspect this machine and report. Exit code as Nagios: 0 ok, 1 warning, 2 critical, 3 unknown."""
     from guestcheck.checks import unknown_ids
     from guestcheck.doctor import build_report
@@ -164,7 +190,9 @@ def doctor(ctx: click.Context, fmt: Optional[str], as_json: bool, output: Option
     bad = unknown_ids(only_l + skip_l)
     if bad:
         raise click.UsageError(f"unknown finding id {bad[0]!r} (see `guestcheck explain --list`)")
-    facts = load_facts_file(facts_file) if facts_file else collect(sample_seconds)
+    if drops and facts_file:
+        raise click.UsageError("--drops samples this machine; a saved facts file keeps the drops it was taken with")
+    facts = load_facts_file(facts_file) if facts_file else collect(sample_seconds, drops)
     report = build_report(facts, only_l, skip_l)
     if fmt == "prometheus" and not facts_file:  # guestcheck_info's profile label: this machine's, not a file's
         from guestcheck.fleet import applied_profile

@@ -12,6 +12,7 @@ from typing import Any, Optional
 from guestcheck.facts import Facts, plain
 from guestcheck.findings import Finding, Status
 from guestcheck.judge import Judged, judge, with_verdicts
+from guestcheck.judge.dropreasons import drops_section
 from guestcheck.judge.ledger import ledger_section
 
 DOCTOR_SCHEMA = "guestcheck.doctor/1"
@@ -43,6 +44,7 @@ class Report:
             "facts": with_verdicts(self.facts, self.verdicts).to_dict(),  # as facts/1 (render.json.facts_document)
             "findings": [plain(f.to_dict()) for f in self.findings],  # names as in the facts: \xHH for bytes
             "ledger": plain(ledger_section(self.facts)),  # every counter of the window, NIC to socket
+            "drops": plain(drops_section(self.facts)),  # the kernel's drop reasons (only with doctor --drops)
         }
 
     @property

@@ -14,7 +14,7 @@ import importlib
 import os
 import time
 from types import ModuleType
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
 
 from guestcheck import __version__
 from guestcheck.collect.area import Run
@@ -26,6 +26,9 @@ from guestcheck.text import escape_control
 
 # Facts fields that are about the collection, not an area of the machine
 BOOKKEEPING = ("schema", "guestcheck_version", "collected_at", "sample_seconds", "complete", "problems")
+# Facts fields no collector fills: the drop reasons are sampled by guestcheck/trace/ (which writes its own trace
+# instance, and collect only reads), around the counter sample, when doctor --drops asks (`during_sample`)
+FILLED_AROUND = ("drops",)
 _COLLECTORS: List[Tuple[str, ModuleType]] = []
 
 
@@ -45,7 +48,7 @@ def collectors() -> List[Tuple[str, ModuleType]]:
             if area in found:
                 raise RuntimeError(f"two collectors fill Facts.{area}: {found[area].__name__} and {module.__name__}")
             found[area] = module
-        order = [f.name for f in dataclasses.fields(Facts) if f.name not in BOOKKEEPING]
+        order = [f.name for f in dataclasses.fields(Facts) if f.name not in BOOKKEEPING + FILLED_AROUND]
         unknown = sorted(set(found) - set(order))
         if unknown:
             raise RuntimeError(f"collectors for areas Facts does not have: {', '.join(unknown)}")
@@ -81,8 +84,11 @@ def collect_facts(
     cpuid_reader: Optional[Callable[[], Optional[str]]] = None,
     sample_seconds: float = DEFAULT_SAMPLE_SECONDS,
     counters: Optional[CounterSample] = None,
+    during_sample: Optional[ContextManager[Any]] = None,
 ) -> Facts:
-    """Everything guestcheck knows about the machine. `counters` replaces the live sampling in tests."""
+    """Everything guestcheck knows about the machine. `counters` replaces the live sampling in tests;
+    `during_sample` is entered just before the first reading of the counters and left just after the second
+    (doctor --drops: the drop-reason trace covers the same window as the counters)."""
     roots = roots or Roots.from_env()
     facts = Facts(
         guestcheck_version=__version__,
@@ -95,7 +101,8 @@ def collect_facts(
             _run_area(run, area, module)
     if run.counters is None:
         try:
-            run.counters = _sample(run, sample_seconds)
+            with during_sample if during_sample is not None else contextlib.nullcontext():
+                run.counters = _sample(run, sample_seconds)
         except Exception as e:
             if os.environ.get("GUESTCHECK_DEBUG"):
                 raise

@@ -10,6 +10,7 @@ from collections import Counter
 
 from guestcheck.facts import Facts, Nic
 from guestcheck.findings import Severity, Status
+from guestcheck.judge.dropreasons import reason_totals
 from guestcheck.judge.ledger import LedgerRow, ledger_rows
 from guestcheck.judge.nic import NicVerdict
 from guestcheck.nextstep import next_command
@@ -123,6 +124,27 @@ def _ledger_lines(f: Facts, verbose: bool) -> list[str]:
             + "):"] + [_ledger_row(r) for r in shown]
 
 
+def _drops_lines(f: Facts, verbose: bool) -> list[str]:
+    """doctor --drops: the kernel's reason for each drop in the window, machine-wide (NOT_SPECIFIED with -v)."""
+    d = f.drops
+    if d is None:
+        return []
+    if not d.available:
+        return [f"drop reasons: not sampled: {d.reason_unavailable}"]
+    totals = [t for t in reason_totals(d) if verbose or not t.noise]
+    head = f"drop reasons (the kernel's, machine-wide: every network namespace; {d.seconds:g} s)"
+    lines = [head + (":" if totals else ": none")]
+    for t in totals:
+        where = " ".join(x for x in (t.layer or "", t.counter or "") if x)
+        explains = " -> " + ", ".join(x for x in (where, t.finding or "") if x) if (where or t.finding) else ""
+        lines.append(f"  {t.reason} {t.count} ({', '.join(t.protocols)}; {', '.join(t.locations[:2])}){explains}")
+    if d.capped:
+        lines.append(f"  capped at {d.cap_per_second} events/s: {d.events_not_counted} more not counted")
+    if d.events_lost:
+        lines.append(f"  the kernel's trace buffer lost {d.events_lost} events")
+    return lines
+
+
 def _fix_lines(fix: str, fix_on: str) -> list[str]:
     """A fix indented under its finding, so the report keeps its shape: a guest fix is shell commands, a host fix
     one labelled line per platform. Leading blanks do not change a command, but they keep a heredoc's end marker
@@ -171,6 +193,7 @@ def render(report: Report, *, colour: bool = False, verbose: bool = False) -> st
     lines += [line for n in shown_nics for line in _nic_lines(n, judged.nic(n))]
     lines += [esc(line) for line in _network_lines(f)]
     lines += [esc(line) for line in _ledger_lines(f, verbose)]
+    lines += [esc(line) for line in _drops_lines(f, verbose)]
     shown = [x for x in report.findings if verbose or x.severity >= Severity.WARNING]
     if shown:
         lines.append("findings:")

@@ -96,8 +96,15 @@ LEDGER_COUNTERS = {  # series -> (nstat names, by family label where there are t
                                           {"": "TcpExtPruneCalled"}),
 }
 _LEDGER_METRICS.update({name: text for name, (text, _) in LEDGER_COUNTERS.items()})
+# Only with doctor --drops: one window's counts, not counters (a new window starts from zero), so gauges
+_DROP_METRICS = {
+    "guestcheck_drop_reason_packets": ("Packets the kernel dropped with each reason during doctor --drops' window "
+                                       "(skb:kfree_skb, machine-wide: every network namespace)."),
+    "guestcheck_drop_reason_window_seconds": "The length of doctor --drops' window.",
+}
 _METRICS.update(_NIC_METRICS)
 _METRICS.update(_LEDGER_METRICS)
+_METRICS.update(_DROP_METRICS)
 _COUNTERS = {"guestcheck_conntrack_drop_total", "guestcheck_conntrack_early_drop_total",
              "guestcheck_conntrack_insert_failed_total"} | {n for n in _NIC_METRICS if n.endswith("_total")} | {
                  n for n in _LEDGER_METRICS if n.endswith("_total")}
@@ -167,7 +174,21 @@ def render(report: Report) -> str:
     lines += _conntrack_lines(report)
     lines += nic_counter_lines(report)
     lines += ledger_lines(report)
+    lines += drop_reason_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def drop_reason_lines(report: Report) -> list[str]:
+    """Only with doctor --drops, and only reasons seen: a gauge per reason over the window, and the window."""
+    d = report.facts.drops
+    if d is None or not d.available:
+        return []
+    lines = [*_header("guestcheck_drop_reason_window_seconds"), f"guestcheck_drop_reason_window_seconds {d.seconds}"]
+    by_reason = d.by_reason()
+    if by_reason:
+        lines += _header("guestcheck_drop_reason_packets")
+        lines += [f"guestcheck_drop_reason_packets{_labels(reason=r)} {n}" for r, n in sorted(by_reason.items())]
+    return lines
 
 
 def ledger_lines(report: Report) -> list[str]:

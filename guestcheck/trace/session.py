@@ -24,12 +24,12 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
+from guestcheck.facts import NOISE_REASONS, DropReasons, DropRow
 from guestcheck.regularfile import read_regular
 from guestcheck.roots import Roots
 from guestcheck.text import escape_control
 from guestcheck.trace import tracefs
 from guestcheck.trace.events import MAX_FORMAT, MAX_LINE, Event, KfreeSkbFormat, parse_format, parse_line
-from guestcheck.trace.records import NOISE_REASONS, DropReasons, DropRow
 
 CAP_PER_SECOND = 20000  # events parsed per second; past it lines are counted, not parsed
 MAX_ROWS = 2000  # distinct (reason, protocol, location); past it new locations share one row

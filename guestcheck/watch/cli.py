@@ -65,6 +65,9 @@ class Watch:
         self.vcpus = collect_host(roots).vcpus
         self.events: Deque[LinkEvent] = deque(maxlen=MAX_EVENTS_KEPT)  # a flapping link runs for days
         self.last: Optional[Tuple[Frame, float]] = None
+        self.trace: Any = None  # a DropTrace with --drops, open for the whole watch
+        self.drops_note = ""  # why --drops shows nothing, once
+        self.drops_before: Dict[str, int] = {}
 
     def names(self) -> List[str]:
         """The named interfaces, or every one but loopback (new ones join as they appear)."""
@@ -84,12 +87,28 @@ class Watch:
 
     def show_frame(self, before: Reading, after: Reading) -> None:
         frame = make_frame(before, after, self.vcpus, self.roots)
+        if self.trace is not None:
+            self.add_drops(frame)
         now = time.time()
         if self.tty:
             self.last = (frame, now)
             self.write(screen(frame, now, self.events, colour=self.colour, interval=self.interval))
         else:
             self.write(line(frame, now) + "\n")
+
+    def add_drops(self, frame: Frame) -> None:
+        """The reasons counted since the last frame (the trace counts over the whole watch)."""
+        seen = self.trace.snapshot()
+        if not seen.available:
+            if not self.drops_note:
+                self.drops_note = f"drop reasons: not sampled: {seen.reason_unavailable}"
+                frame.notes.append(self.drops_note)
+            return
+        now = seen.by_reason()
+        noise = {r.reason for r in seen.rows if r.noise}
+        frame.drops = {r: n - self.drops_before.get(r, 0) for r, n in sorted(now.items(), key=lambda kv: -kv[1])
+                       if n > self.drops_before.get(r, 0) and r not in noise}
+        self.drops_before = now
 
     @staticmethod
     def write(text: str) -> None:
@@ -128,7 +147,9 @@ def run_watch(watch: Watch, source: Any, count: int) -> None:
 @click.option("--events", "event_source", type=click.Choice(SOURCES), default="auto", show_default=True,
               help="Where NIC add/remove events come from: udev where udevd runs in this network namespace, "
                    "else rtnetlink; none: no events.")
-def watch(interfaces: tuple[str, ...], interval: float, count: int, event_source: str) -> None:
+@click.option("--drops", is_flag=True,
+              help="Also show the kernel's reason for each packet dropped, live (root; Linux 5.17+; machine-wide).")
+def watch(interfaces: tuple[str, ...], interval: float, count: int, event_source: str, drops: bool) -> None:
     """Live per-interface and per-queue rates, drops, softnet and steal, and NIC add/remove events.
 
     On a terminal the view is redrawn every interval, with what a doctor check would flag in red; piped, it
@@ -146,11 +167,22 @@ def watch(interfaces: tuple[str, ...], interval: float, count: int, event_source
         source = open_events(event_source, roots, present_links(roots))
     except EventSourceError as e:
         raise click.ClickException(str(e)) from None
+    if drops:
+        from guestcheck.trace.session import DropTrace
+
+        if os.geteuid() != 0:
+            view.drops_note = "drop reasons: not sampled: --drops needs root (tracefs is root's)"
+            sys.stderr.write(view.drops_note + "\n")
+        else:
+            view.trace = DropTrace(roots)
+            view.trace.start()
     try:
         run_watch(view, source, count)
     except KeyboardInterrupt:
         if tty:
             Watch.write("\n")
     finally:
+        if view.trace is not None:
+            view.trace.close()  # the trace instance is ours: removed on every way out
         if source is not None:
             source.close()

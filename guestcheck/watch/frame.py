@@ -61,6 +61,7 @@ class Frame:
     flags: List[Finding]  # warning or worse, from doctor's checks
     notes: List[str] = field(default_factory=list)
     ledger: List[LedgerRow] = field(default_factory=list)  # the loss ledger's rows that moved (qdisc to socket)
+    drops: Optional[Dict[str, int]] = None  # with --drops: packets per drop reason this interval (machine-wide)
 
     def flagged(self, finding_id: str, subject: str) -> bool:
         """Whether a check flagged this subject (a finding's subject may list several: "cpu0,cpu2")."""

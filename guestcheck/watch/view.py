@@ -97,14 +97,22 @@ def ledger_words(frame: Frame) -> List[str]:
     return out
 
 
+def drops_words(frame: Frame) -> List[str]:
+    """With --drops: each reason's packets this interval ("NO_SOCKET +500")."""
+    return [escape_control(f"{reason} +{count}") for reason, count in (frame.drops or {}).items()]
+
+
 def line(frame: Frame, when: float) -> str:
     """One interval on one line, for a pipe or a log."""
     mark = Marker(False)
     parts = [_link_words(link, mark) for link in frame.links] or ["no interfaces"]
     softnet = "; ".join(_softnet_words(frame, mark))
     ledger = "; ".join(ledger_words(frame))
+    drops = ", ".join(drops_words(frame))
     return f"{_clock(when)} " + " | ".join(parts) + (f" | {softnet}" if softnet else "") + \
-        f" | {_steal_text(frame, mark)}" + (f" | ledger: {ledger}" if ledger else "")
+        f" | {_steal_text(frame, mark)}" + (f" | ledger: {ledger}" if ledger else "") + \
+        (f" | drop reasons (machine-wide): {drops}" if drops else "") + \
+        "".join(f" | {escape_control(note)}" for note in frame.notes if note.startswith("drop reasons"))
 
 
 def _row(label: str, r: Rates, mark: Marker, rx: bool = True, tx: bool = True) -> str:
@@ -133,6 +141,10 @@ def screen(frame: Frame, when: float, events: Sequence[LinkEvent], *, colour: bo
     out += ["", steal]
     moved = ledger_words(frame)
     out += ["", "ledger (rows that moved):"] + [f"  {w}" for w in moved] if moved else ["", "ledger: nothing moved"]
+    if frame.drops is not None:
+        reasons = drops_words(frame)
+        out += ["", "drop reasons (the kernel's, machine-wide):"] + [f"  {w}" for w in reasons] if reasons else [
+            "", "drop reasons: none this interval"]
     if frame.flags:
         out.append("")
         out += [mark(f"doctor would flag {f.id} [{escape_control(f.subject)}]: {escape_control(f.summary)}", True)

@@ -108,9 +108,9 @@ CONTRACT: Tuple[object, ...] = (  # Only, Forbidden, PrivateStaysHome
          ("guestcheck.collect.*", "guestcheck.facts", *NEUTRAL),
          "a collector observes; verdicts, profiles, tuning and output are other layers (issue 20: collect -> "
          "facts and helpers only). Third-party readers (pyroute2, distro) are allowed"),
-    Only("the tracer stands alone", ("guestcheck.trace.*",), ("guestcheck.trace.*", *NEUTRAL),
-         "the drop-reason tracer writes its own trace instance: doctor and watch call it, it calls no layer (its "
-         "records move into facts.py unchanged: records.py imports only the standard library)"),
+    Only("the tracer stands alone", ("guestcheck.trace.*",), ("guestcheck.trace.*", "guestcheck.facts", *NEUTRAL),
+         "the drop-reason tracer writes its own trace instance: doctor and watch call it, it calls no layer; what "
+         "it saw is a Facts record (facts.DropReasons)"),
     Forbidden("judge and checks are pure", ("guestcheck.judge.*", "guestcheck.checks.*"),
               ("guestcheck.collect.*", "guestcheck.tune.*", "guestcheck.render.*", "guestcheck.selftest.*",
                "guestcheck.watch.*", *GUESTCHECK_APPS, "click.*", "pyroute2.*", "pyudev.*", "psutil.*", "distro.*"),

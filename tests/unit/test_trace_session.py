@@ -3,17 +3,15 @@ signal handlers), never touching the top-level buffer or another instance."""
 
 from __future__ import annotations
 
-import ast
 import errno
 import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from guestcheck.trace import records
+from guestcheck.facts import DropReasons
 from guestcheck.trace.session import Aggregator, DropTrace, cleanup_leftovers
 from guestcheck.trace.tracefs import instance_name
 from tests.faketracefs import DATA, FakeOps, FakeTracefs, format_text
@@ -31,7 +29,7 @@ def top_level(fake: FakeTracefs) -> dict:
         {"enable": (fake.top / "events/skb/kfree_skb/enable").read_text()}
 
 
-def run(fake: FakeTracefs, ops: FakeOps, **kw) -> records.DropReasons:
+def run(fake: FakeTracefs, ops: FakeOps, **kw) -> DropReasons:
     with DropTrace(fake.roots, ops=ops, handle_signals=False, **kw) as trace:
         pass
     return trace.result()
@@ -196,13 +194,6 @@ def test_sigint_still_interrupts(tmp_path):
     with pytest.raises(KeyboardInterrupt), DropTrace(fake.roots, ops=FakeOps(fake)):
         os.kill(os.getpid(), signal.SIGINT)
     assert not fake.instance(instance_name()).exists()
-
-
-def test_records_import_only_the_standard_library():
-    tree = ast.parse((Path(records.__file__)).read_text())
-    imported = {n.module if isinstance(n, ast.ImportFrom) else a.name for n in ast.walk(tree)
-                if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
-    assert imported <= {"__future__", "dataclasses", "typing"}
 
 
 def test_fixture_formats_are_there():
