@@ -6,8 +6,11 @@
    samples in a child process (its own mount namespace). Printed: scenario | induced | counted by reason | ratio.
    Target (issue 22): ratio >= 0.95 for each reason; the listen overflow has no reason (the ledger's
    ListenOverflows covers it). The tracepoint is machine-wide: "others" is what else was dropped meanwhile.
-2. Cost: iperf3 over a veth pair between two namespaces, N runs with no trace and N runs while a DropTrace samples,
+2. Cost: iperf3 over a veth pair between two namespaces, N runs with no trace and N runs while a window samples,
    alternating. Target: on / off >= 0.95.
+
+`--via doctor` (the default) takes every window with `guestcheck doctor --drops --json`, as users run it;
+`--via tracer` with the DropTrace class alone (its own mount namespace either way).
 
 Needs root, iproute2, unshare, iperf3 (and nft for the NETFILTER_DROP row).
 """
@@ -27,7 +30,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tests.live import dropscenarios  # noqa: E402 (after the path is set)
-from tests.live.dropscenarios import Window  # noqa: E402
 from tests.netns import netns, veth_pair  # noqa: E402
 
 
@@ -66,7 +68,7 @@ def cost(runs: int, seconds: int) -> None:
             time.sleep(0.5)
             for _ in range(runs):
                 off.append(iperf3(a, seconds))
-                with Window() as w:
+                with dropscenarios.window() as w:
                     on.append(iperf3(a, seconds))
                 events.append(w.doc["result"]["events_seen"])
         finally:
@@ -85,7 +87,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="iperf3 runs with and without the trace")
     parser.add_argument("--seconds", type=int, default=5, help="length of each iperf3 run")
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--via", choices=sorted(dropscenarios.WINDOWS), default="doctor",
+                        help="take each window with `guestcheck doctor --drops --json` (what users run; the default) "
+                             "or with the tracer alone")
     args = parser.parse_args()
+    dropscenarios.window_kind = args.via
+    print(f"windows taken by: {'guestcheck doctor --drops --json' if args.via == 'doctor' else 'DropTrace'}")
     if os.geteuid() != 0:
         print("needs root (network namespaces, tracefs)", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
@@ -23,7 +24,7 @@ PACKETS = 2000
 
 
 class Window:
-    """A DropTrace in a child process under its own mount namespace: `with Window() as w: <induce>`, then
+    """A DropTrace in a child process under its own mount namespace: `with window() as w: <induce>`, then
     `w.doc` (droptrace_child's JSON)."""
 
     def __init__(self, *args: str) -> None:
@@ -60,6 +61,38 @@ class Window:
 
     def counted(self, reason: str) -> int:
         return sum(r["count"] for r in self.doc["result"]["rows"] if r["reason"] == reason)
+
+
+class DoctorWindow(Window):
+    """The same window, taken by the command users run: `guestcheck doctor --drops --json` over SECONDS, in its
+    own mount namespace (where tracefs is mounted nowhere it mounts its own); `doc["result"]` is its facts' drops.
+    Started one second before the traffic and long enough to hold it."""
+
+    SECONDS = 6
+
+    def start(self) -> Window:
+        env = {**os.environ, "PYTHONPATH": REPO}
+        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", sys.executable, "-m", "guestcheck",
+                                      "doctor", "--drops", "--json", "--sample", str(self.SECONDS)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(1.0)  # start-up and the trace's first reading
+        return self
+
+    def stop(self) -> dict:
+        assert self.proc is not None
+        out, err = self.proc.communicate(timeout=60)
+        assert "Traceback" not in err, err
+        report = json.loads(out)
+        self.doc = {"result": report["facts"]["drops"], "drops": report["drops"], "findings": report["findings"]}
+        return self.doc
+
+
+WINDOWS = {"tracer": Window, "doctor": DoctorWindow}
+window_kind = "tracer"  # bench/drop_reasons.py --via doctor switches every scenario to the command
+
+
+def window() -> Window:
+    return WINDOWS[window_kind]()
 
 
 @dataclass
@@ -108,7 +141,7 @@ print(sent)
 
 def no_socket() -> Outcome:
     """UDP to a port nobody listens on, on a namespace's loopback."""
-    with netns("gcdrop") as a, Window() as w:
+    with netns("gcdrop") as a, window() as w:
         sent = int(_py(a, SEND_UDP, "127.0.0.1", "9", str(PACKETS), "16"))
     return _outcome("closed UDP port", "NO_SOCKET", sent, w)
 
@@ -136,7 +169,7 @@ print(n - queued)
 
 def socket_rcvbuff() -> Outcome:
     """A UDP socket with the smallest SO_RCVBUF, flooded and never read until the flood ends."""
-    with netns("gcdrop") as a, Window() as w:
+    with netns("gcdrop") as a, window() as w:
         dropped = int(_py(a, RCVBUF_FLOOD, str(PACKETS)))
     return _outcome("SO_RCVBUF flood", "SOCKET_RCVBUFF", dropped, w)
 
@@ -153,7 +186,7 @@ def ip_rpfilter() -> Outcome:
         # packets would die waiting for ARP (NEIGH_FAILED) instead of reaching the filter.
         mac = json.loads(b.ip("-j", "link", "show", "gc1").stdout)[0]["address"]
         a.ip("neigh", "replace", "10.199.0.2", "lladdr", mac, "dev", "gc0", "nud", "permanent")
-        with Window() as w:
+        with window() as w:
             sent = int(_py(a, SEND_UDP, "10.199.0.2", "9", str(PACKETS), "16", "10.55.0.1"))
     return _outcome("rp_filter=1", "IP_RPFILTER", sent, w)
 
@@ -165,7 +198,7 @@ def qdisc_drop() -> Outcome:
         a.run(["tc", "qdisc", "replace", "dev", "gc0", "root", "tbf", "rate", "1mbit", "burst", "5kb", "limit",
                "3000"])
         b.run(["ping", "-c", "1", "-W", "2", "10.199.0.1"], check=False)
-        with Window() as w:
+        with window() as w:
             _py(a, SEND_UDP, "10.199.0.2", "9", str(PACKETS), "1000")
             stats = json.loads(a.run(["tc", "-s", "-j", "qdisc", "show", "dev", "gc0"]).stdout)
     dropped = sum(q.get("drops", 0) for q in stats if q.get("kind") == "tbf")
@@ -178,7 +211,7 @@ def netfilter_drop() -> Outcome:
         a.run(["nft", "add", "table", "inet", "gcdrop"])
         a.run(["nft", "add chain inet gcdrop input { type filter hook input priority 0; policy accept; }"])
         a.run(["nft", "add", "rule", "inet", "gcdrop", "input", "udp", "dport", "4242", "drop"])
-        with Window() as w:
+        with window() as w:
             sent = int(_py(a, SEND_UDP, "127.0.0.1", "4242", str(PACKETS), "16"))
     return _outcome("nft drop", "NETFILTER_DROP", sent, w)
 
@@ -205,7 +238,7 @@ print(open("/proc/net/netstat").read())
 
 def listen_overflow() -> Outcome:
     """More connections than a listen(1) backlog holds; induced = TcpExtListenOverflows."""
-    with netns("gcdrop") as a, Window() as w:
+    with netns("gcdrop") as a, window() as w:
         text = _py(a, LISTEN_FLOOD, "50")
     lines = [line.split() for line in text.splitlines() if line.startswith("TcpExt:")]
     overflows = int(dict(zip(lines[0][1:], lines[1][1:]))["ListenOverflows"]) if len(lines) == 2 else 0
