@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Callable, Dict, Optional
 
 from guestcheck.kernelversion import kernel_version
-from guestcheck.quantities import parse_int
+from guestcheck.quantities import maybe_int, parse_int
 from guestcheck.tune.profile import Profile, Setting
 
 DEFAULT_SHARE = Fraction(1, 16)
@@ -154,7 +154,10 @@ def sized_profile(profile: Profile, ceiling: int, summary: str,
                 continue  # no such key here (or an odd one): nothing to size
         else:
             fields = [""]
-        fields[field] = str(ceiling)
+        # a ceiling below the triple's default would be refused by the kernel (tcp_rmem's max under its default):
+        # a tiny path keeps at least the default the sockets already get
+        floor = maybe_int(fields[1]) if key in TRIPLES and field == 2 else None
+        fields[field] = str(max(ceiling, floor or 0))
         settings[key] = Setting(key, " ".join(fields), True, summary, own.where if own else "path sizing",
                                 own.source if own else "")
     return replace(profile, settings=settings)

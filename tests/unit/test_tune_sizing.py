@@ -76,3 +76,13 @@ def test_sized_profile_moves_only_the_ceilings_and_adds_missing_keys_from_the_ba
     assert p.settings["net.ipv4.tcp_rmem"].value == "4096 131072 16777216"  # the loaded profile is untouched
     no_kernel_key = sized_profile(p, 4096, "s", lambda key: None)
     assert "net.ipv4.tcp_wmem" not in no_kernel_key.settings  # absent here: nothing to size
+
+
+def test_a_ceiling_below_the_default_keeps_the_default_as_the_ceiling():
+    """1 Gbit/s x 30 us is 8 KiB: tcp_rmem "4096 131072 8192" would put the max under the default, which the
+    kernel refuses; the ceiling stays at the default, and single-field keys take the path's size."""
+    p = parse_text("[sysctl]\nnet.ipv4.tcp_rmem = >4096 131072 16777216\n", "p", "p.conf")
+    out = sized_profile(p, 8192, "sized", {"net.ipv4.tcp_wmem": "4096 16384 4194304"}.get)
+    assert out.settings["net.ipv4.tcp_rmem"].value == "4096 131072 131072"
+    assert out.settings["net.ipv4.tcp_wmem"].value == "4096 16384 16384"
+    assert out.settings["net.core.rmem_max"].value == "8192"
