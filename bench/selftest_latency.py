@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,8 +93,8 @@ def measure(limit: int, congestion: str, seconds: int, rounds: int) -> list[dict
             r.run(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", "100mbit", "burst", "32kb",
                    "limit", str(limit)])
         server = b.popen(["iperf3", "-s", "-p", "5201"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        sampler = r.popen([sys.executable, "-c", SAMPLER, REPO, UPLINK, DOWNLINK], stdout=subprocess.PIPE,
-                          text=True)
+        log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed below); a pipe would fill up and stop the sampler
+        sampler = r.popen([sys.executable, "-c", SAMPLER, REPO, UPLINK, DOWNLINK], stdout=log, text=True)
         try:
             time.sleep(0.5)
             ping = ping_median(a)
@@ -106,7 +107,10 @@ def measure(limit: int, congestion: str, seconds: int, rounds: int) -> list[dict
             result = json.loads(done.stdout)
         finally:
             sampler.kill()
-            backlog_text = sampler.communicate()[0]
+            sampler.wait()
+            log.seek(0)
+            backlog_text = log.read()
+            log.close()
             server.kill()
             server.wait()
     backlog = [(float(t), dev, int(n)) for t, dev, n in (line.split() for line in backlog_text.splitlines())]
