@@ -78,7 +78,8 @@ class RateType(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
-CLIENT_ONLY = ("peer", "duration", "parallel", "direction", "expect", "save", "compare")
+CLIENT_ONLY = ("peer", "duration", "parallel", "direction", "expect", "save", "compare", "latency_target",
+               "no_latency", "probe_port", "congestion")
 SERVER_ONLY = ("bind", "once", "time_limit")
 
 
@@ -102,6 +103,17 @@ SERVER_ONLY = ("bind", "once", "time_limit")
               help="Also save the document (atomic; a device or FIFO is written into, never replaced).")
 @click.option("--compare", type=click.Path(dir_okay=False), metavar="FILE",
               help="Show before/after against a saved document.")
+@click.option("--latency-target", type=DurationType(0.0001, 60), default="30ms", show_default=True,
+              metavar="DURATION", help="Latency added under load (p90) above which the result fails (exit 4): "
+              "30ms, 0.05 (seconds).")
+@click.option("--no-latency", is_flag=True, help="Skip the latency phase (idle and loaded round trips).")
+@click.option("--probe-port", type=WholeType(1, 65535), metavar="PORT",
+              help="Closed TCP port of the peer the latency probes connect to (answered by a RST; default: port + 1).")
+@click.option("--echo-port", type=WholeType(0, 65535), metavar="PORT",
+              help="UDP latency echo: with --serve the port it listens on (default: port + 1; 0: none); as a client "
+              "the port --serve announced (tried before --probe-port).")
+@click.option("--congestion", type=click.Choice(["bbr", "cubic", "reno"]), metavar="NAME",
+              help="TCP congestion control for every run (iperf3 -C; both ends): bbr, cubic, reno.")
 @click.option("--bind", metavar="ADDR", help="--serve: listen on this address only.")
 @click.option("--once", is_flag=True, help="--serve: stop after one client session.")
 @click.option("--time-limit", type=DurationType(0.1, 7 * 86400, zero_is_off=True), metavar="SECONDS",
@@ -109,24 +121,31 @@ SERVER_ONLY = ("bind", "once", "time_limit")
 @click.pass_context
 def selftest(ctx: click.Context, peer: Optional[str], serve: bool, port: Optional[int], duration: int,
              parallel: int, direction: str, expect: Optional[float], timeout: float, as_json: bool,
-             save: Optional[str], compare: Optional[str], bind: Optional[str], once: bool,
-             time_limit: Optional[float]) -> None:
+             save: Optional[str], compare: Optional[str], latency_target: float, no_latency: bool,
+             probe_port: Optional[int], echo_port: Optional[int], congestion: Optional[str], bind: Optional[str],
+             once: bool, time_limit: Optional[float]) -> None:
     """Measure throughput and latency to a peer with iperf3, and judge them against line rate.
 
-    Exit codes: 0 near line rate, 1 below, 2 far below; 10 unreachable, 11 refused, 12 server busy,
-    13 peer went away mid-test, 14 name does not resolve, 15 bad input, 16 iperf3 missing,
-    17 NIC speed unknown (pass --expect), 18 other iperf3 failure, 19 --save/--compare file error.
+    Exit codes: 0 near line rate, 1 below, 2 far below; 4 near line rate but the latency added under load is
+    over --latency-target; 10 unreachable, 11 refused, 12 server busy, 13 peer went away mid-test,
+    14 name does not resolve, 15 bad input, 16 iperf3 missing, 17 NIC speed unknown (pass --expect),
+    18 other iperf3 failure, 19 --save/--compare file error; 20 near line rate but no port answered the
+    latency probes (give --probe-port or --echo-port, or --no-latency).
     """
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
     try:
         if serve:
             _check_mode(given, CLIENT_ONLY, "--serve")
-            _serve(bind, port, once, time_limit, timeout)
+            _serve(bind, port, once, time_limit, timeout, echo_port)
             return
         if not peer:
             raise SelftestError(errors.BAD_INPUT, "give --peer HOST[:PORT] to test against, or --serve to be the peer")
         _check_mode(given, SERVER_ONLY, "--peer")
-        code = _client(peer, port, duration, parallel, direction, expect, timeout, as_json, save, compare)
+        from guestcheck.selftest.measure import LatencyPlan
+
+        latency = None if no_latency else LatencyPlan(latency_target * 1000, probe_port, echo_port)
+        code = _client(peer, port, duration, parallel, direction, expect, timeout, as_json, save, compare,
+                       latency, congestion or "")
     except SelftestError as e:
         if as_json and not serve:
             _print_error_document(e)
@@ -147,7 +166,7 @@ def _check_mode(given: set[str], forbidden: tuple[str, ...], mode: str) -> None:
 
 def _client(peer_text: str, port: Optional[int], duration: int, parallel: int, direction: str,
             expect: Optional[float], timeout: float, as_json: bool, save: Optional[str],
-            compare: Optional[str]) -> int:
+            compare: Optional[str], latency: Any = None, congestion: str = "") -> int:
     from guestcheck.selftest import document
     from guestcheck.selftest.peer import DEFAULT_PORT, parse_peer
     from guestcheck.selftest.session import Plan, run_selftest
@@ -157,7 +176,10 @@ def _client(peer_text: str, port: Optional[int], duration: int, parallel: int, d
         raise SelftestError(errors.BAD_INPUT, f"--port {port} disagrees with the port in --peer {peer_text}")
     before = document.load(compare) if compare else None  # a bad file fails before a long test
     directions = ("upload", "download") if direction == "both" else (direction,)
-    plan = Plan(peer, duration, parallel, directions, timeout, expect)
+    if latency is not None and peer.port in (latency.probe_port, latency.echo_port):
+        raise SelftestError(errors.BAD_INPUT, f"the latency probes never use the iperf3 port {peer.port}: give "
+                                              "--probe-port/--echo-port another port")
+    plan = Plan(peer, duration, parallel, directions, timeout, expect, latency, congestion)
     doc = document.to_document(run_selftest(plan, progress=_progress(as_json)))
     if before is not None and compare is not None:
         doc["compare"] = document.compare(before, doc, compare)
@@ -190,7 +212,8 @@ def _progress(as_json: bool) -> Any:
     return Progress(write)
 
 
-def _serve(bind: Optional[str], port: Optional[int], once: bool, time_limit: Optional[float], timeout: float) -> None:
+def _serve(bind: Optional[str], port: Optional[int], once: bool, time_limit: Optional[float], timeout: float,
+           echo_port: Optional[int] = None) -> None:
     from guestcheck.selftest.iperf3 import find_iperf3
     from guestcheck.selftest.peer import DEFAULT_PORT, is_numeric
     from guestcheck.selftest.serve import DEFAULT_TIME_LIMIT, serve
@@ -198,5 +221,10 @@ def _serve(bind: Optional[str], port: Optional[int], once: bool, time_limit: Opt
     if bind is not None and not is_numeric(bind):
         raise SelftestError(errors.BAD_INPUT, f"--bind {bind!r}: give an IP address of this machine")
     limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit or None  # 0 turns it off
-    serve(find_iperf3(), bind=bind, port=port or DEFAULT_PORT, once=once, time_limit=limit, timeout=timeout,
-          say=lambda line: click.echo(f"guestcheck selftest --serve: {line}"))
+    port = port or DEFAULT_PORT
+    if echo_port is None:
+        echo_port = port + 1 if port < 65535 else port - 1
+    if echo_port == port:
+        raise SelftestError(errors.BAD_INPUT, f"--echo-port {echo_port} is the iperf3 port: `iperf3 -u` needs it")
+    serve(find_iperf3(), bind=bind, port=port, once=once, time_limit=limit, timeout=timeout,
+          say=lambda line: click.echo(f"guestcheck selftest --serve: {line}"), echo_port=echo_port)

@@ -14,6 +14,7 @@ from guestcheck.quantities import MAX_RATE
 from guestcheck.regularfile import TooLarge, read_regular
 from guestcheck.selftest.errors import FILE_ERROR, SelftestError
 from guestcheck.selftest.iperf3 import DOWNLOAD, MAX_MEASURED_BPS, MAX_STREAMS, UPLOAD
+from guestcheck.selftest.latency import to_dict as latency_section
 from guestcheck.selftest.session import Result
 from guestcheck.selftest.untrusted import Damaged, as_dict, number, parse, printable, text, whole
 from guestcheck.selftest.verdict import LABELS
@@ -43,7 +44,8 @@ def to_document(result: Result) -> dict[str, Any]:
         "doctor": {"ran": result.doctor_ran, "problem": result.doctor_problem,
                    "other_findings": result.other_findings},
         "compare": None,
-        "exit_code": result.verdict.exit_code,
+        "latency": latency_section(result.latency) if result.latency is not None else None,
+        "exit_code": result.exit_code,
         "timing": {"total_s": round(result.total_seconds, 3),
                    "iperf3_s": round(sum(r.wall_seconds for r in result.runs), 3)},
     }

@@ -96,6 +96,7 @@ class RunSpec:
     duration: int  # whole seconds, what iperf3 -t takes
     timeout: float  # seconds of silence tolerated
     tag: str = ""  # --extra-data: lets `selftest --serve --once` see the last run of a session
+    congestion: str = ""  # iperf3 -C: the congestion control both ends use (the bench's CUBIC); "": the default
 
     @property
     def hard_limit(self) -> float:
@@ -118,6 +119,7 @@ class RunResult:
     seconds: float  # iperf3's measured interval
     wall_seconds: float  # the whole iperf3 process, start to exit
     iperf3_version: str = ""
+    congestion: str = ""  # the sender's congestion control as iperf3 reported it; "" when it did not
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +137,8 @@ def client_argv(binary: str, spec: RunSpec, options: frozenset[str]) -> list[str
         argv += ["--snd-timeout", ms]
     if spec.direction == DOWNLOAD and "--rcv-timeout" in options:
         argv += ["--rcv-timeout", ms]
+    if spec.congestion:
+        argv += ["-C", spec.congestion]
     if spec.tag and "--extra-data" in options:
         argv += ["--extra-data", spec.tag]
     return argv
@@ -211,9 +215,13 @@ def _rtts_ms(streams: Any) -> list[tuple[float, float, float]]:
     return out
 
 
-def parse_run(doc: dict[str, Any], direction: str, streams: int, wall_seconds: float) -> RunResult:
+def parse_run(doc: dict[str, Any], direction: str, streams: int, wall_seconds: float,
+              requested_congestion: str = "") -> RunResult:
     """The figures a verdict needs from one client JSON document (no "error" in it)."""
     end = as_dict(doc.get("end"))
+    # the sender's congestion control: ours on an upload; on a download the peer's, which only its JSON says
+    sender_end = end if direction == UPLOAD else as_dict(as_dict(doc.get("server_output_json")).get("end"))
+    congestion = text(sender_end.get("sender_tcp_congestion"), 16) or requested_congestion
     received, sent = as_dict(end.get("sum_received")), as_dict(end.get("sum_sent"))
     cpu = as_dict(end.get("cpu_utilization_percent"))
     rtt_source = end.get("streams")
@@ -238,6 +246,7 @@ def parse_run(doc: dict[str, Any], direction: str, streams: int, wall_seconds: f
         seconds=number(received.get("seconds"), 0, MAX_SECONDS) or 0.0,
         wall_seconds=wall_seconds,
         iperf3_version=text(as_dict(doc.get("start")).get("version"), 64) or "",
+        congestion=congestion,
     )
 
 
@@ -286,4 +295,4 @@ def run_client(binary: str, spec: RunSpec, peer: str, tick: Optional[Callable[[i
             raise SelftestError(IPERF3_FAILED, f"iperf3 failed against {peer}: its JSON has an error that is "
                                                f"not text ({type(error).__name__})")
         raise classify(error, started, peer)
-    return parse_run(doc, spec.direction, spec.streams, done.wall_seconds)
+    return parse_run(doc, spec.direction, spec.streams, done.wall_seconds, spec.congestion)

@@ -47,6 +47,41 @@ def _compare_lines(cmp: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _pct(stats: dict[str, Any]) -> str:
+    parts = " ".join(f"p{q} {_opt(stats.get(f'p{q}_ms'), '.2f')}" for q in (50, 90, 99))
+    lost = f", {stats['lost']} lost" if stats.get("lost") else ""
+    return f"{parts} ms ({stats['count']} probes{lost})"
+
+
+def _latency_lines(lat: dict[str, Any]) -> list[str]:
+    """The latency phase: the probe, idle and loaded percentiles per direction, the added latency, the verdict
+    and its causes. Escaped by the caller with the rest."""
+    probe = lat.get("probe")
+    if probe is None:
+        lines = ["latency: not measured, no port answered the probes:"]
+        lines += [f"  {t}" for t in lat.get("tried") or []]
+        lines.append("  (give --probe-port PORT, a closed TCP port of the peer, or --echo-port; --no-latency: skip)")
+        return lines
+    host = f"[{probe['address']}]" if ":" in probe["address"] else probe["address"]
+    lines = [f"latency ({probe['method']} {host}:{probe['port']}, {lat['rate_per_s']:g} probes/s):",
+             f"  idle      {_pct(lat['idle'])}"]
+    for direction, stats in lat["loaded"].items():
+        add = lat["added"].get(direction) or {}
+        lines.append(f"  {direction:<9} {_pct(stats)}   added p50 {_opt(add.get('p50_ms'), '+.2f')}"
+                     f" p90 {_opt(add.get('p90_ms'), '+.2f')} ms")
+    verdict = lat["verdict"]
+    worst = verdict.get("added_p90_ms")
+    where = f"{verdict['direction']} adds {worst:.1f} ms at p90; " if worst is not None else ""
+    lines.append(f"latency verdict: {verdict['label'].upper()} ({where}target {lat['target_ms']:g} ms)")
+    if lat.get("causes"):
+        lines.append("latency causes:")
+        for c in lat["causes"]:
+            lines.append(f"  - {c['cause']}: {c['evidence']}")
+            if c["fix"]:
+                lines.append(f"      fix: {c['fix']}")
+    return lines
+
+
 def render_finished_runs(runs: list[dict[str, Any]]) -> str:
     """What was measured before a fault (a one-shot `iperf3 -s -1` peer serves the first run, then refuses),
     so the one result there is is not lost behind the error."""
@@ -92,6 +127,8 @@ def render(doc: dict[str, Any], *, colour: bool = False) -> str:
     other = (doc.get("doctor") or {}).get("other_findings") or []
     if other:
         lines.append(f"doctor also reports: {', '.join(other)} (`guestcheck doctor` explains them)")
+    if doc.get("latency"):
+        lines += _latency_lines(doc["latency"])
     if doc.get("compare"):
         lines += _compare_lines(doc["compare"])
     lines[escaped:] = [escape_control(line) for line in lines[escaped:]]

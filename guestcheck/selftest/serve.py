@@ -3,7 +3,9 @@
 `--once` serves one client session, not one iperf3 test: a guestcheck selftest makes several runs, each
 tagged "run=K/N" through iperf3's --extra-data, and the server stops after run N (or after a failed run);
 a plain iperf3 client's single test ends it too. Connections that start no test (port scanners, our own
-connect probe) are ignored. `--time-limit` bounds the whole thing (10 minutes unless told; 0 turns it off).
+connect probe) are ignored. Beside iperf3 it runs the latency echo (guestcheck.selftest.echo) on UDP port + 1,
+named in the first line, for as long as it serves. `--time-limit` bounds the whole thing (10 minutes unless told;
+0 turns it off).
 iperf3's own `-1` would stop after the first of the selftest's runs.
 
 iperf3 never outlives us: SIGTERM, SIGHUP (the SSH session closed) and Ctrl-C stop it from a `finally`,
@@ -28,6 +30,7 @@ from typing import Any, Callable, Iterator, Optional
 from guestcheck.collect.fs import cat
 from guestcheck.quantities import format_rate, maybe_int, parse_int
 from guestcheck.selftest.children import die_with_parent
+from guestcheck.selftest.echo import UdpEcho
 from guestcheck.selftest.errors import IPERF3_FAILED, SelftestError
 from guestcheck.selftest.iperf3 import MAX_MEASURED_BPS, MAX_STREAMS, kill_group, supported_options
 from guestcheck.selftest.untrusted import as_dict, as_list, load_object, number, printable, text, whole
@@ -161,15 +164,29 @@ def _stop_once() -> Callable[[int, Any], None]:
     return handler
 
 
-def describe_start(bind: Optional[str], port: int, once: bool, time_limit: Optional[float]) -> str:
-    """The first line: where it listens and for how long, so nobody leaves a server open by mistake."""
+def describe_start(bind: Optional[str], port: int, once: bool, time_limit: Optional[float], echo: str = "") -> str:
+    """The first line: where it listens and for how long, so nobody leaves a server open by mistake; then the
+    latency echo's port, which a client may be given (--echo-port), or why there is none."""
     where = f"[{bind}]" if bind and ":" in bind else (bind or "all addresses (--bind ADDR narrows it)")
     limit = f"time limit {time_limit:g}s" if time_limit else "no time limit"
-    return f"iperf3 server listening on {where} port {port}{', one session' if once else ''}, {limit}"
+    # the echo goes before the time limit: readers of the line's start (where) and end (the limit) keep working
+    return f"iperf3 server listening on {where} port {port}{', one session' if once else ''}{echo}, {limit}"
+
+
+def open_echo(bind: Optional[str], echo_port: int) -> tuple[Optional[UdpEcho], str]:
+    """The latency echo, started, and the first line's words for it; a port in use costs the echo, not the
+    server (the client then probes a closed TCP port instead)."""
+    if not echo_port:
+        return None, ", no latency echo"
+    try:
+        echo = UdpEcho(bind, echo_port).start()
+    except OSError as e:
+        return None, f", no latency echo (udp port {echo_port}: {e.strerror or e})"
+    return echo, f", latency echo on udp port {echo_port}"
 
 
 def serve(binary: str, *, bind: Optional[str], port: int, once: bool, time_limit: Optional[float],
-          timeout: float, say: Callable[[str], None]) -> None:
+          timeout: float, say: Callable[[str], None], echo_port: int = 0) -> None:
     """Run until --once's session ends, the time limit (None or 0: none), or SIGTERM/SIGHUP/Ctrl-C;
     iperf3 never outlives us."""
     argv = server_argv(binary, bind, port, timeout, supported_options(binary))
@@ -197,13 +214,15 @@ def serve(binary: str, *, bind: Optional[str], port: int, once: bool, time_limit
     reader = threading.Thread(target=read, name="iperf3-server-output", daemon=True)
     reader.start()
     old_handlers = {}
+    echo: Optional[UdpEcho] = None
     try:
         if threading.current_thread() is threading.main_thread():
             handler = _stop_once()
             for sig in STOP_SIGNALS:
                 old_handlers[sig] = signal.signal(sig, handler)
         _wait_listening(proc, port, events, junk, bind)
-        say(describe_start(bind, port, once, time_limit))
+        echo, echo_words = open_echo(bind, echo_port)
+        say(describe_start(bind, port, once, time_limit, echo_words))
         while True:
             wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             if deadline is not None and wait <= 0:
@@ -225,6 +244,8 @@ def serve(binary: str, *, bind: Optional[str], port: int, once: bool, time_limit
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
             say(f"stopped ({stop})")
     finally:
+        if echo is not None:
+            echo.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         if proc.poll() is None:

@@ -13,10 +13,14 @@ from typing import Any, Callable, Optional
 from guestcheck.selftest import errors
 from guestcheck.selftest.errors import SelftestError
 from guestcheck.selftest.iperf3 import DOWNLOAD, UPLOAD, RunResult, RunSpec, find_iperf3, run_client
+from guestcheck.selftest.latency import LatencyResult, Rings, judge_causes
+from guestcheck.selftest.measure import LatencyPlan, Loaded
+from guestcheck.selftest.measure import start as start_latency
 from guestcheck.selftest.peer import Peer, resolve
 from guestcheck.selftest.probe import ConnectRtt, connect_rtt
 from guestcheck.selftest.progress import Progress
 from guestcheck.selftest.route import egress_interface, has_route
+from guestcheck.selftest.rttprobe import TCP_RST
 from guestcheck.selftest.verdict import Cause, Verdict, judge_runs, likely_causes
 
 BUSY_RETRY_SECONDS = 0.5
@@ -34,6 +38,8 @@ class Plan:
     directions: tuple[str, ...] = (UPLOAD, DOWNLOAD)
     timeout: float = 10.0
     expect_bps: Optional[float] = None
+    latency: Optional[LatencyPlan] = None  # None: no latency phase (the CLI sets one unless --no-latency)
+    congestion: str = ""  # iperf3 -C on every run; "": each end's default
 
     def runs(self) -> list[tuple[str, int]]:
         counts = [1] if self.parallel <= 1 else [1, self.parallel]
@@ -55,6 +61,7 @@ class Doctor:
     findings: list = field(default_factory=list)
     nic_kinds: dict[str, str] = field(default_factory=dict)  # doctor's judged kind: physical, paravirtual, ...
     problem: Optional[str] = None
+    rings: dict[str, Rings] = field(default_factory=dict)  # the NICs' descriptor rings, for the latency causes
 
 
 def ask_doctor() -> Doctor:
@@ -66,7 +73,10 @@ def ask_doctor() -> Doctor:
     except Exception as e:  # the measurement stands without doctor; say why the causes are missing
         return Doctor(problem=f"doctor could not run: {type(e).__name__}: {e}")
     nics, judged = report.facts.nics, report.verdicts
-    return Doctor({n.name: n.speed_mbps for n in nics}, report.findings, {n.name: judged.kind(n) for n in nics})
+    rings = {n.name: Rings(n.name, n.rings.tx, n.rings.rx, n.rings.tx_max, n.rings.rx_max)
+             for n in nics if n.rings is not None}
+    return Doctor({n.name: n.speed_mbps for n in nics}, report.findings, {n.name: judged.kind(n) for n in nics},
+                  rings=rings)
 
 
 @dataclass
@@ -85,6 +95,15 @@ class Result:
     doctor_ran: bool
     doctor_problem: Optional[str]
     total_seconds: float
+    latency: Optional[LatencyResult] = None
+
+    @property
+    def exit_code(self) -> int:
+        """The throughput verdict's; when that is "near", the latency phase's (4 over target, 20 not measured)."""
+        code = self.verdict.exit_code
+        if code == errors.NEAR and self.latency is not None:
+            return self.latency.exit_code
+        return code
 
 
 # Only these NICs report a speed that is a line rate. A veth, bridge, tap or macvlan says 10000 and virtio
@@ -139,6 +158,8 @@ def run_selftest(
     probe: Callable[..., Optional[ConnectRtt]] = connect_rtt,
     binary: Optional[str] = None,
     progress: Optional[Progress] = None,
+    latency_start: Callable[..., LatencyResult] = start_latency,
+    loaded: Callable[..., Any] = Loaded,
 ) -> Result:
     started = time.perf_counter()
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -154,13 +175,18 @@ def run_selftest(
     session = secrets.token_hex(4)
     todo = plan.runs()
     runs: list[RunResult] = []
+    # idle first: probes on their own port (never the iperf3 port), before anything loads the path
+    latency = latency_start(address, plan.peer.port, plan.latency) if plan.latency is not None else None
     for index, (direction, streams) in enumerate(todo, 1):
         spec = RunSpec(address, plan.peer.port, direction, streams, plan.duration, plan.timeout,
-                       f"guestcheck-selftest/1 session={session} run={index}/{len(todo)}")
+                       f"guestcheck-selftest/1 session={session} run={index}/{len(todo)}", plan.congestion)
         run = runner if progress is None else functools.partial(runner, tick=progress.start(index, len(todo), spec))
+        meter = loaded(latency, direction, streams).start() if latency is not None and latency.measured else None
+        finished: Optional[RunResult] = None
         try:
             # the first run gets no retry: a server busy or closed before we start is not between our runs
-            runs.append(_run_with_retry(run, binary, spec, peer_label, plan.timeout if runs else 0))
+            finished = _run_with_retry(run, binary, spec, peer_label, plan.timeout if runs else 0)
+            runs.append(finished)
         except SelftestError as e:
             if e.code == errors.REFUSED and runs:
                 e = SelftestError(e.code, f"{e.message}; the first run worked, so the server may serve one test "
@@ -169,9 +195,15 @@ def run_selftest(
             e.runs = runs
             raise e from None
         finally:
+            if meter is not None:
+                meter.stop(finished)
             if progress is not None:
                 progress.finish()
-    rtt = probe(address, plan.peer.port, timeout=min(plan.timeout, 2.0))
+    # a bare connection to the iperf3 port is a failed test in the server's log: with a closed port found for the
+    # latency probes, the connect round trips go there (a RST is one round trip as much as a SYN-ACK)
+    rtt_port = latency.target.port if latency is not None and latency.target is not None \
+        and latency.target.method == TCP_RST else plan.peer.port
+    rtt = probe(address, rtt_port, timeout=min(plan.timeout, 2.0))
     verdict = judge_runs(runs, expected.bps)
     causes: list[Cause] = []
     other: list[str] = []
@@ -180,7 +212,12 @@ def run_selftest(
             interface = interface_of(address)
         told = told or doctor()
         causes, other = likely_causes(told.findings, interface, told.nic_speeds_mbps.keys())
+    if latency is not None and latency.key == "over":
+        if interface is None:
+            interface = interface_of(address)
+        told = told or doctor()
+        latency.causes = judge_causes(latency, told.rings.get(interface) if interface else None)
     return Result(plan, address, binary, started_at, expected, interface, runs, rtt, verdict, causes, other,
                   doctor_ran=told is not None and told.problem is None,
                   doctor_problem=told.problem if told is not None else None,
-                  total_seconds=time.perf_counter() - started)
+                  total_seconds=time.perf_counter() - started, latency=latency)

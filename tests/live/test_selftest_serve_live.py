@@ -93,6 +93,9 @@ def test_the_first_line_names_the_address_and_the_time_limit():
             code, out, _ = finish(server, 5)
             assert code == 0 and out.strip().endswith("stopped (SIGTERM)")
         no_iperf3_left(b)
-    assert lines == [PREFIX + "all addresses (--bind ADDR narrows it) port 5201, time limit 600s",
-                     PREFIX + "all addresses (--bind ADDR narrows it) port 5202, no time limit",
-                     PREFIX + "127.0.0.1 port 5203, one session, time limit 90s"]
+    # issue 24 named the latency echo's port (iperf3's port + 1 unless --echo-port) before the time limit
+    assert lines == [PREFIX + "all addresses (--bind ADDR narrows it) port 5201, latency echo on udp port 5202, "
+                              "time limit 600s",
+                     PREFIX + "all addresses (--bind ADDR narrows it) port 5202, latency echo on udp port 5203, "
+                              "no time limit",
+                     PREFIX + "127.0.0.1 port 5203, one session, latency echo on udp port 5204, time limit 90s"]
