@@ -29,11 +29,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from tests.netns import netns, veth_pair  # noqa: E402 (after the path is set)
+from tests.netns import ROUTED_DOWNLINK, ROUTED_UPLINK, routed  # noqa: E402 (after the path is set)
 
 SERVER = "10.198.2.1"
 RATE_BPS = 100e6
-UPLINK, DOWNLINK = "gcr1", "gcr0"  # the router's egress towards the server (uploads), towards the client
+UPLINK, DOWNLINK = ROUTED_UPLINK, ROUTED_DOWNLINK  # the router's egress towards the server, towards the client
 
 SAMPLER = r"""
 import sys, time
@@ -83,15 +83,7 @@ def ping_median(ns) -> float:
 
 def measure(limit: int, congestion: str, seconds: int, rounds: int) -> list[dict]:
     rows = []
-    with netns("gcbl") as a, netns("gcbl") as r, netns("gcbl") as b, \
-            veth_pair(a, r, a_addr="10.198.1.1/24", b_addr="10.198.1.254/24", a_name="gc0", b_name="gcr0"), \
-            veth_pair(r, b, a_addr="10.198.2.254/24", b_addr="10.198.2.1/24", a_name="gcr1", b_name="gc1"):
-        r.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-        a.ip("route", "add", "default", "via", "10.198.1.254")
-        b.ip("route", "add", "default", "via", "10.198.2.254")
-        for dev in (UPLINK, DOWNLINK):
-            r.run(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", "100mbit", "burst", "32kb",
-                   "limit", str(limit)])
+    with routed("gcbl", limit) as (a, r, b):
         server = b.popen(["iperf3", "-s", "-p", "5201"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed below); a pipe would fill up and stop the sampler
         sampler = r.popen([sys.executable, "-c", SAMPLER, REPO, UPLINK, DOWNLINK], stdout=log, text=True)

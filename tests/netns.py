@@ -92,3 +92,23 @@ def tbf_limit(ns: Netns, dev: str, rate: str, *, burst: str = "64kb", latency: s
     """Rate-limit `dev`'s egress inside `ns` with tbf (this kernel has tbf, not netem). Shape both ends
     of a veth pair to limit both directions."""
     ns.run(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", burst, "latency", latency])
+
+
+ROUTED_UPLINK, ROUTED_DOWNLINK = "gcr1", "gcr0"  # the router's egress towards the server, towards the client
+
+
+@contextlib.contextmanager
+def routed(prefix: str, limit: int, *, rate: str = "100mbit", burst: str = "32kb") -> Iterator[tuple[Netns, Netns,
+                                                                                                      Netns]]:
+    """client (10.198.1.1) -> router -> server (10.198.2.1), with a tbf of `rate` and byte `limit` on the router's
+    egress both ways (ROUTED_UPLINK queues uploads, ROUTED_DOWNLINK downloads): a queue that is not on either end."""
+    with netns(prefix) as a, netns(prefix) as r, netns(prefix) as b, \
+            veth_pair(a, r, a_addr="10.198.1.1/24", b_addr="10.198.1.254/24", a_name="gc0", b_name="gcr0"), \
+            veth_pair(r, b, a_addr="10.198.2.254/24", b_addr="10.198.2.1/24", a_name="gcr1", b_name="gc1"):
+        r.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        a.ip("route", "add", "default", "via", "10.198.1.254")
+        b.ip("route", "add", "default", "via", "10.198.2.254")
+        for dev in (ROUTED_UPLINK, ROUTED_DOWNLINK):
+            r.run(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", burst, "limit",
+                   str(limit)])
+        yield a, r, b

@@ -16,7 +16,8 @@ from typing import Iterator
 import pytest
 
 from tests.live.test_selftest_live import finish, start_serve, wait_listening
-from tests.netns import Netns, guestcheck_in, netns, requires_netns, veth_pair
+from tests.netns import Netns, guestcheck_in, requires_netns
+from tests.netns import routed as netns_routed
 
 pytestmark = [pytest.mark.root, requires_netns,
               pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3"),
@@ -30,17 +31,9 @@ def tbf(ns: Netns, dev: str, limit: int) -> None:
             str(limit)])
 
 
-@contextlib.contextmanager
-def routed(limit: int = 250_000) -> Iterator[tuple[Netns, Netns, Netns]]:
-    with netns("gclt") as a, netns("gclt") as r, netns("gclt") as b, \
-            veth_pair(a, r, a_addr="10.198.1.1/24", b_addr="10.198.1.254/24", a_name="gc0", b_name="gcr0"), \
-            veth_pair(r, b, a_addr="10.198.2.254/24", b_addr="10.198.2.1/24", a_name="gcr1", b_name="gc1"):
-        r.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-        a.ip("route", "add", "default", "via", "10.198.1.254")
-        b.ip("route", "add", "default", "via", "10.198.2.254")
-        tbf(r, "gcr1", limit)  # uploads queue here
-        tbf(r, "gcr0", limit)  # downloads queue here
-        yield a, r, b
+def routed(limit: int = 250_000):
+    """The client, router and server namespaces of tests/netns.py, the tbf on the router."""
+    return netns_routed("gclt", limit)
 
 
 @contextlib.contextmanager
