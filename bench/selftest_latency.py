@@ -81,9 +81,12 @@ def ping_median(ns) -> float:
     return statistics.median(ms)
 
 
-def measure(limit: int, congestion: str, seconds: int, rounds: int) -> list[dict]:
+def measure(limit: int, congestion: str, seconds: int, rounds: int, wire_sized: bool = True) -> list[dict]:
     rows = []
     with routed("gcbl", limit) as (a, r, b):
+        if wire_sized:  # packets as a wire carries them: a veth passes 64 KB GSO packets through to the tbf
+            a.run(["ethtool", "-K", "gc0", "tso", "off", "gso", "off"])
+            b.run(["ethtool", "-K", "gc1", "tso", "off", "gso", "off"])
         server = b.popen(["iperf3", "-s", "-p", "5201"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed below); a pipe would fill up and stop the sampler
         sampler = r.popen([sys.executable, "-c", SAMPLER, REPO, UPLINK, DOWNLINK], stdout=log, text=True)
@@ -131,6 +134,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs with and without probes, alternating")
     parser.add_argument("--directions", default="upload,download")
     parser.add_argument("--limits", default="250000,1000000")
+    parser.add_argument("--gso", action="store_true",
+                        help="leave the endpoints' TSO/GSO on: the tbf then queues 64 KB packets, and a new arrival "
+                             "waits less than backlog / rate (the head packet's tokens are partly saved already)")
     args = parser.parse_args()
     if args.inner:
         inner(args)
@@ -138,7 +144,7 @@ def main() -> None:
     rows = []
     for limit in (int(x) for x in args.limits.split(",")):
         for cc in ("cubic", "bbr"):
-            rows += measure(limit, cc, args.seconds, args.rounds)
+            rows += measure(limit, cc, args.seconds, args.rounds, not args.gso)
     print(f"tbf 100 Mbit/s in a router namespace; {args.seconds}s runs, {args.rounds} with probes and {args.rounds} "
           f"without, alternating; probes: {rows[0]['target']} at 25/s")
     print(f"{'limit':>8} {'cc':>5} {'dir':>8} | {'added p50':>9} {'queue':>8} {'ratio':>6} | {'idle':>6} {'ping':>6}"
