@@ -50,7 +50,7 @@ NEUTRAL: Dict[str, str] = {
     "guestcheck.kernelversion": "a kernel release as numbers",
     "guestcheck.netaddr": "address arithmetic without the ipaddress module",
     "guestcheck.rtnetlink": "netlink framing with the standard library",
-    "guestcheck.sockdiag": "the one decoder of NETLINK_SOCK_DIAG answers (listeners now, flows later)",
+    "guestcheck.sockdiag": "the one decoder of NETLINK_SOCK_DIAG answers (listeners; connections with tcp_info, SKMEMINFO)",
     "guestcheck.nicdb": "what each NIC driver is (tables)",
     "guestcheck.drivercounters": "the driver counters known by name (one table for collector, checks, renderer)",
     "guestcheck.distros": "commands that differ between distributions (tables)",
