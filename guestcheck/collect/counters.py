@@ -33,6 +33,7 @@ class CounterReading:
     snmp6: Optional[str] = None
     tc: Optional[Any] = None  # collect.tc.TcReading: every qdisc and class; None: not read (a fake tree)
     listeners: Optional[Any] = None  # sockdiag listening sockets (a list), or the OSError text; None: not read
+    flows: Optional[Any] = None  # sockdiag TCP connections (a list of TcpFlow), or the OSError text; None: not read
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,17 @@ def _live_readings(roots: Roots) -> Dict[str, Any]:
     if roots.proc != "/proc":
         return {}
     from guestcheck.collect.tc import read_tc
-    from guestcheck.sockdiag import listeners
+    from guestcheck.sockdiag import listeners, tcp_flows
 
     try:
         found: Any = listeners()
     except OSError as e:
         found = e.strerror or str(e)
-    return {"tc": read_tc(), "listeners": found}
+    try:
+        flows: Any = tcp_flows()  # the raw answers only: decoded in collect/flows.py after the window
+    except OSError as e:
+        flows = e.strerror or str(e)
+    return {"tc": read_tc(), "listeners": found, "flows": flows}
 
 
 def read_counters(roots: Roots, read_nics: Optional[NicReader] = None) -> CounterReading:

@@ -1,0 +1,280 @@
+"""judge/flows.py's decision table, row by row; the path's rate in its order; the fix sized to the path; the
+collector's pairing of two readings; the command's filters and exit codes."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any, Optional
+
+import pytest
+from click.testing import CliRunner
+
+from guestcheck.collect.flows import flows_over
+from guestcheck.facts import Facts, FlowReading, Flows, Ledger, Nic, Path, Qdisc, Route
+from guestcheck.flows.cli import flows_command, matches
+from guestcheck.judge import judge
+from guestcheck.judge.flows import (
+    PathRate,
+    judge_flow,
+    judge_flows,
+    path_rate,
+    rate_argument,
+    rtt_argument,
+)
+from guestcheck.sockdiag import SOCK_DIAG_BY_FAMILY, decode_flow
+from tests.unit.test_sockdiag import flow_answer, tcp_info_bytes
+
+PATH = PathRate(100e6, "tbf 1: root on eth0 (QDISC-SHAPED)")
+MB = 1 << 20
+
+
+def sender(rate_bps: float = 40e6, seconds: float = 2.0, **kw: Any) -> FlowReading:
+    values = dict(family="ipv4", local="10.0.0.1", local_port=40000, remote="10.0.0.2", remote_port=5201,
+                  seconds=seconds, bytes_acked=int(rate_bps / 8 * seconds), bytes_received=0,
+                  bytes_sent=int(rate_bps / 8 * seconds), bytes_retrans=0, busy_us=int(seconds * 1e6),
+                  rwnd_limited_us=0, sndbuf_limited_us=0, min_rtt_us=20_000, rtt_us=25_000, snd_cwnd=40,
+                  app_limited=False, notsent_bytes=1000, sndbuf=87040, wmem_queued=80000, wmem_queued_peak=80000)
+    values.update(kw)
+    return FlowReading(**values)
+
+
+def receiver(rate_bps: float = 40e6, seconds: float = 2.0, **kw: Any) -> FlowReading:
+    values = dict(family="ipv6", local="::ffff:10.0.0.2", local_port=5201, remote="::ffff:10.0.0.1",
+                  remote_port=40000, seconds=seconds, bytes_acked=0, bytes_received=int(rate_bps / 8 * seconds),
+                  rcv_rtt_us=20_000, min_rtt_us=10, rcvbuf=6 * MB, rmem_alloc=0, rcv_space=100_000)
+    values.update(kw)
+    return FlowReading(**values)
+
+
+# --- the table, row by row ---
+
+def test_s0_r0_an_idle_flow_is_none():
+    assert judge_flow(sender(rate_bps=1000, sndbuf_limited_us=2_000_000), PATH).rule == "S0"
+    assert judge_flow(receiver(rate_bps=1000, rcvbuf=10), PATH).rule == "R0"
+
+
+def test_s1_a_flow_near_the_path_rate_is_none_whatever_its_shares():
+    # issue 23: a receive-window share of 0.53 at 92 % of the shaped rate cost nothing
+    v = judge_flow(sender(rate_bps=92e6, rwnd_limited_us=1_060_000), PATH)
+    assert (v.limited_by, v.rule, v.fix) == ("none", "S1", "")
+    assert judge_flow(receiver(rate_bps=95e6, rcvbuf=4096), PATH).rule == "R1"
+
+
+def test_s2_send_buffer_needs_a_share_and_a_rate_well_below_the_path():
+    v = judge_flow(sender(sndbuf_limited_us=800_000), PATH)
+    assert (v.limited_by, v.rule, v.fix_on) == ("send-buffer", "S2", "here")
+    assert v.fix == "guestcheck tune apply wan --rate 100M --rtt 20ms"
+    assert "BDP = 100 Mbit/s" in v.arithmetic and "= 250000 bytes" in v.arithmetic and "tcp_wmem" in v.arithmetic
+    assert judge_flow(sender(sndbuf_limited_us=300_000), PATH).limited_by != "send-buffer"  # 15 % < 20 %
+    # without a path rate the share must be a majority, and there is no sized fix
+    assert judge_flow(sender(sndbuf_limited_us=800_000), None).limited_by != "send-buffer"
+    v = judge_flow(sender(sndbuf_limited_us=1_200_000), None)
+    assert (v.limited_by, v.fix) == ("send-buffer", "")
+
+
+def test_s3_receive_window_of_the_peer_gives_the_fix_to_run_on_the_receiver():
+    v = judge_flow(sender(rwnd_limited_us=700_000), PATH)
+    assert (v.limited_by, v.rule) == ("receive-window", "S3")
+    assert v.fix_on == "the receiver, 10.0.0.2" and "tcp_rmem" in v.arithmetic
+
+
+def test_s4_retransmissions_are_congestion():
+    v = judge_flow(sender(bytes_retrans=200_000), PATH)  # 2 % of 10 MB
+    assert (v.limited_by, v.rule, v.fix) == ("congestion", "S4", "")
+
+
+def test_s5_application_when_the_sender_was_idle_or_app_limited_with_nothing_unsent():
+    assert judge_flow(sender(busy_us=600_000), PATH).rule == "S5"
+    assert judge_flow(sender(app_limited=True, notsent_bytes=0), PATH).rule == "S5"
+    assert judge_flow(sender(app_limited=True, notsent_bytes=5000), PATH).rule == "S6"
+
+
+def test_s6_busy_below_the_path_with_no_other_limit_is_the_window_against_the_path():
+    v = judge_flow(sender(), PATH)
+    assert (v.limited_by, v.rule) == ("congestion", "S6")
+    assert judge_flow(sender(), None).rule == "S7"
+
+
+def test_r2_the_receiver_s_buffer_full_every_round_trip_is_its_receive_window():
+    # half of 128 KiB lasts 13 ms at 40 Mbit/s: under 8 x rcv_rtt 20 ms
+    v = judge_flow(receiver(rcvbuf=128 << 10), PATH)
+    assert (v.limited_by, v.rule, v.fix_on) == ("receive-window", "R2", "here")
+    assert v.fix == "guestcheck tune apply wan --rate 100M --rtt 20ms"
+    assert judge_flow(receiver(), PATH).rule == "R4"  # half of 6 MiB lasts 630 ms: room to spare
+
+
+def test_r3_an_application_that_does_not_read():
+    v = judge_flow(receiver(rqueue=4 * MB), PATH)
+    assert (v.limited_by, v.rule) == ("application", "R3")
+
+
+def test_not_sampled_flows_judge_shares_only():
+    v = judge_flow(sender(seconds=0.0, bytes_acked=MB, busy_us=2_000_000, sndbuf_limited_us=1_500_000), PATH)
+    assert v.rate_bps is None and v.limited_by == "send-buffer"
+
+
+# --- the path's rate, in order ---
+
+def _facts(shaper: bool = False, speed: Optional[int] = None) -> Facts:
+    facts = Facts()
+    facts.path = Path(routes=[Route(family="ipv4", dev="eth0")])
+    facts.nics = [Nic(name="eth0", speed_mbps=speed, kind="physical")]
+    facts.ledger = Ledger(qdiscs=[Qdisc(device="eth0", kind="tbf", handle="1:", parent="root",
+                                        rate_bytes_per_s=12_500_000)] if shaper else [])
+    return facts
+
+
+def test_the_path_rate_comes_from_a_shaper_then_a_physical_nic_then_rate(monkeypatch):
+    facts = _facts(shaper=True, speed=1000)
+    judged = judge(facts)
+    monkeypatch.setattr(type(judged), "kind", lambda self, nic: "physical")
+    assert path_rate(facts, judged, 5e6).bps == 100e6
+    facts = _facts(speed=1000)
+    assert path_rate(facts, judged, 5e6).source == "eth0's link speed"
+    monkeypatch.setattr(type(judged), "kind", lambda self, nic: "paravirtual")
+    assert path_rate(facts, judged, 5e6).source == "--rate"
+    assert path_rate(facts, judged, None) is None
+
+
+def test_rate_and_rtt_arguments_are_what_tune_reads():
+    from guestcheck.quantities import parse_duration, parse_rate
+
+    for bps in (100e6, 1e9, 2.5e6, 123456.0):
+        assert abs(parse_rate(rate_argument(bps)) - bps) / bps < 0.01
+    for us in (7, 20_000, 1234):
+        assert abs(parse_duration(rtt_argument(us)) - us / 1e6) < 1e-6
+
+
+# --- two readings paired by cookie ---
+
+def _flow(cookie_bytes: int, acked: int, sndbuf_limited: int = 0):
+    body = bytearray(flow_answer(tcp_info_bytes(bytes_acked=acked, busy_time=acked, sndbuf_limited=sndbuf_limited)))
+    return decode_flow(SOCK_DIAG_BY_FAMILY, bytes(body))
+
+
+def test_flows_over_takes_rises_between_the_readings_and_skips_idle_ones():
+    before, after = _flow(1, 1_000_000), _flow(1, 3_000_000, sndbuf_limited=500)
+    flows = flows_over([before], [after], 2.0, True)
+    assert flows.connections == 1 and [f.bytes_acked for f in flows.flows] == [2_000_000]
+    assert flows.flows[0].sndbuf_limited_us == 500 and flows.flows[0].seconds == 2.0
+    assert flows_over([after], [after], 2.0, True).flows == []
+    assert flows_over([], [after], 0.0, False).flows[0].bytes_acked == 3_000_000
+
+
+def test_judge_flows_notes_an_unknown_path_and_counts_verdicts():
+    facts = Facts()
+    facts.flows = Flows(available=True, sampled=True, seconds=2.0, connections=2,
+                        flows=[sender(sndbuf_limited_us=1_500_000), sender(rate_bps=100)])
+    v = judge_flows(facts, None)
+    assert v.path is None and any("--rate" in n for n in v.notes)
+    assert v.counts()["send-buffer"] == 1 and v.counts()["none"] == 1
+
+
+# --- the command ---
+
+def test_filters_match_either_port_and_the_ipv4_form_of_a_mapped_peer():
+    f = receiver()
+    assert matches(f, 5201, None) and matches(f, 40000, None) and not matches(f, 22, None)
+    assert matches(f, None, "10.0.0.1") and matches(f, None, "::ffff:10.0.0.1") and not matches(f, None, "10.0.0.9")
+
+
+def _run(monkeypatch, flows: Optional[Flows], *args: str):
+    import guestcheck.collect.machine as machine
+
+    def fake(**kw: Any) -> Facts:
+        facts = Facts()
+        facts.flows = flows
+        return facts
+
+    monkeypatch.setattr(machine, "collect_facts", fake)
+    return CliRunner().invoke(flows_command, list(args))
+
+
+def test_exit_codes_0_none_held_1_held_3_unreadable(monkeypatch):
+    held = Flows(available=True, sampled=True, seconds=2.0, connections=1, flows=[sender(sndbuf_limited_us=2e6)])
+    fine = Flows(available=True, sampled=True, seconds=2.0, connections=1, flows=[sender(busy_us=100)])
+    assert _run(monkeypatch, held, "--rate", "100M").exit_code == 1
+    assert _run(monkeypatch, fine).exit_code == 0
+    assert _run(monkeypatch, Flows(reason_unavailable="sock_diag could not be read: denied")).exit_code == 3
+    out = _run(monkeypatch, held, "--json", "--rate", "100M")
+    doc = json.loads(out.output)
+    assert doc["schema"] == "guestcheck.flows/1" and doc["flows"][0]["limited_by"] == "send-buffer"
+    assert doc["flows"][0]["fix"] == "guestcheck tune apply wan --rate 100M --rtt 20ms"
+    assert _run(monkeypatch, held, "--port", "22").exit_code == 0  # filtered out
+
+
+@pytest.mark.parametrize("args", [["--top", "0"], ["--port", "70000"], ["--peer", "nope"], ["--rate", "10MB"],
+                                  ["--sample", "nan"]])
+def test_bad_input_is_one_line_and_exit_2(monkeypatch, args):
+    out = _run(monkeypatch, Flows(available=True), *args)
+    assert out.exit_code == 2 and "Traceback" not in out.output
+
+
+def test_this_machine_lists_a_connection_it_moves_data_on():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        with socket.create_connection(server.getsockname()) as client:
+            accepted, _ = server.accept()
+            with accepted:
+                from guestcheck.sockdiag import tcp_flows
+
+                before = tcp_flows()
+                client.sendall(b"x" * 200_000)
+                got = 0
+                while got < 200_000:
+                    got += len(accepted.recv(65536))
+                flows = flows_over(before, tcp_flows(), 0.1, True)
+                port = server.getsockname()[1]
+                mine = [f for f in flows.flows if port in (f.local_port, f.remote_port)]
+                assert sorted(f.bytes_acked + f.bytes_received for f in mine)[-1] >= 200_000
+
+
+# --- doctor's findings ---
+
+def _shaped(*flows: FlowReading) -> Facts:
+    facts = _facts(shaper=True)
+    facts.flows = Flows(available=True, sampled=True, seconds=2.0, connections=len(flows), flows=list(flows))
+    return facts
+
+
+def fix_catalog_machines():
+    """Machines on which checks/flows.py gives a guest fix: read by the fix catalog's corpus."""
+    yield "a sender held by its send buffer", _shaped(sender(sndbuf_limited_us=1_500_000))
+    yield "a receiver held by its own window", _shaped(receiver(rcvbuf=128 << 10))
+
+
+def _doctor(facts: Facts):
+    from guestcheck.checks import flows as check
+
+    return {(f.id, f.subject): f for f in check.run(facts, judge(facts))}
+
+
+def test_doctor_gives_flow_sndbuf_limited_with_the_sized_fix():
+    found = _doctor(_shaped(sender(sndbuf_limited_us=1_500_000)))
+    f = found[("FLOW-SNDBUF-LIMITED", "10.0.0.2:5201")]
+    assert f.fix == "guestcheck tune apply wan --rate 100M --rtt 20ms" and f.fix_on == "guest"
+    assert "BDP = 100 Mbit/s" in f.hint and f.evidence["rule"] == "S2"
+
+
+def test_doctor_gives_flow_rwnd_limited_here_for_a_receiver_and_for_the_peer_as_a_hint():
+    here = _doctor(_shaped(receiver(rcvbuf=128 << 10)))[("FLOW-RWND-LIMITED", "::ffff:10.0.0.1:40000")]
+    assert here.fix.startswith("guestcheck tune apply wan --rate 100M") and here.fix_on == "guest"
+    peer = _doctor(_shaped(sender(rwnd_limited_us=1_000_000)))[("FLOW-RWND-LIMITED", "10.0.0.2:5201")]
+    assert peer.fix == "" and "on the receiver (10.0.0.2)" in peer.hint and "tune apply wan" in peer.hint
+
+
+def test_doctor_leaves_out_small_flows_other_verdicts_and_unsampled_windows():
+    assert _doctor(_shaped(sender(rate_bps=3e6, sndbuf_limited_us=1_500_000))) == {}  # 750 kB < 1 MiB
+    assert _doctor(_shaped(sender(bytes_retrans=200_000))) == {}  # congestion: the ledger's findings
+    facts = _shaped(sender(sndbuf_limited_us=1_500_000))
+    facts.flows.sampled = False
+    assert _doctor(facts) == {}
+
+
+def test_selftest_maps_the_flow_findings_to_small_tcp_buffers():
+    from guestcheck.selftest.verdict import cause_for
+
+    assert "small TCP buffers" in cause_for("FLOW-SNDBUF-LIMITED")
+    assert "small TCP buffers" in cause_for("FLOW-RWND-LIMITED")
