@@ -53,6 +53,8 @@ def _where(q: Qdisc) -> str:
     """`root` or `parent P handle H`, as tc takes them."""
     if q.parent == "root":
         return "root"
+    if q.handle in ("0:", ""):  # a default qdisc the kernel attached (mq's children): no handle to name
+        return f"parent {q.parent}"
     return f"parent {q.parent} handle {q.handle}"
 
 

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 from guestcheck.collect.area import Run
 from guestcheck.collect.counters import CounterReading, CounterSample, counter_rates
-from guestcheck.collect.fs import cat, cat_int
+from guestcheck.collect.fs import cat, cat_int, listdir
 from guestcheck.collect.kernel import in_initial_netns, kernel_has_module, netns_id
 from guestcheck.collect.netstat import parse_snmp, parse_snmp6
 from guestcheck.collect.tc import TcObject, TcReading, tc_handle, tc_parent
@@ -71,10 +71,9 @@ def _device_names(roots: Roots, nics: List[Nic], tc: TcReading) -> Dict[int, str
     names = {n.ifindex: n.name for n in nics if n.ifindex is not None}
     wanted = {o.ifindex for o in tc.objects} | {r.target for r in tc.redirects} | {r.ifindex for r in tc.redirects}
     if wanted - set(names):  # a device that appeared after the NICs were read: sysfs knows its index
-        base = os.path.join(roots.sys, "class/net")
-        for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        for entry in sorted(listdir(os.path.join(roots.sys, "class/net"))):
             if valid_ifname(entry):
-                index = cat_int(os.path.join(base, entry, "ifindex"))
+                index = cat_int(os.path.join(roots.sys, "class/net", entry, "ifindex"))
                 if index is not None:
                     names.setdefault(index, entry)
     return names

@@ -22,7 +22,7 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from guestcheck.facts import NOISE_REASONS, DropReasons, DropRow
 from guestcheck.regularfile import read_regular
@@ -130,6 +130,7 @@ class DropTrace:
         self._closing = False
         self._closed = False
         self._pending: List[int] = []
+        self._frame: Any = None  # the frame the signal interrupted, for a previous Python handler
 
     # -- the window ------------------------------------------------------------------------------------------------
 
@@ -325,13 +326,21 @@ class DropTrace:
                 continue
 
     def _restore_handlers(self) -> None:
+        """Put the previous handlers back, then let each signal that came during the window do what it did before:
+        a Python handler is called (Python's own SIGINT handler raises KeyboardInterrupt here, at once, on every
+        version: a signal sent again from inside a handler waits for the next check on 3.9), the default action
+        is taken by sending the signal again, an ignored one stays ignored."""
         previous, self._previous = self._previous, {}
         for sig, handler in previous.items():
             with contextlib.suppress(OSError, ValueError, TypeError):
                 signal.signal(sig, handler)  # type: ignore[arg-type]
         pending, self._pending = self._pending, []
         for sig in pending:
-            os.kill(os.getpid(), sig)
+            handler = previous.get(sig, signal.SIG_DFL)
+            if callable(handler):
+                handler(sig, self._frame)
+            elif handler != signal.SIG_IGN:
+                os.kill(os.getpid(), sig)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         """Give the instance back, put the previous handler back, and let the signal do what it did before."""
@@ -339,6 +348,7 @@ class DropTrace:
             self._pending.append(signum)  # close() is under way in this thread: it delivers the signal after
             return
         self._pending.append(signum)
+        self._frame = frame
         self.close()
 
     # -- the answer ------------------------------------------------------------------------------------------------

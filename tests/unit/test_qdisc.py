@@ -93,3 +93,9 @@ def test_a_hostile_device_name_is_quoted_in_the_fix():
     q = qdisc("pfifo", device="e;reboot", limit=10, unit="packets", rate_bytes=None, drops=(3, 3))
     assert findings(ledger_facts(qdiscs=[q]))[("QDISC-DROPS", "e;reboot")].fix == \
         "tc qdisc change dev 'e;reboot' root pfifo limit 20"
+
+
+def test_a_default_child_of_mq_is_named_by_its_parent_only():
+    q = qdisc("pfifo", handle="0:", parent="8001:2", limit=100, unit="packets", rate_bytes=None, drops=(3, 3))
+    assert findings(ledger_facts(qdiscs=[q]))[("QDISC-DROPS", "eth0")].fix == \
+        "tc qdisc change dev eth0 parent 8001:2 pfifo limit 200"

@@ -1,4 +1,5 @@
-"""The kfree_skb format file (this kernel's, 6.1's shape, pre-5.17) and the event lines, strictly parsed."""
+"""The kfree_skb format file (this kernel's, Debian 12's real 6.1 and its hand-written twin, pre-5.17) and the
+event lines, strictly parsed."""
 
 from __future__ import annotations
 
@@ -21,6 +22,23 @@ def test_61_format_has_its_own_numbers_and_a_hashed_location():
     assert fmt.has_reason and not fmt.location_symbolic
     assert fmt.reasons["NOT_SPECIFIED"] == 1 and fmt.reasons["QDISC_DROP"] == 45
     assert "QDISC_OVERLIMIT" not in fmt.known  # a newer kernel's reason: not in 6.1's list
+
+
+def test_debian_12s_real_61_format_is_the_one_written_by_hand():
+    """Captured in the Debian 12 guest (tests/vm/test_drops_vm.py, 6.1.0-50-amd64): 64 reasons, NOT_SPECIFIED = 1
+    ... PKT_TOO_BIG = 64, `location=%p`; the hand-written file differed only in the event ID."""
+    real = parse_format(format_text("6.1-debian12"))
+    assert real.has_reason and not real.location_symbolic
+    assert len(real.reasons) == 64 and "MAX" not in real.reasons
+    assert (real.reasons["NOT_SPECIFIED"], real.reasons["NO_SOCKET"], real.reasons["PKT_TOO_BIG"]) == (1, 2, 64)
+    by_hand = parse_format(format_text("6.1"))
+    assert (real.reasons, real.location_symbolic) == (by_hand.reasons, by_hand.location_symbolic)
+
+
+def test_real_lines_from_debian_12s_61():
+    """6.1's lines have no rx_sk and a hashed location: the row's location is "?"."""
+    lines = (DATA / "trace_pipe-6.1-debian12.txt").read_text().splitlines()
+    assert [parse_line(line) for line in lines] == [("event", Event("NO_SOCKET", "ipv4", "?"))] * 3
 
 
 def test_pre_517_has_no_reason():
