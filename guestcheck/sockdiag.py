@@ -1,8 +1,9 @@
 """Sockets of this network namespace through NETLINK_SOCK_DIAG, decoded with the standard library.
 
-The one reader of inet_diag answers (what `ss` reads): a dump per address family, filtered by TCP state in the
-kernel: listening sockets (the ledger) and connections with their tcp_info, buffer use and congestion control
-(guestcheck flows). pyroute2 is not used: its DiagSocket took 579 ms for 10,000 sockets here, this one a few
+The one reader of inet_diag answers (what `ss` reads): one dump of both address families (one per family on a
+kernel without the old request), filtered by TCP state in the kernel: listening sockets (the ledger) and
+connections with their tcp_info, buffer use and congestion control (guestcheck flows; guestcheck/tcpinfo.py
+decodes those payloads). pyroute2 is not used: its DiagSocket took 579 ms for 10,000 sockets here, this one a few
 tens of ms (bench/flows_listing.py).
 
 Each answer's fixed struct inet_diag_msg gives the addresses, the state and the two queue figures; for a listening
@@ -12,19 +13,24 @@ capped at net.core.somaxconn). Answers are untrusted bytes: a short one is skipp
 
 from __future__ import annotations
 
-import bisect
 import socket
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
 
 from guestcheck.rtnetlink import dump, messages, pick_attributes
+
+if TYPE_CHECKING:
+    from guestcheck.tcpinfo import SkMemInfo, TcpInfo
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 TCP_LISTEN = 10
+TCPDIAG_GETSOCK = 18  # the request before SOCK_DIAG_BY_FAMILY: TCP sockets of both families in one dump
 REQUEST = struct.Struct("=BBBxI48s")  # family, protocol, ext, pad, states, inet_diag_sockid
+COMPAT_REQUEST = struct.Struct("=BBBB48sII")  # struct inet_diag_req: family, src_len, dst_len, ext, sockid, states, dbs
+ANSWERS = (SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK)  # an answer carries its request's type
 MSG = struct.Struct("=BBBBHH16s16sI8sIIIII")  # inet_diag_msg: 72 bytes
 FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 
@@ -53,7 +59,7 @@ def _address(family: int, raw: bytes) -> str:
 
 def decode(msg_type: int, body: bytes) -> Optional[DiagSocket]:
     """One SOCK_DIAG_BY_FAMILY answer; None when it is short, of another type or of another family."""
-    if msg_type != SOCK_DIAG_BY_FAMILY or len(body) < MSG.size:
+    if msg_type not in ANSWERS or len(body) < MSG.size:
         return None
     (family, state, _, _, sport, dport, src, dst, _, _, _, rqueue, wqueue, _, inode) = MSG.unpack_from(body)
     if family not in FAMILIES:
@@ -67,15 +73,28 @@ def parse_diag(data: bytes) -> List[DiagSocket]:
     return [s for s in (decode(t, b) for t, b in messages(data)) if s is not None]
 
 
+def tcp_dump(states: int, ext: int = 0) -> List[Tuple[int, bytes]]:
+    """Every answer for the TCP sockets in the states of the bit mask `states` (1 << TCP_LISTEN ...), IPv4 and
+    IPv6, with the attributes `ext` asks for. One dump of both families (TCPDIAG_GETSOCK, the request `ss` once
+    sent: the kernel walks its connection table once, and the walk costs about 2 ms here even when it is empty),
+    or one SOCK_DIAG_BY_FAMILY dump per family when the kernel refuses that request. Raises OSError when the
+    kernel refuses both."""
+    try:
+        return dump(TCPDIAG_GETSOCK, COMPAT_REQUEST.pack(socket.AF_UNSPEC, 0, 0, ext, b"\0" * 48, states, 0),
+                    protocol=NETLINK_SOCK_DIAG)
+    except OSError:
+        pass  # a kernel without the old request: the newer one, per family
+    out: List[Tuple[int, bytes]] = []
+    for family in FAMILIES:
+        request = REQUEST.pack(family, socket.IPPROTO_TCP, ext, states, b"\0" * 48)
+        out.extend(dump(SOCK_DIAG_BY_FAMILY, request, protocol=NETLINK_SOCK_DIAG))
+    return out
+
+
 def tcp_sockets(states: int) -> List[DiagSocket]:
     """TCP sockets in the states of the bit mask `states` (1 << TCP_LISTEN ...), IPv4 and IPv6.
     Raises OSError when the kernel refuses."""
-    out = []
-    for family in FAMILIES:
-        request = REQUEST.pack(family, socket.IPPROTO_TCP, 0, states, b"\0" * 48)
-        answers = dump(SOCK_DIAG_BY_FAMILY, request, protocol=NETLINK_SOCK_DIAG)
-        out.extend(s for s in (decode(t, b) for t, b in answers) if s is not None)
-    return out
+    return [s for s in (decode(t, b) for t, b in tcp_dump(states)) if s is not None]
 
 
 def listeners() -> List[DiagSocket]:
@@ -93,156 +112,6 @@ FLOW_STATES = sum(1 << s for s in (TCP_ESTABLISHED, TCP_SYN_SENT, TCP_FIN_WAIT1,
                                    TCP_LAST_ACK, TCP_CLOSING))
 MAX_CONG_NAME = 16  # TCP_CA_NAME_MAX
 
-# struct tcp_info (include/uapi/linux/tcp.h) in the kernel's order, each field's struct code. It only grows, and a
-# kernel sends as much of it as it has: a field past the length it gave is None. The layout has no padding (the
-# u64 fields fall on multiples of 8), so offsets are the running sum of the sizes.
-TCP_INFO_FIELDS: Tuple[Tuple[str, str], ...] = (
-    ("state", "B"), ("ca_state", "B"), ("retransmits", "B"), ("probes", "B"), ("backoff", "B"), ("options", "B"),
-    ("wscale", "B"),  # snd_wscale:4, rcv_wscale:4
-    ("flags", "B"),  # delivery_rate_app_limited:1, fastopen_client_fail:2
-    ("rto", "I"), ("ato", "I"), ("snd_mss", "I"), ("rcv_mss", "I"),
-    ("unacked", "I"), ("sacked", "I"), ("lost", "I"), ("retrans", "I"), ("fackets", "I"),
-    ("last_data_sent", "I"), ("last_ack_sent", "I"), ("last_data_recv", "I"), ("last_ack_recv", "I"),
-    ("pmtu", "I"), ("rcv_ssthresh", "I"), ("rtt", "I"), ("rttvar", "I"), ("snd_ssthresh", "I"), ("snd_cwnd", "I"),
-    ("advmss", "I"), ("reordering", "I"), ("rcv_rtt", "I"), ("rcv_space", "I"), ("total_retrans", "I"),
-    ("pacing_rate", "Q"), ("max_pacing_rate", "Q"), ("bytes_acked", "Q"), ("bytes_received", "Q"),
-    ("segs_out", "I"), ("segs_in", "I"),
-    ("notsent_bytes", "I"), ("min_rtt", "I"), ("data_segs_in", "I"), ("data_segs_out", "I"),  # 4.6
-    ("delivery_rate", "Q"),  # 4.9
-    ("busy_time", "Q"), ("rwnd_limited", "Q"), ("sndbuf_limited", "Q"),  # 4.10
-    ("delivered", "I"), ("delivered_ce", "I"),  # 4.18
-    ("bytes_sent", "Q"), ("bytes_retrans", "Q"), ("dsack_dups", "I"), ("reord_seen", "I"),  # 4.19
-    ("rcv_ooopack", "I"),  # 5.4
-    ("snd_wnd", "I"),  # 5.4
-)
-
-
-def _offsets(fields: Tuple[Tuple[str, str], ...]) -> List[int]:
-    ends, at = [], 0
-    for _, code in fields:
-        at += struct.calcsize("=" + code)
-        ends.append(at)
-    return ends
-
-
-_INFO_ENDS = _offsets(TCP_INFO_FIELDS)
-TCP_INFO_SIZE = _INFO_ENDS[-1]  # 232 bytes: what this decoder knows; a newer kernel's longer struct is cut here
-# One Struct per number of whole fields a length holds: a short (older) struct decodes in one call too
-_INFO_PREFIX = [struct.Struct("=" + "".join(code for _, code in TCP_INFO_FIELDS[:n]))
-                for n in range(len(TCP_INFO_FIELDS) + 1)]
-_LITTLE = sys.byteorder == "little"
-
-
-class TcpInfo(NamedTuple):
-    """struct tcp_info as the kernel gave it: times in microseconds (rtt, min_rtt, busy_time, rwnd_limited,
-    sndbuf_limited, rcv_rtt), rates in bytes per second, counts cumulative since the connection began; None
-    past the length an older kernel sent."""
-
-    state: Optional[int] = None
-    ca_state: Optional[int] = None
-    retransmits: Optional[int] = None
-    probes: Optional[int] = None
-    backoff: Optional[int] = None
-    options: Optional[int] = None
-    wscale: Optional[int] = None
-    flags: Optional[int] = None
-    rto: Optional[int] = None
-    ato: Optional[int] = None
-    snd_mss: Optional[int] = None
-    rcv_mss: Optional[int] = None
-    unacked: Optional[int] = None
-    sacked: Optional[int] = None
-    lost: Optional[int] = None
-    retrans: Optional[int] = None
-    fackets: Optional[int] = None
-    last_data_sent: Optional[int] = None
-    last_ack_sent: Optional[int] = None
-    last_data_recv: Optional[int] = None
-    last_ack_recv: Optional[int] = None
-    pmtu: Optional[int] = None
-    rcv_ssthresh: Optional[int] = None
-    rtt: Optional[int] = None
-    rttvar: Optional[int] = None
-    snd_ssthresh: Optional[int] = None
-    snd_cwnd: Optional[int] = None
-    advmss: Optional[int] = None
-    reordering: Optional[int] = None
-    rcv_rtt: Optional[int] = None
-    rcv_space: Optional[int] = None
-    total_retrans: Optional[int] = None
-    pacing_rate: Optional[int] = None
-    max_pacing_rate: Optional[int] = None
-    bytes_acked: Optional[int] = None
-    bytes_received: Optional[int] = None
-    segs_out: Optional[int] = None
-    segs_in: Optional[int] = None
-    notsent_bytes: Optional[int] = None
-    min_rtt: Optional[int] = None
-    data_segs_in: Optional[int] = None
-    data_segs_out: Optional[int] = None
-    delivery_rate: Optional[int] = None
-    busy_time: Optional[int] = None
-    rwnd_limited: Optional[int] = None
-    sndbuf_limited: Optional[int] = None
-    delivered: Optional[int] = None
-    delivered_ce: Optional[int] = None
-    bytes_sent: Optional[int] = None
-    bytes_retrans: Optional[int] = None
-    dsack_dups: Optional[int] = None
-    reord_seen: Optional[int] = None
-    rcv_ooopack: Optional[int] = None
-    snd_wnd: Optional[int] = None
-
-    @property
-    def app_limited(self) -> Optional[bool]:
-        """tcpi_delivery_rate_app_limited: the last delivery-rate sample was taken while the sender had less to
-        send than the window allowed (a C bit-field: the byte's lowest bit on a little-endian machine)."""
-        if self.flags is None:
-            return None
-        return bool(self.flags & (0x01 if _LITTLE else 0x80))
-
-
-_NO_INFO = (None,) * len(TCP_INFO_FIELDS)
-
-
-def decode_tcp_info(raw: bytes) -> TcpInfo:
-    """The fields `raw` holds whole; the rest None. Bytes past the fields known here are ignored."""
-    n = len(raw)
-    if n >= TCP_INFO_SIZE:
-        return TcpInfo._make(_INFO_PREFIX[-1].unpack_from(raw))
-    whole = bisect.bisect_right(_INFO_ENDS, n)
-    return TcpInfo._make(_INFO_PREFIX[whole].unpack_from(raw) + _NO_INFO[whole:])
-
-
-class SkMemInfo(NamedTuple):
-    """INET_DIAG_SKMEMINFO (include/uapi/linux/sock_diag.h, SK_MEMINFO_*): bytes, as `ss -m` prints them as
-    skmem:(r,rb,t,tb,f,w,o,bl,d). rmem_alloc is the receive queue's memory against rcvbuf, its limit; wmem_alloc
-    is sent-not-yet-freed memory and wmem_queued all queued for sending, against sndbuf. drops is a count."""
-
-    rmem_alloc: Optional[int] = None
-    rcvbuf: Optional[int] = None
-    wmem_alloc: Optional[int] = None
-    sndbuf: Optional[int] = None
-    fwd_alloc: Optional[int] = None
-    wmem_queued: Optional[int] = None
-    optmem: Optional[int] = None
-    backlog: Optional[int] = None
-    drops: Optional[int] = None
-
-
-_MEM_FIELDS = len(SkMemInfo._fields)
-_MEM_PREFIX = [struct.Struct(f"={n}I") for n in range(_MEM_FIELDS + 1)]
-_NO_MEM = (None,) * _MEM_FIELDS
-
-
-def decode_skmeminfo(raw: bytes) -> SkMemInfo:
-    """The fields `raw` holds whole; the rest None. Words past the nine known here are ignored."""
-    if len(raw) >= _MEM_FIELDS * 4:
-        return SkMemInfo._make(_MEM_PREFIX[-1].unpack_from(raw))
-    whole = len(raw) // 4
-    return SkMemInfo._make(_MEM_PREFIX[whole].unpack_from(raw) + _NO_MEM[whole:])
-
-
 _CONG_NAMES: Dict[bytes, str] = {}  # a machine has a handful: decoded once each
 
 
@@ -259,7 +128,7 @@ def decode_cong(raw: bytes) -> str:
 
 
 _VOLUME = struct.Struct("=QQ")  # tcpi_bytes_acked, tcpi_bytes_received
-_VOLUME_AT = _INFO_ENDS[TcpInfo._fields.index("bytes_acked") - 1]
+_VOLUME_AT = 120  # their offset in struct tcp_info (since 4.1; tests/unit/test_sockdiag.py checks it against tcpinfo)
 
 
 class TcpFlow(NamedTuple):
@@ -299,11 +168,19 @@ class TcpFlow(NamedTuple):
 
     @property
     def info(self) -> Optional[TcpInfo]:
-        return decode_tcp_info(self.raw_info) if self.raw_info is not None else None
+        if self.raw_info is None:
+            return None
+        from guestcheck.tcpinfo import decode_tcp_info
+
+        return decode_tcp_info(self.raw_info)
 
     @property
     def meminfo(self) -> Optional[SkMemInfo]:
-        return decode_skmeminfo(self.raw_mem) if self.raw_mem is not None else None
+        if self.raw_mem is None:
+            return None
+        from guestcheck.tcpinfo import decode_skmeminfo
+
+        return decode_skmeminfo(self.raw_mem)
 
     def volume(self) -> Optional[Tuple[int, int]]:
         """(bytes_acked, bytes_received) without decoding the rest; None when tcp_info is missing or too short."""
@@ -319,7 +196,7 @@ _INDEX = {INET_DIAG_INFO: 0, INET_DIAG_SKMEMINFO: 1, INET_DIAG_CONG: 2}
 def decode_flow(msg_type: int, body: bytes) -> Optional[TcpFlow]:
     """One SOCK_DIAG_BY_FAMILY answer with its attributes; None when it is short, of another type or family.
     A malformed attribute ends the walk (rtnetlink.pick_attributes): what came before it is kept."""
-    if msg_type != SOCK_DIAG_BY_FAMILY or len(body) < MSG.size:
+    if msg_type not in ANSWERS or len(body) < MSG.size:
         return None
     (family, state, _, _, sport, dport, src, dst, _, cookie, _, rqueue, wqueue, _, inode) = MSG.unpack_from(body)
     name = FAMILIES.get(family)
@@ -339,11 +216,21 @@ def parse_flows(data: bytes) -> List[TcpFlow]:
 def tcp_flows(states: int = FLOW_STATES) -> List[TcpFlow]:
     """Every TCP connection of this network namespace in `states`, IPv4 and IPv6, with tcp_info, SKMEMINFO and
     the congestion control. Raises OSError when the kernel refuses."""
-    out: List[TcpFlow] = []
-    for family in FAMILIES:
-        request = REQUEST.pack(family, socket.IPPROTO_TCP, EXT_WANTED, states, b"\0" * 48)
-        for kind, body in dump(SOCK_DIAG_BY_FAMILY, request, protocol=NETLINK_SOCK_DIAG):
+    return [f for f in (decode_flow(t, b) for t, b in tcp_dump(states, EXT_WANTED)) if f is not None]
+
+
+def tcp_reading() -> Tuple[List[DiagSocket], List[TcpFlow]]:
+    """(listening sockets, connections) from one dump: what a counter reading takes (the ledger's listeners,
+    guestcheck flows' connections), for one walk of the kernel's tables. Raises OSError when the kernel refuses."""
+    listening: List[DiagSocket] = []
+    flows: List[TcpFlow] = []
+    for kind, body in tcp_dump(FLOW_STATES | (1 << TCP_LISTEN), EXT_WANTED):
+        if len(body) > 1 and body[1] == TCP_LISTEN:
+            found = decode(kind, body)
+            if found is not None:
+                listening.append(found)
+        else:
             flow = decode_flow(kind, body)
             if flow is not None:
-                out.append(flow)
-    return out
+                flows.append(flow)
+    return listening, flows

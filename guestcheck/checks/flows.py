@@ -3,13 +3,15 @@ its window (collect/flows.py); judge/flows.py gives each its `limited_by` and th
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List
 
 from guestcheck.checks import FindingDoc
 from guestcheck.facts import Facts
 from guestcheck.findings import Finding, Severity
 from guestcheck.judge import Judged
-from guestcheck.judge.flows import FlowVerdict, judge_flows
+
+if TYPE_CHECKING:  # imported when a flow is big enough to judge: doctor's start-up does not build the table
+    from guestcheck.judge.flows import FlowVerdict
 
 MIN_WINDOW_BYTES = 1 << 20  # a flow that moved less than 1 MiB in the window is not worth a finding
 IDS = {"send-buffer": "FLOW-SNDBUF-LIMITED", "receive-window": "FLOW-RWND-LIMITED"}
@@ -67,6 +69,10 @@ def _finding(v: FlowVerdict) -> Finding:
 def run(facts: Facts, judged: Judged) -> List[Finding]:
     if facts.flows is None or not facts.flows.available or not facts.flows.sampled:
         return []
+    if not any(f.bytes_acked + f.bytes_received >= MIN_WINDOW_BYTES for f in facts.flows.flows):
+        return []  # nothing worth a finding: the decision table is not even loaded
+    from guestcheck.judge.flows import judge_flows
+
     out = []
     for v in judge_flows(facts, judged).verdicts:
         if v.limited_by in IDS and v.flow.bytes_acked + v.flow.bytes_received >= MIN_WINDOW_BYTES:

@@ -5,11 +5,14 @@ judged here (judge/flows.py)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from guestcheck.collect.area import Run
 from guestcheck.facts import FlowReading, Flows
-from guestcheck.sockdiag import TcpFlow, TcpInfo
+
+if TYPE_CHECKING:  # the decoders load with the first connection decoded (start-up: guestcheck/tcpinfo.py)
+    from guestcheck.sockdiag import TcpFlow
+    from guestcheck.tcpinfo import TcpInfo
 
 AREA = "flows"
 SAMPLED = True
@@ -31,6 +34,8 @@ def _count(before: Optional[int], after: Optional[int]) -> int:
 def reading(flow: TcpFlow, info: TcpInfo, old: Optional[TcpInfo], old_flow: Optional[TcpFlow],
             seconds: float) -> FlowReading:
     """One connection's record from its two readings (`old` None: counts since the connection began)."""
+    from guestcheck.tcpinfo import TcpInfo
+
     o = old if old is not None else TcpInfo()
     mem, old_mem = flow.meminfo, old_flow.meminfo if old_flow is not None else None
     queued = [m.wmem_queued for m in (mem, old_mem) if m is not None and m.wmem_queued is not None]

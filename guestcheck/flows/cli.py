@@ -81,7 +81,7 @@ def flows_command(ctx: click.Context, sample_seconds: float, top: int, port: Opt
     from guestcheck.waiting import waiting_line
 
     with waiting_line(sample_seconds):
-        facts = collect_facts(sample_seconds=sample_seconds)
+        facts = collect_facts(sample_seconds=sample_seconds, connections=True)
     flows = facts.flows
     if flows is None or not flows.available:
         why = flows.reason_unavailable if flows is not None else "sock_diag gave no answer"

@@ -16,11 +16,10 @@ from guestcheck.sockdiag import (
     INET_DIAG_SKMEMINFO,
     MSG,
     SOCK_DIAG_BY_FAMILY,
-    TCP_INFO_FIELDS,
     decode_flow,
-    decode_tcp_info,
     parse_flows,
 )
+from guestcheck.tcpinfo import TCP_INFO_FIELDS, decode_tcp_info
 
 
 def _header(family: int) -> bytes:

@@ -51,6 +51,7 @@ NEUTRAL: Dict[str, str] = {
     "guestcheck.netaddr": "address arithmetic without the ipaddress module",
     "guestcheck.rtnetlink": "netlink framing with the standard library",
     "guestcheck.sockdiag": "the one decoder of NETLINK_SOCK_DIAG answers (listeners, connections with tcp_info)",
+    "guestcheck.tcpinfo": "the one decoder of struct tcp_info and SKMEMINFO (sock_diag's payloads, loaded lazily)",
     "guestcheck.nicdb": "what each NIC driver is (tables)",
     "guestcheck.drivercounters": "the driver counters known by name (one table for collector, checks, renderer)",
     "guestcheck.distros": "commands that differ between distributions (tables)",

@@ -15,19 +15,14 @@ from guestcheck.sockdiag import (
     INET_DIAG_SKMEMINFO,
     MSG,
     SOCK_DIAG_BY_FAMILY,
-    TCP_INFO_FIELDS,
-    TCP_INFO_SIZE,
-    SkMemInfo,
-    TcpInfo,
     decode,
     decode_flow,
-    decode_skmeminfo,
-    decode_tcp_info,
     listeners,
     parse_diag,
     parse_flows,
     tcp_flows,
 )
+from guestcheck.tcpinfo import TCP_INFO_FIELDS, TCP_INFO_SIZE, SkMemInfo, TcpInfo, decode_skmeminfo, decode_tcp_info
 
 
 def answer(family: int = socket.AF_INET, port: int = 8080, rqueue: int = 2, wqueue: int = 1) -> bytes:
@@ -171,3 +166,49 @@ def test_this_process_s_connection_is_listed_from_both_ends():
                 assert sender.info.bytes_acked >= 100_000 and receiver.info.bytes_received == 100_000
                 assert sender.info.min_rtt and receiver.info.rcv_space and sender.meminfo.sndbuf > 0
                 assert sender.cookie != receiver.cookie and sender.info.state == 1
+
+
+def test_the_byte_counts_are_read_at_their_offset_in_tcp_info():
+    from guestcheck import sockdiag, tcpinfo
+
+    before = [name for name, _ in TCP_INFO_FIELDS].index("bytes_acked")
+    assert tcpinfo._INFO_ENDS[before - 1] == sockdiag._VOLUME_AT
+
+
+def test_one_dump_of_both_families_or_one_per_family_when_the_old_request_is_refused(monkeypatch):
+    from guestcheck import sockdiag
+
+    asked = []
+
+    def dump(kind, request, protocol):
+        asked.append((kind, request[0]))
+        if kind == sockdiag.TCPDIAG_GETSOCK and refuse:
+            raise OSError(95, "Operation not supported")
+        return [(kind, answer())]
+
+    monkeypatch.setattr(sockdiag, "dump", dump)
+    refuse = False
+    assert len(sockdiag.tcp_dump(1 << 10)) == 1 and asked == [(sockdiag.TCPDIAG_GETSOCK, socket.AF_UNSPEC)]
+    asked.clear()
+    refuse = True
+    assert len(sockdiag.tcp_dump(1 << 10)) == 2
+    assert asked == [(sockdiag.TCPDIAG_GETSOCK, 0), (SOCK_DIAG_BY_FAMILY, socket.AF_INET),
+                     (SOCK_DIAG_BY_FAMILY, socket.AF_INET6)]
+
+
+def test_one_reading_lists_listeners_and_connections_of_both_families():
+    from guestcheck.sockdiag import tcp_reading
+
+    with socket.socket() as v4, socket.socket(socket.AF_INET6) as v6:
+        v4.bind(("127.0.0.1", 0))
+        v6.bind(("::1", 0))
+        v4.listen(2)
+        v6.listen(2)
+        with socket.create_connection(v4.getsockname()), socket.create_connection(v6.getsockname()[:2]):
+            listening, flows = tcp_reading()
+            ports = {v4.getsockname()[1], v6.getsockname()[1]}
+            assert {(s.family, s.local_port) for s in listening if s.local_port in ports} == {
+                ("ipv4", v4.getsockname()[1]), ("ipv6", v6.getsockname()[1])}
+            mine = [f for f in flows if ports & {f.local_port, f.remote_port}]
+            assert sorted(f.family for f in mine) == ["ipv4", "ipv4", "ipv6", "ipv6"]
+            assert all(f.state == 1 and f.info_length > 0 for f in mine)
