@@ -48,6 +48,11 @@ RCV_RTT_SLACK = 8  # rcv_rtt runs low (10 us on a veth whose sender sees 30 us):
 UNREAD_SHARE = 0.5  # the receive queue holds this share of the buffer: the application does not read
 BUFFER_FACTOR = 2  # tune sizes a buffer ceiling to about 2 x BDP (README "Buffers sized to the path")
 FIXABLE = ("send-buffer", "receive-window")
+# The smallest RTT a fix is sized to. A flow's RTT of microseconds (a veth, loopback, a peer on the same host)
+# measures the stack, not a path: a buffer sized to 1 Gbit/s x 30 us is 7.5 kB, below the kernel's own 128 KiB
+# default, and the "fix" would set a ceiling under the default it means to raise. 1 ms is where a 1 Gbit/s BDP
+# (125 kB) meets that default, and a LAN's RTT is 0.1 to 1 ms: sized to it, the ceiling covers any LAN at the rate.
+MIN_FIX_RTT_US = 1000
 
 
 @dataclass(frozen=True)
@@ -134,15 +139,20 @@ def rtt_argument(us: int) -> str:
 
 def sized_fix(limited_by: str, flow: FlowReading, role: str, path: Optional[PathRate]) -> Tuple[str, str, str]:
     """(command, where it runs, arithmetic) for a buffer verdict; the RTT is the flow's min_rtt (rcv_rtt on the
-    receiving side, whose own RTT estimate is near 0)."""
-    rtt = flow.rcv_rtt_us if role == "receiver" else flow.min_rtt_us
-    if limited_by not in FIXABLE or path is None or not rtt:
+    receiving side, whose own RTT estimate is near 0), at least MIN_FIX_RTT_US."""
+    measured = flow.rcv_rtt_us if role == "receiver" else flow.min_rtt_us
+    if limited_by not in FIXABLE or path is None or not measured:
         return "", "", ""
+    rtt = max(measured, MIN_FIX_RTT_US)
     rate, rtt_text = rate_argument(path.bps), rtt_argument(rtt)
     bdp = math.ceil(path.bps / 8 * rtt / 1e6)
     where = "here" if (limited_by == "send-buffer" or role == "receiver") else f"the receiver, {flow.remote}"
+    source = "rcv_rtt" if role == "receiver" else "min_rtt"
+    if measured < MIN_FIX_RTT_US:
+        source = (f"{source} {measured} us, raised to {MIN_FIX_RTT_US // 1000} ms: a RTT of microseconds is this "
+                  "host's stack, not a path")
     arithmetic = (f"BDP = {format_rate(path.bps)} ({path.source}) / 8 x {rtt_text} "
-                  f"({'rcv_rtt' if role == 'receiver' else 'min_rtt'}) = {bdp} bytes; the "
+                  f"({source}) = {bdp} bytes; the "
                   f"{'tcp_wmem' if limited_by == 'send-buffer' else 'tcp_rmem'} ceiling becomes about "
                   f"{BUFFER_FACTOR} x BDP = {BUFFER_FACTOR * bdp} bytes or more (`guestcheck tune diff wan --rate "
                   f"{rate} --rtt {rtt_text}` shows the exact sizes)")

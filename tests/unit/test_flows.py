@@ -47,6 +47,18 @@ def receiver(rate_bps: float = 40e6, seconds: float = 2.0, **kw: Any) -> FlowRea
     return FlowReading(**values)
 
 
+
+def test_the_fix_is_sized_to_at_least_1_ms_when_the_flow_s_rtt_is_the_host_s_stack():
+    """A veth's min_rtt of 30 us would size a 1 Gbit/s ceiling to 7.5 kB, under the kernel's 128 KiB default."""
+    gig = PathRate(1e9, "tbf 1: root on gc0 (QDISC-SHAPED)")
+    v = judge_flow(sender(rate_bps=300e6, rwnd_limited_us=1_500_000, min_rtt_us=30), gig)
+    assert v.fix == "guestcheck tune apply wan --rate 1G --rtt 1ms"
+    assert "min_rtt 30 us, raised to 1 ms" in v.arithmetic and "= 125000 bytes" in v.arithmetic
+    r = judge_flow(receiver(rate_bps=300e6, rcvbuf=4096, rcv_rtt_us=12), gig)
+    assert r.fix == "guestcheck tune apply wan --rate 1G --rtt 1ms" and "rcv_rtt 12 us, raised" in r.arithmetic
+    assert judge_flow(sender(sndbuf_limited_us=800_000, min_rtt_us=1500), PATH).fix.endswith("--rtt 1.5ms")
+
+
 # --- the table, row by row ---
 
 def test_s0_r0_an_idle_flow_is_none():
