@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 
@@ -32,6 +33,11 @@ def tracefs_points() -> list:
 
 
 def main() -> int:
+    # the tests are about a process whose signals do what they do by default; a run started from a background job
+    # or under nohup would inherit SIGINT and SIGHUP ignored, and the tracer rightly leaves an ignored signal so
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = sys.argv[1:]
     seconds = float(args[args.index("--seconds") + 1]) if "--seconds" in args else None
     cap = int(args[args.index("--cap") + 1]) if "--cap" in args else None

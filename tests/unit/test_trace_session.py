@@ -191,10 +191,27 @@ def test_signal_handlers_are_put_back_and_the_signal_still_acts(tmp_path):
 
 def test_sigint_still_interrupts(tmp_path):
     fake = FakeTracefs(tmp_path)
-    with pytest.raises(KeyboardInterrupt), DropTrace(fake.roots, ops=FakeOps(fake)):
-        os.kill(os.getpid(), signal.SIGINT)
+    # Python's own handler, whatever this test run inherited (a background job starts with SIGINT ignored)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), DropTrace(fake.roots, ops=FakeOps(fake)):
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert not fake.instance(instance_name()).exists()
 
 
 def test_fixture_formats_are_there():
     assert (DATA / "kfree_skb_format-6.18").exists() and "reason: %s" in format_text("6.1")
+
+
+def test_a_signal_ignored_before_the_window_stays_ignored(tmp_path):
+    fake = FakeTracefs(tmp_path)
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with DropTrace(fake.roots, ops=FakeOps(fake)) as trace:
+            os.kill(os.getpid(), signal.SIGHUP)
+        assert trace.result() is not None and not fake.instance(instance_name()).exists()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
