@@ -12,16 +12,22 @@ path's rate (a shaper on the route, a physical NIC's link speed, or --rate), `bu
 | S4 | sender | retransmitted >= 1 % of the bytes sent | congestion |
 | S5 | sender | busy < 50 % of the window, or the last delivery sample app-limited with nothing unsent | application |
 | S6 | sender | path known (rate below 80 % of it) | congestion (the window against the path) |
-| R2 | receiver | half the receive buffer lasts <= 8 x rcv_rtt at its rate | receive-window (this side's) |
+| R2 | receiver | rcvbuf at tcp_rmem's max, rate >= 1/8 of rcvbuf/2 over min(rcv_rtt, min_rtt) | receive-window (here) |
 | R3 | receiver | >= half the receive buffer's bytes unread (rqueue) | application (the reader) |
 | S7/R4 | both | otherwise | none |
 
 Why these numbers (issue 23's measurements): a receive-window share of 0.53 cost nothing at 92 % of a shaped rate,
 and 0.35 came with a 45x loss, so a share alone decides nothing while the flow runs near the path (S1 first); a
 send buffer on a veth below the GSO size shows a share of 0.02 at 95.6 % of the rate (S1 again). The receiving side
-has no limited counters and its tcpi_rtt is a few us, so R2 uses rcv_rtt and the buffer: a socket advertises about
-half its receive buffer, and a flow whose window lasts only a few round trips at its rate is held by it (rcv_rtt
-reads low: 10 us on a veth whose sender measured 30 us, hence 8 of them).
+has no limited counters and its tcpi_rtt is a few us, so R2 uses the buffer and the RTT's floor: a socket
+advertises about half its receive buffer, and a flow that runs at a real share of what that window allows over the
+floor is held by it. The floor is the smaller of rcv_rtt and min_rtt: rcv_rtt alone counts a paced sender's idle
+gaps (bench/flows_verdicts.py's `iperf3 -b 10M` receiver read 51 to 104 ms on a 0.5 ms path and was judged
+receive-window at 1 % of the path); a flow far below what its window allows is not held by it. Measured: the true
+receive-window receiver (tcp_rmem 4096) runs at 10 to 18 % of its window's allowance, the paced one at 0.001 %.
+And a buffer below tcp_rmem's ceiling can still grow (autotuning sizes it to the flow's rate, so on a long path a
+paced flow's buffer always looks just big enough): only one at the ceiling holds the flow, and only then does the
+fix, which raises that ceiling, change anything (a buffer an application set with SO_RCVBUF is the application's).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Dict, List, Optional, Tuple
 from guestcheck.facts import Facts, FlowReading
 from guestcheck.judge import Judged
 from guestcheck.judge.ledger import qdisc_label, route_devices, shapers_on_path
-from guestcheck.quantities import format_rate
+from guestcheck.quantities import format_rate, maybe_int
 
 LIMITS = ("send-buffer", "receive-window", "congestion", "application", "none")
 HELD_BACK = ("send-buffer", "receive-window", "congestion")  # `flows` exits 1 for these; application is its own pace
@@ -44,7 +50,9 @@ LIMITED_SHARE_NO_PATH = 0.5  # without a path rate: only a limit that held most 
 RETRANS_SHARE = 0.01  # retransmitted bytes against bytes sent
 APP_BUSY_SHARE = 0.5  # busy for less than this share of the window: the sender had nothing to send
 RCV_WINDOW_SHARE = 0.5  # a socket advertises about half its receive buffer (tcp_adv_win_scale 1; 6.6+ per socket)
-RCV_RTT_SLACK = 8  # rcv_rtt runs low (10 us on a veth whose sender sees 30 us): the window covers < 8 of them
+RCV_RTT_SLACK = 8  # R2: the flow runs at 1/8 or more of what its window allows over the RTT's floor (the RTT
+# under load may be several times the floor: a window-bound flow runs at floor/RTT of what the floor allows)
+NO_RTT_SAMPLE = 0xFFFFFFFF  # tcp_min_rtt() with no sample (~0U)
 UNREAD_SHARE = 0.5  # the receive queue holds this share of the buffer: the application does not read
 BUFFER_FACTOR = 2  # tune sizes a buffer ceiling to about 2 x BDP (README "Buffers sized to the path")
 FIXABLE = ("send-buffer", "receive-window")
@@ -159,8 +167,17 @@ def sized_fix(limited_by: str, flow: FlowReading, role: str, path: Optional[Path
     return f"guestcheck tune apply wan --rate {rate} --rtt {rtt_text}", where, arithmetic
 
 
-def judge_flow(flow: FlowReading, path: Optional[PathRate]) -> FlowVerdict:
-    """One flow against the table in this module's docstring."""
+def receiver_rtt_floor(flow: FlowReading) -> Optional[int]:
+    """The receiving side's RTT floor: the smaller of rcv_rtt and min_rtt. rcv_rtt is the time to receive a window's
+    worth of data, so a paced sender's idle gaps inflate it (51 to 104 ms under `iperf3 -b 10M` on a 0.5 ms path);
+    min_rtt is the connection's lowest RTT sample (on a receiver that sends nothing, the handshake's)."""
+    known = [us for us in (flow.rcv_rtt_us, flow.min_rtt_us) if us and us < NO_RTT_SAMPLE]
+    return min(known) if known else None
+
+
+def judge_flow(flow: FlowReading, path: Optional[PathRate], rmem_ceiling: Optional[int] = None) -> FlowVerdict:
+    """One flow against the table in this module's docstring; rmem_ceiling is net.ipv4.tcp_rmem's maximum, when
+    read."""
     seconds = flow.seconds
     sent_bps = flow.bytes_acked * 8 / seconds if seconds > 0 else None
     received_bps = flow.bytes_received * 8 / seconds if seconds > 0 else None
@@ -204,17 +221,26 @@ def judge_flow(flow: FlowReading, path: Optional[PathRate]) -> FlowVerdict:
             return verdict("congestion", "S6", f"busy, no buffer or window limit, cwnd {flow.snd_cwnd}{below}: "
                                                "the congestion window against the path (see the ledger, selftest)")
         return verdict("none", "S7", "no limit the kernel counts")
-    buffer, rcv_rtt = flow.rcvbuf, flow.rcv_rtt_us
-    if rate is not None and rate > 0 and buffer and rcv_rtt:
-        covers_us = RCV_WINDOW_SHARE * buffer / (rate / 8) * 1e6  # how long the window lasts at this rate
-        if covers_us <= RCV_RTT_SLACK * rcv_rtt:
-            return verdict("receive-window", "R2", f"its window (half of a {buffer}-byte receive buffer) lasts "
-                                                   f"{covers_us:.0f} us at this rate, under {RCV_RTT_SLACK} x "
-                                                   f"rcv_rtt {rcv_rtt} us{below}")
+    buffer, floor = flow.rcvbuf, receiver_rtt_floor(flow)
+    grows = rmem_ceiling is not None and buffer is not None and buffer < rmem_ceiling
+    if rate is not None and rate > 0 and buffer and floor and not grows:
+        allows = RCV_WINDOW_SHARE * buffer * 8 / (floor / 1e6)  # what the window allows over the RTT's floor
+        if rate * RCV_RTT_SLACK >= allows:
+            return verdict("receive-window", "R2", f"its window (half of a {buffer}-byte receive buffer) allows "
+                                                   f"{format_rate(allows)} over {floor} us (min of rcv_rtt "
+                                                   f"{flow.rcv_rtt_us} us and min_rtt {flow.min_rtt_us} us); it "
+                                                   f"runs at {rate / allows:.0%} of that, 1/{RCV_RTT_SLACK} or "
+                                                   f"more{below}")
     if buffer and flow.rqueue >= UNREAD_SHARE * buffer:
         return verdict("application", "R3", f"{flow.rqueue} of {buffer} receive-buffer bytes unread: the "
                                             "application reads no faster")
     return verdict("none", "R4", "nothing this side counts holds it (judge the sender for more)")
+
+
+def rmem_ceiling(facts: Facts) -> Optional[int]:
+    """net.ipv4.tcp_rmem's maximum as the ledger read it, or None."""
+    fields = ((facts.ledger.settings.get("net.ipv4.tcp_rmem") if facts.ledger is not None else None) or "").split()
+    return maybe_int(fields[2]) if len(fields) == 3 else None
 
 
 def judge_flows(facts: Facts, judged: Optional[Judged], given_bps: Optional[float] = None) -> FlowsVerdict:
@@ -222,7 +248,8 @@ def judge_flows(facts: Facts, judged: Optional[Judged], given_bps: Optional[floa
     if facts.flows is None or not facts.flows.available:
         return FlowsVerdict(path_rate(facts, judged, given_bps), ())
     path = path_rate(facts, judged, given_bps)
-    verdicts = tuple(judge_flow(f, path) for f in facts.flows.flows)
+    ceiling = rmem_ceiling(facts)
+    verdicts = tuple(judge_flow(f, path, ceiling) for f in facts.flows.flows)
     notes: List[str] = []
     if path is None:
         notes.append("the path's rate is unknown (no shaper on the route, no physical NIC's speed): pass --rate "

@@ -20,6 +20,7 @@ from guestcheck.judge.flows import (
     judge_flows,
     path_rate,
     rate_argument,
+    rmem_ceiling,
     rtt_argument,
 )
 from guestcheck.sockdiag import SOCK_DIAG_BY_FAMILY, decode_flow
@@ -27,6 +28,7 @@ from tests.unit.test_sockdiag import flow_answer, tcp_info_bytes
 
 PATH = PathRate(100e6, "tbf 1: root on eth0 (QDISC-SHAPED)")
 MB = 1 << 20
+GIG = PathRate(1e9, "tbf 1: root on gc0 (QDISC-SHAPED)")
 
 
 def sender(rate_bps: float = 40e6, seconds: float = 2.0, **kw: Any) -> FlowReading:
@@ -42,7 +44,7 @@ def sender(rate_bps: float = 40e6, seconds: float = 2.0, **kw: Any) -> FlowReadi
 def receiver(rate_bps: float = 40e6, seconds: float = 2.0, **kw: Any) -> FlowReading:
     values = dict(family="ipv6", local="::ffff:10.0.0.2", local_port=5201, remote="::ffff:10.0.0.1",
                   remote_port=40000, seconds=seconds, bytes_acked=0, bytes_received=int(rate_bps / 8 * seconds),
-                  rcv_rtt_us=20_000, min_rtt_us=10, rcvbuf=6 * MB, rmem_alloc=0, rcv_space=100_000)
+                  rcv_rtt_us=20_000, min_rtt_us=20_000, rcvbuf=6 * MB, rmem_alloc=0, rcv_space=100_000)
     values.update(kw)
     return FlowReading(**values)
 
@@ -109,11 +111,29 @@ def test_s6_busy_below_the_path_with_no_other_limit_is_the_window_against_the_pa
 
 
 def test_r2_the_receiver_s_buffer_full_every_round_trip_is_its_receive_window():
-    # half of 128 KiB lasts 13 ms at 40 Mbit/s: under 8 x rcv_rtt 20 ms
-    v = judge_flow(receiver(rcvbuf=128 << 10), PATH)
+    # half of 128 KiB over 20 ms allows 26 Mbit/s: a flow at 20 Mbit/s runs at 76 % of it
+    v = judge_flow(receiver(rate_bps=20e6, rcvbuf=128 << 10), PATH)
     assert (v.limited_by, v.rule, v.fix_on) == ("receive-window", "R2", "here")
     assert v.fix == "guestcheck tune apply wan --rate 100M --rtt 20ms"
-    assert judge_flow(receiver(), PATH).rule == "R4"  # half of 6 MiB lasts 630 ms: room to spare
+    assert judge_flow(receiver(), PATH).rule == "R4"  # half of 6 MiB over 20 ms: 1.26 Gbit/s
+
+
+def test_r2_the_rtt_floor_is_the_smaller_of_rcv_rtt_and_min_rtt():
+    # bench/flows_verdicts.py's tcp_rmem 4096 receiver: 420 Mbit/s, 2 KiB window over 7 us allows 2.3 Gbit/s (18 %)
+    held = judge_flow(receiver(rate_bps=420e6, rcvbuf=4096, rcv_rtt_us=7, min_rtt_us=10), GIG)
+    assert (held.limited_by, held.rule) == ("receive-window", "R2") and "18% of that" in held.why
+    # with no min_rtt sample (~0U) rcv_rtt alone is the floor
+    assert judge_flow(receiver(rate_bps=420e6, rcvbuf=4096, rcv_rtt_us=7, min_rtt_us=0xFFFFFFFF), GIG).rule == "R2"
+    assert judge_flow(receiver(rate_bps=420e6, rcvbuf=4096, rcv_rtt_us=7, min_rtt_us=None), GIG).rule == "R2"
+
+
+def test_r2_a_paced_sender_s_idle_gaps_inflating_rcv_rtt_are_not_the_receive_window():
+    """bench/flows_verdicts.py's `iperf3 -b 10M` receiver on 1 Gbit/s, as measured: rcv_rtt 104 ms, min_rtt 10 us,
+    a 1.7 MB buffer. Against rcv_rtt alone its window lasts 717 ms < 8 x 104 ms (the old R2); over the floor it
+    allows 713 Gbit/s and the flow runs at 0.001 % of it."""
+    paced = receiver(rate_bps=9.95e6, rcv_rtt_us=104_234, min_rtt_us=10, rcvbuf=1_782_334, rcv_space=90_528)
+    v = judge_flow(paced, GIG)
+    assert (v.limited_by, v.rule, v.fix) == ("none", "R4", "")
 
 
 def test_r3_an_application_that_does_not_read():
@@ -314,3 +334,22 @@ def test_connections_are_read_only_over_a_window_unless_asked(monkeypatch):
     monkeypatch.setattr(counters.time, "sleep", lambda s: None)
     sampled = counters.sample_counters(roots, 0.5)
     assert asked == ["both", "both"] and sampled.before.flows == ["a flow"]
+
+
+def test_r2_needs_the_buffer_at_tcp_rmem_s_ceiling():
+    """A buffer below the ceiling can still grow (autotuning sizes it to the flow), and the fix raises the ceiling:
+    only a buffer at it holds the flow."""
+    small = receiver(rate_bps=20e6, rcvbuf=128 << 10)
+    assert judge_flow(small, PATH, rmem_ceiling=128 << 10).rule == "R2"
+    assert judge_flow(small, PATH, rmem_ceiling=6 * MB).rule == "R4"
+    assert judge_flow(small, PATH, rmem_ceiling=None).rule == "R2"  # not read: the rate rule alone
+
+
+def test_judge_flows_reads_the_ceiling_from_the_ledger_s_settings():
+    flow = receiver(rate_bps=420e6, rcvbuf=4096, rcv_rtt_us=7, min_rtt_us=10)
+    for setting, rule in (("4096\t4096\t4096", "R2"), ("4096 131072 33554432", "R4")):
+        facts = Facts(ledger=Ledger(settings={"net.ipv4.tcp_rmem": setting}),
+                      flows=Flows(available=True, sampled=True, seconds=2.0, flows=[flow]))
+        assert rmem_ceiling(facts) == int(setting.split()[2])
+        assert judge_flows(facts, None, 1e9).verdicts[0].rule == rule
+    assert rmem_ceiling(Facts()) is None
