@@ -353,3 +353,26 @@ def test_judge_flows_reads_the_ceiling_from_the_ledger_s_settings():
         assert rmem_ceiling(facts) == int(setting.split()[2])
         assert judge_flows(facts, None, 1e9).verdicts[0].rule == rule
     assert rmem_ceiling(Facts()) is None
+
+
+def test_the_fix_adds_the_delay_the_shaper_s_queue_can_add_under_load():
+    """Behind a 1 Gbit/s tbf with a 20 ms bound, a fix sized to the veth's min_rtt (raised to 1 ms) left the sender
+    receive-window-limited 41 to 56 % of the time (the flow then fills tbf's queue); sized to min_rtt + the queue,
+    2 to 3 %."""
+    queued = PathRate(1e9, "tbf 1: root on gc1 (QDISC-SHAPED)", queue_us=20_100)
+    r = judge_flow(receiver(rate_bps=420e6, rcvbuf=4096, rcv_rtt_us=7, min_rtt_us=10), queued)
+    assert r.fix == "guestcheck tune apply wan --rate 1G --rtt 20.107ms", r.fix
+    assert "rcv_rtt 7 us + 20100 us the shaper's queue can add under load" in r.arithmetic
+    assert "raised" not in r.arithmetic
+    small = PathRate(1e9, "tbf", queue_us=200)
+    s = judge_flow(sender(rate_bps=300e6, rwnd_limited_us=1_500_000, min_rtt_us=30), small)
+    assert s.fix.endswith("--rtt 1ms") and "min_rtt 30 us + 200 us the shaper's queue can add under load, raised to" \
+        " 1 ms" in s.arithmetic
+
+
+def test_the_path_s_queue_is_a_byte_limited_shaper_s_limit_over_its_rate():
+    facts = _facts(shaper=True)
+    assert path_rate(facts, None).queue_us is None  # no byte limit read: min_rtt alone
+    facts.ledger.qdiscs[0].limit, facts.ledger.qdiscs[0].limit_unit = 251_250, "bytes"
+    path = path_rate(facts, None)
+    assert path is not None and path.bps == 100e6 and path.queue_us == 20_100
