@@ -27,14 +27,16 @@ FINDINGS = {
         "bandwidth-delay product of unacknowledged data. Without a known path rate the share must be 50 %. "
         "`guestcheck flows` shows every connection and the decision table (README).",
         "guestcheck tune apply wan --rate RATE --rtt RTT, sized to the path: RATE the path's rate, RTT the "
-        "connection's min_rtt (the finding gives both, with the arithmetic).",
+        "connection's min_rtt plus the delay a shaper's queue on the route can add (the RTT under load once the "
+        "buffer no longer holds the flow), at least 1 ms (the finding gives both, with the arithmetic).",
     ),
     "FLOW-RWND-LIMITED": FindingDoc(
         "A TCP connection was held back by the receiver's window",
         "warning",
         "On the sending side, tcp_info counts the time limited by the peer's advertised receive window "
-        "(tcpi_rwnd_limited); on the receiving side, which has no such counter, a connection that moves half its "
-        "receive buffer every round trip (rcv_rtt) is held by it. A connection that moved at least 1 MiB during "
+        "(tcpi_rwnd_limited); on the receiving side, which has no such counter, a connection whose receive buffer "
+        "is at tcp_rmem's ceiling and that runs at 1/8 or more of what half that buffer allows over the RTT's "
+        "floor (the smaller of rcv_rtt and min_rtt) is held by it. A connection that moved at least 1 MiB during "
         "doctor's window, so limited for at least 20 % of its busy time (sending side), and below 80 % of the "
         "path's rate, needs a larger receive buffer on the receiver: net.ipv4.tcp_rmem's ceiling there (or a "
         "SO_RCVBUF the application set). The share alone says little: 53 % was measured at 92 % of a shaped rate.",
