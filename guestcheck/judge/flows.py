@@ -7,7 +7,8 @@ path's rate (a shaper on the route, a physical NIC's link speed, or --rate), `bu
 | row | side | when | limited_by |
 | S0/R0 | both | moved < 64 KiB in the window | none (idle) |
 | S1/R1 | both | path known and rate >= 80 % of it | none (the path itself) |
-| S2 | sender | sndbuf_limited >= 20 % of busy (50 % with no path rate) | send-buffer |
+| S2 | sender | sndbuf_limited >= 20 % of busy (50 % with no path rate), or path known and the
+|    |        | send queue at sndbuf with < half the cwnd and peer's window in flight | send-buffer |
 | S3 | sender | rwnd_limited >= 20 % of busy (50 % with no path rate) | receive-window (the peer's) |
 | S4 | sender | retransmitted >= 1 % of the bytes sent | congestion |
 | S5 | sender | busy < 50 % of the window, or the last delivery sample app-limited with nothing unsent | application |
@@ -180,6 +181,19 @@ def sized_fix(limited_by: str, flow: FlowReading, role: str, path: Optional[Path
     return f"guestcheck tune apply wan --rate {rate} --rtt {rtt_text}", where, arithmetic
 
 
+def send_queue_full(flow: FlowReading) -> bool:
+    """SKMEMINFO's send-buffer test, for kernels whose tcpi_sndbuf_limited stays 0: the Debian 12 guest (6.1) with
+    tcp_wmem 4096 over 20 ms sent 21 Mbit/s with wmem_queued 66440 of sndbuf 4096 (one GSO skb past the limit), cwnd
+    775 x 1448 bytes, and counted 0 us send-buffer-limited. The queue at its limit while less than half the cwnd is in
+    flight: the buffer, not the congestion or receive window, bounds the flow."""
+    if not flow.sndbuf or flow.wmem_queued_peak is None or not flow.snd_cwnd or not flow.snd_mss:
+        return False
+    in_flight = max((flow.wmem_queued or 0) - (flow.notsent_bytes or 0), 0)
+    window = flow.snd_cwnd * flow.snd_mss
+    return flow.wmem_queued_peak >= flow.sndbuf and in_flight < window / 2 and (
+        not flow.snd_wnd or in_flight < flow.snd_wnd / 2)
+
+
 def receiver_rtt_floor(flow: FlowReading) -> Optional[int]:
     """The receiving side's RTT floor: the smaller of rcv_rtt and min_rtt. rcv_rtt is the time to receive a window's
     worth of data, so a paced sender's idle gaps inflate it (51 to 104 ms under `iperf3 -b 10M` on a 0.5 ms path);
@@ -219,6 +233,10 @@ def judge_flow(flow: FlowReading, path: Optional[PathRate], rmem_ceiling: Option
         if sndbuf is not None and sndbuf >= threshold:
             return verdict("send-buffer", "S2", f"send-buffer-limited {sndbuf:.0%} of the busy time{below}; sndbuf "
                                                 f"{flow.sndbuf} bytes")
+        if path is not None and send_queue_full(flow):
+            return verdict("send-buffer", "S2", f"the send queue reached its limit ({flow.wmem_queued_peak} of "
+                                                f"{flow.sndbuf} bytes) with {flow.snd_cwnd} x {flow.snd_mss} bytes of "
+                                                f"cwnd{below}: the buffer, not the window, bounds what is in flight")
         if rwnd is not None and rwnd >= threshold:
             return verdict("receive-window", "S3", f"the peer's receive window limited {rwnd:.0%} of the busy "
                                                    f"time{below}; its window {flow.snd_wnd} bytes")

@@ -376,3 +376,17 @@ def test_the_path_s_queue_is_a_byte_limited_shaper_s_limit_over_its_rate():
     facts.ledger.qdiscs[0].limit, facts.ledger.qdiscs[0].limit_unit = 251_250, "bytes"
     path = path_rate(facts, None)
     assert path is not None and path.bps == 100e6 and path.queue_us == 20_100
+
+
+def test_s2_the_send_queue_at_its_limit_with_the_cwnd_unused_is_send_buffer():
+    """The Debian 12 guest's measurement (tests/vm/test_flows_vm.py): tcpi_sndbuf_limited stayed 0."""
+    guest = sender(rate_bps=20.8e6, sndbuf_limited_us=0, min_rtt_us=20_127, snd_cwnd=775, snd_mss=1448,
+                   snd_wnd=2_780_160, app_limited=False, notsent_bytes=0, sndbuf=4096, wmem_queued=66440,
+                   wmem_queued_peak=66440)
+    v = judge_flow(guest, GIG)
+    assert (v.limited_by, v.rule) == ("send-buffer", "S2") and "66440 of 4096" in v.why
+    assert judge_flow(guest, None).rule != "S2"  # no path rate: the counter alone
+    # a cwnd-bound flow with a full queue: most of its cwnd in flight
+    full = sender(rate_bps=20.8e6, snd_cwnd=40, snd_mss=1448, sndbuf=65536, wmem_queued=65536,
+                  wmem_queued_peak=65536, notsent_bytes=0)
+    assert judge_flow(full, GIG).rule == "S6"

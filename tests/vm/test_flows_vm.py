@@ -15,7 +15,7 @@ pytestmark = pytest.mark.vm
 
 @pytest.fixture(scope="module")
 def run(vm_image) -> dict:
-    result = guest.run_in_guest("python3 tests/vm/flows_guest.py", timeout=420, cpus=2, memory_mb=1024)
+    result = guest.run_in_guest("python3 tests/vm/flows_guest.py", timeout=420, cpus=2, memory_mb=2048)
     assert "Traceback" not in result.stderr, result.stderr
     assert result.exit_code == 0, (result.stdout[-2000:], result.stderr[-2000:])
     return json.loads(result.stdout)
@@ -30,8 +30,10 @@ def sender_flow(doc: dict) -> dict:
 def test_a_tiny_send_buffer_over_a_real_round_trip_is_send_buffer(run):
     flows = run["before"]["flows"]
     f = sender_flow(flows)
-    assert (f["role"], f["limited_by"], f["rule"]) == ("sender", "send-buffer", "S2"), f
-    assert f["sndbuf_limited_share"] >= 0.2 and flows["_rc"] == 1
+    assert (f["role"], f["limited_by"], f["rule"]) == ("sender", "send-buffer", "S2"), json.dumps(f)
+    # this kernel (6.1) counts no send-buffer-limited time: the send queue at its limit with the cwnd unused decides
+    assert f["wmem_queued_peak"] >= f["sndbuf"] == 4096 and "the send queue reached its limit" in f["why"], f
+    assert flows["_rc"] == 1
     assert f["fix"].startswith("guestcheck tune apply wan --rate 1G --rtt ") and f["fix_on"] == "here"
 
 
