@@ -25,6 +25,7 @@ NAGIOS_COMMANDS = ("doctor", "facts", "explain")
 LAZY_COMMANDS = {
     # name: "module:attribute"
     "firstboot": "guestcheck.firstboot:firstboot_command",
+    "flows": "guestcheck.flows.cli:flows_command",
     "refresh": "guestcheck.refresh:refresh_command",
     "selftest": "guestcheck.selftest.cli:selftest",
     "tune": "guestcheck.tune.cli:tune",

@@ -285,6 +285,7 @@ class Facts:
     nic_counters: List[NicCounters] = field(default_factory=list)  # drop and limit counters, sampled
     ledger: Optional[Ledger] = None  # qdiscs, IP/UDP/TCP counters, listeners: sampled (None in files from before)
     drops: Optional[DropReasons] = None  # the kernel's drop reasons over the sample: only with doctor --drops
+    flows: Optional[Flows] = None  # live TCP connections over the sample, tcp_info (None in files from before)
     sample_seconds: float = 0.0  # how long the counters (steal, softnet, softirqs) were sampled
     complete: bool = True  # False when a whole area could not be read
     problems: List[Problem] = field(default_factory=list)
@@ -885,3 +886,62 @@ class DropReasons:
         for row in self.rows:
             out[row.reason] = out.get(row.reason, 0) + row.count
         return out
+
+
+# --- Live TCP connections over the window, from tcp_info and SKMEMINFO (issue 23) ---
+
+
+@dataclass
+class FlowReading:
+    """One TCP connection over the window (sock_diag, two readings): the kernel's raw figures, nothing judged.
+    Counts are rises over `seconds` (since the connection began when not sampled); times are microseconds;
+    levels (rtt, cwnd, buffers, notsent) are the second reading's. judge/flows.py gives the verdict."""
+
+    family: str  # ipv4 | ipv6 (an IPv4 peer of an IPv6 socket: ::ffff:a.b.c.d)
+    local: str
+    local_port: int
+    remote: str
+    remote_port: int
+    state: int = 1  # TCP_ESTABLISHED ...
+    cong: str = ""  # the congestion control (cubic, bbr, ...)
+    seconds: float = 0.0  # the window; 0 when not sampled (counts since the connection began)
+    bytes_acked: int = 0  # sent and acknowledged during the window (tcpi_bytes_acked)
+    bytes_received: int = 0  # received during the window (tcpi_bytes_received)
+    bytes_sent: Optional[int] = None  # sent, retransmissions included (tcpi_bytes_sent, 4.19)
+    bytes_retrans: Optional[int] = None  # retransmitted (tcpi_bytes_retrans, 4.19)
+    total_retrans: int = 0  # segments retransmitted (tcpi_total_retrans)
+    busy_us: Optional[int] = None  # tcpi_busy_time: time with data in flight (4.10)
+    rwnd_limited_us: Optional[int] = None  # of it, limited by the peer's receive window
+    sndbuf_limited_us: Optional[int] = None  # of it, limited by this socket's send buffer
+    rtt_us: Optional[int] = None
+    rttvar_us: Optional[int] = None
+    min_rtt_us: Optional[int] = None
+    rcv_rtt_us: Optional[int] = None  # the receiver's own RTT estimate (its tcpi_rtt is near 0)
+    rcv_space: Optional[int] = None  # bytes the receiver reckons it needs per RTT (its autotuning)
+    snd_cwnd: Optional[int] = None  # segments
+    snd_mss: Optional[int] = None
+    snd_wnd: Optional[int] = None  # the peer's advertised window, bytes (5.4)
+    delivery_rate: Optional[int] = None  # bytes/s, the kernel's last sample
+    app_limited: Optional[bool] = None  # that sample was taken with less to send than the window allowed
+    notsent_bytes: Optional[int] = None  # written by the application, not yet sent
+    rqueue: int = 0  # received, not yet read by the application
+    rmem_alloc: Optional[int] = None  # SKMEMINFO: the receive queue's memory ...
+    rcvbuf: Optional[int] = None  # ... against its limit
+    wmem_queued: Optional[int] = None  # queued for sending (sent-unacked and not yet sent) ...
+    sndbuf: Optional[int] = None  # ... against its limit
+    wmem_queued_peak: Optional[int] = None  # the larger of the two readings
+    sk_drops: Optional[int] = None  # SKMEMINFO drops over the window
+
+
+@dataclass
+class Flows:
+    """The TCP connections of this network namespace over the window: those that moved data, busiest first."""
+
+    available: bool = False
+    reason_unavailable: str = ""  # one line, when sock_diag could not be read
+    sampled: bool = False  # two readings; False with --sample 0 (counts since each connection began)
+    seconds: float = 0.0
+    connections: int = 0  # connections seen (every state with a full socket)
+    flows: List[FlowReading] = field(default_factory=list)  # those that moved data, by bytes, largest first
+    capped: int = 0  # more flows moved data than are kept: how many were left out (the smallest)
+    notes: List[str] = field(default_factory=list)

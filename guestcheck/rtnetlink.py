@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 RTA = struct.Struct("=HH")  # len, type
@@ -43,6 +43,23 @@ def attributes(body: bytes, offset: int) -> Iterator[Tuple[int, bytes]]:
             return
         yield rta_type & 0x3FFF, body[at + RTA.size: at + rta_len]  # without NLA_F_NESTED / NET_BYTEORDER
         at += align(rta_len)
+
+
+def pick_attributes(body: bytes, offset: int, wanted: Dict[int, int]) -> List[Optional[bytes]]:
+    """The payloads of the attribute types in `wanted` (type -> index in the answer; the last of each type wins),
+    from `offset` to the end of `body`, None for a type not there: the walk of `attributes`, without a
+    generator, copying only what is wanted (sock_diag's answers for 10,000 connections in a few ms)."""
+    out: List[Optional[bytes]] = [None] * len(wanted)
+    at, end, unpack, index = offset, len(body) - RTA.size, RTA.unpack_from, wanted.get
+    while at <= end:
+        rta_len, rta_type = unpack(body, at)
+        if rta_len < 4 or at + rta_len > end + 4:
+            break
+        slot = index(rta_type & 0x3FFF)
+        if slot is not None:
+            out[slot] = body[at + 4: at + rta_len]
+        at += (rta_len + 3) & ~3
+    return out
 
 
 def dump(msg_type: int, header: bytes, timeout: float = 2.0,

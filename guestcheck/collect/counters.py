@@ -33,6 +33,7 @@ class CounterReading:
     snmp6: Optional[str] = None
     tc: Optional[Any] = None  # collect.tc.TcReading: every qdisc and class; None: not read (a fake tree)
     listeners: Optional[Any] = None  # sockdiag listening sockets (a list), or the OSError text; None: not read
+    flows: Optional[Any] = None  # sockdiag TCP connections (a list of TcpFlow), or the OSError text; None: not read
 
 
 @dataclass(frozen=True)
@@ -50,23 +51,30 @@ class CounterSample:
 NicReader = Callable[[], Dict[str, Any]]
 
 
-def _live_readings(roots: Roots) -> Dict[str, Any]:
-    """The netlink readings (qdiscs, listening sockets): only of the machine itself, never beside a fake tree,
-    whose /proc would then disagree with them."""
+def _live_readings(roots: Roots, connections: bool) -> Dict[str, Any]:
+    """The netlink readings (qdiscs, listening sockets, with `connections` the TCP connections): only of the
+    machine itself, never beside a fake tree, whose /proc would then disagree with them."""
     if roots.proc != "/proc":
         return {}
     from guestcheck.collect.tc import read_tc
-    from guestcheck.sockdiag import listeners
+    from guestcheck.sockdiag import TCP_LISTEN, tcp_reading, tcp_sockets
 
-    try:
-        found: Any = listeners()
+    found: Any
+    flows: Any = None
+    try:  # one dump: the listening sockets (the ledger) and the connections, raw (decoded in collect/flows.py)
+        if connections:
+            found, flows = tcp_reading()
+        else:  # listening sockets only: the kernel does not walk its connection table (~2 ms, however empty)
+            found = tcp_sockets(1 << TCP_LISTEN)
     except OSError as e:
         found = e.strerror or str(e)
-    return {"tc": read_tc(), "listeners": found}
+        flows = found if connections else None
+    return {"tc": read_tc(), "listeners": found, "flows": flows}
 
 
-def read_counters(roots: Roots, read_nics: Optional[NicReader] = None) -> CounterReading:
-    """`read_nics` reads the NICs' drop counters (collect.nic_counters) in the same moment."""
+def read_counters(roots: Roots, read_nics: Optional[NicReader] = None, connections: bool = False) -> CounterReading:
+    """`read_nics` reads the NICs' drop counters (collect.nic_counters) in the same moment; `connections` adds
+    every TCP connection with its tcp_info (guestcheck flows, doctor's flow findings)."""
     net = os.path.join(roots.proc, "net")
     return CounterReading(
         monotonic=time.monotonic(),
@@ -79,18 +87,22 @@ def read_counters(roots: Roots, read_nics: Optional[NicReader] = None) -> Counte
         snmp=cat(os.path.join(net, "snmp")),
         netstat=cat(os.path.join(net, "netstat")),
         snmp6=cat(os.path.join(net, "snmp6")),
-        **_live_readings(roots),
+        **_live_readings(roots, connections),
     )
 
 
-def sample_counters(roots: Roots, seconds: float, read_nics: Optional[NicReader] = None) -> CounterSample:
+def sample_counters(roots: Roots, seconds: float, read_nics: Optional[NicReader] = None,
+                    connections: Optional[bool] = None) -> CounterSample:
     """`seconds` <= 0 means "do not sample": one reading twice, so every rate is 0 rather than a few
-    packets divided by the microseconds between two reads."""
-    before = read_counters(roots, read_nics)
+    packets divided by the microseconds between two reads. The TCP connections are read when `connections`
+    says so, by default only when sampling: unsampled, nothing judges them (doctor's flow findings need a
+    window), and `guestcheck flows --sample 0` asks for them."""
+    wanted = seconds > 0 if connections is None else connections
+    before = read_counters(roots, read_nics, wanted)
     if seconds <= 0:
         return CounterSample(before, before)
     time.sleep(seconds)
-    return CounterSample(before, read_counters(roots, read_nics))
+    return CounterSample(before, read_counters(roots, read_nics, wanted))
 
 
 def counter_delta(before: int, after: int, width: int = 32) -> int:

@@ -66,7 +66,7 @@ def _run_area(run: Run, area: str, module: ModuleType) -> None:
         run.problem(Problem("failed", area, f"{type(e).__name__}: {escape_control(e)}"))
 
 
-def _sample(run: Run, sample_seconds: float) -> Optional[CounterSample]:
+def _sample(run: Run, sample_seconds: float, connections: Optional[bool]) -> Optional[CounterSample]:
     """Both readings of the counters; the NICs' driver counters are read in the same moments."""
     from guestcheck.collect import nic_counters
     from guestcheck.collect.ethtool import ethtool_source
@@ -74,7 +74,8 @@ def _sample(run: Run, sample_seconds: float) -> Optional[CounterSample]:
     names = nic_counters.counted_nics(run.facts.nics)
     source = contextlib.nullcontext(run.ethtool) if run.ethtool is not None else ethtool_source(run.roots)
     with source as ethtool:
-        return sample_counters(run.roots, sample_seconds, lambda: nic_counters.read_nics(run.roots, names, ethtool))
+        return sample_counters(run.roots, sample_seconds, lambda: nic_counters.read_nics(run.roots, names, ethtool),
+                               connections)
 
 
 def collect_facts(
@@ -85,10 +86,12 @@ def collect_facts(
     sample_seconds: float = DEFAULT_SAMPLE_SECONDS,
     counters: Optional[CounterSample] = None,
     during_sample: Optional[ContextManager[Any]] = None,
+    connections: Optional[bool] = None,
 ) -> Facts:
     """Everything guestcheck knows about the machine. `counters` replaces the live sampling in tests;
     `during_sample` is entered just before the first reading of the counters and left just after the second
-    (doctor --drops: the drop-reason trace covers the same window as the counters)."""
+    (doctor --drops: the drop-reason trace covers the same window as the counters). `connections`: read the TCP
+    connections (facts.flows) even unsampled (guestcheck flows --sample 0); by default only over a window."""
     roots = roots or Roots.from_env()
     facts = Facts(
         guestcheck_version=__version__,
@@ -102,7 +105,7 @@ def collect_facts(
     if run.counters is None:
         try:
             with during_sample if during_sample is not None else contextlib.nullcontext():
-                run.counters = _sample(run, sample_seconds)
+                run.counters = _sample(run, sample_seconds, connections)
         except Exception as e:
             if os.environ.get("GUESTCHECK_DEBUG"):
                 raise

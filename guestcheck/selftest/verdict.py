@@ -84,7 +84,8 @@ CAUSES: list[tuple[str, str]] = [
     ("NIC-EMULATED", "emulated NIC"),
     ("OFFLOAD-*", "offloads off"),
     ("QUEUES-*", "single queue (one vCPU takes all the NIC's work)"),
-    ("SYSCTL-*", "small TCP buffers or kernel network limits"),  # the ids the per-flow socket check will give
+    ("FLOW-SNDBUF-LIMITED", "small TCP buffers (a connection held back by its send buffer)"),
+    ("FLOW-RWND-LIMITED", "small TCP buffers (a connection held back by the receiver's window)"),
     ("CONNTRACK-TABLE-FULL", "kernel network limits (the conntrack table is full)"),
     ("CONNTRACK-DROPS", "kernel network limits (conntrack drops packets)"),
     ("QDISC-SHAPED", "a shaper on the path caps the rate"),

@@ -50,7 +50,8 @@ NEUTRAL: Dict[str, str] = {
     "guestcheck.kernelversion": "a kernel release as numbers",
     "guestcheck.netaddr": "address arithmetic without the ipaddress module",
     "guestcheck.rtnetlink": "netlink framing with the standard library",
-    "guestcheck.sockdiag": "the one decoder of NETLINK_SOCK_DIAG answers (listeners now, flows later)",
+    "guestcheck.sockdiag": "the one decoder of NETLINK_SOCK_DIAG answers (listeners, connections with tcp_info)",
+    "guestcheck.tcpinfo": "the one decoder of struct tcp_info and SKMEMINFO (sock_diag's payloads, loaded lazily)",
     "guestcheck.nicdb": "what each NIC driver is (tables)",
     "guestcheck.drivercounters": "the driver counters known by name (one table for collector, checks, renderer)",
     "guestcheck.distros": "commands that differ between distributions (tables)",
@@ -135,6 +136,9 @@ CONTRACT: Tuple[object, ...] = (  # Only, Forbidden, PrivateStaysHome
               "a verdict comes from judge, never from a check module. Direct imports only: first boot, refresh and "
               "fleet write doctor's report and watch shows live findings, so they may run the checks through the "
               "one pipeline that runs them all (what reaches the checks is that pipeline, not a check module)"),
+    Forbidden("flows takes verdicts from judge", ("guestcheck.flows.*",), ("guestcheck.checks.*",), True,
+              "`guestcheck flows` judges each connection in judge/flows.py: through no chain does it reach the "
+              "checks (doctor's FLOW-* findings are made from the same verdicts, not the other way round)"),
     Forbidden("commands do not import each other", ("guestcheck.*",), ("guestcheck.cli", "guestcheck.*.cli"), False,
               "what two commands share (a click type, a rate parser) is a neutral helper, not one command's click "
               "code (issue 20 point 4: watch/cli.py imports selftest/cli); only the executable and the command "

@@ -60,7 +60,8 @@ def test_no_runs_is_a_bug_not_a_verdict():
     ("OFFLOAD-TSO-OFF", "offloads off"),
     ("OFFLOAD-BACKEND-NONE", "offloads off"),
     ("QUEUES-SINGLE-VIRTIO", "single queue (one vCPU takes all the NIC's work)"),
-    ("SYSCTL-TCP-RMEM-SMALL", "small TCP buffers or kernel network limits"),  # ids still to come map already
+    ("FLOW-SNDBUF-LIMITED", "small TCP buffers (a connection held back by its send buffer)"),
+    ("FLOW-RWND-LIMITED", "small TCP buffers (a connection held back by the receiver's window)"),
     ("CONNTRACK-TABLE-FULL", "kernel network limits (the conntrack table is full)"),
     ("PATH-NAT-SLIRP", "NAT in the path"),
     ("PATH-NAT", "NAT in the path"),
@@ -73,8 +74,8 @@ def test_finding_ids_map_to_causes(finding_id, cause):
     assert cause_for(finding_id) == cause
 
 
-def test_every_cause_matches_a_finding_doctor_can_give_but_the_reserved_sysctl_ids():
-    """README: the causes listed are real finding ids; SYSCTL-* waits for the per-flow check's ids."""
+def test_every_cause_matches_a_finding_doctor_can_give():
+    """README: the causes listed are real finding ids (the old reserved SYSCTL-* is now the FLOW-* ids)."""
     import fnmatch
 
     from guestcheck.checks import catalog
@@ -82,7 +83,7 @@ def test_every_cause_matches_a_finding_doctor_can_give_but_the_reserved_sysctl_i
 
     ids = list(catalog())
     dead = [pattern for pattern, _ in CAUSES if not fnmatch.filter(ids, pattern)]
-    assert dead == ["SYSCTL-*"]
+    assert dead == []
 
 
 def test_findings_about_other_nics_and_ok_findings_are_left_out():
@@ -90,17 +91,17 @@ def test_findings_about_other_nics_and_ok_findings_are_left_out():
         Finding("NIC-EMULATED", Severity.CRITICAL, "eth1", "emulated e1000"),
         Finding("OFFLOAD-TSO-OFF", Severity.WARNING, "eth0", "TSO off", fix="ethtool -K eth0 tso on"),
         Finding("NIC-PARAVIRTUAL", Severity.OK, "eth0", "virtio"),
-        Finding("SYSCTL-TCP-RMEM-SMALL", Severity.WARNING, "net.ipv4.tcp_rmem", "4 MiB max"),
+        Finding("FLOW-RWND-LIMITED", Severity.WARNING, "10.0.0.2:5201", "held by the window"),
         Finding("MEM-BALLOON", Severity.WARNING, "machine", "balloon inflated"),
     ]
     causes, other = likely_causes(findings, "eth0", ["lo", "eth0", "eth1"])
     assert [(c.finding, c.subject) for c in causes] == [("OFFLOAD-TSO-OFF", "eth0"),
-                                                        ("SYSCTL-TCP-RMEM-SMALL", "net.ipv4.tcp_rmem")]
+                                                        ("FLOW-RWND-LIMITED", "10.0.0.2:5201")]
     assert causes[0].fix == "ethtool -K eth0 tso on" and causes[0].severity == "warning"
     assert other == ["MEM-BALLOON"]
     # path interface unknown: nothing is filtered by subject
     causes, _ = likely_causes(findings, None, ["lo", "eth0", "eth1"])
-    assert {c.finding for c in causes} == {"NIC-EMULATED", "OFFLOAD-TSO-OFF", "SYSCTL-TCP-RMEM-SMALL"}
+    assert {c.finding for c in causes} == {"NIC-EMULATED", "OFFLOAD-TSO-OFF", "FLOW-RWND-LIMITED"}
 
 
 def test_an_emulated_nic_capture_explains_a_slow_result(tmp_path):
