@@ -68,8 +68,7 @@ NOT_BUILDABLE_HERE: dict[str, str] = {
                             "pressure needs the machine's TCP memory exhausted; pasted in a VM it works"),
     "FLOW-SNDBUF-LIMITED": ("a send buffer on a veth is defeated by GSO (issue 23: tcp_wmem 4096 ran at 95.6 % of a "
                             "100 Mbit/s tbf, share 0.02), so it needs a real round trip: the Debian guest with "
-                            "netem (tests/vm); its fix, `guestcheck tune apply wan`, writes the machine's "
-                            "/etc/sysctl.d and journal, not a namespace's"),
+                            "netem pastes its fix there and sees the finding clear (tests/vm/test_flows_vm.py)"),
     "QUEUES-SINGLE-VIRTIO": ("needs virtio-net on Firecracker (a veth is judged by SOFTIRQ-NO-RPS, whose scenario "
                              "pastes the same fix, `guestcheck tune rps IFACE`); a namespace has no virtio-net and no "
                              "Firecracker verdict"),
