@@ -55,6 +55,11 @@ class LedgerRow:
     moved: bool
     finding: Optional[str]
 
+    @property
+    def where(self) -> str:
+        """The device and the detail ("gc0 tbf 8001: root"), as the human report and watch name the row."""
+        return " ".join(x for x in (self.device or "", self.detail) if x)
+
 
 def layer_of(counter: str) -> str:
     if counter.startswith("Ip") or counter == "TcpExtIPReversePathFilter":

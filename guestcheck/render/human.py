@@ -98,7 +98,7 @@ FIX_INDENT = " " * 13
 
 
 def _ledger_row(row: LedgerRow) -> str:
-    where = " ".join(x for x in (row.device or "", row.detail) if x)
+    where = row.where
     if row.counter == "backlog_bytes":
         return f"  {row.layer:<9} {where} backlog {row.total} bytes"
     moved = f"+{row.rise} ({row.per_s:g}/s), " if row.rise else ""

@@ -88,7 +88,7 @@ def ledger_words(frame: Frame) -> List[str]:
     """The ledger's rows that moved this interval: "qdisc gc0 tbf 8001: root drops +8 (8/s)"."""
     out = []
     for r in frame.ledger:
-        where = " ".join(x for x in (r.device or "", r.detail) if x)
+        where = r.where
         if r.counter == "backlog_bytes":
             out.append(escape_control(f"{r.layer} {where} backlog {r.total} bytes"))
         else:
