@@ -82,29 +82,25 @@ def collect(sample_seconds: float, drops: bool = False) -> Any:
     from guestcheck.collect.machine import collect_facts
     from guestcheck.waiting import waiting_line
 
-    if not drops:
-        with waiting_line(sample_seconds):
-            return collect_facts(sample_seconds=sample_seconds)
-    from guestcheck.facts import DropReasons
-    from guestcheck.roots import Roots
+    trace: Any = None
+    refused = ""  # why --drops cannot sample, in one line
+    if drops and os.geteuid() != 0:
+        refused = "--drops needs root: tracefs and its trace instances are root's"
+    elif drops and sample_seconds <= 0:
+        refused = "--drops samples over doctor's window, and --sample 0 has none"
+    elif drops:
+        from guestcheck.roots import Roots
+        from guestcheck.trace.session import DropTrace
 
-    if os.geteuid() != 0:
-        not_root = DropReasons(reason_unavailable="--drops needs root: tracefs and its trace instances are root's")
-        with waiting_line(sample_seconds):
-            facts = collect_facts(sample_seconds=sample_seconds)
-        facts.drops = not_root
-        return facts
-    if sample_seconds <= 0:
-        with waiting_line(sample_seconds):
-            facts = collect_facts(sample_seconds=sample_seconds)
-        facts.drops = DropReasons(reason_unavailable="--drops samples over doctor's window, and --sample 0 has none")
-        return facts
-    from guestcheck.trace.session import DropTrace
-
-    trace = DropTrace(Roots.from_env())
+        trace = DropTrace(Roots.from_env())
     with waiting_line(sample_seconds):
         facts = collect_facts(sample_seconds=sample_seconds, during_sample=trace)
-    facts.drops = trace.result()
+    if trace is not None:
+        facts.drops = trace.result()
+    elif refused:
+        from guestcheck.facts import DropReasons
+
+        facts.drops = DropReasons(reason_unavailable=refused)
     return facts
 
 
