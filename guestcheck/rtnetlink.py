@@ -45,21 +45,57 @@ def attributes(body: bytes, offset: int) -> Iterator[Tuple[int, bytes]]:
         at += align(rta_len)
 
 
-def pick_attributes(body: bytes, offset: int, wanted: Dict[int, int]) -> List[Optional[bytes]]:
-    """The payloads of the attribute types in `wanted` (type -> index in the answer; the last of each type wins),
-    from `offset` to the end of `body`, None for a type not there: the walk of `attributes`, without a
-    generator, copying only what is wanted (sock_diag's answers for 10,000 connections in a few ms)."""
-    out: List[Optional[bytes]] = [None] * len(wanted)
-    at, end, unpack, index = offset, len(body) - RTA.size, RTA.unpack_from, wanted.get
-    while at <= end:
-        rta_len, rta_type = unpack(body, at)
-        if rta_len < 4 or at + rta_len > end + 4:
-            break
-        slot = index(rta_type & 0x3FFF)
-        if slot is not None:
-            out[slot] = body[at + 4: at + rta_len]
-        at += (rta_len + 3) & ~3
-    return out
+class AttributeLayout:
+    """A message's fixed header and the payloads of the attribute types in `wanted` (type -> index in the answer;
+    the last of each type wins; None for a type not there; a malformed attribute ends the walk, what came before
+    it is kept), read with one struct call while the messages keep one layout.
+
+    A dump answers with thousands of messages built alike: sock_diag gives every connection the same attributes
+    of the same lengths. A message of the length of the last one walked, whose attribute headers (length and
+    type, at the offsets the walk found) are all the same, has its attributes at those offsets: the walk would
+    find nothing else. That is one `unpack_from` and a tuple comparison instead of a Python loop per attribute
+    (bench/flows_listing.py). Any other message is walked, and its layout is the one the next is compared with."""
+
+    def __init__(self, fixed: struct.Struct, wanted: Dict[int, int]) -> None:
+        self.fixed, self.wanted, self._fields = fixed, wanted, len(fixed.unpack(bytes(fixed.size)))
+        self._length = -1  # the last walked message's length (-1: none to compare with)
+        self._whole: Optional[struct.Struct] = None  # fixed header + every attribute header, as laid out
+        self._headers: Tuple[int, ...] = ()  # their (length, type) values, flat
+        self._spans: List[Optional[slice]] = []  # per wanted index: where its payload is
+
+    def decode(self, body: bytes) -> Optional[Tuple[Tuple[int, ...], List[Optional[bytes]]]]:
+        """(the fixed header's fields, the wanted payloads as pick_attributes gives them), None when `body` is
+        shorter than the fixed header."""
+        if len(body) == self._length and self._whole is not None:
+            values = self._whole.unpack_from(body)
+            if values[self._fields:] == self._headers:
+                return values[:self._fields], [body[s] if s is not None else None for s in self._spans]
+        if len(body) < self.fixed.size:
+            return None
+        return self.fixed.unpack_from(body), self._walk(body)
+
+    def _walk(self, body: bytes) -> List[Optional[bytes]]:
+        """The attributes' walk, which also keeps the layout when it reaches the end of `body` cleanly."""
+        offset, end = self.fixed.size, len(body)
+        spans: List[Optional[slice]] = [None] * len(self.wanted)
+        layout, headers, at, whole = [self.fixed.format.lstrip("@=<>!")], [], offset, True
+        while at + RTA.size <= end:
+            rta_len, rta_type = RTA.unpack_from(body, at)
+            if rta_len < RTA.size or at + rta_len > end:
+                whole = False  # a malformed attribute ends the walk; such a layout is not kept
+                break
+            slot = self.wanted.get(rta_type & 0x3FFF)
+            if slot is not None:
+                spans[slot] = slice(at + RTA.size, at + rta_len)
+            layout.append(f"{at - offset}xHH" if at > offset else "HH")
+            headers += (rta_len, rta_type)
+            offset, at = at + RTA.size, at + align(rta_len)
+        if whole:  # every header read: the next message of this length and these headers is laid out alike
+            self._length, self._whole, self._headers, self._spans = end, struct.Struct("=" + "".join(layout)), \
+                tuple(headers), spans
+        else:
+            self._length = -1
+        return [body[s] if s is not None else None for s in spans]
 
 
 def dump(msg_type: int, header: bytes, timeout: float = 2.0,

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
 
-from guestcheck.rtnetlink import dump, messages, pick_attributes
+from guestcheck.rtnetlink import AttributeLayout, dump, messages
 
 if TYPE_CHECKING:
     from guestcheck.tcpinfo import SkMemInfo, TcpInfo
@@ -190,19 +190,22 @@ class TcpFlow(NamedTuple):
         return _VOLUME.unpack_from(raw, _VOLUME_AT)  # type: ignore[return-value]
 
 
-_INDEX = {INET_DIAG_INFO: 0, INET_DIAG_SKMEMINFO: 1, INET_DIAG_CONG: 2}
+_LAYOUT = AttributeLayout(MSG, {INET_DIAG_INFO: 0, INET_DIAG_SKMEMINFO: 1, INET_DIAG_CONG: 2})
 
 
 def decode_flow(msg_type: int, body: bytes) -> Optional[TcpFlow]:
     """One SOCK_DIAG_BY_FAMILY answer with its attributes; None when it is short, of another type or family.
-    A malformed attribute ends the walk (rtnetlink.pick_attributes): what came before it is kept."""
-    if msg_type not in ANSWERS or len(body) < MSG.size:
+    A malformed attribute ends the walk (rtnetlink.AttributeLayout): what came before it is kept."""
+    if msg_type not in ANSWERS:
         return None
-    (family, state, _, _, sport, dport, src, dst, _, cookie, _, rqueue, wqueue, _, inode) = MSG.unpack_from(body)
+    decoded = _LAYOUT.decode(body)
+    if decoded is None:
+        return None
+    (family, state, _, _, sport, dport, src, dst, _, cookie, _, rqueue, wqueue, _, inode), attrs = decoded
     name = FAMILIES.get(family)
     if name is None:
         return None
-    raw_info, raw_mem, raw_cong = pick_attributes(body, MSG.size, _INDEX)
+    raw_info, raw_mem, raw_cong = attrs
     return TcpFlow(name, state, src, ntohs(sport), dst, ntohs(dport), rqueue,
                    wqueue, inode, int.from_bytes(cookie, sys.byteorder), raw_info, raw_mem,
                    decode_cong(raw_cong) if raw_cong is not None else None)

@@ -9,7 +9,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guestcheck.rtnetlink import NLMSG, RTA
+from guestcheck.rtnetlink import NLMSG, RTA, AttributeLayout
 from guestcheck.sockdiag import (
     INET_DIAG_CONG,
     INET_DIAG_INFO,
@@ -77,3 +77,16 @@ def test_tcp_info_of_any_length_reads_only_whole_fields(raw: bytes):
     for (name, code), value in zip(TCP_INFO_FIELDS, info):
         at += struct.calcsize("=" + code)
         assert (value is None) == (at > len(raw)), name
+
+
+@given(st.lists(st.tuples(st.sampled_from([socket.AF_INET, socket.AF_INET6]), st.lists(attribute, max_size=5)),
+                min_size=2, max_size=8))
+def test_a_remembered_layout_decodes_each_answer_as_a_walk_from_scratch_does(answers):
+    """decode_flow reads answers laid out like the one before at its offsets (rtnetlink.AttributeLayout); every
+    answer of a run of hostile ones, some alike and some not, gives what a layout with nothing remembered gives."""
+    wanted = {INET_DIAG_INFO: 0, INET_DIAG_SKMEMINFO: 1, INET_DIAG_CONG: 2}
+    shared = AttributeLayout(MSG, wanted)
+    bodies = [_header(family) + _attrs(items) for family, items in answers]
+    bodies += bodies  # the same answers again: now the layout is remembered
+    for body in bodies:
+        assert shared.decode(body) == AttributeLayout(MSG, wanted).decode(body)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from guestcheck.rtnetlink import NLMSG, RTA, attributes, dump, messages
+import struct
+
+from guestcheck.rtnetlink import NLMSG, RTA, AttributeLayout, attributes, dump, messages
 
 
 def _message(msg_type: int, body: bytes) -> bytes:
@@ -24,3 +26,40 @@ def test_a_dump_of_this_namespaces_links_answers():
     """RTM_GETLINK needs no privilege: the dump ends with NLMSG_DONE and lists loopback at least."""
     answers = dump(18, b"\0" * 16)
     assert answers and {t for t, _ in answers} == {16}
+
+
+def _layout_reference(body: bytes, wanted):
+    """What a walk from scratch gives: a new AttributeLayout has no layout to compare with."""
+    return AttributeLayout(FIXED, wanted).decode(body)
+
+
+FIXED = struct.Struct("=HH")
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    return RTA.pack(RTA.size + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+
+
+def test_a_layout_read_at_the_remembered_offsets_only_when_every_header_is_the_same():
+    wanted = {2: 0, 7: 1}
+    layout = AttributeLayout(FIXED, wanted)
+    first = FIXED.pack(1, 2) + _attr(8, b"\1") + _attr(2, b"info") + _attr(7, b"mem!")
+    assert layout.decode(first) == ((1, 2), [b"info", b"mem!"])
+    alike = FIXED.pack(3, 4) + _attr(8, b"\2") + _attr(2, b"INFO") + _attr(7, b"MEM?")
+    assert layout.decode(alike) == ((3, 4), [b"INFO", b"MEM?"])  # the remembered layout
+    # the same length, the attributes swapped: the headers differ, so it is walked
+    swapped = FIXED.pack(5, 6) + _attr(8, b"\3") + _attr(7, b"mem2") + _attr(2, b"inf2")
+    assert layout.decode(swapped) == ((5, 6), [b"inf2", b"mem2"]) == _layout_reference(swapped, wanted)
+    # the same length, shorter payloads within the same padding: the attribute lengths differ, so it is walked
+    shifted = FIXED.pack(7, 8) + _attr(8, b"\4") + _attr(2, b"in") + _attr(7, b"mm")
+    assert len(shifted) == len(first) and layout.decode(shifted) == ((7, 8), [b"in", b"mm"])
+    assert layout.decode(b"\1") is None  # shorter than the fixed header
+
+
+def test_a_malformed_layout_is_not_remembered():
+    wanted = {2: 0}
+    layout = AttributeLayout(FIXED, wanted)
+    bad = FIXED.pack(1, 1) + _attr(2, b"good") + RTA.pack(200, 2) + b"xxxx"  # the second attribute overruns
+    assert layout.decode(bad) == ((1, 1), [b"good"])
+    again = FIXED.pack(2, 2) + _attr(2, b"GOOD") + RTA.pack(200, 2) + b"yyyy"
+    assert layout.decode(again) == ((2, 2), [b"GOOD"]) == _layout_reference(again, wanted)
