@@ -29,42 +29,27 @@ Targets: each scenario's verdict; after the fix the sender's receive-window-limi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from tests.live.nsdoctor import run_guestcheck  # noqa: E402
-from tests.netns import Netns, guestcheck_in, netns, tbf_limit, veth_pair  # noqa: E402
+from tests.netns import Netns, guestcheck_in, iperf3_pair  # noqa: E402
 
 SECONDS = 7  # each transfer; flows samples 2 s of it after 2 s of start
 SERVER = "10.199.0.2"
 
 
-@contextlib.contextmanager
-def shaped(rate: str, *, latency: str = "20ms", rmem: str = "") -> Iterator[Tuple[Netns, Netns]]:
+def shaped(rate: str, *, latency: str = "20ms", rmem: str = ""):
     """a (sender) and b (receiver, iperf3 -s) joined by a veth shaped at `rate` both ways."""
-    with netns("gcfv") as a, netns("gcfv") as b, veth_pair(a, b):
-        a.ip("route", "add", "default", "via", "10.199.0.2")  # the path's shaper is found on the default route
-        b.ip("route", "add", "default", "via", "10.199.0.1")
-        for ns, dev in ((a, "gc0"), (b, "gc1")):
-            tbf_limit(ns, dev, rate, latency=latency)
-        if rmem:
-            b.run(["sysctl", "-qw", f"net.ipv4.tcp_rmem={rmem}"])
-        server = b.popen(["iperf3", "-s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)
-            yield a, b
-        finally:
-            server.kill()
-            server.wait()
+    return iperf3_pair("gcfv", rate, latency=latency, rmem=rmem)
 
 
 def transfer(a: Netns, b: Netns, extra: List[str]) -> Tuple[dict, dict, float]:

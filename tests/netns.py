@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from typing import Iterator, Optional, Sequence
 
@@ -92,6 +93,29 @@ def tbf_limit(ns: Netns, dev: str, rate: str, *, burst: str = "64kb", latency: s
     """Rate-limit `dev`'s egress inside `ns` with tbf (this kernel has tbf, not netem). Shape both ends
     of a veth pair to limit both directions."""
     ns.run(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", burst, "latency", latency])
+
+
+@contextlib.contextmanager
+def iperf3_pair(prefix: str, rate: str = "", *, latency: str = "20ms", rmem: str = "",
+                server: Sequence[str] = ("-s",)) -> Iterator[tuple[Netns, Netns]]:
+    """a (10.199.0.1, the sender) and b (10.199.0.2, running `iperf3 *server`) joined by a veth, each routing by
+    default to the other (a path's shaper is found on the default route), both ends shaped by tbf at `rate` with
+    the `latency` bound when a rate is given; `rmem` sets b's net.ipv4.tcp_rmem."""
+    with netns(prefix) as a, netns(prefix) as b, veth_pair(a, b) as (a_dev, b_dev):
+        a.ip("route", "add", "default", "via", "10.199.0.2")
+        b.ip("route", "add", "default", "via", "10.199.0.1")
+        if rate:
+            for ns, dev in ((a, a_dev), (b, b_dev)):
+                tbf_limit(ns, dev, rate, latency=latency)
+        if rmem:
+            b.run(["sysctl", "-qw", f"net.ipv4.tcp_rmem={rmem}"])
+        iperf3 = b.popen(["iperf3", *server], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            yield a, b
+        finally:
+            iperf3.kill()
+            iperf3.wait()
 
 
 ROUTED_UPLINK, ROUTED_DOWNLINK = "gcr1", "gcr0"  # the router's egress towards the server, towards the client

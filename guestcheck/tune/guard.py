@@ -4,7 +4,9 @@ A ballooned or overcommitted guest that grows every TCP socket to 16 MiB can be 
 or the OOM killer when the host takes memory back. The verdict is doctor's memory verdict, given by
 the service layer (service.py's FactsSource.verdict_of: the judge's, judged once per run).
 The guard is proportionate (README "Guards"): nothing raised is never refused; an idle or deflate-on-oom
-virtio-balloon on 2 GiB or more, outside a container, allows per-socket ceilings up to 1/64 of MemTotal.
+virtio-balloon on 2 GiB or more, outside a container, allows per-socket ceilings up to 1/64 of MemTotal; and a
+ceiling sized to the path is held to its share of the RAM, not to the profile's min_ram_mb (a "1 GiB" guest shows
+a MemTotal of about 960 MiB, and its path-sized ceiling of a few MB is no more a risk there than on 2 GiB).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class GuardResult:
     allowed: bool
     reasons: List[str] = field(default_factory=list)  # why refused (or what was checked when allowed)
     bounded: bool = False  # allowed although memory is not guaranteed: an idle balloon's bounded allowance
+    sized_below_min_ram: bool = False  # allowed below min_ram_mb: a ceiling sized to the path, within its share
 
 
 @dataclass(frozen=True)
@@ -102,16 +105,18 @@ def _field(value: str, index: int) -> Optional[int]:
     return maybe_int(fields[index]) if len(fields) > index else None  # ASCII digits only (quantities)
 
 
-def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any], ceiling: Optional[int] = None) -> GuardResult:
+def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any], ceiling: Optional[int] = None,
+          sized: bool = False) -> GuardResult:
     """Allowed when every guard the profile declares is met; otherwise the reasons why not. `verdict_of(facts)`
     is doctor's memory verdict: `.guaranteed` (True/False/None) and `.reasons` (list of str).
 
     `ceiling` is the highest per-socket buffer ceiling the apply raises above the value in force
     (`raised_ceiling`): 0 means nothing grows, which is never refused; None means not known (no bounded
-    allowance then)."""
+    allowance then). `sized`: the ceilings are sized to the path, so bounded by a share of the RAM
+    (`max_buffer_share`); `min_ram_mb` then holds for the share, not the RAM (`min_ram_met`)."""
     refusals: List[str] = []
     checked: List[str] = []
-    bounded = False
+    bounded = below = False
     if not guards.requires_guaranteed_memory and guards.min_ram_mb is None:
         return GuardResult(True)
     if ceiling == 0:
@@ -141,8 +146,20 @@ def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any], ceiling:
         total = total_ram_bytes(facts, verdict)
         if total is None:
             refusals.append(f"RAM unknown, the profile needs at least {guards.min_ram_mb} MiB")
-        elif total < guards.min_ram_mb * MIB:
-            refusals.append(f"RAM is {total // MIB} MiB, below the profile's minimum of {guards.min_ram_mb} MiB")
-        else:
+        elif total >= guards.min_ram_mb * MIB:
             checked.append(f"RAM {total // MIB} MiB >= {guards.min_ram_mb} MiB")
-    return GuardResult(not refusals, refusals or checked, bounded and not refusals)
+        elif sized and ceiling is not None and ceiling <= total * buffer_share(guards):
+            below = True
+            checked.append(f"RAM is {total // MIB} MiB, below the profile's {guards.min_ram_mb} MiB, but the "
+                           f"ceiling is sized to the path: {ceiling} bytes per socket, within "
+                           f"{buffer_share(guards)} of it")
+        else:
+            refusals.append(f"RAM is {total // MIB} MiB, below the profile's minimum of {guards.min_ram_mb} MiB")
+    return GuardResult(not refusals, refusals or checked, bounded and not refusals, below and not refusals)
+
+
+def buffer_share(guards: Guards) -> Fraction:
+    """The most of the RAM a ceiling sized to the path may take: the profile's max_buffer_share, else 1/16."""
+    from guestcheck.tune.sizing import DEFAULT_SHARE
+
+    return guards.max_buffer_share or DEFAULT_SHARE

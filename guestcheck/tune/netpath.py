@@ -10,7 +10,7 @@ from guestcheck.text import escape_control
 from guestcheck.tune import TuneError, guard
 from guestcheck.tune.live import ProcSys
 from guestcheck.tune.profile import Guards
-from guestcheck.tune.sizing import DEFAULT_SHARE, MAX_RTT_S, MIN_RTT_S, MemoryCap, NetPath, Sizing, overhead, size
+from guestcheck.tune.sizing import MAX_RTT_S, MIN_RTT_S, MemoryCap, NetPath, Sizing, overhead, size
 
 PROBE_SAMPLES = 5
 PROBE_TIMEOUT_S = 2.0
@@ -72,7 +72,7 @@ def memory_cap(facts: Any, guards: Guards, verdict_of: Callable[[Any], Any]) -> 
     ram = guard.total_ram_bytes(facts, verdict)
     if ram is None or ram <= 0:
         raise TuneError("RAM unknown: the buffers cannot be bounded by memory (give --facts FILE with memory facts)")
-    share = guards.max_buffer_share or DEFAULT_SHARE
+    share = guard.buffer_share(guards)
     bounded = guard.bounded_allowance(facts, verdict)
     if bounded is not None:
         return MemoryCap(bounded.mem_total_bytes, min(share, guard.IDLE_BALLOON_SHARE), False,

@@ -75,7 +75,7 @@ def _with_path(chosen: Recommendation, facts: Any, dirs: Sequence[str], verdict_
                               [f"{WAN} {args}: fq pacing and MTU probing too"],
                               sizes, f"guestcheck tune apply {name} {args}")
     sized_check = guard.check(guards.merged(Guards(requires_guaranteed_memory=True)), facts, verdict_of,
-                              _sized_raise(procsys, sizing.ceiling_bytes))
+                              _sized_raise(procsys, sizing.ceiling_bytes), sized=True)
     refused = [] if sized_check.allowed else [f"`guestcheck tune apply {WAN} {args}` would be refused without "
                                               "--force: " + "; ".join(sized_check.reasons)]
     return Recommendation(name, chosen.reasons, chosen.conclusion + "; buffers sized to the path need guaranteed "

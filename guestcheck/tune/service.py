@@ -174,7 +174,7 @@ def memory_guard(p: Profile, sized: bool, facts: FactsSource, plan: Plan) -> Opt
     ceiling = guard.raised_ceiling((c.key, c.live, c.target) for c in plan.writes())
     judged_facts = facts.get() if ceiling else None
     what = f"{p.name} sized to the path" if sized and not p.guards.requires_guaranteed_memory else p.name
-    return MemoryGuard(guard.check(guards, judged_facts, facts.verdict_of, ceiling=ceiling), what)
+    return MemoryGuard(guard.check(guards, judged_facts, facts.verdict_of, ceiling=ceiling, sized=sized), what)
 
 
 def _sized(p: Profile, path: Any, facts: FactsSource, state: Optional[State],
@@ -241,7 +241,7 @@ def apply_profile(roots: Roots, p: Profile, *, dry_run: bool = False, force: boo
         if not verdict.allowed:
             said.append(f"memory guard overridden by --force: {why}" if force else
                         f"note: apply would refuse {what} without --force: {why}")
-        elif verdict.bounded:
+        elif verdict.bounded or verdict.sized_below_min_ram:
             said.append(f"memory guard: {why}")
     record = None
     if diff.sizing is not None:

@@ -4,36 +4,20 @@ buffer on a veth): tests/vm."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import time
-from typing import Iterator, List, Tuple
+from typing import List, Tuple
 
 import pytest
 
-from tests.netns import Netns, guestcheck_in, netns, requires_netns, tbf_limit, veth_pair
+from tests.netns import Netns, guestcheck_in, iperf3_pair, requires_netns
 
 pytestmark = [requires_netns, pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3")]
 
 
-@contextlib.contextmanager
-def shaped_pair(rate: str, *, limit: str = "20ms", rmem: str = "") -> Iterator[Tuple[Netns, Netns]]:
-    with netns("gcfl") as a, netns("gcfl") as b, veth_pair(a, b):
-        a.ip("route", "add", "default", "via", "10.199.0.2")
-        b.ip("route", "add", "default", "via", "10.199.0.1")
-        if rate:
-            tbf_limit(a, "gc0", rate, latency=limit)
-            tbf_limit(b, "gc1", rate, latency=limit)
-        if rmem:
-            b.run(["sysctl", "-qw", f"net.ipv4.tcp_rmem={rmem}"])
-        server = b.popen(["iperf3", "-s", "-1"])
-        try:
-            time.sleep(0.5)
-            yield a, b
-        finally:
-            server.kill()
-            server.wait()
+def shaped_pair(rate: str, *, limit: str = "20ms", rmem: str = ""):
+    return iperf3_pair("gcfl", rate, latency=limit, rmem=rmem, server=("-s", "-1"))
 
 
 def during_transfer(a: Netns, b: Netns, extra: List[str], *commands: Tuple[Netns, List[str]]) -> list:

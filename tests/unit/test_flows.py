@@ -4,7 +4,6 @@ collector's pairing of two readings; the command's filters and exit codes."""
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any, Optional
 
 import pytest
@@ -24,6 +23,7 @@ from guestcheck.judge.flows import (
     rtt_argument,
 )
 from guestcheck.sockdiag import SOCK_DIAG_BY_FAMILY, decode_flow
+from tests.loopback import loopback_connection, send_and_receive
 from tests.unit.test_sockdiag import flow_answer, tcp_info_bytes
 
 PATH = PathRate(100e6, "tbf 1: root on eth0 (QDISC-SHAPED)")
@@ -244,23 +244,14 @@ def test_bad_input_is_one_line_and_exit_2(monkeypatch, args):
 
 
 def test_this_machine_lists_a_connection_it_moves_data_on():
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        with socket.create_connection(server.getsockname()) as client:
-            accepted, _ = server.accept()
-            with accepted:
-                from guestcheck.sockdiag import tcp_flows
+    from guestcheck.sockdiag import tcp_flows
 
-                before = tcp_flows()
-                client.sendall(b"x" * 200_000)
-                got = 0
-                while got < 200_000:
-                    got += len(accepted.recv(65536))
-                flows = flows_over(before, tcp_flows(), 0.1, True)
-                port = server.getsockname()[1]
-                mine = [f for f in flows.flows if port in (f.local_port, f.remote_port)]
-                assert sorted(f.bytes_acked + f.bytes_received for f in mine)[-1] >= 200_000
+    with loopback_connection() as (client, accepted, port):
+        before = tcp_flows()
+        send_and_receive(client, accepted, 200_000)
+        flows = flows_over(before, tcp_flows(), 0.1, True)
+        mine = [f for f in flows.flows if port in (f.local_port, f.remote_port)]
+        assert sorted(f.bytes_acked + f.bytes_received for f in mine)[-1] >= 200_000
 
 
 # --- doctor's findings ---

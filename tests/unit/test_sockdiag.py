@@ -23,6 +23,7 @@ from guestcheck.sockdiag import (
     tcp_flows,
 )
 from guestcheck.tcpinfo import TCP_INFO_FIELDS, TCP_INFO_SIZE, SkMemInfo, TcpInfo, decode_skmeminfo, decode_tcp_info
+from tests.loopback import loopback_connection, send_and_receive
 
 
 def answer(family: int = socket.AF_INET, port: int = 8080, rqueue: int = 2, wqueue: int = 1) -> bytes:
@@ -149,23 +150,14 @@ def test_a_malformed_attribute_ends_the_walk_and_keeps_what_came_before():
 
 
 def test_this_process_s_connection_is_listed_from_both_ends():
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        with socket.create_connection(server.getsockname()) as client:
-            accepted, _ = server.accept()
-            with accepted:
-                client.sendall(b"x" * 100_000)
-                got = 0
-                while got < 100_000:
-                    got += len(accepted.recv(65536))
-                port = server.getsockname()[1]
-                mine = {(f.local_port == port): f for f in tcp_flows()
-                        if port in (f.local_port, f.remote_port) and f.local == "127.0.0.1"}
-                sender, receiver = mine[False], mine[True]
-                assert sender.info.bytes_acked >= 100_000 and receiver.info.bytes_received == 100_000
-                assert sender.info.min_rtt and receiver.info.rcv_space and sender.meminfo.sndbuf > 0
-                assert sender.cookie != receiver.cookie and sender.info.state == 1
+    with loopback_connection() as (client, accepted, port):
+        send_and_receive(client, accepted, 100_000)
+        mine = {(f.local_port == port): f for f in tcp_flows()
+                if port in (f.local_port, f.remote_port) and f.local == "127.0.0.1"}
+        sender, receiver = mine[False], mine[True]
+        assert sender.info.bytes_acked >= 100_000 and receiver.info.bytes_received == 100_000
+        assert sender.info.min_rtt and receiver.info.rcv_space and sender.meminfo.sndbuf > 0
+        assert sender.cookie != receiver.cookie and sender.info.state == 1
 
 
 def test_the_byte_counts_are_read_at_their_offset_in_tcp_info():

@@ -190,6 +190,22 @@ def test_path_sized_apply_is_capped_by_memory_journaled_and_verified_against_wha
     assert tune(tmp_path, "rollback").returncode == 0 and k.snapshot() == before
 
 
+def test_a_1_gib_guest_takes_a_ceiling_sized_to_its_path_but_not_the_fixed_16_mib(tmp_path):
+    """MemTotal of a "1 GiB" guest is below throughput's min_ram_mb: the sized apply (what a FLOW-* fix runs) is
+    held to its share of the RAM and allowed, saying so; the static 16 MiB profile is still refused."""
+    k = FakeKernel(tmp_path)
+    facts = ram_facts(tmp_path, 958)
+    out = tune(tmp_path, "apply", "wan", "--rate", "200M", "--rtt", "28ms", "--facts", facts)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("memory guard: memory is guaranteed; RAM is 958 MiB, below the profile's 1024 MiB, "
+                                 "but the ceiling is sized to the path: 1400832 bytes per socket, within 1/16 of it")
+    assert k.get("net.core.rmem_max") == "1400832"  # raised to the sized ceiling
+    assert k.get("net.ipv4.tcp_wmem") == "4096 65536 4194304"  # raise-only: the kernel's 4 MiB already holds it
+    assert tune(tmp_path, "rollback").returncode == 0
+    line = one_line_error(tune(tmp_path, "apply", "throughput", "--facts", facts))
+    assert "RAM is 958 MiB, below the profile's minimum of 1024 MiB" in line
+
+
 def test_a_sized_apply_never_lowers_the_kernel_and_a_static_apply_forgets_the_sizing(tmp_path):
     k = FakeKernel(tmp_path)
     facts = ram_facts(tmp_path, 4096)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import SimpleNamespace
 from typing import Optional
 
@@ -50,6 +51,25 @@ def test_too_little_ram_is_refused_and_the_verdicts_usable_ram_wins():
     assert not r.allowed and r.reasons == ["RAM is 512 MiB, below the profile's minimum of 1024 MiB"]
     r = check(Guards(min_ram_mb=1024), facts(None), lambda f: None)
     assert not r.allowed and r.reasons == ["RAM unknown, the profile needs at least 1024 MiB"]
+
+
+def test_a_ceiling_sized_to_the_path_holds_min_ram_to_its_share_of_the_ram():
+    """A "1 GiB" guest shows MemTotal 958 MiB: a path-sized ceiling within 1/16 of it is allowed (issue 23: the
+    FLOW-* fix must not be refused on a normal guest); the profile's fixed 16 MiB and an oversized ceiling are not."""
+    small = facts(958 * 1024**2)
+    guaranteed = lambda f: FakeVerdict(True)  # noqa: E731
+    r = check(STRICT, small, guaranteed, ceiling=5_000_000, sized=True)
+    assert r.allowed and r.sized_below_min_ram and not r.bounded
+    assert "below the profile's 1024 MiB, but the ceiling is sized to the path: 5000000 bytes per socket, within " \
+           "1/16 of it" in r.reasons[-1]
+    assert not check(STRICT, small, guaranteed, ceiling=5_000_000).allowed  # not sized: the profile's rule
+    over = 958 * 1024**2 // 16 + 1
+    assert check(STRICT, small, guaranteed, ceiling=over, sized=True).reasons == [
+        "RAM is 958 MiB, below the profile's minimum of 1024 MiB"]
+    quarter = Guards(min_ram_mb=1024, requires_guaranteed_memory=True, max_buffer_share=Fraction(1, 512))
+    assert not check(quarter, small, guaranteed, ceiling=5_000_000, sized=True).allowed  # the profile's share
+    assert not check(STRICT, small, lambda f: FakeVerdict(False, ["cgroup limit"]), ceiling=5_000_000,
+                     sized=True).allowed  # memory not guaranteed: refused as before
 
 
 def test_no_memory_check_installed_means_unknown():
