@@ -43,6 +43,16 @@ def sender(flows: dict) -> Optional[dict]:
     return found[0] if found else None
 
 
+def queue_state(flow: Optional[dict]) -> str:
+    """S2's SKMEMINFO test: the send queue reached sndbuf with the cwnd unused (judge/flows.send_queue_full)."""
+    if not flow:
+        return "-"
+    if "the send queue reached its limit" in flow.get("why", ""):
+        return "queue full"
+    peak, limit = flow.get("wmem_queued_peak"), flow.get("sndbuf")
+    return f"queue {peak}/{limit}"
+
+
 def pct(x: Optional[float]) -> str:
     return "   -" if x is None else f"{x * 100:4.0f}"
 
@@ -72,19 +82,19 @@ def main() -> int:
     print(f"guest: Debian 12 under QEMU TCG, 2 vCPU, {args.memory_mb} MiB (MemTotal {doc['mem_total_kib'] // 1024} "
           f"MiB), kernel {doc['kernel']}; path: tbf {args.rate} on the sender, netem {args.delay} on the receiver; "
           f"iperf3 {args.seconds} s after 2 s omitted")
-    print("run | defaults Mbit/s | tiny wmem: verdict (rule) Mbit/s %path | fix | after: verdict, sndbuf share, "
-          "S2 queue test, Mbit/s %path")
+    print("run | defaults Mbit/s | tiny wmem: verdict (rule) sndbuf share, S2 queue test, Mbit/s %path | fix | "
+          "after: verdict (rule), sndbuf share, S2 queue test, Mbit/s %path")
     met = []
     for i, run in enumerate(doc["runs"], 1):
         before, after = run.get("before", {}), run.get("after", {})
         b, a = sender(before.get("flows", {})), sender(after.get("flows", {}) if after else {})
         bps_b, bps_a = before.get("iperf_bps"), (after or {}).get("iperf_bps")
         share = a.get("sndbuf_limited_share") if a else None
-        queue = "full" if a and "the send queue reached its limit" in a.get("why", "") else "not full"
         print(f"{i:3} | {run['defaults']['iperf_bps'] / 1e6:15.1f} | "
-              f"{(b or {}).get('limited_by')} ({(b or {}).get('rule')}) {bps_b / 1e6 if bps_b else 0:6.1f} "
-              f"{pct(bps_b / path if bps_b else None)} | {run.get('fix') or '(none)'} | "
-              f"{(a or {}).get('limited_by')} ({(a or {}).get('rule')}), {pct(share)} %, {queue}, "
+              f"{(b or {}).get('limited_by')} ({(b or {}).get('rule')}), {pct((b or {}).get('sndbuf_limited_share'))} "
+              f"%, {queue_state(b)}, {bps_b / 1e6 if bps_b else 0:6.1f} {pct(bps_b / path if bps_b else None)} | "
+              f"{run.get('fix') or '(none)'} | "
+              f"{(a or {}).get('limited_by')} ({(a or {}).get('rule')}), {pct(share)} %, {queue_state(a)}, "
               f"{bps_a / 1e6 if bps_a else 0:6.1f} {pct(bps_a / path if bps_a else None)}")
         ok = (bool(b) and b.get("limited_by") == "send-buffer" and bool(a) and a.get("limited_by") != "send-buffer"
               and (share or 0) < TARGET_SHARE and bps_a is not None and bps_a >= TARGET_RATE * path)

@@ -62,11 +62,12 @@ def pooled(parts: Sequence[Samples]) -> Samples:
 
 
 def added(loaded: Dict[str, Any], idle: Dict[str, Any]) -> Dict[str, Optional[float]]:
-    """Loaded minus idle, percentile by percentile."""
+    """Loaded minus idle, percentile by percentile, at least 0: a loaded percentile under the idle one is the
+    noise of probes taken at other moments (a scheduler's hiccup while idle), not latency the load took away."""
     out: Dict[str, Optional[float]] = {}
     for q in PERCENTILES:
         a, b = loaded.get(f"p{q}_ms"), idle.get(f"p{q}_ms")
-        out[f"p{q}_ms"] = round(a - b, 3) if a is not None and b is not None else None
+        out[f"p{q}_ms"] = max(round(a - b, 3), 0.0) if a is not None and b is not None else None
     return out
 
 

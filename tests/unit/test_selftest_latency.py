@@ -10,6 +10,7 @@ from guestcheck.selftest.latency import (
     LatencyResult,
     LoadedRun,
     Rings,
+    added,
     judge_causes,
     percentile,
     shorter_queue_fix,
@@ -49,6 +50,12 @@ def run(direction: str, rtts: list, queues=(), congestion: str = "cubic") -> Loa
 def result(runs, idle=(0.1,) * 20, target_ms=30.0) -> LatencyResult:
     return LatencyResult(TARGET, ["tcp-rst 10.0.0.2:5202 answers"], target_ms,
                          Samples(rtts_ms=list(idle), sent=len(idle)), list(runs))
+
+
+def test_added_latency_is_loaded_minus_idle_and_never_below_zero():
+    idle = {"p50_ms": 1.0, "p90_ms": 3.0, "p99_ms": None}
+    loaded = {"p50_ms": 6.5, "p90_ms": 2.5, "p99_ms": 9.0}  # p90 under idle's: an idle probe hit a hiccup
+    assert added(loaded, idle) == {"p50_ms": 5.5, "p90_ms": 0.0, "p99_ms": None}
 
 
 def test_within_target_keeps_exit_code_0():

@@ -186,3 +186,79 @@ def test_one_direction_and_single_stream():
     runner = Runner(950)
     selftest(Plan(PEER, parallel=1, directions=("download",), expect_bps=1e9), runner, doctor_with(None))
     assert [(s.direction, s.streams) for s in runner.specs] == [("download", 1)]
+
+
+# --- the latency phase inside the session (issue 24): idle first, a meter around each run, causes when over ---
+
+class FakeMeter:
+    """Loaded's part: started before a run, stopped with its result; under load every probe reads `loaded_ms`."""
+
+    def __init__(self, events: list, loaded_ms: float, result, direction: str, streams: int) -> None:
+        self.events, self.loaded_ms, self.result = events, loaded_ms, result
+        self.direction, self.streams = direction, streams
+
+    def start(self) -> FakeMeter:
+        self.events.append(("start", self.direction, self.streams))
+        return self
+
+    def stop(self, run) -> None:
+        from guestcheck.selftest.latency import LoadedRun
+        from guestcheck.selftest.rttprobe import Samples
+
+        self.events.append(("stop", self.direction, self.streams, run is not None))
+        if run is not None:
+            self.result.runs.append(LoadedRun(self.direction, self.streams, Samples([self.loaded_ms] * 20, sent=20),
+                                              [], run.throughput_bps))
+
+
+def latency_selftest(loaded_ms: float, runner: Runner, told: Doctor, events: list, asked: list):
+    from guestcheck.selftest.latency import LatencyResult, Rings
+    from guestcheck.selftest.measure import LatencyPlan
+    from guestcheck.selftest.rttprobe import Samples, Target
+
+    probed: list = []
+
+    def start(address, port, plan):
+        events.append(("idle", address, port, plan.target_ms))
+        return LatencyResult(Target("tcp-rst", address, port + 1), ["tcp-rst 5202: RST"], plan.target_ms,
+                             idle=Samples([0.4] * 20, sent=20))
+
+    def doctor() -> Doctor:
+        asked.append(1)
+        return told
+
+    told.rings = {"eth0": Rings("eth0", 4096, 4096, 4096, 4096)}
+    result = run_selftest(Plan(PEER, duration=3, parallel=1, expect_bps=1e9, latency=LatencyPlan(target_ms=30)),
+                          runner=runner, doctor=doctor, interface_of=lambda a: "eth0",
+                          route_exists=lambda a: True,
+                          probe=lambda a, p, timeout: probed.append(p) or ConnectRtt([0.2], ["rst"]),
+                          binary="iperf3", latency_start=start,
+                          loaded=lambda r, d, s: FakeMeter(events, loaded_ms, r, d, s))
+    return result, probed
+
+
+def test_the_latency_phase_probes_idle_first_then_around_each_run_and_judges_the_worse_direction():
+    events: list = []
+    asked: list = []
+    result, probed = latency_selftest(45.0, Runner(950), doctor_with(1000), events, asked)
+    assert events == [("idle", "10.199.0.2", 5201, 30), ("start", "upload", 1), ("stop", "upload", 1, True),
+                      ("start", "download", 1), ("stop", "download", 1, True)]
+    assert probed == [5202]  # the connect round trips go to the closed port the probes found, not iperf3's
+    lat = result.latency
+    assert lat.key == "over" and lat.deciding() == ("upload", 44.6)
+    assert [c.cause for c in lat.causes][-1] == "NIC rings on eth0"  # judged with doctor's rings
+    assert asked == [1]
+
+
+def test_a_run_that_fails_stops_its_meter_without_a_sample():
+    events: list = []
+    runner = Runner(950, {1: [SelftestError(errors.REFUSED, "connection refused")]})
+    with pytest.raises(SelftestError):
+        latency_selftest(45.0, runner, doctor_with(1000), events, [])
+    assert events[1:] == [("start", "upload", 1), ("stop", "upload", 1, False)]
+
+
+def test_latency_within_target_asks_doctor_nothing():
+    asked: list = []
+    result, _ = latency_selftest(5.0, Runner(950), doctor_with(1000), [], asked)
+    assert result.latency.key == "within" and result.latency.causes == [] and asked == []

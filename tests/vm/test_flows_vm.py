@@ -34,8 +34,10 @@ def test_a_tiny_send_buffer_over_a_real_round_trip_is_send_buffer(run):
     flows = run["before"]["flows"]
     f = sender_flow(flows)
     assert (f["role"], f["limited_by"], f["rule"]) == ("sender", "send-buffer", "S2"), json.dumps(f)
-    # this kernel (6.1) counts no send-buffer-limited time: the send queue at its limit with the cwnd unused decides
-    assert f["wmem_queued_peak"] >= f["sndbuf"] == 4096 and "the send queue reached its limit" in f["why"], f
+    # either of S2's tests: tcp_info's send-buffer-limited share (6.1 counted about half the busy time at 100
+    # Mbit/s), or the send queue at its limit with the cwnd unused (at 1 Gbit/s 6.1 counted 0 us)
+    assert f["sndbuf"] == 4096 and f["wmem_queued_peak"] >= 4096, f
+    assert (f["sndbuf_limited_share"] or 0) >= 0.2 or "the send queue reached its limit" in f["why"], f
     assert flows["_rc"] == 1
     assert f["fix"].startswith("guestcheck tune apply wan --rate 100M --rtt ") and f["fix_on"] == "here"
 
