@@ -25,17 +25,17 @@ from typing import Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from guestcheck.quantities import parse_rate  # noqa: E402
 from tests.vm import guest  # noqa: E402
 
 TARGET_SHARE, TARGET_RATE = 0.10, 0.90
 
 
 def rate_bps(text: str) -> float:
-    units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
-    for unit, size in units.items():
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * size
-    raise SystemExit(f"--rate {text!r}: use NUMBER followed by kbit, mbit or gbit")
+    try:
+        return parse_rate(text)
+    except ValueError as e:
+        raise SystemExit(f"--rate: {e}") from None
 
 
 def sender(flows: dict) -> Optional[dict]:
@@ -66,11 +66,8 @@ def main() -> int:
     p.add_argument("--memory-mb", type=int, default=1024)
     args = p.parse_args()
     path = rate_bps(args.rate)
-    reason = guest.skip_reason()
-    if reason:
-        print(f"cannot run: {reason}", file=sys.stderr)
+    if not guest.bench_ready():
         return 2
-    guest.ensure_image()
     command = (f"python3 tests/vm/flows_guest.py --runs {args.runs} --rate {args.rate} --delay {args.delay} "
                f"--seconds {args.seconds}")
     result = guest.run_in_guest(command, cpus=2, memory_mb=args.memory_mb,

@@ -27,6 +27,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from guestcheck.quantities import parse_rate  # noqa: E402
 from tests.vm import guest  # noqa: E402
 
 LABELS = {"default": "stock kernel defaults", "throughput": "apply throughput (static)",
@@ -34,10 +35,10 @@ LABELS = {"default": "stock kernel defaults", "throughput": "apply throughput (s
 
 
 def rate_mbps(rate: str) -> float:
-    m = re.fullmatch(r"([0-9.]+)\s*([kmg]?)bit", rate.lower())
-    if not m:
-        raise SystemExit(f"cannot read rate {rate!r} (use e.g. 300mbit)")
-    return float(m.group(1)) * {"k": 1e-3, "m": 1.0, "g": 1e3, "": 1e-6}[m.group(2)]
+    try:
+        return parse_rate(rate) / 1e6
+    except ValueError as e:
+        raise SystemExit(f"cannot read rate: {e}") from None
 
 
 def report_run(run: dict, bare: float) -> tuple[list[str], bool]:
@@ -103,11 +104,8 @@ def main() -> int:
         rate_mbps(rate)
         if not re.fullmatch(r"[0-9.]+(ms|us|s)", delay) or not re.fullmatch(r"([0-9.]+%)?", loss):
             raise SystemExit(f"cannot read {r!r}: use RATE/DELAY[/LOSS] such as 400mbit/150ms/0.01%")
-    reason = guest.skip_reason()
-    if reason:
-        print(f"cannot run: {reason}", file=sys.stderr)
+    if not guest.bench_ready():
         return 2
-    guest.ensure_image()
     command = (f"python3 bench/tune_bdp_guest.py --runs {','.join(runs)} --seconds {args.seconds} "
                f"--omit {args.omit}")
     budget = 300 + len(runs) * 4 * (args.seconds + args.omit + 60)

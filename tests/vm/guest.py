@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -144,6 +145,16 @@ def ensure_image() -> Image:
     """Build the image if missing or outdated (minutes), else return at once."""
     subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdin=subprocess.DEVNULL)
     return image_paths()
+
+
+def bench_ready() -> bool:
+    """For a bench: the image built (minutes, the first time) and True, or why not said on stderr and False."""
+    reason = skip_reason()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return False
+    ensure_image()
+    return True
 
 
 def _tail(text: str, lines: int = 40) -> str:
