@@ -64,8 +64,8 @@ class AttributeLayout:
         self._spans: List[Optional[slice]] = []  # per wanted index: where its payload is
 
     def decode(self, body: bytes) -> Optional[Tuple[Tuple[int, ...], List[Optional[bytes]]]]:
-        """(the fixed header's fields, the wanted payloads as pick_attributes gives them), None when `body` is
-        shorter than the fixed header."""
+        """(the fixed header's fields, the wanted payloads by index), None when `body` is shorter than the fixed
+        header."""
         if len(body) == self._length and self._whole is not None:
             values = self._whole.unpack_from(body)
             if values[self._fields:] == self._headers:

@@ -113,7 +113,7 @@ def check(guards: Guards, facts: Any, verdict_of: Callable[[Any], Any], ceiling:
     `ceiling` is the highest per-socket buffer ceiling the apply raises above the value in force
     (`raised_ceiling`): 0 means nothing grows, which is never refused; None means not known (no bounded
     allowance then). `sized`: the ceilings are sized to the path, so bounded by a share of the RAM
-    (`max_buffer_share`); `min_ram_mb` then holds for the share, not the RAM (`min_ram_met`)."""
+    (`buffer_share`); below `min_ram_mb`, a ceiling within that share is allowed, and the result says so."""
     refusals: List[str] = []
     checked: List[str] = []
     bounded = below = False
