@@ -86,14 +86,18 @@ def row(name: str, expected: str, sent: dict, got: dict, iperf_bps: float, path_
     if s is None:
         return f"{name:<15} | {expected:<14} | no flow seen by the sender"
     seen = f"receiver {r['limited_by']} {r['rule']}" if r is not None else "the receiver saw no flow"
-    held = [f for f in sent["flows"] if f["limited_by"] == expected]
-    verdict = s["limited_by"] if not held else expected
+    # every stream of the transfer: one held as expected, and none held by something else (idle ones are none)
+    streams = [f for f in sent["flows"] if f["remote"].endswith(SERVER)]
+    held = [f for f in streams if f["limited_by"] == expected]
+    other = [f for f in streams if f["limited_by"] not in (expected, "none")]
+    verdict = other[0]["limited_by"] if other else expected if held else s["limited_by"]
+    rules = ",".join(f["rule"] for f in streams)
     rates = f"{(s['rate_bps'] or 0) / 1e6:7.1f} Mbit/s ({(s['rate_bps'] or 0) / path_bps:4.0%}; iperf3 " \
             f"{iperf_bps / 1e6:.1f} = {iperf_bps / path_bps:.0%})"
     shares = (f"busy {share(s['busy_share'])} rwnd {share(s['rwnd_limited_share'])} "
               f"sndbuf {share(s['sndbuf_limited_share'])} retx {share(s['retrans_share'])}")
     ok = "ok" if verdict == expected else "MISS"
-    return (f"{name:<15} | {expected:<14} | {verdict:<14} [{s['rule']}; {seen}] "
+    return (f"{name:<15} | {expected:<14} | {verdict:<14} [{rules}; {seen}] "
             f"| {shares:<40} | {rates} | {ok}")
 
 

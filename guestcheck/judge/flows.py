@@ -8,7 +8,8 @@ path's rate (a shaper on the route, a physical NIC's link speed, or --rate), `bu
 | S0/R0 | both | moved < 64 KiB in the window | none (idle) |
 | S1/R1 | both | path known and rate >= 80 % of it | none (the path itself) |
 | S2 | sender | sndbuf_limited >= 20 % of busy (50 % with no path rate), or path known and the
-|    |        | send queue at sndbuf with < half the cwnd and peer's window in flight | send-buffer |
+|    |        | send queue at sndbuf, at most half of it unsent, with < half the cwnd and peer's window
+|    |        | in flight | send-buffer |
 | S3 | sender | rwnd_limited >= 20 % of busy (50 % with no path rate) | receive-window (the peer's) |
 | S4 | sender | retransmitted >= 1 % of the bytes sent | congestion |
 | S5 | sender | busy < 50 % of the window, or the last delivery sample app-limited with nothing unsent | application |
@@ -184,13 +185,17 @@ def sized_fix(limited_by: str, flow: FlowReading, role: str, path: Optional[Path
 def send_queue_full(flow: FlowReading) -> bool:
     """SKMEMINFO's send-buffer test, for kernels whose tcpi_sndbuf_limited stays 0: the Debian 12 guest (6.1) with
     tcp_wmem 4096 over 20 ms sent 21 Mbit/s with wmem_queued 66440 of sndbuf 4096 (one GSO skb past the limit), cwnd
-    775 x 1448 bytes, and counted 0 us send-buffer-limited. The queue at its limit while less than half the cwnd is in
-    flight: the buffer, not the congestion or receive window, bounds the flow."""
+    775 x 1448 bytes, and counted 0 us send-buffer-limited. The queue at its limit, holding mostly sent data, while
+    less than half the cwnd is in flight: the buffer, not the congestion or receive window, bounds the flow. A queue
+    full of unsent bytes waits for the network (the cwnd, pacing, a qdisc pushing back), not for buffer space:
+    four streams through a 1 ms tbf queue at 100 Mbit/s filled their queues 99 % unsent with 48 to 62 segments of
+    cwnd, which is congestion (bench/flows_verdicts.py)."""
     if not flow.sndbuf or flow.wmem_queued_peak is None or not flow.snd_cwnd or not flow.snd_mss:
         return False
-    in_flight = max((flow.wmem_queued or 0) - (flow.notsent_bytes or 0), 0)
+    queued, unsent = flow.wmem_queued or 0, flow.notsent_bytes or 0
+    in_flight = max(queued - unsent, 0)
     window = flow.snd_cwnd * flow.snd_mss
-    return flow.wmem_queued_peak >= flow.sndbuf and in_flight < window / 2 and (
+    return flow.wmem_queued_peak >= flow.sndbuf and unsent * 2 <= queued and in_flight < window / 2 and (
         not flow.snd_wnd or in_flight < flow.snd_wnd / 2)
 
 

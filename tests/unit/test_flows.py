@@ -381,3 +381,9 @@ def test_s2_the_send_queue_at_its_limit_with_the_cwnd_unused_is_send_buffer():
     full = sender(rate_bps=20.8e6, snd_cwnd=40, snd_mss=1448, sndbuf=65536, wmem_queued=65536,
                   wmem_queued_peak=65536, notsent_bytes=0)
     assert judge_flow(full, GIG).rule == "S6"
+    # a queue at its limit but full of unsent bytes waits for the network: four streams through a 1 ms tbf queue
+    # (bench/flows_verdicts.py's congestion scenario, measured), not send-buffer
+    waiting = sender(rate_bps=40.2e6, sndbuf_limited_us=0, min_rtt_us=6, snd_cwnd=62, snd_mss=1448,
+                     snd_wnd=6_207_488, app_limited=False, notsent_bytes=1_099_032, sndbuf=1_112_832,
+                     wmem_queued=1_114_008, wmem_queued_peak=1_114_008)
+    assert judge_flow(waiting, PATH).rule == "S6"
