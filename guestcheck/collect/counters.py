@@ -57,7 +57,7 @@ def _live_readings(roots: Roots, connections: bool) -> Dict[str, Any]:
     if roots.proc != "/proc":
         return {}
     from guestcheck.collect.tc import read_tc
-    from guestcheck.sockdiag import TCP_LISTEN, tcp_reading, tcp_sockets
+    from guestcheck.sockdiag import listeners, tcp_reading
 
     found: Any
     flows: Any = None
@@ -65,7 +65,7 @@ def _live_readings(roots: Roots, connections: bool) -> Dict[str, Any]:
         if connections:
             found, flows = tcp_reading()
         else:  # listening sockets only: the kernel does not walk its connection table (~2 ms, however empty)
-            found = tcp_sockets(1 << TCP_LISTEN)
+            found = listeners()
     except OSError as e:
         found = e.strerror or str(e)
         flows = found if connections else None
