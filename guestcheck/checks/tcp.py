@@ -9,6 +9,7 @@ from guestcheck.facts import CounterRate, Facts, Ledger, Listener
 from guestcheck.findings import Finding, Severity
 from guestcheck.judge import Judged
 from guestcheck.judge.ledger import dropping_queues, qdisc_label, route_devices, shapers_on_path
+from guestcheck.netaddr import bracketed
 from guestcheck.text import shell_word
 
 RETRANS_MIN_SEGMENTS = 10_000  # below this many segments sent in the window, a ratio means little
@@ -100,8 +101,7 @@ def likely_layer(facts: Facts) -> Tuple[str, Dict[str, object]]:
 
 
 def listener_text(s: Listener) -> str:
-    address = f"[{s.address}]" if ":" in s.address else s.address
-    return f"{address}:{s.port} ({s.queued} waiting, limit {s.backlog})"
+    return f"{bracketed(s.address)}:{s.port} ({s.queued} waiting, limit {s.backlog})"
 
 
 def _listen(ledger: Ledger) -> Optional[Finding]:

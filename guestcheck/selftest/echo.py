@@ -26,6 +26,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from guestcheck.netaddr import family_of
+
 MAGIC = b"GCE1"
 MIN_BYTES = len(MAGIC) + 8  # the magic and the client's sequence number
 MAX_BYTES = 64
@@ -139,8 +141,7 @@ class UdpEcho:
         self._thread: Optional[threading.Thread] = None
         try:
             if bind:
-                family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-                self.sockets.append(_open(family, bind, port, wildcard=False))
+                self.sockets.append(_open(family_of(bind), bind, port, wildcard=False))
             else:
                 self.sockets.append(_open(socket.AF_INET, "0.0.0.0", port, wildcard=True))
                 with contextlib.suppress(OSError):  # a machine without IPv6 serves IPv4 only

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
+from guestcheck.netaddr import bracketed
 from guestcheck.quantities import parse_int
 from guestcheck.selftest.errors import BAD_INPUT, NAME, SelftestError
 
@@ -28,7 +29,7 @@ class Peer:
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return f"{bracketed(self.host)}:{self.port}"
 
 
 def _bad(text: str, why: str) -> SelftestError:

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from guestcheck.netaddr import family_of
+
 ANSWERED = {0: "syn-ack", errno.ECONNREFUSED: "rst"}
 TIMED_OUT = "timed out"
 
@@ -39,8 +41,7 @@ class ConnectRtt:
 
 def connect_once(address: str, port: int, timeout: float) -> tuple[Optional[float], str]:
     """(milliseconds, answer) or (None, reason) when the peer did not answer."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    with socket.socket(family_of(address), socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         start = time.perf_counter()
         try:

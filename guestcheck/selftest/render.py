@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from guestcheck.netaddr import bracketed
 from guestcheck.quantities import format_rate
 from guestcheck.text import escape_control
 
@@ -62,8 +63,8 @@ def _latency_lines(lat: dict[str, Any]) -> list[str]:
         lines += [f"  {t}" for t in lat.get("tried") or []]
         lines.append("  (give --probe-port PORT, a closed TCP port of the peer, or --echo-port; --no-latency: skip)")
         return lines
-    host = f"[{probe['address']}]" if ":" in probe["address"] else probe["address"]
-    lines = [f"latency ({probe['method']} {host}:{probe['port']}, {lat['rate_per_s']:g} probes/s):",
+    lines = [f"latency ({probe['method']} {bracketed(probe['address'])}:{probe['port']}, "
+             f"{lat['rate_per_s']:g} probes/s):",
              f"  idle      {_pct(lat['idle'])}"]
     for direction, stats in lat["loaded"].items():
         add = lat["added"].get(direction) or {}

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from guestcheck.netaddr import bracketed, family_of
 from guestcheck.selftest.echo import MAGIC
 
 RATE_PER_S = 25.0  # >= 20 probes a second, as issue 24 asks
@@ -43,8 +44,7 @@ class Target:
     port: int
 
     def describe(self) -> str:
-        where = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{self.method} {where}:{self.port}"
+        return f"{self.method} {bracketed(self.address)}:{self.port}"
 
 
 @dataclass
@@ -58,10 +58,6 @@ class Samples:
     refused: int = 0  # udp-echo only: ICMP port unreachable, nothing listens on the echo port
     errors: int = 0  # any other local failure
     seconds: float = 0.0
-
-
-def _family(address: str) -> int:
-    return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
 class Prober:
@@ -87,7 +83,7 @@ class Prober:
     def _tcp_probe(self) -> None:
         """One connect, in its own thread: blocked until the RST (or SYN-ACK, or the timeout)."""
         try:
-            sock = socket.socket(_family(self.target.address), socket.SOCK_STREAM)
+            sock = socket.socket(family_of(self.target.address), socket.SOCK_STREAM)
         except OSError:
             with self._lock:
                 self.samples.errors += 1
@@ -116,7 +112,7 @@ class Prober:
 
     # --- udp-echo --------------------------------------------------------------------------------------------
     def _open_udp(self) -> None:
-        sock = socket.socket(_family(self.target.address), socket.SOCK_DGRAM)
+        sock = socket.socket(family_of(self.target.address), socket.SOCK_DGRAM)
         sock.connect((self.target.address, self.target.port))  # only the echo's own address and port get in
         sock.settimeout(0.05)  # the receiver checks the stop flag this often
         self._udp = sock

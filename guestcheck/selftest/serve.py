@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 from guestcheck.collect.fs import cat
+from guestcheck.netaddr import bracketed
 from guestcheck.quantities import format_rate, maybe_int, parse_int
 from guestcheck.selftest.children import die_with_parent
 from guestcheck.selftest.echo import UdpEcho
@@ -167,7 +168,7 @@ def _stop_once() -> Callable[[int, Any], None]:
 def describe_start(bind: Optional[str], port: int, once: bool, time_limit: Optional[float], echo: str = "") -> str:
     """The first line: where it listens and for how long, so nobody leaves a server open by mistake; then the
     latency echo's port, which a client may be given (--echo-port), or why there is none."""
-    where = f"[{bind}]" if bind and ":" in bind else (bind or "all addresses (--bind ADDR narrows it)")
+    where = bracketed(bind) if bind else "all addresses (--bind ADDR narrows it)"
     limit = f"time limit {time_limit:g}s" if time_limit else "no time limit"
     # the echo goes before the time limit: readers of the line's start (where) and end (the limit) keep working
     return f"iperf3 server listening on {where} port {port}{', one session' if once else ''}{echo}, {limit}"
