@@ -57,6 +57,12 @@ def parse_int(text: str, *, low: Optional[int] = None, high: Optional[int] = Non
     return value
 
 
+def triple_max(value: Optional[str]) -> Optional[int]:
+    """The maximum of a "min default max" sysctl such as net.ipv4.tcp_rmem, or None when it is not three fields."""
+    fields = (value or "").split()
+    return maybe_int(fields[2]) if len(fields) == 3 else None
+
+
 def maybe_int(text: Optional[str], *, low: Optional[int] = None, high: Optional[int] = None,
               signed: bool = False, base: int = 10, max_digits: int = MAX_DIGITS) -> Optional[int]:
     """parse_int, or None when `text` is None or not such a number: for collectors, where a bad value is

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Dict, List
 
 from guestcheck.checks import FindingDoc
-from guestcheck.facts import Facts
+from guestcheck.facts import Facts, FlowReading
 from guestcheck.findings import Finding, Severity
 from guestcheck.judge import Judged
 
@@ -68,15 +68,19 @@ def _finding(v: FlowVerdict) -> Finding:
                    evidence, "" if on_peer else v.fix, fix_on="guest" if v.fix and not on_peer else "", hint=hint)
 
 
+def _moved_enough(flow: FlowReading) -> bool:
+    return flow.bytes_acked + flow.bytes_received >= MIN_WINDOW_BYTES
+
+
 def run(facts: Facts, judged: Judged) -> List[Finding]:
     if facts.flows is None or not facts.flows.available or not facts.flows.sampled:
         return []
-    if not any(f.bytes_acked + f.bytes_received >= MIN_WINDOW_BYTES for f in facts.flows.flows):
+    if not any(_moved_enough(f) for f in facts.flows.flows):
         return []  # nothing worth a finding: the decision table is not even loaded
     from guestcheck.judge.flows import judge_flows
 
     out = []
     for v in judge_flows(facts, judged).verdicts:
-        if v.limited_by in IDS and v.flow.bytes_acked + v.flow.bytes_received >= MIN_WINDOW_BYTES:
+        if v.limited_by in IDS and _moved_enough(v.flow):
             out.append(_finding(v))
     return out

@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Tuple
 from guestcheck.facts import Facts, FlowReading
 from guestcheck.judge import Judged
 from guestcheck.judge.ledger import qdisc_label, route_devices, shapers_on_path
-from guestcheck.quantities import format_rate, maybe_int
+from guestcheck.quantities import format_rate, triple_max
 
 LIMITS = ("send-buffer", "receive-window", "congestion", "application", "none")
 HELD_BACK = ("send-buffer", "receive-window", "congestion")  # `flows` exits 1 for these; application is its own pace
@@ -275,8 +275,7 @@ def judge_flow(flow: FlowReading, path: Optional[PathRate], rmem_ceiling: Option
 
 def rmem_ceiling(facts: Facts) -> Optional[int]:
     """net.ipv4.tcp_rmem's maximum as the ledger read it, or None."""
-    fields = ((facts.ledger.settings.get("net.ipv4.tcp_rmem") if facts.ledger is not None else None) or "").split()
-    return maybe_int(fields[2]) if len(fields) == 3 else None
+    return triple_max(facts.ledger.settings.get("net.ipv4.tcp_rmem") if facts.ledger is not None else None)
 
 
 def judge_flows(facts: Facts, judged: Optional[Judged], given_bps: Optional[float] = None) -> FlowsVerdict:

@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from guestcheck.quantities import maybe_int
+from guestcheck.quantities import triple_max
 from guestcheck.tune import guard
 from guestcheck.tune.profile import Guards, Loader, ProfileError
 
@@ -106,8 +106,7 @@ def _against_live(procsys: Any, targets: Dict[str, str]) -> List[Tuple[str, Opti
 
 def _kernel_ceiling(procsys: Any) -> Optional[int]:
     """The live tcp_rmem maximum, or None when it cannot be read."""
-    fields = ((procsys.read("net.ipv4.tcp_rmem") if procsys else None) or "").split()
-    return maybe_int(fields[2]) if len(fields) == 3 else None
+    return triple_max(procsys.read("net.ipv4.tcp_rmem") if procsys else None)
 
 
 def _recommend(facts: Any, dirs: Sequence[str], verdict_of: Callable[[Any], Any],

@@ -107,3 +107,12 @@ def test_sysctl_fields():
     assert int_fields("-1 0") == [-1, 0]
     with pytest.raises(ValueError):
         int_fields("4096 ² 1")
+
+
+def test_triple_max_reads_the_third_of_three_fields_or_nothing():
+    from guestcheck.quantities import triple_max
+
+    assert triple_max("4096 131072 6291456") == 6291456
+    assert triple_max("4096\t131072  33554432\n") == 33554432
+    for bad in (None, "", "4096 131072", "1 2 3 4", "4096 131072 lots", "4096 131072 \u00b2"):
+        assert triple_max(bad) is None, bad
