@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from guestcheck.collect.counters import counter_delta
 from guestcheck.collect.tc import TcObject, TcReading, read_tc, tc_handle, tc_parent
 
 INTERVAL_S = 0.025
@@ -97,13 +98,13 @@ class BacklogWatch:
         out = []
         for key, obj in after.items():
             old = self._before.get(key)
-            drops = obj.counters.drops - old.counters.drops if old is not None else None
+            drops = counter_delta(old.counters.drops, obj.counters.drops) if old is not None else None  # 32-bit
             out.append(QueueTrace(
                 device=_device(obj.ifindex), kind=obj.kind, handle=tc_handle(obj.handle), parent=tc_parent(obj.parent),
                 rate_bytes_per_s=obj.rate_bytes_per_s, limit=obj.limit, limit_unit=obj.limit_unit,
                 burst_bytes=obj.burst_bytes,
                 before_bytes=old.counters.backlog_bytes if old is not None else 0,
                 during_bytes=list(self._during.get(key, [])), after_bytes=obj.counters.backlog_bytes,
-                drops=drops if drops is None or drops >= 0 else drops + 2**32))  # a 32-bit counter wrapped
+                drops=drops))
         return out
 
